@@ -1,0 +1,67 @@
+// Helpers every op file shares: wrapping kernel results, scalar operands, device checks, sumTo.
+
+import type { BackendBuffer } from '../../tensor/backend.js';
+import { full } from '../../tensor/create.js';
+import { isFloat, promoteTypes, type DType } from '../../tensor/dtype.js';
+import { fmtShape, shapeEq, sizeOf, type Shape } from '../../tensor/shape.js';
+import { Tensor } from '../../tensor/tensor.js';
+
+/** A tensor or a JavaScript number standing for a 0-d tensor. */
+export type TensorLike = Tensor | number;
+
+/** Wraps a kernel's output buffer as a tensor on the same backend as `like`. */
+export function wrap(like: Tensor, buffer: BackendBuffer, shape: Shape): Tensor {
+  return Tensor.fromBuffer(like.backend, buffer, shape);
+}
+
+export function checkSameDevice(op: string, ...ts: Tensor[]): void {
+  const d = ts[0]!.device;
+  for (const t of ts) {
+    if (t.device !== d) throw new Error(`${op}: tensors are on different devices (${ts.map((x) => x.device).join(', ')}); move them with .to(device)`);
+  }
+}
+
+export function checkFloat(op: string, t: Tensor): void {
+  if (!isFloat(t.dtype)) throw new Error(`${op}: expected a floating point tensor, got ${t.dtype} (convert with .float())`);
+}
+
+/** The dtype a JS number takes next to a tensor of dtype `other` (PyTorch's "weak" scalar typing). */
+export function scalarDType(value: number, other: DType): DType {
+  if (isFloat(other)) return other;
+  return Number.isInteger(value) ? (other === 'bool' ? 'int32' : other) : 'float32';
+}
+
+/** Turns two operands (at least one a tensor) into tensors on one device, before dtype promotion. */
+export function operands(op: string, a: TensorLike, b: TensorLike): [Tensor, Tensor] {
+  if (typeof a === 'number' && typeof b === 'number') throw new Error(`${op}: at least one operand must be a tensor`);
+  const ta = typeof a === 'number' ? full([], a, { dtype: scalarDType(a, (b as Tensor).dtype), device: (b as Tensor).device }) : a;
+  const tb = typeof b === 'number' ? full([], b, { dtype: scalarDType(b, ta.dtype), device: ta.device }) : b;
+  checkSameDevice(op, ta, tb);
+  return [ta, tb];
+}
+
+/** Promotion for arithmetic: like PyTorch, but bool arithmetic computes in int32. */
+export function arithmeticType(a: DType, b: DType): DType {
+  const t = promoteTypes(a, b);
+  return t === 'bool' ? 'int32' : t;
+}
+
+/** Sums a broadcast gradient back down to `shape` (no autograd: used inside backward functions). */
+export function sumTo(g: Tensor, shape: Shape): Tensor {
+  if (shapeEq(g.shape, shape)) return g;
+  const lead = g.ndim - shape.length;
+  let buf = g.buffer;
+  let cur = [...g.shape];
+  // Reduce from the last axis backwards so that each reduction keeps the axes before it in place.
+  for (let d = g.ndim - 1; d >= 0; d--) {
+    const target = d < lead ? 1 : shape[d - lead]!;
+    if (cur[d] === target) continue;
+    if (target !== 1) throw new Error(`sumTo: cannot reduce ${fmtShape(g.shape)} to ${fmtShape(shape)}`);
+    const outer = sizeOf(cur.slice(0, d)), inner = sizeOf(cur.slice(d + 1));
+    const next = g.backend.reduce('sum', buf, outer, cur[d]!, inner);
+    if (buf !== g.buffer) g.backend.free(buf);
+    buf = next;
+    cur[d] = 1;
+  }
+  return buf === g.buffer ? new Tensor(g.storage.retain(), shape) : wrap(g, buf, shape);
+}

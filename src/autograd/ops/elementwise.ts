@@ -1,0 +1,190 @@
+// Elementwise primitives with their gradients: cast, unary math, activations, broadcast binary ops, where.
+
+import type { ActivationOp, ArithmeticOp, BinaryOp, CompareOp, UnaryOp } from '../../tensor/backend.js';
+import { full } from '../../tensor/create.js';
+import { isFloat, promoteTypes, type DType } from '../../tensor/dtype.js';
+import { broadcastShapes } from '../../tensor/shape.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { record } from '../engine.js';
+import { arithmeticType, checkSameDevice, operands, sumTo, wrap, type TensorLike } from './base.js';
+
+// ---- cast ----
+
+/** Converts to another dtype (returns x itself if it already has it). Differentiable between float types. */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (x.dtype === dtype) return x;
+  const out = wrap(x, x.backend.cast(x.buffer, dtype), x.shape);
+  const from = x.dtype;
+  return record('cast', out, [x], [], (g) => [isFloat(from) ? cast(g, from) : null]);
+}
+
+// ---- unary ----
+
+/** Each unary op's gradient, from the output gradient g, the input x and the output y. */
+const UNARY_GRAD: Record<UnaryOp, { save: 'x' | 'y' | 'none'; grad: ((g: Tensor, t: Tensor) => Tensor) | null }> = {
+  neg: { save: 'none', grad: (g) => neg(g) },
+  abs: { save: 'x', grad: (g, x) => mul(g, sign(x)) },
+  exp: { save: 'y', grad: (g, y) => mul(g, y) },
+  log: { save: 'x', grad: (g, x) => div(g, x) },
+  sqrt: { save: 'y', grad: (g, y) => div(g, mul(y, 2)) },
+  rsqrt: { save: 'y', grad: (g, y) => mul(g, mul(mul(mul(y, y), y), -0.5)) },
+  sin: { save: 'x', grad: (g, x) => mul(g, cos(x)) },
+  cos: { save: 'x', grad: (g, x) => mul(g, neg(sin(x))) },
+  tanh: { save: 'y', grad: (g, y) => mul(g, sub(1, mul(y, y))) },
+  sigmoid: { save: 'y', grad: (g, y) => mul(g, mul(y, sub(1, y))) },
+  erf: { save: 'x', grad: (g, x) => mul(g, mul(exp(neg(mul(x, x))), 2 / Math.sqrt(Math.PI))) },
+  relu: { save: 'x', grad: (g, x) => activationGrad('relu', x, g) },
+  gelu: { save: 'x', grad: (g, x) => activationGrad('gelu', x, g) },
+  geluTanh: { save: 'x', grad: (g, x) => activationGrad('geluTanh', x, g) },
+  silu: { save: 'x', grad: (g, x) => activationGrad('silu', x, g) },
+  // Piecewise constant: zero gradient almost everywhere.
+  sign: { save: 'none', grad: (g) => mul(g, 0) },
+  floor: { save: 'none', grad: (g) => mul(g, 0) },
+  ceil: { save: 'none', grad: (g) => mul(g, 0) },
+  round: { save: 'none', grad: (g) => mul(g, 0) },
+  not: { save: 'none', grad: null },
+};
+
+const FLOAT_ONLY = new Set<UnaryOp>(['exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'gelu', 'geluTanh', 'silu']);
+
+function activationGrad(op: ActivationOp, x: Tensor, g: Tensor): Tensor {
+  return wrap(x, x.backend.activationGrad(op, x.buffer, g.buffer), x.shape);
+}
+
+export function unary(op: UnaryOp, x: Tensor): Tensor {
+  if (FLOAT_ONLY.has(op) && !isFloat(x.dtype)) x = cast(x, 'float32');
+  if (op === 'not') x = cast(x, 'bool');
+  const out = wrap(x, x.backend.unary(op, x.buffer), x.shape);
+  const rule = UNARY_GRAD[op];
+  const grad = rule.grad;
+  if (grad === null) return out;
+  const saved = rule.save === 'x' ? [x] : rule.save === 'y' ? [out] : [];
+  return record(op, out, [x], saved, (g, [t]) => [grad(g, t!)]);
+}
+
+export const neg = (x: Tensor): Tensor => unary('neg', x);
+export const abs = (x: Tensor): Tensor => unary('abs', x);
+export const sign = (x: Tensor): Tensor => unary('sign', x);
+export const exp = (x: Tensor): Tensor => unary('exp', x);
+export const log = (x: Tensor): Tensor => unary('log', x);
+export const sqrt = (x: Tensor): Tensor => unary('sqrt', x);
+export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', x);
+export const sin = (x: Tensor): Tensor => unary('sin', x);
+export const cos = (x: Tensor): Tensor => unary('cos', x);
+export const tanh = (x: Tensor): Tensor => unary('tanh', x);
+export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x);
+export const relu = (x: Tensor): Tensor => unary('relu', x);
+export const erf = (x: Tensor): Tensor => unary('erf', x);
+export const silu = (x: Tensor): Tensor => unary('silu', x);
+export const floor = (x: Tensor): Tensor => unary('floor', x);
+export const ceil = (x: Tensor): Tensor => unary('ceil', x);
+export const round = (x: Tensor): Tensor => unary('round', x);
+export const logicalNot = (x: Tensor): Tensor => unary('not', x);
+/** GELU, exact (erf) by default or with PyTorch's approximate: 'tanh'. */
+export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor => unary(approximate === 'tanh' ? 'geluTanh' : 'gelu', x);
+
+// ---- binary ----
+
+const COMPARE = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
+
+function computeType(op: BinaryOp, a: DType, b: DType): DType {
+  if (op === 'and' || op === 'or') return 'bool';
+  if (COMPARE.has(op)) return promoteTypes(a, b);
+  const t = arithmeticType(a, b);
+  return op === 'div' && !isFloat(t) ? 'float32' : t;
+}
+
+type Saved = { a?: Tensor; b?: Tensor; y?: Tensor };
+type BinaryGrad = { save: readonly (keyof Saved)[]; grad: (g: Tensor, s: Saved, needs: readonly boolean[]) => [Tensor | null, Tensor | null] };
+
+function tieSplit(g: Tensor, winner: Tensor, tie: Tensor): [Tensor, Tensor] {
+  // Ties split the gradient evenly, as in PyTorch.
+  const m = where(winner, 1, where(tie, 0.5, 0));
+  return [mul(g, m), mul(g, sub(1, m))];
+}
+
+/** Each arithmetic op's gradient before summing back over broadcast dimensions, and what it saves. */
+const BINARY_GRAD: Record<ArithmeticOp, BinaryGrad> = {
+  add: { save: [], grad: (g) => [g, g] },
+  sub: { save: [], grad: (g, _s, n) => [g, n[1] ? neg(g) : null] },
+  mul: { save: ['a', 'b'], grad: (g, { a, b }, n) => [n[0] ? mul(g, b!) : null, n[1] ? mul(g, a!) : null] },
+  div: { save: ['b', 'y'], grad: (g, { b, y }, n) => [n[0] ? div(g, b!) : null, n[1] ? neg(div(mul(g, y!), b!)) : null] },
+  pow: {
+    save: ['a', 'b', 'y'],
+    grad: (g, { a, b, y }, n) => [n[0] ? mul(g, mul(b!, pow(a!, sub(b!, 1)))) : null, n[1] ? mul(g, mul(y!, log(a!))) : null],
+  },
+  maximum: { save: ['a', 'b'], grad: (g, { a, b }) => tieSplit(g, gt(a!, b!), eq(a!, b!)) },
+  minimum: { save: ['a', 'b'], grad: (g, { a, b }) => tieSplit(g, lt(a!, b!), eq(a!, b!)) },
+};
+
+export function binary(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
+  let [ta, tb] = operands(op, a, b);
+  const dtype = computeType(op, ta.dtype, tb.dtype);
+  ta = cast(ta, dtype);
+  tb = cast(tb, dtype);
+  const shape = broadcastShapes(ta.shape, tb.shape, op);
+  const out = wrap(ta, ta.backend.binary(op, ta.buffer, ta.shape, tb.buffer, tb.shape, shape), shape);
+  if (!(op in BINARY_GRAD)) return out;
+  const rule = BINARY_GRAD[op as ArithmeticOp];
+  const all: Required<Saved> = { a: ta, b: tb, y: out };
+  const aShape = ta.shape, bShape = tb.shape;
+  return record(op, out, [ta, tb], rule.save.map((k) => all[k]), (g, saved, needs) => {
+    const s: Saved = Object.fromEntries(rule.save.map((k, i) => [k, saved[i]]));
+    const [ga, gb] = rule.grad(g, s, needs);
+    return [needs[0] && ga ? sumTo(ga, aShape) : null, needs[1] && gb ? sumTo(gb, bShape) : null];
+  });
+}
+
+export const add = (a: TensorLike, b: TensorLike): Tensor => binary('add', a, b);
+export const sub = (a: TensorLike, b: TensorLike): Tensor => binary('sub', a, b);
+export const mul = (a: TensorLike, b: TensorLike): Tensor => binary('mul', a, b);
+export const div = (a: TensorLike, b: TensorLike): Tensor => binary('div', a, b);
+export const pow = (a: TensorLike, b: TensorLike): Tensor => binary('pow', a, b);
+export const maximum = (a: TensorLike, b: TensorLike): Tensor => binary('maximum', a, b);
+export const minimum = (a: TensorLike, b: TensorLike): Tensor => binary('minimum', a, b);
+export const compare = (op: CompareOp, a: TensorLike, b: TensorLike): Tensor => binary(op, a, b);
+export const eq = (a: TensorLike, b: TensorLike): Tensor => binary('eq', a, b);
+export const ne = (a: TensorLike, b: TensorLike): Tensor => binary('ne', a, b);
+export const lt = (a: TensorLike, b: TensorLike): Tensor => binary('lt', a, b);
+export const le = (a: TensorLike, b: TensorLike): Tensor => binary('le', a, b);
+export const gt = (a: TensorLike, b: TensorLike): Tensor => binary('gt', a, b);
+export const ge = (a: TensorLike, b: TensorLike): Tensor => binary('ge', a, b);
+export const logicalAnd = (a: TensorLike, b: TensorLike): Tensor => binary('and', a, b);
+export const logicalOr = (a: TensorLike, b: TensorLike): Tensor => binary('or', a, b);
+
+// ---- where and its composites ----
+
+/** Elementwise cond ? a : b with broadcasting (cond is read as bool). */
+export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  if (typeof a === 'number' && typeof b === 'number') a = full([], a, { device: cond.device });
+  let [ta, tb] = operands('where', a, b);
+  checkSameDevice('where', cond, ta);
+  const c = cast(cond, 'bool');
+  const dtype = promoteTypes(ta.dtype, tb.dtype);
+  ta = cast(ta, dtype);
+  tb = cast(tb, dtype);
+  const shape = broadcastShapes(broadcastShapes(c.shape, ta.shape, 'where'), tb.shape, 'where');
+  const out = wrap(ta, ta.backend.where(c.buffer, c.shape, ta.buffer, ta.shape, tb.buffer, tb.shape, shape), shape);
+  const aShape = ta.shape, bShape = tb.shape;
+  return record('where', out, [c, ta, tb], [c], (g, [sc], needs) => [
+    null,
+    needs[1] ? sumTo(where(sc!, g, 0), aShape) : null,
+    needs[2] ? sumTo(where(sc!, 0, g), bShape) : null,
+  ]);
+}
+
+/** x with `value` where mask is true. */
+export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
+  return where(mask, value, x);
+}
+
+/** Limits values to [min, max]; the gradient passes where min <= x <= max, as in PyTorch. */
+export function clamp(x: Tensor, min?: number, max?: number): Tensor {
+  let y = x;
+  if (min !== undefined) y = where(lt(y, min), min, y);
+  if (max !== undefined) y = where(gt(y, max), max, y);
+  return y;
+}
+
+export const square = (x: Tensor): Tensor => mul(x, x);
+export const reciprocal = (x: Tensor): Tensor => div(1, x);

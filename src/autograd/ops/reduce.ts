@@ -1,0 +1,132 @@
+// Reductions with their gradients: sum, max/min, argmax/argmin, cumsum, and composites mean, var, std, logsumexp.
+
+import type { ReduceOp } from '../../tensor/backend.js';
+import { isFloat } from '../../tensor/dtype.js';
+import { normAxes, normAxis, sizeOf, splitAt, stridesOf, type Shape } from '../../tensor/shape.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { record } from '../engine.js';
+import { checkFloat, wrap } from './base.js';
+import { add, cast, div, eq, exp, log, mul, sqrt, sub, where } from './elementwise.js';
+import { expand, reshape } from './movement.js';
+
+export type Dims = number | readonly number[];
+
+/** The shape with reduced axes set to 1 (keepdim) or removed. */
+function reducedShape(shape: Shape, axes: readonly number[], keepdim: boolean): number[] {
+  return keepdim ? shape.map((d, i) => (axes.includes(i) ? 1 : d)) : shape.filter((_, i) => !axes.includes(i));
+}
+
+/** Runs a [outer, size, inner] kernel once per run of adjacent axes, last run first. */
+function reduceRaw(x: Tensor, op: ReduceOp, axes: readonly number[]): Tensor {
+  let buf = x.buffer;
+  const cur = [...x.shape];
+  for (let end = axes.length - 1; end >= 0;) {
+    let start = end;
+    while (start > 0 && axes[start - 1] === axes[start]! - 1) start--;
+    const a0 = axes[start]!, a1 = axes[end]!;
+    const outer = sizeOf(cur.slice(0, a0)), size = sizeOf(cur.slice(a0, a1 + 1)), inner = sizeOf(cur.slice(a1 + 1));
+    const next = x.backend.reduce(op, buf, outer, size, inner);
+    if (buf !== x.buffer) x.backend.free(buf);
+    buf = next;
+    for (let a = a0; a <= a1; a++) cur[a] = 1;
+    end = start - 1;
+  }
+  if (buf === x.buffer) buf = x.backend.stridedCopy(buf, x.shape, stridesOf(x.shape), 0); // no axes: a copy
+  return wrap(x, buf, cur);
+}
+
+/** Sum over dims (all if omitted). Integer and bool tensors sum to int32. */
+export function sum(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+  if (!isFloat(x.dtype) && x.dtype !== 'int32') x = cast(x, 'int32');
+  const axes = normAxes(dim, x.ndim, 'sum');
+  const kept = reduceRaw(x, 'sum', axes);
+  const out = keepdim ? kept : reshape(kept, reducedShape(x.shape, axes, false));
+  const from = x.shape, keptShape = kept.shape;
+  return record('sum', out, [x], [], (g) => [expand(reshape(g, keptShape), from)]);
+}
+
+export function mean(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+  checkFloat('mean', x);
+  const axes = normAxes(dim, x.ndim, 'mean');
+  const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
+  return div(sum(x, axes, keepdim), n);
+}
+
+function extremum(op: 'max' | 'min', x: Tensor, dim: Dims | undefined, keepdim: boolean): Tensor {
+  const axes = normAxes(dim, x.ndim, op);
+  if (x.numel() === 0) throw new Error(`${op}: cannot reduce an empty tensor`);
+  const kept = reduceRaw(x, op, axes);
+  const out = keepdim ? kept : reshape(kept, reducedShape(x.shape, axes, false));
+  const keptShape = kept.shape;
+  return record(op, out, [x], [x, out], (g, [sx, y]) => {
+    // Ties share the gradient evenly (PyTorch's amax/amin rule).
+    const mask = cast(eq(sx!, reshape(y!, keptShape)), sx!.dtype);
+    const count = sum(mask, axes, true);
+    return [mul(div(mask, count), reshape(g, keptShape))];
+  });
+}
+
+/** Largest value over dims (all if omitted), like torch.amax. Use argmax for the index. */
+export function max(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+  return extremum('max', x, dim, keepdim);
+}
+export function min(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+  return extremum('min', x, dim, keepdim);
+}
+
+function argExtremum(op: 'argmax' | 'argmin', x: Tensor, dim: number | undefined, keepdim: boolean): Tensor {
+  if (x.numel() === 0) throw new Error(`${op}: cannot reduce an empty tensor`);
+  if (dim === undefined) {
+    const flat = reshape(x, [x.numel()]);
+    return wrap(x, x.backend.argReduce(op, flat.buffer, 1, x.numel(), 1), keepdim ? x.shape.map(() => 1) : []);
+  }
+  const d = normAxis(dim, x.ndim, op);
+  const [outer, size, inner] = splitAt(x.shape, d);
+  return wrap(x, x.backend.argReduce(op, x.buffer, outer, size, inner), reducedShape(x.shape, [d], keepdim));
+}
+
+/** Index of the first largest value along dim (of the flattened tensor if omitted), int32. */
+export function argmax(x: Tensor, dim?: number, keepdim = false): Tensor {
+  return argExtremum('argmax', x, dim, keepdim);
+}
+export function argmin(x: Tensor, dim?: number, keepdim = false): Tensor {
+  return argExtremum('argmin', x, dim, keepdim);
+}
+
+/** Cumulative sum along dim. */
+export function cumsum(x: Tensor, dim: number): Tensor {
+  if (!isFloat(x.dtype) && x.dtype !== 'int32') x = cast(x, 'int32');
+  const d = normAxis(dim, x.ndim, 'cumsum');
+  const [outer, size, inner] = splitAt(x.shape, d);
+  const out = wrap(x, x.backend.cumsum(x.buffer, outer, size, inner, false), x.shape);
+  return record('cumsum', out, [x], [], (g) => [wrap(g, g.backend.cumsum(g.buffer, outer, size, inner, true), g.shape)]);
+}
+
+export interface VarOptions {
+  /** Subtracted from the count in the denominator: 1 (Bessel, PyTorch's default) or 0. */
+  correction?: number;
+  keepdim?: boolean;
+}
+
+export function variance(x: Tensor, dim?: Dims, opts: VarOptions = {}): Tensor {
+  checkFloat('var', x);
+  const axes = normAxes(dim, x.ndim, 'var');
+  const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
+  const d = sub(x, mean(x, axes, true));
+  return div(sum(mul(d, d), axes, opts.keepdim ?? false), Math.max(0, n - (opts.correction ?? 1)));
+}
+
+export function std(x: Tensor, dim?: Dims, opts: VarOptions = {}): Tensor {
+  return sqrt(variance(x, dim, opts));
+}
+
+/** log(sum(exp(x))) over dims, computed stably. */
+export function logsumexp(x: Tensor, dim: Dims, keepdim = false): Tensor {
+  checkFloat('logsumexp', x);
+  const axes = normAxes(dim, x.ndim, 'logsumexp');
+  const m0 = reduceRaw(x, 'max', axes); // not recorded: the result's gradient does not depend on the shift
+  const m = where(eq(m0, -Infinity), 0, m0);
+  const s = add(log(sum(exp(sub(x, m)), axes, true)), m);
+  return keepdim ? s : reshape(s, reducedShape(x.shape, axes, false));
+}
+

@@ -1,0 +1,133 @@
+// The TypeScript reference backend ('cpu'): plain loops over typed arrays, the oracle for every other backend.
+
+import type { ActivationOp, ArgReduceOp, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, UnaryOp, WindowParams } from '../../tensor/backend.js';
+import { allocArray, type DType, type TypedArray } from '../../tensor/dtype.js';
+import type { Shape } from '../../tensor/shape.js';
+import * as ew from './elementwise.js';
+import * as idx from './indexing.js';
+import { matmul } from './matmul.js';
+import { stridedCopy, stridedWrite } from './movement.js';
+import * as norm from './norm.js';
+import * as red from './reduce.js';
+import { col2im, im2col } from './window.js';
+
+export class CpuBuffer implements BackendBuffer {
+  constructor(readonly dtype: DType, readonly data: TypedArray) {}
+  get size(): number {
+    return this.data.length;
+  }
+}
+
+function arr(b: BackendBuffer): TypedArray {
+  return (b as CpuBuffer).data;
+}
+function buf(dtype: DType, data: TypedArray): CpuBuffer {
+  return new CpuBuffer(dtype, data);
+}
+const COMPARE_OR_LOGIC = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or']);
+
+export class CpuBackend implements Backend {
+  readonly name: string = 'cpu';
+  readonly manualMemory = false;
+
+  upload(data: TypedArray, dtype: DType): BackendBuffer {
+    const copy = allocArray(dtype, data.length);
+    copy.set(data);
+    return buf(dtype, copy);
+  }
+  fill(dtype: DType, size: number, value: number): BackendBuffer {
+    const data = allocArray(dtype, size);
+    if (value !== 0) data.fill(dtype === 'bool' ? Number(value !== 0) : value);
+    return buf(dtype, data);
+  }
+  async read(b: BackendBuffer): Promise<TypedArray> {
+    return this.readSync(b);
+  }
+  readSync(b: BackendBuffer): TypedArray {
+    return arr(b).slice();
+  }
+  free(): void {
+    // Typed arrays are garbage collected.
+  }
+
+  cast(x: BackendBuffer, dtype: DType): BackendBuffer {
+    return buf(dtype, ew.cast(arr(x), dtype));
+  }
+  unary(op: UnaryOp, x: BackendBuffer): BackendBuffer {
+    return buf(x.dtype, ew.unary(op, arr(x), x.dtype));
+  }
+  activationGrad(op: ActivationOp, x: BackendBuffer, dy: BackendBuffer): BackendBuffer {
+    return buf(x.dtype, ew.activationGrad(op, arr(x), arr(dy), x.dtype));
+  }
+  binary(op: BinaryOp, a: BackendBuffer, aShape: Shape, b: BackendBuffer, bShape: Shape, outShape: Shape): BackendBuffer {
+    const dtype = COMPARE_OR_LOGIC.has(op) ? 'bool' : a.dtype;
+    return buf(dtype, ew.binary(op, arr(a), aShape, arr(b), bShape, outShape, dtype));
+  }
+  where(c: BackendBuffer, cShape: Shape, a: BackendBuffer, aShape: Shape, b: BackendBuffer, bShape: Shape, outShape: Shape): BackendBuffer {
+    return buf(a.dtype, ew.where(arr(c), cShape, arr(a), aShape, arr(b), bShape, outShape, a.dtype));
+  }
+
+  reduce(op: ReduceOp, x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer {
+    return buf(x.dtype, red.reduce(op, arr(x), outer, size, inner, x.dtype));
+  }
+  argReduce(op: ArgReduceOp, x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer {
+    return buf('int32', red.argReduce(op, arr(x), outer, size, inner));
+  }
+  cumsum(x: BackendBuffer, outer: number, size: number, inner: number, reverse: boolean): BackendBuffer {
+    return buf(x.dtype, red.cumsum(arr(x), outer, size, inner, reverse, x.dtype));
+  }
+
+  matmul(a: BackendBuffer, b: BackendBuffer, p: MatmulParams): BackendBuffer {
+    return buf(a.dtype, matmul(arr(a), arr(b), p, a.dtype));
+  }
+
+  stridedCopy(x: BackendBuffer, shape: Shape, strides: readonly number[], offset: number): BackendBuffer {
+    return buf(x.dtype, stridedCopy(arr(x), shape, strides, offset, x.dtype));
+  }
+  stridedWrite(dst: BackendBuffer, src: BackendBuffer, shape: Shape, strides: readonly number[], offset: number): void {
+    stridedWrite(arr(dst), arr(src), shape, strides, offset);
+  }
+
+  indexSelect(x: BackendBuffer, i: BackendBuffer, outer: number, size: number, inner: number, op: string): BackendBuffer {
+    return buf(x.dtype, idx.indexSelect(arr(x), arr(i), outer, size, inner, op, x.dtype));
+  }
+  indexAdd(src: BackendBuffer, i: BackendBuffer, outer: number, size: number, inner: number, op: string): BackendBuffer {
+    return buf(src.dtype, idx.indexAdd(arr(src), arr(i), outer, size, inner, op, src.dtype));
+  }
+  gather(x: BackendBuffer, i: BackendBuffer, outer: number, size: number, inner: number, m: number, op: string): BackendBuffer {
+    return buf(x.dtype, idx.gather(arr(x), arr(i), outer, size, inner, m, op, x.dtype));
+  }
+  scatterAdd(src: BackendBuffer, i: BackendBuffer, outer: number, size: number, inner: number, m: number, op: string): BackendBuffer {
+    return buf(src.dtype, idx.scatterAdd(arr(src), arr(i), outer, size, inner, m, op, src.dtype));
+  }
+
+  softmax(x: BackendBuffer, rows: number, cols: number, log: boolean): BackendBuffer {
+    return buf(x.dtype, norm.softmax(arr(x), rows, cols, log, x.dtype));
+  }
+  softmaxGrad(y: BackendBuffer, dy: BackendBuffer, rows: number, cols: number, log: boolean): BackendBuffer {
+    return buf(y.dtype, norm.softmaxGrad(arr(y), arr(dy), rows, cols, log, y.dtype));
+  }
+  layerNorm(x: BackendBuffer, w: BackendBuffer | null, b: BackendBuffer | null, rows: number, cols: number, eps: number) {
+    const r = norm.layerNorm(arr(x), w && arr(w), b && arr(b), rows, cols, eps, x.dtype);
+    return { y: buf(x.dtype, r.y), mean: buf(x.dtype, r.mean), rstd: buf(x.dtype, r.rstd) };
+  }
+  layerNormGrad(x: BackendBuffer, w: BackendBuffer | null, mean: BackendBuffer, rstd: BackendBuffer, dy: BackendBuffer, rows: number, cols: number) {
+    const r = norm.layerNormGrad(arr(x), w && arr(w), arr(mean), arr(rstd), arr(dy), rows, cols, x.dtype);
+    return { dx: buf(x.dtype, r.dx), dweight: buf(x.dtype, r.dweight), dbias: buf(x.dtype, r.dbias) };
+  }
+  rmsNorm(x: BackendBuffer, w: BackendBuffer | null, rows: number, cols: number, eps: number) {
+    const r = norm.rmsNorm(arr(x), w && arr(w), rows, cols, eps, x.dtype);
+    return { y: buf(x.dtype, r.y), rstd: buf(x.dtype, r.rstd) };
+  }
+  rmsNormGrad(x: BackendBuffer, w: BackendBuffer | null, rstd: BackendBuffer, dy: BackendBuffer, rows: number, cols: number) {
+    const r = norm.rmsNormGrad(arr(x), w && arr(w), arr(rstd), arr(dy), rows, cols, x.dtype);
+    return { dx: buf(x.dtype, r.dx), dweight: buf(x.dtype, r.dweight) };
+  }
+
+  im2col(x: BackendBuffer, p: WindowParams, padValue: number): BackendBuffer {
+    return buf(x.dtype, im2col(arr(x), p, padValue, x.dtype));
+  }
+  col2im(cols: BackendBuffer, p: WindowParams): BackendBuffer {
+    return buf(cols.dtype, col2im(arr(cols), p, cols.dtype));
+  }
+}

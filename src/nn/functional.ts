@@ -1,0 +1,258 @@
+// torch.nn.functional: losses, dropout, convolution, pooling and attention, composed from the autograd primitives.
+
+import { gelu, relu, sigmoid, silu, tanh } from '../autograd/ops/elementwise.js';
+import { abs, add, cast, div, eq, exp, ge, gt, log, maximum, mul, ne, neg, sub, where } from '../autograd/ops/elementwise.js';
+import { embedding, gather, indexSelect } from '../autograd/ops/indexing.js';
+import { bmm, linear } from '../autograd/ops/matmul.js';
+import { expand, flatten, movedim, reshape, squeeze, unsqueeze } from '../autograd/ops/movement.js';
+import { layerNorm, logSoftmax, rmsNorm, softmax } from '../autograd/ops/nn.js';
+import { max, mean, sum } from '../autograd/ops/reduce.js';
+import { unfold, type Window2d } from '../autograd/ops/window.js';
+import { arange, rand } from '../tensor/create.js';
+import { isFloat } from '../tensor/dtype.js';
+import type { Generator } from '../tensor/random.js';
+import { fmtShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export { embedding, gelu, layerNorm, linear, logSoftmax, relu, rmsNorm, sigmoid, silu, softmax, tanh, unfold };
+
+export type Reduction = 'mean' | 'sum' | 'none';
+
+function reduce(loss: Tensor, reduction: Reduction): Tensor {
+  return reduction === 'mean' ? mean(loss) : reduction === 'sum' ? sum(loss) : loss;
+}
+
+// ---- losses ----
+
+export interface NllOptions {
+  /** Targets equal to this contribute nothing (default -100, as in PyTorch). */
+  ignoreIndex?: number;
+  /** Per-class weights [C]. */
+  weight?: Tensor;
+  reduction?: Reduction;
+  /** Mixes the one-hot target with the uniform distribution (0..1), as in PyTorch. */
+  labelSmoothing?: number;
+}
+
+/** Moves the class dimension (1) last and flattens: [N, C, d1, ...] -> [N * d1 * ..., C]. */
+function classesLast(x: Tensor, op: string): Tensor {
+  if (x.ndim === 1) return unsqueeze(x, 0);
+  if (x.ndim === 2) return x;
+  if (x.ndim < 1) throw new Error(`${op}: input needs a class dimension, got ${fmtShape(x.shape)}`);
+  return flatten(movedim(x, 1, -1), 0, -2);
+}
+
+/** Negative log-likelihood of class targets under log-probabilities [N, C] (or [N, C, d...]). */
+export function nllLoss(logProbs: Tensor, target: Tensor, opts: NllOptions = {}): Tensor {
+  const { ignoreIndex = -100, reduction = 'mean', labelSmoothing = 0, weight } = opts;
+  if (isFloat(target.dtype)) throw new Error(`nllLoss: target must hold class indices (an integer tensor), got ${target.dtype}`);
+  const lp = classesLast(logProbs, 'nllLoss');
+  const [rows, classes] = lp.shape as [number, number];
+  const expected = logProbs.ndim === 1 ? [] : [logProbs.shape[0]!, ...logProbs.shape.slice(2)];
+  if (target.numel() !== rows || target.ndim !== expected.length || target.shape.some((d, i) => d !== expected[i])) {
+    throw new Error(`nllLoss: target ${fmtShape(target.shape)} does not match input ${fmtShape(logProbs.shape)} (expected ${fmtShape(expected)})`);
+  }
+  if (labelSmoothing < 0 || labelSmoothing > 1) throw new Error(`nllLoss: labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
+  const t = reshape(cast(target, 'int32'), [rows]);
+  const valid = ne(t, ignoreIndex);
+  const safe = where(valid, t, 0); // ignored rows read class 0, then count for nothing
+  const validF = cast(valid, lp.dtype);
+  const picked = squeeze(gather(lp, 1, unsqueeze(safe, 1)), 1);
+  const w = weight ? mul(indexSelect(weight, 0, safe), validF) : validF;
+  let loss = neg(mul(picked, w));
+  if (labelSmoothing > 0) {
+    const perClass = weight ? mul(lp, weight) : lp;
+    const smooth = mul(neg(sum(perClass, 1)), validF);
+    loss = add(mul(loss, 1 - labelSmoothing), mul(smooth, labelSmoothing / classes));
+  }
+  if (reduction === 'none') return reshape(loss, expected);
+  if (reduction === 'sum') return sum(loss);
+  return div(sum(loss), sum(w));
+}
+
+/**
+ * Cross-entropy between logits [N, C] (or [N, C, d...], or [C]) and class indices, or class
+ * probabilities of the logits' shape, as torch.nn.functional.cross_entropy.
+ */
+export function crossEntropy(logits: Tensor, target: Tensor, opts: NllOptions = {}): Tensor {
+  const lp = logSoftmax(logits, logits.ndim === 1 ? 0 : 1);
+  if (isFloat(target.dtype)) {
+    if (target.ndim !== logits.ndim || target.shape.some((d, i) => d !== logits.shape[i])) {
+      throw new Error(`crossEntropy: probability targets ${fmtShape(target.shape)} must have the logits' shape ${fmtShape(logits.shape)}`);
+    }
+    const eps = opts.labelSmoothing ?? 0;
+    const classes = logits.ndim === 1 ? logits.shape[0]! : logits.shape[1]!;
+    const p = eps > 0 ? add(mul(target, 1 - eps), eps / classes) : target;
+    const loss = neg(sum(mul(lp, p), logits.ndim === 1 ? 0 : 1));
+    return reduce(loss, opts.reduction ?? 'mean');
+  }
+  return nllLoss(lp, target, opts);
+}
+
+export function mseLoss(input: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  const d = sub(input, target);
+  return reduce(mul(d, d), reduction);
+}
+
+export function l1Loss(input: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  return reduce(abs(sub(input, target)), reduction);
+}
+
+/** Sigmoid + binary cross-entropy in one stable expression: max(x, 0) - x * y + log(1 + exp(-|x|)). */
+export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+  const loss = add(sub(maximum(logits, 0), mul(logits, target)), log(add(exp(neg(abs(logits))), 1)));
+  return reduce(loss, reduction);
+}
+
+// ---- regularisation ----
+
+/** Zeroes elements with probability p and scales the rest by 1 / (1 - p); identity when not training. */
+export function dropout(x: Tensor, p = 0.5, training = true, generator?: Generator): Tensor {
+  if (p < 0 || p > 1) throw new Error(`dropout: p must be in [0, 1], got ${p}`);
+  if (!training || p === 0) return x;
+  if (p === 1) return mul(x, 0);
+  const keep = cast(ge(rand(x.shape, { device: x.device, dtype: isFloat(x.dtype) ? x.dtype : 'float32', generator }), p), x.dtype);
+  return mul(x, mul(keep, 1 / (1 - p)));
+}
+
+// ---- convolution and pooling (unfold + matmul / reduce) ----
+
+export interface ConvOptions {
+  stride?: number | [number, number];
+  padding?: number | [number, number];
+  dilation?: number | [number, number];
+  groups?: number;
+}
+
+const pair = (v: number | [number, number] | undefined, dflt: number): [number, number] =>
+  v === undefined ? [dflt, dflt] : typeof v === 'number' ? [v, v] : v;
+
+/** x [B, C, H, W] (or [C, H, W]), weight [O, C / groups, kH, kW], bias [O]. */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvOptions = {}): Tensor {
+  if (x.ndim === 3) return squeeze(conv2d(unsqueeze(x, 0), weight, bias, opts), 0);
+  const groups = opts.groups ?? 1;
+  if (weight.ndim !== 4) throw new Error(`conv2d: weight must be [out, in / groups, kH, kW], got ${fmtShape(weight.shape)}`);
+  const [outC, inPerGroup, kH, kW] = weight.shape as [number, number, number, number];
+  const inC = x.shape[1]!;
+  if (x.ndim !== 4 || inC !== inPerGroup * groups || outC % groups !== 0) {
+    throw new Error(`conv2d: input ${fmtShape(x.shape)} does not fit weight ${fmtShape(weight.shape)} with groups=${groups}`);
+  }
+  const win: Window2d = { kernel: [kH, kW], stride: pair(opts.stride, 1), padding: pair(opts.padding, 0), dilation: pair(opts.dilation, 1) };
+  const cols = unfold(x, win, 0, 'conv2d'); // [B, C * kH * kW, L]
+  const [B, K, L] = cols.shape as [number, number, number];
+  let y: Tensor;
+  if (groups === 1) {
+    y = bmm(reshape(weight, [1, outC, K]), cols); // [1, O, K] @ [B, K, L] -> [B, O, L]
+  } else {
+    const Kg = K / groups, Og = outC / groups;
+    const c = reshape(cols, [B * groups, Kg, L]);
+    const w = reshape(weight, [groups, Og, Kg]);
+    // One group's weights against that group's columns, for every batch entry: [B*g, Og, L].
+    const wb = B === 1 ? w : reshape(expand(unsqueeze(w, 0), [B, groups, Og, Kg]), [B * groups, Og, Kg]);
+    y = bmm(wb, c);
+  }
+  const inH = x.shape[2]!, inW = x.shape[3]!;
+  const [sh, sw] = win.stride!, [ph, pw] = win.padding!, [dh, dw] = win.dilation!;
+  const outH = Math.floor((inH + 2 * ph - dh * (kH - 1) - 1) / sh) + 1, outW = Math.floor((inW + 2 * pw - dw * (kW - 1) - 1) / sw) + 1;
+  let out = reshape(y, [B, outC, outH, outW]);
+  if (bias) out = add(out, reshape(bias, [1, outC, 1, 1]));
+  return out;
+}
+
+export interface Conv1dOptions {
+  stride?: number;
+  padding?: number;
+  dilation?: number;
+  groups?: number;
+}
+
+/** x [B, C, L] (or [C, L]), weight [O, C / groups, k], bias [O]. */
+export function conv1d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv1dOptions = {}): Tensor {
+  if (x.ndim === 2) return squeeze(conv1d(unsqueeze(x, 0), weight, bias, opts), 0);
+  if (x.ndim !== 3 || weight.ndim !== 3) throw new Error(`conv1d: expected input [B, C, L] and weight [O, C / groups, k], got ${fmtShape(x.shape)} and ${fmtShape(weight.shape)}`);
+  const y = conv2d(unsqueeze(x, 2), unsqueeze(weight, 2), bias, {
+    stride: [1, opts.stride ?? 1], padding: [0, opts.padding ?? 0], dilation: [1, opts.dilation ?? 1], groups: opts.groups ?? 1,
+  });
+  return squeeze(y, 2);
+}
+
+export interface PoolOptions {
+  stride?: number | [number, number];
+  padding?: number | [number, number];
+}
+
+function pool2d(op: 'maxPool2d' | 'avgPool2d', x: Tensor, kernel: number | [number, number], opts: PoolOptions): Tensor {
+  if (x.ndim === 3) return squeeze(pool2d(op, unsqueeze(x, 0), kernel, opts), 0);
+  const k = pair(kernel, 1);
+  const win: Window2d = { kernel: k, stride: pair(opts.stride ?? kernel, 1), padding: pair(opts.padding, 0) };
+  const [pH, pW] = win.padding!;
+  if (pH > k[0] / 2 || pW > k[1] / 2) throw new Error(`${op}: padding should be at most half the kernel size, got padding ${pH}x${pW} for kernel ${k[0]}x${k[1]}`);
+  const isMax = op === 'maxPool2d';
+  const cols = unfold(x, win, isMax ? -Infinity : 0, op); // [B, C * kH * kW, L]
+  const [B, C] = x.shape as [number, number];
+  const L = cols.shape[2]!;
+  const windows = reshape(cols, [B, C, k[0] * k[1], L]);
+  const pooled = isMax ? max(windows, 2) : mean(windows, 2); // [B, C, L]
+  const outH = Math.floor((x.shape[2]! + 2 * pH - k[0]) / win.stride![0]) + 1;
+  return reshape(pooled, [B, C, outH, L / outH]);
+}
+
+export function maxPool2d(x: Tensor, kernel: number | [number, number], opts: PoolOptions = {}): Tensor {
+  return pool2d('maxPool2d', x, kernel, opts);
+}
+/** Average pooling; padded positions count as zeros (count_include_pad=True, PyTorch's default). */
+export function avgPool2d(x: Tensor, kernel: number | [number, number], opts: PoolOptions = {}): Tensor {
+  return pool2d('avgPool2d', x, kernel, opts);
+}
+
+function pool1d(op: 'maxPool2d' | 'avgPool2d', x: Tensor, kernel: number, stride?: number, padding = 0): Tensor {
+  if (x.ndim !== 2 && x.ndim !== 3) throw new Error(`${op === 'maxPool2d' ? 'maxPool1d' : 'avgPool1d'}: expected [B, C, L] or [C, L], got ${fmtShape(x.shape)}`);
+  return squeeze(pool2d(op, unsqueeze(x, -2), [1, kernel], { stride: [1, stride ?? kernel], padding: [0, padding] }), -2);
+}
+export function maxPool1d(x: Tensor, kernel: number, stride?: number, padding = 0): Tensor {
+  return pool1d('maxPool2d', x, kernel, stride, padding);
+}
+export function avgPool1d(x: Tensor, kernel: number, stride?: number, padding = 0): Tensor {
+  return pool1d('avgPool2d', x, kernel, stride, padding);
+}
+
+// ---- attention ----
+
+export interface AttentionOptions {
+  /** Bool (true = may attend) or additive float mask, broadcastable to [..., T, S]. */
+  attnMask?: Tensor | null;
+  /** Query i may attend keys up to its own position; with S > T the queries are the last T positions. */
+  isCausal?: boolean;
+  dropoutP?: number;
+  /** Defaults to 1 / sqrt(head size). */
+  scale?: number;
+  generator?: Generator;
+}
+
+/** softmax(q k^T * scale + mask) v for q [..., T, hs], k and v [..., S, hs] (and [..., S, hv]). */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  if (q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim) throw new Error(`scaledDotProductAttention: q, k, v must have the same rank >= 2, got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
+  const T = q.shape[q.ndim - 2]!, hs = q.shape[q.ndim - 1]!, S = k.shape[k.ndim - 2]!;
+  const lead = q.shape.slice(0, -2);
+  if (k.shape[k.ndim - 1] !== hs || v.shape[v.ndim - 2] !== S || k.shape.slice(0, -2).some((d, i) => d !== lead[i]) || v.shape.slice(0, -2).some((d, i) => d !== lead[i])) {
+    throw new Error(`scaledDotProductAttention: shapes do not fit: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
+  }
+  const scale = opts.scale ?? 1 / Math.sqrt(hs);
+  // [..., T, hs] @ [..., S, hs]^T -> [..., T, S]
+  let scores = reshape(mul(bmm(reshape(q, [-1, T, hs]), reshape(k, [-1, S, hs]), false, true), scale), [...lead, T, S]);
+  if (opts.isCausal) {
+    const row = reshape(arange(T, undefined, 1, { device: q.device }), [T, 1]);
+    const col = arange(S, undefined, 1, { device: q.device });
+    scores = where(gt(col, add(row, S - T)), -Infinity, scores);
+  }
+  if (opts.attnMask) scores = opts.attnMask.dtype === 'bool' ? where(opts.attnMask, scores, -Infinity) : add(scores, opts.attnMask);
+  let p = softmax(scores, -1);
+  if (opts.dropoutP) p = dropout(p, opts.dropoutP, true, opts.generator);
+  const hv = v.shape[v.ndim - 1]!;
+  return reshape(bmm(reshape(p, [-1, T, S]), reshape(v, [-1, S, hv])), [...lead, T, hv]);
+}
+
+/** One-hot int32 encoding: [...ids.shape, numClasses]. */
+export function oneHot(ids: Tensor, numClasses: number): Tensor {
+  return cast(eq(unsqueeze(ids, -1), arange(numClasses, undefined, 1, { device: ids.device })), 'int32');
+}

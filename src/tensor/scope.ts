@@ -1,0 +1,60 @@
+// Memory scopes: `tidy(fn)` disposes every tensor made inside fn except what fn returns or `keep`s.
+
+/** What a scope needs of a tensor (kept structural so this file does not import tensor.ts). */
+export interface Disposable {
+  dispose(): void;
+}
+
+const scopes: Set<Disposable>[] = [];
+
+/** Called by every new tensor: the innermost open scope owns it. */
+export function track(t: Disposable): void {
+  scopes[scopes.length - 1]?.add(t);
+}
+
+/** Removes a tensor from every open scope so that it outlives them (parameters, gradients, optimizer state). */
+export function keep<T extends Disposable>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+/** Adds to `out` the members of `scope` found in value (a tensor, or arrays / plain objects / Maps of them). */
+function collect(value: unknown, scope: Set<Disposable>, out: Set<Disposable>, seen: Set<unknown>): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if (scope.has(value as Disposable)) out.add(value as Disposable);
+  if (Array.isArray(value)) for (const v of value) collect(v, scope, out, seen);
+  else if (value instanceof Map) for (const v of value.values()) collect(v, scope, out, seen);
+  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, scope, out, seen);
+}
+
+/**
+ * Runs fn and disposes every tensor created during it, except the tensors found in its result
+ * (a tensor, or arrays / plain objects / Maps holding tensors), which move to the enclosing scope.
+ * fn must be synchronous: await inside a tidy would let other work's tensors into the scope.
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Disposable>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  if (result instanceof Promise) {
+    scopes.pop();
+    throw new Error('tidy: the function returned a Promise; tidy only works with synchronous functions');
+  }
+  scopes.pop();
+  const kept = new Set<Disposable>();
+  collect(result, scope, kept, new Set());
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (kept.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+  return result;
+}
