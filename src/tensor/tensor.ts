@@ -171,11 +171,11 @@ export class Tensor {
     this.dispose();
   }
   /**
-   * @internal In-place update: this tensor takes `src`'s buffer (same shape and dtype) and src is
-   * disposed. Earlier reshape views keep the old buffer.
+   * @internal In-place update: this tensor takes `src`'s buffer (same size and dtype; another device
+   * only with allowDevice) and src is disposed. Earlier reshape views keep the old buffer.
    */
-  replaceStorage(src: Tensor): void {
-    if (src.numel() !== this.numel() || src.dtype !== this.dtype || src.device !== this.device) {
+  replaceStorage(src: Tensor, opts: { allowDevice?: boolean } = {}): void {
+    if (src.numel() !== this.numel() || src.dtype !== this.dtype || (src.device !== this.device && !opts.allowDevice)) {
       throw new Error(`in-place update: ${src.describe()} cannot replace ${this.describe()}`);
     }
     const s = src.storage.retain();

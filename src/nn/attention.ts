@@ -1,0 +1,137 @@
+// Multi-head attention (torch.nn.MultiheadAttention's parameters and masks, batch-first) and a KV cache.
+
+import { cast, logicalNot, logicalOr, maskedFill } from '../autograd/ops/elementwise.js';
+import { linear } from '../autograd/ops/matmul.js';
+import { cat, clone, reshape, slice, split, transpose } from '../autograd/ops/movement.js';
+import { zeros } from '../tensor/create.js';
+import { keep } from '../tensor/scope.js';
+import { fmtShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { scaledDotProductAttention } from './functional.js';
+import { xavierUniform_, zeros_ } from './init.js';
+import { Linear } from './linear.js';
+import { Module, Parameter } from './module.js';
+
+/** Keys and values of earlier steps, [B, nh, S, hs] each, for incremental decoding. */
+export class KVCache {
+  key: Tensor | null = null;
+  value: Tensor | null = null;
+
+  /** Number of cached positions. */
+  get length(): number {
+    return this.key?.shape[2] ?? 0;
+  }
+
+  /** Appends this step's keys and values (along the sequence axis) and returns all of them. */
+  update(k: Tensor, v: Tensor): [Tensor, Tensor] {
+    const key = keep(this.key ? cat([this.key, k], 2) : clone(k));
+    const value = keep(this.value ? cat([this.value, v], 2) : clone(v));
+    this.dispose();
+    this.key = key;
+    this.value = value;
+    return [key, value];
+  }
+
+  dispose(): void {
+    this.key?.dispose();
+    this.value?.dispose();
+    this.key = this.value = null;
+  }
+}
+
+export interface MultiheadAttentionOptions {
+  dropout?: number;
+  bias?: boolean;
+  device?: string;
+}
+
+export interface AttentionCallOptions {
+  /** [B, S] bool, true marks padding keys to ignore (PyTorch's key_padding_mask). */
+  keyPaddingMask?: Tensor | null;
+  /** [T, S] or [B * nh, T, S]: bool with true = may NOT attend (PyTorch's attn_mask), or an additive float mask. */
+  attnMask?: Tensor | null;
+  isCausal?: boolean;
+  /** Incremental decoding: keys and values are appended to the cache and attention runs over all of them. */
+  cache?: KVCache;
+}
+
+/**
+ * Batch-first multi-head attention: query [B, T, E], key and value [B, S, E]. Parameter names match
+ * torch.nn.MultiheadAttention (in_proj_weight [3E, E], in_proj_bias, out_proj), so its state dicts load.
+ */
+export class MultiheadAttention extends Module {
+  in_proj_weight: Parameter;
+  in_proj_bias: Parameter | null;
+  out_proj: Linear;
+  readonly headDim: number;
+  readonly dropout: number;
+
+  constructor(readonly embedDim: number, readonly numHeads: number, opts: MultiheadAttentionOptions = {}) {
+    super();
+    if (embedDim % numHeads !== 0) throw new Error(`MultiheadAttention: embedDim ${embedDim} is not divisible by numHeads ${numHeads}`);
+    this.headDim = embedDim / numHeads;
+    this.dropout = opts.dropout ?? 0;
+    const bias = opts.bias ?? true;
+    this.in_proj_weight = new Parameter(xavierUniform_(zeros([3 * embedDim, embedDim], { device: opts.device })));
+    this.in_proj_bias = bias ? new Parameter(zeros([3 * embedDim], { device: opts.device })) : null;
+    this.out_proj = new Linear(embedDim, embedDim, { bias, device: opts.device });
+    if (this.out_proj.bias) zeros_(this.out_proj.bias); // as PyTorch initialises it
+  }
+
+  /** Rows [i*E, (i+1)*E) of the packed projection: 0 = query, 1 = key, 2 = value. */
+  private project(x: Tensor, which: number, count = 1): Tensor {
+    const E = this.embedDim;
+    const w = count === 3 ? this.in_proj_weight : slice(this.in_proj_weight, 0, which * E, (which + count) * E);
+    const b = this.in_proj_bias && (count === 3 ? this.in_proj_bias : slice(this.in_proj_bias, 0, which * E, (which + count) * E));
+    return linear(x, w, b);
+  }
+
+  /** [B, L, E] -> [B, nh, L, hs] */
+  private heads(x: Tensor): Tensor {
+    const [B, L] = x.shape as [number, number];
+    return transpose(reshape(x, [B, L, this.numHeads, this.headDim]), 1, 2);
+  }
+
+  forward(query: Tensor, key: Tensor, value: Tensor, opts: AttentionCallOptions = {}): Tensor {
+    const E = this.embedDim;
+    if (query.ndim !== 3 || query.shape[2] !== E || key.ndim !== 3 || key.shape[2] !== E || value.ndim !== 3 || value.shape[2] !== E || key.shape[1] !== value.shape[1]) {
+      throw new Error(`MultiheadAttention: expected query [B, T, ${E}] and key, value [B, S, ${E}], got ${fmtShape(query.shape)}, ${fmtShape(key.shape)}, ${fmtShape(value.shape)}`);
+    }
+    const [B, T] = query.shape as [number, number];
+    let q: Tensor, k: Tensor, v: Tensor;
+    if (query === key && key === value) {
+      [q, k, v] = split(this.project(query, 0, 3), E, -1) as [Tensor, Tensor, Tensor]; // one [B, T, 3E] product
+    } else {
+      q = this.project(query, 0);
+      k = this.project(key, 1);
+      v = this.project(value, 2);
+    }
+    q = this.heads(q);
+    k = this.heads(k);
+    v = this.heads(v);
+    if (opts.cache) [k, v] = opts.cache.update(k, v);
+    const S = k.shape[2]!;
+
+    // Combine the masks into one: bool "may attend" [B, 1|nh, T, S], or an additive float mask.
+    let mask: Tensor | null = null;
+    if (opts.keyPaddingMask) {
+      const kpm = opts.keyPaddingMask;
+      if (kpm.ndim !== 2 || kpm.shape[0] !== B || kpm.shape[1] !== S) throw new Error(`MultiheadAttention: keyPaddingMask must be [${B}, ${S}], got ${fmtShape(kpm.shape)}`);
+      mask = reshape(cast(kpm, 'bool'), [B, 1, 1, S]); // true = blocked
+    }
+    let additive: Tensor | null = null;
+    if (opts.attnMask) {
+      const am = opts.attnMask;
+      const shaped = am.ndim === 3 ? reshape(am, [B, this.numHeads, T, S]) : am;
+      if (am.dtype === 'bool') mask = mask ? logicalOr(mask, shaped) : shaped;
+      else additive = shaped;
+    }
+    let attnMask: Tensor | null = mask ? logicalNot(mask) : null;
+    if (additive) attnMask = attnMask ? maskedFill(additive, logicalNot(attnMask), -Infinity) : additive;
+    const y = scaledDotProductAttention(q, k, v, {
+      attnMask, isCausal: opts.isCausal ?? false, dropoutP: this.training ? this.dropout : 0,
+    });
+    // [B, nh, T, hs] -> [B, T, E]
+    return this.out_proj.forward(reshape(transpose(y, 1, 2), [B, T, E]));
+  }
+}

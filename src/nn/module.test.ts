@@ -1,0 +1,95 @@
+// Module mechanics: dotted parameter names, tied weights, buffers, state dicts and their errors, train/eval.
+
+import { describe, expect, test } from 'vitest';
+import '../index.js';
+import { ones, zeros } from '../tensor/create.js';
+import { tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Dropout } from './activation.js';
+import { ModuleList, Sequential } from './container.js';
+import { Embedding } from './embedding.js';
+import { Linear } from './linear.js';
+import { Module, Parameter } from './module.js';
+import { LayerNorm } from './normalization.js';
+
+class Block extends Module {
+  c_attn = new Linear(4, 12);
+  ln_1 = new LayerNorm(4);
+  drop = new Dropout(0.1);
+}
+
+class TinyLM extends Module {
+  transformer: { wte: Embedding } & Module;
+  h: Block[];
+  lm_head: Linear;
+  mask: Tensor;
+  cache: Tensor;
+  constructor() {
+    super();
+    const wte = new Embedding(10, 4);
+    this.transformer = Object.assign(new Module(), { wte });
+    this.h = [new Block(), new Block()];
+    this.lm_head = new Linear(4, 10, { bias: false });
+    this.lm_head.weight = wte.weight; // tied, as in GPT-2
+    this.mask = this.registerBuffer('mask', ones([3, 3]));
+    this.cache = this.registerBuffer('cache', zeros([2]), false);
+  }
+}
+
+describe('Module', () => {
+  test('parameters are named by property path, lists by index; tied weights are listed once', () => {
+    const m = new TinyLM();
+    expect(m.namedParameters().map(([n]) => n)).toEqual([
+      'transformer.wte.weight',
+      'h.0.c_attn.weight', 'h.0.c_attn.bias', 'h.0.ln_1.weight', 'h.0.ln_1.bias',
+      'h.1.c_attn.weight', 'h.1.c_attn.bias', 'h.1.ln_1.weight', 'h.1.ln_1.bias',
+    ]);
+    expect(m.numParameters()).toBe(40 + 2 * (48 + 12 + 8));
+  });
+  test('the state dict has every name (tied weights under both) and persistent buffers only', () => {
+    const sd = new TinyLM().stateDict();
+    expect(Object.keys(sd)).toContain('lm_head.weight');
+    expect(sd['lm_head.weight']).toBe(sd['transformer.wte.weight']);
+    expect(Object.keys(sd)).toContain('mask');
+    expect(Object.keys(sd)).not.toContain('cache');
+  });
+  test('loadStateDict copies values and keeps the parameter objects', async () => {
+    const a = new Linear(3, 2), b = new Linear(3, 2);
+    const w = b.weight;
+    b.loadStateDict(a.stateDict());
+    expect(b.weight).toBe(w);
+    expect(await b.weight.tolist()).toEqual(await a.weight.tolist());
+  });
+  test('loadStateDict names the key of a shape mismatch and changes nothing', async () => {
+    const m = new Linear(3, 2);
+    const before = await m.bias!.tolist();
+    expect(() => m.loadStateDict({ weight: zeros([2, 4]), bias: ones([2]) })).toThrow(/size mismatch for weight: the checkpoint has \[2, 4\], the model \[2, 3\]/);
+    expect(await m.bias!.tolist()).toEqual(before);
+  });
+  test('strict loading lists missing and unexpected keys; non-strict reports them', () => {
+    const m = new Linear(3, 2);
+    expect(() => m.loadStateDict({ weight: zeros([2, 3]), extra: zeros([1]) })).toThrow(/missing keys: bias; unexpected keys: extra/);
+    expect(m.loadStateDict({ weight: zeros([2, 3]) }, { strict: false })).toEqual({ missingKeys: ['bias'], unexpectedKeys: [] });
+  });
+  test('train() and eval() reach every submodule', () => {
+    const m = new TinyLM().eval();
+    expect(m.h[1]!.drop.training).toBe(false);
+    expect(m.train().h[1]!.drop.training).toBe(true);
+  });
+  test('Sequential and ModuleList name children 0, 1, ...', () => {
+    const s = new Sequential(new Linear(2, 3), new LayerNorm(3));
+    expect(s.namedParameters().map(([n]) => n)).toEqual(['0.weight', '0.bias', '1.weight', '1.bias']);
+    const l = new ModuleList([new Linear(2, 2, { bias: false })]);
+    expect(l.namedParameters().map(([n]) => n)).toEqual(['0.weight']);
+  });
+  test('parameters made inside tidy survive it', () => {
+    const m = tidy(() => new Linear(2, 2));
+    expect(m.weight.isDisposed).toBe(false);
+  });
+  test('a Parameter requires grad and shares its source buffer', () => {
+    const t = zeros([2]);
+    const p = new Parameter(t);
+    expect(p.requiresGrad).toBe(true);
+    expect(p.storage).toBe(t.storage);
+  });
+});
