@@ -1,0 +1,232 @@
+// GPT-2: a decoder-only transformer (pre-norm, learned positions, GELU MLP), parameter names as Hugging Face's.
+//
+// Paper: Radford et al., "Language Models are Unsupervised Multitask Learners" (2019).
+// Reference: transformers/models/gpt2/modeling_gpt2.py (GPT2LMHeadModel).
+
+import { add, cast, gelu, relu, silu } from '../autograd/ops/elementwise.js';
+import { matmul } from '../autograd/ops/matmul.js';
+import { reshape, slice, split, transpose } from '../autograd/ops/movement.js';
+import { arange, zeros } from '../tensor/create.js';
+import { fmtShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Dropout } from '../nn/activation.js';
+import { KVCache } from '../nn/attention.js';
+import { Embedding } from '../nn/embedding.js';
+import { crossEntropy, scaledDotProductAttention } from '../nn/functional.js';
+import { normal_, zeros_ } from '../nn/init.js';
+import { Linear } from '../nn/linear.js';
+import { Module, Parameter } from '../nn/module.js';
+import { LayerNorm } from '../nn/normalization.js';
+
+// ---- config (Hugging Face's GPT2Config field names) ----
+
+export interface GPT2Config {
+  vocab_size: number;
+  n_positions: number;
+  n_embd: number;
+  n_layer: number;
+  n_head: number;
+  /** MLP width; null means 4 * n_embd. */
+  n_inner?: number | null;
+  activation_function?: 'gelu_new' | 'gelu' | 'gelu_pytorch_tanh' | 'relu' | 'silu';
+  layer_norm_epsilon?: number;
+  embd_pdrop?: number;
+  attn_pdrop?: number;
+  resid_pdrop?: number;
+  initializer_range?: number;
+  tie_word_embeddings?: boolean;
+  scale_attn_weights?: boolean;
+}
+
+function activation(name: GPT2Config['activation_function']): (x: Tensor) => Tensor {
+  switch (name ?? 'gelu_new') {
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh': return (x) => gelu(x, 'tanh');
+    case 'gelu': return (x) => gelu(x);
+    case 'relu': return relu;
+    case 'silu': return silu;
+    default: throw new Error(`GPT-2: unsupported activation_function '${name}'`);
+  }
+}
+
+/** GPT-2's "Conv1D": a linear layer whose weight is stored [in, out] (transposed from nn.Linear). */
+export class Conv1D extends Module {
+  weight: Parameter;
+  bias: Parameter;
+  constructor(nx: number, nf: number, std = 0.02) {
+    super();
+    this.weight = new Parameter(normal_(zeros([nx, nf]), 0, std));
+    this.bias = new Parameter(zeros([nf]));
+  }
+  forward(x: Tensor): Tensor {
+    return add(matmul(x, this.weight), this.bias);
+  }
+}
+
+// ---- attention / MLP / block ----
+
+export class GPT2Attention extends Module {
+  c_attn: Conv1D;
+  c_proj: Conv1D;
+  resid_dropout: Dropout;
+  private readonly nHead: number;
+  private readonly attnPdrop: number;
+  private readonly scale: boolean;
+
+  constructor(cfg: GPT2Config) {
+    super();
+    const C = cfg.n_embd, std = cfg.initializer_range ?? 0.02;
+    this.c_attn = new Conv1D(C, 3 * C, std);
+    this.c_proj = new Conv1D(C, C, std / Math.sqrt(2 * cfg.n_layer)); // GPT-2's scaled residual init
+    this.resid_dropout = new Dropout(cfg.resid_pdrop ?? 0.1);
+    this.nHead = cfg.n_head;
+    this.attnPdrop = cfg.attn_pdrop ?? 0.1;
+    this.scale = cfg.scale_attn_weights ?? true;
+  }
+
+  /** x [B, T, C]; attend: bool [B, 1, 1, S] (true = may attend) or null. */
+  forward(x: Tensor, attend: Tensor | null, cache?: KVCache): Tensor {
+    const [B, T, C] = x.shape as [number, number, number];
+    const hs = C / this.nHead;
+    // [B, T, 3C] -> 3 x [B, T, C] -> [B, nh, T, hs]
+    const heads = (t: Tensor) => transpose(reshape(t, [B, T, this.nHead, hs]), 1, 2);
+    const [q, k0, v0] = split(this.c_attn.forward(x), C, 2).map(heads) as [Tensor, Tensor, Tensor];
+    const [k, v] = cache ? cache.update(k0, v0) : [k0, v0];
+    const y = scaledDotProductAttention(q, k, v, {
+      attnMask: attend, isCausal: true, scale: this.scale ? 1 / Math.sqrt(hs) : 1, dropoutP: this.training ? this.attnPdrop : 0,
+    });
+    // [B, nh, T, hs] -> [B, T, C]
+    return this.resid_dropout.forward(this.c_proj.forward(reshape(transpose(y, 1, 2), [B, T, C])));
+  }
+}
+
+export class GPT2MLP extends Module {
+  c_fc: Conv1D;
+  c_proj: Conv1D;
+  dropout: Dropout;
+  private readonly act: (x: Tensor) => Tensor;
+
+  constructor(cfg: GPT2Config) {
+    super();
+    const C = cfg.n_embd, inner = cfg.n_inner ?? 4 * C, std = cfg.initializer_range ?? 0.02;
+    this.c_fc = new Conv1D(C, inner, std);
+    this.c_proj = new Conv1D(inner, C, std / Math.sqrt(2 * cfg.n_layer));
+    this.dropout = new Dropout(cfg.resid_pdrop ?? 0.1);
+    this.act = activation(cfg.activation_function);
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.dropout.forward(this.c_proj.forward(this.act(this.c_fc.forward(x))));
+  }
+}
+
+export class GPT2Block extends Module {
+  ln_1: LayerNorm;
+  attn: GPT2Attention;
+  ln_2: LayerNorm;
+  mlp: GPT2MLP;
+
+  constructor(cfg: GPT2Config) {
+    super();
+    const eps = cfg.layer_norm_epsilon ?? 1e-5;
+    this.ln_1 = new LayerNorm(cfg.n_embd, { eps });
+    this.attn = new GPT2Attention(cfg);
+    this.ln_2 = new LayerNorm(cfg.n_embd, { eps });
+    this.mlp = new GPT2MLP(cfg);
+  }
+
+  forward(x: Tensor, attend: Tensor | null, cache?: KVCache): Tensor {
+    const h = add(x, this.attn.forward(this.ln_1.forward(x), attend, cache));
+    return add(h, this.mlp.forward(this.ln_2.forward(h)));
+  }
+}
+
+// ---- model ----
+
+export interface GPT2Inputs {
+  /** [B, T] token ids. */
+  inputIds: Tensor;
+  /** [B, S] with 1 for real tokens and 0 for padding (S counts cached positions too). */
+  attentionMask?: Tensor | null;
+  /** [B, T] targets; shifted inside (position t predicts labels[t + 1]); -100 is ignored. */
+  labels?: Tensor | null;
+  /** One cache per layer for incremental decoding. */
+  pastKeyValues?: KVCache[];
+}
+
+export interface CausalLMOutput {
+  logits: Tensor;
+  lastHiddenState: Tensor;
+  loss?: Tensor;
+}
+
+export class GPT2Model extends Module {
+  wte: Embedding;
+  wpe: Embedding;
+  drop: Dropout;
+  h: GPT2Block[];
+  ln_f: LayerNorm;
+
+  constructor(readonly config: GPT2Config) {
+    super();
+    const std = config.initializer_range ?? 0.02;
+    this.wte = new Embedding(config.vocab_size, config.n_embd);
+    this.wpe = new Embedding(config.n_positions, config.n_embd);
+    normal_(this.wte.weight, 0, std);
+    normal_(this.wpe.weight, 0, std);
+    this.drop = new Dropout(config.embd_pdrop ?? 0.1);
+    this.h = Array.from({ length: config.n_layer }, () => new GPT2Block(config));
+    this.ln_f = new LayerNorm(config.n_embd, { eps: config.layer_norm_epsilon ?? 1e-5 });
+  }
+
+  /** ids [B, T] -> hidden states [B, T, C] */
+  forward(inputIds: Tensor, attentionMask?: Tensor | null, caches?: KVCache[]): Tensor {
+    if (inputIds.ndim !== 2) throw new Error(`GPT-2: inputIds must be [batch, time], got ${fmtShape(inputIds.shape)}`);
+    const [B, T] = inputIds.shape as [number, number];
+    const past = caches?.[0]?.length ?? 0;
+    if (past + T > this.config.n_positions) {
+      throw new Error(`GPT-2: ${past + T} positions exceed the model's n_positions = ${this.config.n_positions}`);
+    }
+    const pos = arange(past, past + T, 1, { device: inputIds.device });
+    let x = this.drop.forward(add(this.wte.forward(inputIds), this.wpe.forward(pos)));
+    let attend: Tensor | null = null;
+    if (attentionMask) {
+      if (attentionMask.ndim !== 2 || attentionMask.shape[0] !== B || attentionMask.shape[1] !== past + T) {
+        throw new Error(`GPT-2: attentionMask must be [${B}, ${past + T}], got ${fmtShape(attentionMask.shape)}`);
+      }
+      attend = reshape(cast(attentionMask, 'bool'), [B, 1, 1, past + T]);
+    }
+    this.h.forEach((block, i) => { x = block.forward(x, attend, caches?.[i]); });
+    return this.ln_f.forward(x);
+  }
+}
+
+export class GPT2LMHeadModel extends Module {
+  transformer: GPT2Model;
+  lm_head: Linear;
+
+  constructor(readonly config: GPT2Config) {
+    super();
+    this.transformer = new GPT2Model(config);
+    this.lm_head = new Linear(config.n_embd, config.vocab_size, { bias: false });
+    if (config.tie_word_embeddings ?? true) this.lm_head.weight = this.transformer.wte.weight;
+    else normal_(this.lm_head.weight, 0, config.initializer_range ?? 0.02);
+    for (const [, m] of this.namedModules()) if (m instanceof LayerNorm && m.bias) zeros_(m.bias);
+  }
+
+  forward({ inputIds, attentionMask, labels, pastKeyValues }: GPT2Inputs): CausalLMOutput {
+    const hidden = this.transformer.forward(inputIds, attentionMask, pastKeyValues);
+    const logits = this.lm_head.forward(hidden);
+    if (!labels) return { logits, lastHiddenState: hidden };
+    const [B, T, V] = logits.shape as [number, number, number];
+    // Position t predicts token t + 1: [B, T-1, V] against labels [B, T-1].
+    const shifted = reshape(slice(logits, 1, 0, T - 1), [B * (T - 1), V]);
+    const targets = reshape(slice(labels, 1, 1, T), [B * (T - 1)]);
+    return { logits, lastHiddenState: hidden, loss: crossEntropy(shifted, targets, { ignoreIndex: -100 }) };
+  }
+
+  /** Fresh per-layer caches for incremental decoding. */
+  newCache(): KVCache[] {
+    return this.transformer.h.map(() => new KVCache());
+  }
+}
