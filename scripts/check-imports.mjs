@@ -18,7 +18,7 @@ function walk(dir) {
 function layerOf(file) {
   const rel = relative(root, file);
   if (rel.endsWith('.test.ts') || rel.startsWith('test-util')) return { rank: Infinity, exempt: true };
-  const top = rel.split('/')[0];
+  const top = rel === 'index.ts' ? 'cli' : rel.split('/')[0]; // the package root sits with the CLI on top
   const rank = LAYERS.indexOf(top);
   return { rank: rank < 0 ? LAYERS.length : rank, name: rank < 0 ? rel : top, exempt: false };
 }

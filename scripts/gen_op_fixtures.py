@@ -20,12 +20,19 @@ def rms_norm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
-def attention(q, k, v, causal):
+def attention(q, k, v, causal, mask=None, bias=None):
+    # PyTorch >= 2.5 semantics ("safe softmax"): a query with no key left to attend outputs zeros.
     s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if bias is not None:
+        s = s + bias
+    if mask is not None:
+        s = s.masked_fill(~mask, float('-inf'))
     if causal:
-        t = s.shape[-1]
-        s = s.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float('-inf'))
-    return s.softmax(-1) @ v
+        t, n = s.shape[-2], s.shape[-1]
+        s = s.masked_fill(torch.ones(t, n, dtype=torch.bool).triu(n - t + 1), float('-inf'))
+    empty = (s == float('-inf')).all(-1, keepdim=True)
+    p = torch.where(empty, torch.zeros(()), torch.where(empty, torch.zeros(()), s).softmax(-1))
+    return p @ v
 
 
 CASES = {
@@ -144,6 +151,10 @@ CASES = {
     'avg_pool1d': (lambda x: F.avg_pool1d(x, 2), [rn(2, 3, 8)]),
     'attention': (lambda q, k, v: attention(q, k, v, False), [rn(2, 2, 4, 3), rn(2, 2, 5, 3), rn(2, 2, 5, 3)]),
     'attention_causal': (lambda q, k, v: attention(q, k, v, True), [rn(1, 2, 4, 3), rn(1, 2, 4, 3), rn(1, 2, 4, 3)]),
+    'attention_causal_cached': (lambda q, k, v: attention(q, k, v, True), [rn(2, 2, 2, 4), rn(2, 2, 5, 4), rn(2, 2, 5, 3)]),
+    'attention_padding_empty_row': (lambda q, k, v, m: attention(q, k, v, False, mask=m),
+                                    [rn(2, 1, 3, 4), rn(2, 1, 3, 4), rn(2, 1, 3, 4), torch.tensor([[[[True, True, False]]], [[[False, True, True]]]]) & torch.tensor([True, True, False]).reshape(3, 1)]),
+    'attention_bias_grad': (lambda q, k, v, b: attention(q, k, v, False, bias=b), [rn(2, 2, 3, 4), rn(2, 2, 4, 4), rn(2, 2, 4, 4), rn(1, 2, 3, 4)]),
 }
 
 

@@ -25,6 +25,10 @@ describeOps('functional', {
   avg_pool1d: (x) => F.avgPool1d(x, 2),
   attention: (q, k, v) => F.scaledDotProductAttention(q!, k!, v!),
   attention_causal: (q, k, v) => F.scaledDotProductAttention(q!, k!, v!, { isCausal: true }),
+  attention_causal_cached: (q, k, v) => F.scaledDotProductAttention(q!, k!, v!, { isCausal: true }),
+  attention_padding_empty_row: (q, k, v, m) => F.scaledDotProductAttention(q!, k!, v!, { attnMask: m }),
+  // A bias that requires grad (T5's relative positions) takes the composed path.
+  attention_bias_grad: (q, k, v, b) => F.scaledDotProductAttention(q!, k!, v!, { attnMask: b }),
 });
 
 describe('functional details', () => {

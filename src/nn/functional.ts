@@ -1,8 +1,9 @@
 // torch.nn.functional: losses, dropout, convolution, pooling and attention, composed from the autograd primitives.
 
 import { gelu, relu, sigmoid, silu, tanh } from '../autograd/ops/elementwise.js';
-import { abs, add, cast, div, eq, exp, ge, gt, log, maximum, mul, ne, neg, sub, where } from '../autograd/ops/elementwise.js';
+import { abs, add, cast, div, eq, exp, ge, log, maximum, mul, ne, neg, sub, where } from '../autograd/ops/elementwise.js';
 import { embedding, gather, indexSelect } from '../autograd/ops/indexing.js';
+import { attention, attentionProbs } from '../autograd/ops/attention.js';
 import { bmm, linear } from '../autograd/ops/matmul.js';
 import { expand, flatten, movedim, reshape, squeeze, unsqueeze } from '../autograd/ops/movement.js';
 import { layerNorm, logSoftmax, rmsNorm, softmax } from '../autograd/ops/nn.js';
@@ -229,27 +230,33 @@ export interface AttentionOptions {
   generator?: Generator;
 }
 
-/** softmax(q k^T * scale + mask) v for q [..., T, hs], k and v [..., S, hs] (and [..., S, hv]). */
+/** softmax(q k^T * scale + mask) v for q [..., T, hs], k and v [..., S, hs] (and [..., S, hv]), up to 4 dimensions. */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
-  if (q.ndim < 2 || k.ndim !== q.ndim || v.ndim !== q.ndim) throw new Error(`scaledDotProductAttention: q, k, v must have the same rank >= 2, got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
-  const T = q.shape[q.ndim - 2]!, hs = q.shape[q.ndim - 1]!, S = k.shape[k.ndim - 2]!;
-  const lead = q.shape.slice(0, -2);
-  if (k.shape[k.ndim - 1] !== hs || v.shape[v.ndim - 2] !== S || k.shape.slice(0, -2).some((d, i) => d !== lead[i]) || v.shape.slice(0, -2).some((d, i) => d !== lead[i])) {
-    throw new Error(`scaledDotProductAttention: shapes do not fit: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
+  const nd = q.ndim;
+  if (nd < 2 || nd > 4 || k.ndim !== nd || v.ndim !== nd) {
+    throw new Error(`scaledDotProductAttention: q, k, v must have the same rank, 2 to 4, got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
   }
-  const scale = opts.scale ?? 1 / Math.sqrt(hs);
-  // [..., T, hs] @ [..., S, hs]^T -> [..., T, S]
-  let scores = reshape(mul(bmm(reshape(q, [-1, T, hs]), reshape(k, [-1, S, hs]), false, true), scale), [...lead, T, S]);
-  if (opts.isCausal) {
-    const row = reshape(arange(T, undefined, 1, { device: q.device }), [T, 1]);
-    const col = arange(S, undefined, 1, { device: q.device });
-    scores = where(gt(col, add(row, S - T)), -Infinity, scores);
+  // Work in [B, H, L, d]: missing leading dimensions become 1.
+  const to4 = (t: Tensor) => reshape(t, [...Array(4 - nd).fill(1), ...t.shape]);
+  const [q4, k4, v4] = [to4(q), to4(k), to4(v)];
+  let bias: Tensor | null = null;
+  if (opts.attnMask) {
+    const m = opts.attnMask;
+    // A [B, T, S] mask for [B, T, hs] inputs belongs to the batch dimension, not the heads.
+    const m4 = nd === 3 && m.ndim === 3 ? unsqueeze(m, 1) : m;
+    bias = m.dtype === 'bool' ? where(m4, 0, -Infinity) : m4;
   }
-  if (opts.attnMask) scores = opts.attnMask.dtype === 'bool' ? where(opts.attnMask, scores, -Infinity) : add(scores, opts.attnMask);
-  let p = softmax(scores, -1);
-  if (opts.dropoutP) p = dropout(p, opts.dropoutP, true, opts.generator);
-  const hv = v.shape[v.ndim - 1]!;
-  return reshape(bmm(reshape(p, [-1, T, S]), reshape(v, [-1, S, hv])), [...lead, T, hv]);
+  const a = { bias, causal: opts.isCausal ?? false, scale: opts.scale };
+  let out: Tensor;
+  if (opts.dropoutP) {
+    const [B, H, T, S] = [q4.shape[0]!, q4.shape[1]!, q4.shape[2]!, k4.shape[2]!];
+    const p = dropout(attentionProbs(q4, k4, a), opts.dropoutP, true, opts.generator);
+    // [B*H, T, S] @ [B*H, S, hv] -> [B, H, T, hv]
+    out = reshape(bmm(reshape(p, [B * H, T, S]), reshape(v4, [B * H, S, v4.shape[3]!])), [B, H, T, v4.shape[3]!]);
+  } else {
+    out = attention(q4, k4, v4, a);
+  }
+  return reshape(out, [...q.shape.slice(0, -1), v.shape[nd - 1]!]);
 }
 
 /** One-hot int32 encoding: [...ids.shape, numClasses]. */

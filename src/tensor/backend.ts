@@ -61,6 +61,21 @@ export interface WindowParams {
   outW: number;
 }
 
+/** Fused attention over q [batch * heads, T, hs], k [batch * heads, S, hs], v [batch * heads, S, hv]. */
+export interface AttentionParams {
+  batch: number;
+  heads: number;
+  t: number;
+  s: number;
+  hs: number;
+  hv: number;
+  scale: number;
+  /** Query i may attend keys j <= i + S - T (the queries are the last T positions). */
+  causal: boolean;
+  /** Element strides of the additive bias over [batch, heads, T, S] (0 = broadcast), or null for no bias. */
+  biasStrides: readonly [number, number, number, number] | null;
+}
+
 export interface Backend {
   readonly name: string;
   /** True where buffers live outside the JS heap and must be freed (wasm, webgpu). */
@@ -118,6 +133,15 @@ export interface Backend {
   rmsNorm(x: BackendBuffer, weight: BackendBuffer | null, rows: number, cols: number, eps: number): { y: BackendBuffer; rstd: BackendBuffer };
   rmsNormGrad(x: BackendBuffer, weight: BackendBuffer | null, rstd: BackendBuffer, dy: BackendBuffer, rows: number, cols: number):
     { dx: BackendBuffer; dweight: BackendBuffer };
+
+  // ---- fused attention (optional: without it the op is composed from matmul and softmax) ----
+  /**
+   * out = softmax(q k^T * scale + bias, masked) v, and the log-sum-exp of each score row. A row with
+   * no key left to attend gives out 0 and lse -Infinity (PyTorch's safe-softmax semantics).
+   */
+  attention?(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, p: AttentionParams): { out: BackendBuffer; lse: BackendBuffer };
+  attentionGrad?(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, out: BackendBuffer, lse: BackendBuffer, dOut: BackendBuffer, p: AttentionParams):
+    { dq: BackendBuffer; dk: BackendBuffer; dv: BackendBuffer };
 
   // ---- sliding windows (convolution and pooling are built on these) ----
   /** x [B, C, H, W] -> cols [B, C * kH * kW, outH * outW]; taps outside the input read padValue. */

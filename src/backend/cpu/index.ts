@@ -1,8 +1,9 @@
 // The TypeScript reference backend ('cpu'): plain loops over typed arrays, the oracle for every other backend.
 
-import type { ActivationOp, ArgReduceOp, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, UnaryOp, WindowParams } from '../../tensor/backend.js';
+import type { ActivationOp, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, UnaryOp, WindowParams } from '../../tensor/backend.js';
 import { allocArray, type DType, type TypedArray } from '../../tensor/dtype.js';
 import type { Shape } from '../../tensor/shape.js';
+import * as att from './attention.js';
 import * as ew from './elementwise.js';
 import * as idx from './indexing.js';
 import { matmul } from './matmul.js';
@@ -122,6 +123,15 @@ export class CpuBackend implements Backend {
   rmsNormGrad(x: BackendBuffer, w: BackendBuffer | null, rstd: BackendBuffer, dy: BackendBuffer, rows: number, cols: number) {
     const r = norm.rmsNormGrad(arr(x), w && arr(w), arr(rstd), arr(dy), rows, cols, x.dtype);
     return { dx: buf(x.dtype, r.dx), dweight: buf(x.dtype, r.dweight) };
+  }
+
+  attention(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, p: AttentionParams) {
+    const r = att.attention(arr(q), arr(k), arr(v), bias && arr(bias), p, q.dtype);
+    return { out: buf(q.dtype, r.out), lse: buf(q.dtype, r.lse) };
+  }
+  attentionGrad(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, out: BackendBuffer, lse: BackendBuffer, dOut: BackendBuffer, p: AttentionParams) {
+    const r = att.attentionGrad(arr(q), arr(k), arr(v), bias && arr(bias), arr(out), arr(lse), arr(dOut), p, q.dtype);
+    return { dq: buf(q.dtype, r.dq), dk: buf(q.dtype, r.dk), dv: buf(q.dtype, r.dv) };
   }
 
   im2col(x: BackendBuffer, p: WindowParams, padValue: number): BackendBuffer {

@@ -1,0 +1,78 @@
+// Attention softmax(q k^T * scale + bias) v: a fused primitive with its own backward where the backend has the
+// kernel, composed from bmm and softmax otherwise. Queries are the last T of S positions when causal.
+
+import type { AttentionParams } from '../../tensor/backend.js';
+import { arange } from '../../tensor/create.js';
+import { broadcastShapes, broadcastStrides, fmtShape } from '../../tensor/shape.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { record } from '../engine.js';
+import { checkFloat, checkSameDevice, wrap } from './base.js';
+import { add, cast, eq, gt, mul, where } from './elementwise.js';
+import { bmm } from './matmul.js';
+import { detach, reshape } from './movement.js';
+import { softmax } from './nn.js';
+import { max } from './reduce.js';
+
+export interface AttentionOpOptions {
+  /** Additive float bias broadcastable to [B, H, T, S] (-Infinity masks a key). */
+  bias?: Tensor | null;
+  causal?: boolean;
+  scale?: number;
+}
+
+function dims(q: Tensor, k: Tensor, v: Tensor): [number, number, number, number, number, number] {
+  if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) throw new Error(`attention: expected q, k, v as [B, H, T, hs], got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
+  const [B, H, T, hs] = q.shape as [number, number, number, number];
+  const S = k.shape[2]!, hv = v.shape[3]!;
+  if (k.shape[0] !== B || k.shape[1] !== H || k.shape[3] !== hs || v.shape[0] !== B || v.shape[1] !== H || v.shape[2] !== S) {
+    throw new Error(`attention: shapes do not fit: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
+  }
+  return [B, H, T, S, hs, hv];
+}
+
+/**
+ * The attention probabilities [B, H, T, S], composed from primitives. A row with no key left to
+ * attend is all zeros (PyTorch's safe softmax), not NaN.
+ */
+export function attentionProbs(q: Tensor, k: Tensor, opts: AttentionOpOptions = {}): Tensor {
+  const [B, H, T, hs] = q.shape as [number, number, number, number];
+  const S = k.shape[2]!;
+  // [B*H, T, hs] @ [B*H, S, hs]^T -> [B, H, T, S]
+  let scores = reshape(mul(bmm(reshape(q, [B * H, T, hs]), reshape(k, [B * H, S, hs]), false, true), opts.scale ?? 1 / Math.sqrt(hs)), [B, H, T, S]);
+  if (opts.bias) scores = add(scores, opts.bias);
+  if (opts.causal) {
+    const row = reshape(arange(T, undefined, 1, { device: q.device }), [T, 1]);
+    const col = arange(S, undefined, 1, { device: q.device });
+    scores = where(gt(col, add(row, S - T)), -Infinity, scores);
+  }
+  if (!opts.bias && !(opts.causal && T > S)) return softmax(scores, -1);
+  // Rows with every key masked: softmax them over zeros (finite gradients), then zero them.
+  const empty = eq(max(detach(scores), -1, true), -Infinity); // [B, H, T, 1]
+  return where(empty, 0, softmax(where(empty, 0, scores), -1));
+}
+
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOpOptions = {}): Tensor {
+  const [B, H, T, S, hs, hv] = dims(q, k, v);
+  checkSameDevice('attention', q, k, v);
+  checkFloat('attention', q);
+  const backend = q.backend;
+  const bias = opts.bias ? cast(opts.bias, q.dtype) : null;
+  if (!backend.attention || !backend.attentionGrad || bias?.requiresGrad || k.dtype !== q.dtype || v.dtype !== q.dtype) {
+    // [B*H, T, S] @ [B*H, S, hv] -> [B, H, T, hv]
+    const p = attentionProbs(q, k, opts);
+    return reshape(bmm(reshape(p, [B * H, T, S]), reshape(v, [B * H, S, hv])), [B, H, T, hv]);
+  }
+  if (bias) broadcastShapes(bias.shape, [B, H, T, S], 'attention bias');
+  const p: AttentionParams = {
+    batch: B, heads: H, t: T, s: S, hs, hv, scale: opts.scale ?? 1 / Math.sqrt(hs), causal: opts.causal ?? false,
+    biasStrides: bias ? (broadcastStrides(bias.shape, [B, H, T, S]) as [number, number, number, number]) : null,
+  };
+  const r = backend.attention(q.buffer, k.buffer, v.buffer, bias && bias.buffer, p);
+  const out = wrap(q, r.out, [B, H, T, hv]);
+  const lse = wrap(q, r.lse, [B, H, T]);
+  const attentionGrad = backend.attentionGrad.bind(backend);
+  return record('attention', out, [q, k, v], [q, k, v, out, lse, ...(bias ? [bias] : [])], (g, [sq, sk, sv, so, sl, sb]) => {
+    const gr = attentionGrad(sq!.buffer, sk!.buffer, sv!.buffer, sb ? sb.buffer : null, so!.buffer, sl!.buffer, g.buffer, p);
+    return [wrap(g, gr.dq, sq!.shape), wrap(g, gr.dk, sk!.shape), wrap(g, gr.dv, sv!.shape)];
+  });
+}
