@@ -2,9 +2,16 @@
 
 import './autograd/methods.js';
 import { CpuBackend } from './backend/cpu/index.js';
+import { initWasm } from './backend/wasm/index.js';
 import { registerBackend } from './tensor/backend.js';
 
 registerBackend(new CpuBackend());
+
+/** Starts the fast CPU backend ('wasm': WebAssembly SIMD kernels on a worker pool) and makes it the default device. */
+export async function ready(): Promise<void> {
+  await initWasm();
+}
+export { createWasmBackend, initWasm, WasmBackend, type WasmInitOptions, type WasmMemoryStats } from './backend/wasm/index.js';
 
 export { Tensor, Storage, isTensor, type NestedArray } from './tensor/tensor.js';
 export type { DType, TypedArray } from './tensor/dtype.js';
@@ -35,3 +42,17 @@ export { Sequential, ModuleList, type TensorModule } from './nn/container.js';
 export { MultiheadAttention, KVCache, type MultiheadAttentionOptions, type AttentionCallOptions } from './nn/attention.js';
 export { FeedForward, TransformerEncoderLayer, TransformerDecoderLayer, TransformerEncoder, TransformerDecoder, type TransformerLayerOptions, type EncoderLayerCall, type DecoderLayerCall } from './nn/transformer.js';
 export { gradcheck, type GradcheckOptions } from './autograd/gradcheck.js';
+export * from './optim/index.js';
+export { loadSafetensors, parseSafetensors, readSafetensorsHeader, saveSafetensors, serializeSafetensors, type SafetensorsDType, type SafetensorsEntry, type SafetensorsHeader, type LoadSafetensorsOptions, type SaveSafetensorsOptions } from './io/safetensors.js';
+export { RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell, type RNNOptions, type RNNLayerOptions, type RNNCallOptions, type RNNResult, type LSTMResult, type RNNCellOptions } from './nn/rnn.js';
+export { Conv1d, Conv2d, type ConvLayerOptions, type IntPair } from './nn/conv.js';
+export { MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, type Pool1dOptions, type Pool2dOptions } from './nn/pooling.js';
+export { Flatten, Unflatten } from './nn/flatten.js';
+export { Tokenizer, AutoTokenizer, type EncodeOptions, type DecodeOptions, type BatchEncodeOptions, type BatchEncodingTensors, type BatchEncodingArrays, type BatchInput } from './tokenizers/tokenizer.js';
+export type { Encoding } from './tokenizers/post-process.js';
+export type { Offset } from './tokenizers/offsets.js';
+export type { TruncationStrategy } from './tokenizers/truncation.js';
+export type { TokenizerJson } from './tokenizers/json.js';
+export { TiktokenTokenizer, gpt2Encoding, type TiktokenEncodingName, type TiktokenEncodeOptions } from './tokenizers/tiktoken.js';
+export { trainByteLevelBpe, learnBpe, type ByteLevelBpeOptions, type LearnBpeOptions, type LearnedBpe } from './tokenizers/train-bpe.js';
+export { trainWordPiece, type WordPieceTrainerOptions } from './tokenizers/train-wordpiece.js';

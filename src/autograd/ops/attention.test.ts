@@ -11,7 +11,7 @@ import { attention, attentionProbs, type AttentionOpOptions } from './attention.
 import { bmm } from './matmul.js';
 import { reshape } from './movement.js';
 
-function composed(q: Tensor, k: Tensor, v: Tensor, o: AttentionOpOptions): Tensor {
+function composed(q: Tensor, k: Tensor, v: Tensor, o: AttentionOpOptions = {}): Tensor {
   const [B, H, T] = q.shape as [number, number, number];
   const S = k.shape[2]!, hv = v.shape[3]!;
   return reshape(bmm(reshape(attentionProbs(q, k, o), [B * H, T, S]), reshape(v, [B * H, S, hv])), [B, H, T, hv]);

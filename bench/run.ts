@@ -1,0 +1,182 @@
+// `npm run bench`: GEMM GFLOP/s of the wasm backend (all threads and one) against tfjs-backend-wasm and
+// PyTorch CPU, and GPT-2-style training tokens/s against PyTorch. Writes bench/out/results.json and
+// prints a table. Options: --quick (fewer cases and steps), --no-torch, --no-gpt.
+
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import os from 'node:os';
+import { createWasmBackend, initWasm, manualSeed, randint, tidy } from '../src/index.js';
+import { GPT2LMHeadModel } from '../src/models/gpt2.js';
+import { AdamW } from '../src/optim/adamw.js';
+import type { MatmulParams } from '../src/tensor/backend.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = new Set(process.argv.slice(2));
+const quick = args.has('--quick');
+
+interface GemmCase extends MatmulParams {
+  name: string;
+}
+function square(n: number): GemmCase {
+  return { name: `${n}`, batch: 1, m: n, n, k: n, transA: false, transB: false, strideA: 0, strideB: 0 };
+}
+// Transformer shapes: [B*T, C] x [C, 4C] (the MLP), its backward products, and attention scores / values.
+const GEMM: GemmCase[] = [
+  square(256), square(512), square(1024), square(2048),
+  { name: 'mlp d128 [2048,128]x[128,512]', batch: 1, m: 2048, n: 512, k: 128, transA: false, transB: false, strideA: 0, strideB: 0 },
+  { name: 'mlp d384 [2048,384]x[384,1536]', batch: 1, m: 2048, n: 1536, k: 384, transA: false, transB: false, strideA: 0, strideB: 0 },
+  { name: 'mlp d384 dW [384,2048]x[2048,1536]', batch: 1, m: 384, n: 1536, k: 2048, transA: true, transB: false, strideA: 0, strideB: 0 },
+  { name: 'attn d128 QK^T 64x[128,32]x[32,128]', batch: 64, m: 128, n: 128, k: 32, transA: false, transB: true, strideA: 128 * 32, strideB: 128 * 32 },
+  { name: 'attn d384 QK^T 48x[256,64]x[64,256]', batch: 48, m: 256, n: 256, k: 64, transA: false, transB: true, strideA: 256 * 64, strideB: 256 * 64 },
+  { name: 'attn d384 PV 48x[256,256]x[256,64]', batch: 48, m: 256, n: 64, k: 256, transA: false, transB: false, strideA: 256 * 256, strideB: 256 * 64 },
+].filter((c) => !quick || ['256', '1024', 'mlp d128 [2048,128]x[128,512]'].includes(c.name));
+
+interface GptConfig { name: string; d: number; layers: number; heads: number; t: number; batch: number; vocab: number; warmup: number; steps: number }
+const GPT: GptConfig[] = [
+  { name: 'd128 L4 H4 T128 B16', d: 128, layers: 4, heads: 4, t: 128, batch: 16, vocab: 256, warmup: 2, steps: quick ? 3 : 8 },
+  { name: 'd384 L6 H6 T256 B8', d: 384, layers: 6, heads: 6, t: 256, batch: 8, vocab: 256, warmup: 1, steps: quick ? 2 : 4 },
+].filter((c) => !quick || c.d === 128);
+
+/** Best time (ms) of fn after one warm-up call: at least 3 runs and 0.3 s. */
+function timeBest(fn: () => void): number {
+  fn();
+  let best = Infinity, total = 0, reps = 0;
+  while (reps < 3 || total < 300) {
+    const t = performance.now();
+    fn();
+    const dt = performance.now() - t;
+    best = Math.min(best, dt);
+    total += dt;
+    reps++;
+  }
+  return best;
+}
+const gflops = (c: GemmCase, ms: number) => (2 * c.batch * c.m * c.n * c.k) / ms / 1e6;
+function randomArray(n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => Math.random() - 0.5);
+}
+
+async function benchWasm(threads: number): Promise<{ variant: string; threads: number; gemm: Record<string, number> }> {
+  const b = await createWasmBackend({ threads });
+  const gemm: Record<string, number> = {};
+  for (const c of GEMM) {
+    const a = b.upload(randomArray((c.strideA ? c.batch : 1) * c.m * c.k), 'float32');
+    const bb = b.upload(randomArray((c.strideB ? c.batch : 1) * c.k * c.n), 'float32');
+    gemm[c.name] = gflops(c, timeBest(() => b.free(b.matmul(a, bb, c))));
+    b.free(a);
+    b.free(bb);
+  }
+  const info = b.info;
+  b.terminate();
+  return { ...info, gemm };
+}
+
+async function benchTfjs(): Promise<{ version: string; threads: number; gemm: Record<string, number> } | { skipped: string }> {
+  try {
+    const tf = await import('@tensorflow/tfjs-core');
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const require = createRequire(import.meta.url);
+    wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/');
+    await tf.setBackend('wasm');
+    await tf.ready();
+    const gemm: Record<string, number> = {};
+    for (const c of GEMM) {
+      const shapeA = c.transA ? [c.k, c.m] : [c.m, c.k], shapeB = c.transB ? [c.n, c.k] : [c.k, c.n];
+      const a = tf.tensor3d(randomArray(c.batch * c.m * c.k), [c.batch, shapeA[0]!, shapeA[1]!]);
+      const b = tf.tensor3d(randomArray(c.batch * c.k * c.n), [c.batch, shapeB[0]!, shapeB[1]!]);
+      gemm[c.name] = gflops(c, timeBest(() => {
+        const out = tf.matMul(a, b, c.transA, c.transB);
+        out.dataSync();
+        out.dispose();
+      }));
+      a.dispose();
+      b.dispose();
+    }
+    return { version: tf.version_core, threads: wasm.getThreadsCount(), gemm };
+  } catch (e) {
+    return { skipped: `tfjs-backend-wasm unavailable: ${(e as Error).message}` };
+  }
+}
+
+function benchTorch(): { version: string; threads: number; gemm: Record<string, number>; gpt: Record<string, number> } | { skipped: string } {
+  const python = '/usr/bin/python3';
+  const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { skipped: `PyTorch not importable by ${python}` };
+  const spec = { threads: Math.min(2, os.availableParallelism()), gemm: GEMM, gpt: args.has('--no-gpt') ? [] : GPT };
+  const r = spawnSync(python, [join(here, 'torch_bench.py')], { input: JSON.stringify(spec), encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) return { skipped: `torch_bench.py failed: ${r.stderr.slice(-500)}` };
+  return JSON.parse(r.stdout) as { version: string; threads: number; gemm: Record<string, number>; gpt: Record<string, number> };
+}
+
+/** Training tokens/s of the GPT-2 model of src/models on the default (wasm) device, AdamW, no dropout. */
+function benchGpt(cfg: GptConfig): number {
+  manualSeed(0);
+  const model = new GPT2LMHeadModel({
+    vocab_size: cfg.vocab, n_positions: cfg.t, n_embd: cfg.d, n_layer: cfg.layers, n_head: cfg.heads,
+    embd_pdrop: 0, attn_pdrop: 0, resid_pdrop: 0,
+  });
+  const opt = new AdamW(model.parameters(), { lr: 1e-3 });
+  const ids = randint(0, cfg.vocab, [cfg.batch, cfg.t], { dtype: 'int32' });
+  const step = () => tidy(() => {
+    const { loss } = model.forward({ inputIds: ids, labels: ids });
+    loss!.backward();
+    opt.step();
+    opt.zeroGrad();
+    return loss!.dataSync()[0]!;
+  });
+  for (let i = 0; i < cfg.warmup; i++) step();
+  const t = performance.now();
+  for (let i = 0; i < cfg.steps; i++) step();
+  return (cfg.batch * cfg.t * cfg.steps) / ((performance.now() - t) / 1000);
+}
+
+async function main(): Promise<void> {
+  const cores = os.availableParallelism();
+  console.log(`bench: ${os.cpus()[0]?.model ?? 'cpu'}, ${cores} cores, Node ${process.versions.node}${quick ? ' (quick)' : ''}`);
+  const wasmAll = await benchWasm(cores);
+  const wasmOne = cores > 1 ? await benchWasm(1) : wasmAll;
+  const tfjs = await benchTfjs();
+  const torch = args.has('--no-torch') ? { skipped: '--no-torch' } : benchTorch();
+  const backend = await initWasm();
+  const gpt: Record<string, number> = {};
+  if (!args.has('--no-gpt')) for (const cfg of GPT) gpt[cfg.name] = benchGpt(cfg);
+
+  const results = {
+    date: new Date().toISOString(),
+    machine: { cpu: os.cpus()[0]?.model, cores, node: process.versions.node },
+    gemmGflops: { wasm: wasmAll, wasm1: wasmOne, tfjsWasm: tfjs, torch: 'skipped' in torch ? torch : { version: torch.version, threads: torch.threads, gemm: torch.gemm } },
+    gptTokensPerSecond: { wasm: { variant: backend.info.variant, threads: backend.info.threads, ...gpt }, torch: 'skipped' in torch ? torch : torch.gpt },
+  };
+  mkdirSync(join(here, 'out'), { recursive: true });
+  writeFileSync(join(here, 'out', 'results.json'), JSON.stringify(results, null, 2) + '\n');
+
+  const fmt = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
+  const tf = 'skipped' in tfjs ? null : tfjs.gemm, th = 'skipped' in torch ? null : torch.gemm;
+  const rows = GEMM.map((c) => {
+    const w = wasmAll.gemm[c.name]!, t = tf?.[c.name], p = th?.[c.name];
+    return [c.name, fmt(w), fmt(wasmOne.gemm[c.name]), fmt(t), fmt(p), t ? (w / t).toFixed(2) + 'x' : '-', p ? (w / p).toFixed(2) + 'x' : '-'];
+  });
+  const head = ['GEMM (GFLOP/s)', `wasm ${wasmAll.threads}T`, 'wasm 1T', `tfjs-wasm ${tf ? (tfjs as { threads: number }).threads + 'T' : ''}`, `torch ${th ? (torch as { threads: number }).threads + 'T' : ''}`, 'vs tfjs', 'vs torch'];
+  printTable(head, rows);
+  if (Object.keys(gpt).length) {
+    const tg = 'skipped' in torch ? null : torch.gpt;
+    printTable(['GPT training (tokens/s)', `wasm ${backend.info.threads}T`, 'torch', 'vs torch'],
+      GPT.map((c) => [c.name, fmt(gpt[c.name]), fmt(tg?.[c.name]), tg?.[c.name] ? (gpt[c.name]! / tg[c.name]!).toFixed(2) + 'x' : '-']));
+  }
+  for (const s of [tfjs, torch]) if ('skipped' in s) console.log(`note: ${s.skipped}`);
+  console.log(`wrote ${join(here, 'out', 'results.json')}`);
+  backend.terminate();
+}
+
+function printTable(head: string[], rows: string[][]): void {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
+  console.log('\n' + line(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+await main();

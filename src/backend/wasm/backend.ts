@@ -1,0 +1,610 @@
+// The 'wasm' backend: buffers in one WebAssembly linear memory, kernels from assembly/ run on the
+// calling thread or split by tiles over a worker pool. float64 (not a SIMD type here) runs through the
+// reference kernels of src/backend/cpu, as do the float-only kernels (softmax, norms, activation
+// gradients) when handed an integer dtype.
+
+import type { ActivationOp, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, UnaryOp, WindowParams } from '../../tensor/backend.js';
+import type { DType, TypedArray } from '../../tensor/dtype.js';
+import { fmtShape, sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
+import * as attRef from '../cpu/attention.js';
+import * as ew from '../cpu/elementwise.js';
+import * as idxRef from '../cpu/indexing.js';
+import { matmul as matmulRef } from '../cpu/matmul.js';
+import { stridedCopy as stridedCopyRef, stridedWrite as stridedWriteRef } from '../cpu/movement.js';
+import * as normRef from '../cpu/norm.js';
+import * as redRef from '../cpu/reduce.js';
+import { col2im as col2imRef, im2col as im2colRef } from '../cpu/window.js';
+import type { Allocator, AllocatorStats } from './allocator.js';
+import {
+  ACTIVATION_CODE, ARG, attentionScratchBytes, BINARY_CODE, CHUNK, DT_BOOL_CAST, DT_F32, DT_I32, DT_U8, GEMM_MC, GEMM_NR, K, MAXDIM, PARAM_SLOTS, REDUCE_CODE, UNARY_CODE,
+} from './kernels.js';
+import type { WorkerPool } from './pool.js';
+
+export class WasmBuffer implements BackendBuffer {
+  /** Set by free(): a freed buffer must never reach a kernel again. */
+  freed = false;
+  constructor(readonly dtype: DType, readonly size: number, readonly ptr: number, readonly bytes: number) {}
+}
+
+export interface WasmMemoryStats extends AllocatorStats {
+  /** Buffers handed out by the backend and not yet freed. */
+  liveBuffers: number;
+}
+
+/** What the backend needs from initialisation (see init.ts). */
+export interface WasmRuntime {
+  memory: WebAssembly.Memory;
+  exports: { runJob(p: number, tid: number): void; checkIndices(idx: number, n: number, size: number): number };
+  allocator: Allocator;
+  /** The job parameter block (PARAM_SLOTS int32 slots). */
+  param: number;
+  scratch: number;
+  scratchPerThread: number;
+  pool: WorkerPool | null;
+  variant: string;
+}
+
+const COMPARE_OR_LOGIC = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or']);
+/**
+ * Below this much work a job runs on the calling thread alone: waking a worker costs about 10 us, the
+ * time of ~100K cheap elementwise operations or ~1M multiply-adds (measured). Work is counted in
+ * elements times a cost weight (WEIGHT_*), or in multiply-adds for GEMM.
+ */
+const PARALLEL_MIN_ELEMENTS = 1 << 17;
+const PARALLEL_MIN_FLOPS = 1 << 20;
+/** Cost weights per element: transcendental math vs a load-op-store. */
+const WEIGHT_MATH = 8;
+const CHEAP_UNARY = new Set<UnaryOp>(['neg', 'abs', 'sign', 'relu', 'floor', 'ceil', 'round', 'not']);
+
+function dtCode(dtype: DType): number {
+  return dtype === 'float32' ? DT_F32 : dtype === 'int32' ? DT_I32 : DT_U8;
+}
+function esize(dtype: DType): number {
+  return dtype === 'float64' ? 8 : dtype === 'float32' || dtype === 'int32' ? 4 : 1;
+}
+
+/**
+ * Merges adjacent dims that every stride set walks contiguously (and drops size-1 dims):
+ * a same-shape op becomes one dim, a row broadcast two. Returns null past MAXDIM dims.
+ */
+export function coalesce(shape: Shape, strides: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } | null {
+  const outShape: number[] = [];
+  const outStrides: number[][] = strides.map(() => []);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const size = shape[d]!;
+    if (size === 1) continue;
+    if (outShape.length > 0 && strides.every((s, k) => s[d] === outStrides[k]![0]! * outShape[0]!)) {
+      outShape[0]! *= size;
+      continue;
+    }
+    outShape.unshift(size);
+    strides.forEach((s, k) => outStrides[k]!.unshift(s[d]!));
+  }
+  if (outShape.length === 0) {
+    outShape.push(1);
+    outStrides.forEach((s) => s.push(0));
+  }
+  return outShape.length > MAXDIM ? null : { shape: outShape, strides: outStrides };
+}
+
+/** Broadcast strides of a tensor of `shape` read as `outShape` (0 on broadcast dims). */
+function broadcastStridesOf(shape: Shape, outShape: Shape): number[] {
+  const s = stridesOf(shape);
+  const off = outShape.length - shape.length;
+  return outShape.map((_, i) => (i < off || shape[i - off] === 1 ? 0 : s[i - off]!));
+}
+
+export class WasmBackend implements Backend {
+  readonly name: string = 'wasm';
+  readonly manualMemory = true;
+  private slotsI32!: Int32Array;
+  private slotsF32!: Float32Array;
+  private liveBuffers = 0;
+
+  constructor(private readonly rt: WasmRuntime) {
+    this.refreshViews();
+  }
+
+  /** Called after the memory grows (a non-shared memory detaches its old buffer). */
+  refreshViews(): void {
+    this.slotsI32 = new Int32Array(this.rt.memory.buffer, this.rt.param, PARAM_SLOTS);
+    this.slotsF32 = new Float32Array(this.rt.memory.buffer, this.rt.param, PARAM_SLOTS);
+  }
+
+  /** Which build runs ('relaxed-mt', 'simd-st', ...) and how many threads work on a job. */
+  get info(): { variant: string; threads: number } {
+    return { variant: this.rt.variant, threads: (this.rt.pool?.size ?? 0) + 1 };
+  }
+
+  /** Stops the worker threads (the backend then runs single-threaded). */
+  terminate(): void {
+    this.rt.pool?.terminate();
+    this.rt.pool = null;
+  }
+
+  /** Live buffers and allocator footprint: flat over a training loop once it has warmed up. */
+  memoryStats(): WasmMemoryStats {
+    return { liveBuffers: this.liveBuffers, ...this.rt.allocator.stats() };
+  }
+
+  // ---- plumbing ----
+
+  private alloc(dtype: DType, size: number): WasmBuffer {
+    const { ptr, bytes } = this.rt.allocator.alloc(size * esize(dtype));
+    this.liveBuffers++;
+    return new WasmBuffer(dtype, size, ptr, bytes);
+  }
+
+  /** The pointer of a live buffer. */
+  private p(b: BackendBuffer | null): number {
+    if (b === null) return 0;
+    const w = b as WasmBuffer;
+    if (w.freed) throw new Error('wasm backend: a kernel was handed a freed buffer');
+    return w.ptr;
+  }
+
+  /** A typed view of a buffer's elements (valid until the next allocation). */
+  private view(b: BackendBuffer): TypedArray {
+    const w = b as WasmBuffer;
+    if (w.freed) throw new Error('wasm backend: a freed buffer was read');
+    const mem = this.rt.memory.buffer;
+    switch (w.dtype) {
+      case 'float32': return new Float32Array(mem, w.ptr, w.size);
+      case 'float64': return new Float64Array(mem, w.ptr, w.size);
+      case 'int32': return new Int32Array(mem, w.ptr, w.size);
+      default: return new Uint8Array(mem, w.ptr, w.size);
+    }
+  }
+
+  /** A reference kernel's result as a buffer of this backend. */
+  private fromRef(dtype: DType, data: TypedArray): WasmBuffer {
+    return this.upload(data, dtype) as WasmBuffer;
+  }
+
+  /** Writes parameter slots from ARG on. */
+  private args(...values: number[]): void {
+    this.slotsI32.set(values, ARG);
+  }
+  private argF32(slot: number, v: number): void {
+    this.slotsF32[ARG + slot] = v;
+  }
+
+  /**
+   * Runs the job in the parameter block: `tiles` tiles, over the pool when `work` is large enough.
+   * Each thread gets scratch bytes at scratch.ptr + tid * scratch.perThread (default: the GEMM scratch).
+   */
+  private exec(kernel: number, tiles: number, work: number, parallelMin = PARALLEL_MIN_ELEMENTS, scratch?: { ptr: number; perThread: number }): void {
+    if (tiles <= 0) return;
+    const s = this.slotsI32, rt = this.rt;
+    s[0] = kernel;
+    s[1] = 0;
+    s[2] = tiles;
+    s[3] = scratch ? scratch.ptr : rt.scratch;
+    s[4] = scratch ? scratch.perThread : rt.scratchPerThread;
+    if (rt.pool && tiles > 1 && work >= parallelMin) rt.pool.run(rt.param, () => rt.exports.runJob(rt.param, 0));
+    else rt.exports.runJob(rt.param, 0);
+  }
+
+  private checkIndices(idx: BackendBuffer, size: number, op: string): void {
+    const bad = this.rt.exports.checkIndices(this.p(idx), idx.size, size);
+    if (bad >= 0) {
+      const v = (this.view(idx) as Int32Array)[bad];
+      throw new Error(`${op}: index ${v} is out of range for a dimension of size ${size}`);
+    }
+  }
+
+  // ---- memory ----
+
+  upload(data: TypedArray, dtype: DType): BackendBuffer {
+    const b = this.alloc(dtype, data.length);
+    this.view(b).set(data);
+    return b;
+  }
+  fill(dtype: DType, size: number, value: number): BackendBuffer {
+    const b = this.alloc(dtype, size);
+    this.view(b).fill(dtype === 'bool' ? Number(value !== 0) : value);
+    return b;
+  }
+  async read(b: BackendBuffer): Promise<TypedArray> {
+    return this.readSync(b);
+  }
+  readSync(b: BackendBuffer): TypedArray {
+    return this.view(b).slice();
+  }
+  free(b: BackendBuffer): void {
+    const w = b as WasmBuffer;
+    if (w.freed) throw new Error('wasm backend: buffer freed twice');
+    w.freed = true;
+    this.liveBuffers--;
+    this.rt.allocator.free(w.ptr, w.bytes);
+  }
+
+  // ---- elementwise ----
+
+  cast(x: BackendBuffer, dtype: DType): BackendBuffer {
+    if (x.dtype === 'float64' || dtype === 'float64') return this.fromRef(dtype, ew.cast(this.view(x), dtype));
+    const out = this.alloc(dtype, x.size);
+    this.args(this.p(x), out.ptr, x.size, dtCode(x.dtype), dtype === 'bool' ? DT_BOOL_CAST : dtCode(dtype));
+    this.exec(K.cast, Math.ceil(x.size / CHUNK), x.size);
+    return out;
+  }
+
+  unary(op: UnaryOp, x: BackendBuffer): BackendBuffer {
+    if (x.dtype === 'float64') return this.fromRef(x.dtype, ew.unary(op, this.view(x), x.dtype));
+    const out = this.alloc(x.dtype, x.size);
+    this.args(UNARY_CODE[op], this.p(x), out.ptr, x.size, dtCode(x.dtype));
+    this.exec(K.unary, Math.ceil(x.size / CHUNK), CHEAP_UNARY.has(op) ? x.size : x.size * WEIGHT_MATH);
+    return out;
+  }
+
+  activationGrad(op: ActivationOp, x: BackendBuffer, dy: BackendBuffer): BackendBuffer {
+    if (x.dtype === 'float64') return this.fromRef(x.dtype, ew.activationGrad(op, this.view(x), this.view(dy), x.dtype));
+    const out = this.alloc(x.dtype, x.size);
+    this.args(ACTIVATION_CODE[op], this.p(x), this.p(dy), out.ptr, x.size, dtCode(x.dtype));
+    this.exec(K.actGrad, Math.ceil(x.size / CHUNK), op === 'relu' ? x.size : x.size * WEIGHT_MATH);
+    return out;
+  }
+
+  binary(op: BinaryOp, a: BackendBuffer, aShape: Shape, b: BackendBuffer, bShape: Shape, outShape: Shape): BackendBuffer {
+    const dtype: DType = COMPARE_OR_LOGIC.has(op) ? 'bool' : a.dtype;
+    const c = a.dtype === 'float64' ? null : coalesce(outShape, [broadcastStridesOf(aShape, outShape), broadcastStridesOf(bShape, outShape)]);
+    if (c === null) return this.fromRef(dtype, ew.binary(op, this.view(a), aShape, this.view(b), bShape, outShape, dtype));
+    const n = sizeOf(outShape);
+    const out = this.alloc(dtype, n);
+    this.args(BINARY_CODE[op], dtCode(a.dtype), this.p(a), this.p(b), out.ptr, c.shape.length, n);
+    this.slotsI32.set(c.shape, ARG + 7);
+    this.slotsI32.set(c.strides[0]!, ARG + 7 + MAXDIM);
+    this.slotsI32.set(c.strides[1]!, ARG + 7 + 2 * MAXDIM);
+    this.exec(K.binary, Math.ceil(n / CHUNK), op === 'pow' ? n * WEIGHT_MATH : n);
+    return out;
+  }
+
+  where(cond: BackendBuffer, cShape: Shape, a: BackendBuffer, aShape: Shape, b: BackendBuffer, bShape: Shape, outShape: Shape): BackendBuffer {
+    const dtype = a.dtype;
+    const native = dtype !== 'float64' && esize(cond.dtype) === 1;
+    const c = native ? coalesce(outShape, [cShape, aShape, bShape].map((s) => broadcastStridesOf(s, outShape))) : null;
+    if (c === null) return this.fromRef(dtype, ew.where(this.view(cond), cShape, this.view(a), aShape, this.view(b), bShape, outShape, dtype));
+    const n = sizeOf(outShape);
+    const out = this.alloc(dtype, n);
+    this.args(esize(dtype), this.p(cond), this.p(a), this.p(b), out.ptr, c.shape.length, n);
+    this.slotsI32.set(c.shape, ARG + 7);
+    for (let k = 0; k < 3; k++) this.slotsI32.set(c.strides[k]!, ARG + 7 + (k + 1) * MAXDIM);
+    this.exec(K.where, Math.ceil(n / CHUNK), n);
+    return out;
+  }
+
+  // ---- reductions ----
+
+  /** Tiles of (outer rows) x (inner columns) holding about CHUNK elements each; returns the tile count. */
+  private reduceTiling(outer: number, size: number, inner: number, slot: number): number {
+    const innerChunk = inner === 1 ? 1 : Math.min(inner, 256);
+    const outerPerTile = Math.max(1, Math.floor(CHUNK / Math.max(1, size * innerChunk)));
+    this.slotsI32[ARG + slot] = outerPerTile;
+    this.slotsI32[ARG + slot + 1] = innerChunk;
+    return Math.ceil(outer / outerPerTile) * Math.ceil(inner / innerChunk);
+  }
+
+  reduce(op: ReduceOp, x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer {
+    if (x.dtype === 'float64') return this.fromRef(x.dtype, redRef.reduce(op, this.view(x), outer, size, inner, x.dtype));
+    const out = this.alloc(x.dtype, outer * inner);
+    this.args(REDUCE_CODE[op], dtCode(x.dtype), this.p(x), out.ptr, outer, size, inner);
+    this.exec(K.reduce, this.reduceTiling(outer, size, inner, 7), x.size);
+    return out;
+  }
+
+  argReduce(op: ArgReduceOp, x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer {
+    if (x.dtype === 'float64') return this.fromRef('int32', redRef.argReduce(op, this.view(x), outer, size, inner));
+    const out = this.alloc('int32', outer * inner);
+    this.args(op === 'argmax' ? 0 : 1, dtCode(x.dtype), this.p(x), out.ptr, outer, size, inner);
+    this.exec(K.argReduce, this.reduceTiling(outer, size, inner, 7), x.size);
+    return out;
+  }
+
+  cumsum(x: BackendBuffer, outer: number, size: number, inner: number, reverse: boolean): BackendBuffer {
+    if (x.dtype === 'float64') return this.fromRef(x.dtype, redRef.cumsum(this.view(x), outer, size, inner, reverse, x.dtype));
+    const out = this.alloc(x.dtype, x.size);
+    this.args(dtCode(x.dtype), this.p(x), out.ptr, reverse ? 1 : 0, outer, size, inner);
+    this.exec(K.cumsum, this.reduceTiling(outer, size, inner, 7), x.size);
+    return out;
+  }
+
+  // ---- linear algebra ----
+
+  matmul(a: BackendBuffer, b: BackendBuffer, p: MatmulParams): BackendBuffer {
+    const { batch, m, n, k } = p;
+    if (a.dtype === 'float64') return this.fromRef(a.dtype, matmulRef(this.view(a), this.view(b), p, a.dtype));
+    if (batch * m * n === 0 || k === 0) return this.fill(a.dtype, batch * m * n, 0);
+    const out = this.alloc(a.dtype, batch * m * n);
+    if (a.dtype !== 'float32') {
+      this.args(dtCode(a.dtype), this.p(a), this.p(b), out.ptr, batch, m, n, k, +p.transA, +p.transB, p.strideA, p.strideB);
+      this.exec(K.matmulInt, batch * m, batch * m * n * k, PARALLEL_MIN_FLOPS);
+      return out;
+    }
+    const flops = batch * m * n * k;
+    if (m <= 3) {
+      // A few rows (decoding one token at a time): straight from A and B, no packing.
+      this.args(this.p(a), this.p(b), out.ptr, batch, m, n, k, +p.transA, +p.transB, p.strideA, p.strideB);
+      this.exec(K.gemv, batch * Math.ceil(n / 64), flops, PARALLEL_MIN_FLOPS);
+      return out;
+    }
+    // 1. Pack B into 8-column panels (once when it is shared by the batch).
+    const npanels = Math.ceil(n / GEMM_NR);
+    const packedBatches = p.strideB === 0 ? 1 : batch;
+    const packed = this.rt.allocator.alloc(packedBatches * k * npanels * GEMM_NR * 4);
+    try {
+      this.args(this.p(b), packed.ptr, 0, k, n, +p.transB, p.strideB, npanels);
+      this.exec(K.packB, packedBatches * npanels, packedBatches * k * n, PARALLEL_MIN_ELEMENTS);
+      // 2. Tiles of C: (batch entry, MC rows, a run of panels); columns are split only when the
+      // batch and rows alone would leave threads idle.
+      const mBlocks = Math.ceil(m / GEMM_MC);
+      const threads = (this.rt.pool?.size ?? 0) + 1;
+      const want = 4 * threads;
+      let chunkPanels = npanels;
+      if (batch * mBlocks < want) chunkPanels = Math.ceil(npanels / Math.min(npanels, Math.ceil(want / (batch * mBlocks))));
+      const nChunks = Math.ceil(npanels / chunkPanels);
+      this.args(this.p(a), packed.ptr, out.ptr, batch, m, n, k, +p.transA, p.strideA, packedBatches > 1 ? 1 : 0, mBlocks, nChunks, chunkPanels);
+      this.exec(K.gemm, batch * mBlocks * nChunks, flops, PARALLEL_MIN_FLOPS);
+    } finally {
+      this.rt.allocator.free(packed.ptr, packed.bytes);
+    }
+    return out;
+  }
+
+  // ---- movement ----
+
+  /** Throws unless every element a strided walk touches lies inside the buffer. */
+  private checkStrided(op: string, buf: BackendBuffer, shape: Shape, strides: readonly number[], offset: number): void {
+    if (sizeOf(shape) === 0) return;
+    let lo = offset, hi = offset;
+    shape.forEach((s, d) => {
+      const span = (s - 1) * strides[d]!;
+      if (span < 0) lo += span;
+      else hi += span;
+    });
+    if (lo < 0 || hi >= buf.size) {
+      throw new Error(`${op}: strides [${strides.join(', ')}] at offset ${offset} over shape ${fmtShape(shape)} reach outside a buffer of ${buf.size} elements`);
+    }
+  }
+
+  private strided(src: BackendBuffer, dst: WasmBuffer, shape: Shape, srcStrides: readonly number[], dstStrides: readonly number[], srcOff: number, dstOff: number, parallel: boolean): void {
+    const n = sizeOf(shape);
+    const c = coalesce(shape, [srcStrides, dstStrides])!;
+    this.args(esize(src.dtype), this.p(src), dst.ptr, c.shape.length, n, srcOff, dstOff);
+    this.slotsI32.set(c.shape, ARG + 7);
+    this.slotsI32.set(c.strides[0]!, ARG + 7 + MAXDIM);
+    this.slotsI32.set(c.strides[1]!, ARG + 7 + 2 * MAXDIM);
+    this.exec(K.strided, Math.ceil(n / CHUNK), parallel ? n : 0);
+  }
+
+  stridedCopy(x: BackendBuffer, shape: Shape, strides: readonly number[], offset: number): BackendBuffer {
+    this.checkStrided('stridedCopy', x, shape, strides, offset);
+    if (x.dtype === 'float64' || coalesce(shape, [strides, stridesOf(shape)]) === null) {
+      return this.fromRef(x.dtype, stridedCopyRef(this.view(x), shape, strides, offset, x.dtype));
+    }
+    const out = this.alloc(x.dtype, sizeOf(shape));
+    this.strided(x, out, shape, strides, stridesOf(shape), offset, 0, true);
+    return out;
+  }
+
+  stridedWrite(dst: BackendBuffer, src: BackendBuffer, shape: Shape, strides: readonly number[], offset: number): void {
+    this.checkStrided('stridedWrite', dst, shape, strides, offset);
+    if (dst.dtype === 'float64' || coalesce(shape, [stridesOf(shape), strides]) === null) {
+      stridedWriteRef(this.view(dst), this.view(src), shape, strides, offset);
+      return;
+    }
+    // Threads only when no two elements land on one position (else the last write must win, in order).
+    const dims = shape.map((s, d) => ({ s, st: Math.abs(strides[d]!) })).filter((d) => d.s > 1).sort((a, b) => a.st - b.st);
+    let extent = 1, injective = true;
+    for (const d of dims) {
+      if (d.st < extent) injective = false;
+      extent = d.st * d.s;
+    }
+    this.p(dst); // throws if dst was freed
+    this.strided(src, dst as WasmBuffer, shape, stridesOf(shape), strides, 0, offset, injective);
+  }
+
+  // ---- indexing ----
+
+  indexSelect(x: BackendBuffer, idx: BackendBuffer, outer: number, size: number, inner: number, op: string): BackendBuffer {
+    if (x.dtype === 'float64') return this.fromRef(x.dtype, idxRef.indexSelect(this.view(x), this.view(idx), outer, size, inner, op, x.dtype));
+    this.checkIndices(idx, size, op);
+    const m = idx.size;
+    const out = this.alloc(x.dtype, outer * m * inner);
+    const rowsPerTile = Math.max(1, Math.floor(CHUNK / Math.max(1, inner)));
+    this.args(esize(x.dtype), this.p(x), this.p(idx), out.ptr, outer, size, inner, m, rowsPerTile);
+    this.exec(K.indexSelect, Math.ceil((outer * m) / rowsPerTile), outer * m * inner);
+    return out;
+  }
+
+  /** Column chunk of the scatter-style kernels: tiles own disjoint columns, so they never collide. */
+  private static readonly COLUMN_CHUNK = 64;
+
+  indexAdd(src: BackendBuffer, idx: BackendBuffer, outer: number, size: number, inner: number, op: string): BackendBuffer {
+    if (src.dtype === 'float64') return this.fromRef(src.dtype, idxRef.indexAdd(this.view(src), this.view(idx), outer, size, inner, op, src.dtype));
+    this.checkIndices(idx, size, op);
+    const out = this.fill(src.dtype, outer * size * inner, 0);
+    const chunk = WasmBackend.COLUMN_CHUNK;
+    this.args(dtCode(src.dtype), this.p(src), this.p(idx), this.p(out), outer, size, inner, idx.size, chunk);
+    this.exec(K.indexAdd, outer * Math.ceil(inner / chunk), src.size);
+    return out;
+  }
+
+  gather(x: BackendBuffer, idx: BackendBuffer, outer: number, size: number, inner: number, m: number, op: string): BackendBuffer {
+    if (x.dtype === 'float64') return this.fromRef(x.dtype, idxRef.gather(this.view(x), this.view(idx), outer, size, inner, m, op, x.dtype));
+    this.checkIndices(idx, size, op);
+    const out = this.alloc(x.dtype, outer * m * inner);
+    const rowsPerTile = Math.max(1, Math.floor(CHUNK / Math.max(1, inner)));
+    this.args(esize(x.dtype), this.p(x), this.p(idx), out.ptr, outer, size, inner, m, rowsPerTile);
+    this.exec(K.gather, Math.ceil((outer * m) / rowsPerTile), outer * m * inner);
+    return out;
+  }
+
+  scatterAdd(src: BackendBuffer, idx: BackendBuffer, outer: number, size: number, inner: number, m: number, op: string): BackendBuffer {
+    if (src.dtype === 'float64') return this.fromRef(src.dtype, idxRef.scatterAdd(this.view(src), this.view(idx), outer, size, inner, m, op, src.dtype));
+    this.checkIndices(idx, size, op);
+    const out = this.fill(src.dtype, outer * size * inner, 0);
+    const chunk = WasmBackend.COLUMN_CHUNK;
+    this.args(dtCode(src.dtype), this.p(src), this.p(idx), this.p(out), outer, size, inner, m, chunk);
+    this.exec(K.scatterAdd, outer * Math.ceil(inner / chunk), src.size);
+    return out;
+  }
+
+  // ---- fused row kernels (float32 native; other dtypes through the reference) ----
+
+  private static rowsPerTile(cols: number): number {
+    return Math.max(1, Math.floor(8192 / Math.max(1, cols)));
+  }
+
+  softmax(x: BackendBuffer, rows: number, cols: number, log: boolean): BackendBuffer {
+    if (x.dtype !== 'float32') return this.fromRef(x.dtype, normRef.softmax(this.view(x), rows, cols, log, x.dtype));
+    const out = this.alloc(x.dtype, rows * cols);
+    const rpt = WasmBackend.rowsPerTile(cols);
+    this.args(this.p(x), out.ptr, rows, cols, +log, rpt);
+    this.exec(K.softmax, Math.ceil(rows / rpt), rows * cols * WEIGHT_MATH);
+    return out;
+  }
+
+  softmaxGrad(y: BackendBuffer, dy: BackendBuffer, rows: number, cols: number, log: boolean): BackendBuffer {
+    if (y.dtype !== 'float32') return this.fromRef(y.dtype, normRef.softmaxGrad(this.view(y), this.view(dy), rows, cols, log, y.dtype));
+    const out = this.alloc(y.dtype, rows * cols);
+    const rpt = WasmBackend.rowsPerTile(cols);
+    this.args(this.p(y), this.p(dy), out.ptr, rows, cols, +log, rpt);
+    this.exec(K.softmaxGrad, Math.ceil(rows / rpt), rows * cols * 2);
+    return out;
+  }
+
+  private normForward(x: BackendBuffer, w: BackendBuffer | null, b: BackendBuffer | null, rows: number, cols: number, eps: number, rms: boolean) {
+    const y = this.alloc(x.dtype, rows * cols), mean = rms ? null : this.alloc(x.dtype, rows), rstd = this.alloc(x.dtype, rows);
+    const rpt = WasmBackend.rowsPerTile(cols);
+    this.args(this.p(x), this.p(w), this.p(b), y.ptr, mean ? mean.ptr : 0, rstd.ptr, rows, cols, 0, rpt);
+    this.argF32(8, eps);
+    this.exec(K.norm, Math.ceil(rows / rpt), rows * cols * 2);
+    return { y, mean, rstd };
+  }
+
+  private normBackward(x: BackendBuffer, w: BackendBuffer | null, mean: BackendBuffer | null, rstd: BackendBuffer, dy: BackendBuffer, rows: number, cols: number) {
+    const dx = this.alloc(x.dtype, rows * cols), dweight = this.alloc(x.dtype, cols), dbias = mean ? this.alloc(x.dtype, cols) : null;
+    // Fixed row chunks (not one per thread), so that the weight gradient sums in the same order always.
+    const rowsPerChunk = Math.max(8, Math.ceil(rows / 128));
+    const chunks = Math.ceil(rows / rowsPerChunk);
+    const partials = this.rt.allocator.alloc(chunks * 2 * cols * 4);
+    try {
+      this.args(this.p(x), this.p(w), this.p(mean), this.p(rstd), this.p(dy), dx.ptr, partials.ptr, rows, cols, rowsPerChunk);
+      this.exec(K.normGrad, chunks, rows * cols * 3);
+      const colsPerTile = 256;
+      this.args(partials.ptr, chunks, cols, dweight.ptr, dbias ? dbias.ptr : 0, colsPerTile);
+      this.exec(K.sumPartials, Math.ceil(cols / colsPerTile), chunks * cols);
+    } finally {
+      this.rt.allocator.free(partials.ptr, partials.bytes);
+    }
+    return { dx, dweight, dbias };
+  }
+
+  layerNorm(x: BackendBuffer, w: BackendBuffer | null, b: BackendBuffer | null, rows: number, cols: number, eps: number) {
+    if (x.dtype !== 'float32') {
+      const r = normRef.layerNorm(this.view(x), w && this.view(w), b && this.view(b), rows, cols, eps, x.dtype);
+      return { y: this.fromRef(x.dtype, r.y), mean: this.fromRef(x.dtype, r.mean), rstd: this.fromRef(x.dtype, r.rstd) };
+    }
+    const r = this.normForward(x, w, b, rows, cols, eps, false);
+    return { y: r.y, mean: r.mean!, rstd: r.rstd };
+  }
+
+  layerNormGrad(x: BackendBuffer, w: BackendBuffer | null, mean: BackendBuffer, rstd: BackendBuffer, dy: BackendBuffer, rows: number, cols: number) {
+    if (x.dtype !== 'float32') {
+      const r = normRef.layerNormGrad(this.view(x), w && this.view(w), this.view(mean), this.view(rstd), this.view(dy), rows, cols, x.dtype);
+      return { dx: this.fromRef(x.dtype, r.dx), dweight: this.fromRef(x.dtype, r.dweight), dbias: this.fromRef(x.dtype, r.dbias) };
+    }
+    const r = this.normBackward(x, w, mean, rstd, dy, rows, cols);
+    return { dx: r.dx, dweight: r.dweight, dbias: r.dbias! };
+  }
+
+  rmsNorm(x: BackendBuffer, w: BackendBuffer | null, rows: number, cols: number, eps: number) {
+    if (x.dtype !== 'float32') {
+      const r = normRef.rmsNorm(this.view(x), w && this.view(w), rows, cols, eps, x.dtype);
+      return { y: this.fromRef(x.dtype, r.y), rstd: this.fromRef(x.dtype, r.rstd) };
+    }
+    const r = this.normForward(x, w, null, rows, cols, eps, true);
+    return { y: r.y, rstd: r.rstd };
+  }
+
+  rmsNormGrad(x: BackendBuffer, w: BackendBuffer | null, rstd: BackendBuffer, dy: BackendBuffer, rows: number, cols: number) {
+    if (x.dtype !== 'float32') {
+      const r = normRef.rmsNormGrad(this.view(x), w && this.view(w), this.view(rstd), this.view(dy), rows, cols, x.dtype);
+      return { dx: this.fromRef(x.dtype, r.dx), dweight: this.fromRef(x.dtype, r.dweight) };
+    }
+    const r = this.normBackward(x, w, null, rstd, dy, rows, cols);
+    return { dx: r.dx, dweight: r.dweight };
+  }
+
+  // ---- fused attention (float32; other dtypes through the reference) ----
+
+  /** Writes the attention slots (shared by forward and backward) and returns the per-thread scratch. */
+  private attentionArgs(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, out: number, lse: number, p: AttentionParams, backward: boolean) {
+    const bs = p.biasStrides ?? [0, 0, 0, 0];
+    this.args(this.p(q), this.p(k), this.p(v), this.p(bias), out, lse, p.heads, p.t, p.s, p.hs, p.hv, 0, +p.causal, bs[0], bs[1], bs[2], bs[3]);
+    this.argF32(11, p.scale);
+    const perThread = attentionScratchBytes(p.s, p.hs, p.hv, backward);
+    return { perThread, block: this.rt.allocator.alloc(perThread * ((this.rt.pool?.size ?? 0) + 1)) };
+  }
+
+  attention(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, p: AttentionParams) {
+    const bh = p.batch * p.heads;
+    if (q.dtype !== 'float32') {
+      const r = attRef.attention(this.view(q), this.view(k), this.view(v), bias && this.view(bias), p, q.dtype);
+      return { out: this.fromRef(q.dtype, r.out), lse: this.fromRef(q.dtype, r.lse) };
+    }
+    const out = this.alloc('float32', bh * p.t * p.hv), lse = this.alloc('float32', bh * p.t);
+    const { perThread, block } = this.attentionArgs(q, k, v, bias, out.ptr, lse.ptr, p, false);
+    try {
+      this.exec(K.attention, bh, bh * p.t * p.s * (p.hs + p.hv), PARALLEL_MIN_FLOPS, { ptr: block.ptr, perThread });
+    } finally {
+      this.rt.allocator.free(block.ptr, block.bytes);
+    }
+    return { out, lse };
+  }
+
+  attentionGrad(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, out: BackendBuffer, lse: BackendBuffer, dOut: BackendBuffer, p: AttentionParams) {
+    const bh = p.batch * p.heads;
+    if (q.dtype !== 'float32') {
+      const r = attRef.attentionGrad(this.view(q), this.view(k), this.view(v), bias && this.view(bias), this.view(out), this.view(lse), this.view(dOut), p, q.dtype);
+      return { dq: this.fromRef(q.dtype, r.dq), dk: this.fromRef(q.dtype, r.dk), dv: this.fromRef(q.dtype, r.dv) };
+    }
+    const dq = this.alloc('float32', q.size), dk = this.alloc('float32', k.size), dv = this.alloc('float32', v.size);
+    const { perThread, block } = this.attentionArgs(q, k, v, bias, this.p(out), this.p(lse), p, true);
+    this.slotsI32.set([this.p(dOut), dq.ptr, dk.ptr, dv.ptr], ARG + 17);
+    try {
+      this.exec(K.attentionGrad, bh, 2 * bh * p.t * p.s * (p.hs + p.hv), PARALLEL_MIN_FLOPS, { ptr: block.ptr, perThread });
+    } finally {
+      this.rt.allocator.free(block.ptr, block.bytes);
+    }
+    return { dq, dk, dv };
+  }
+
+  // ---- sliding windows ----
+
+  private windowArgs(code: number, src: number, dst: number, p: WindowParams, pad: number): void {
+    this.args(code, src, dst, p.batch, p.channels, p.height, p.width, p.kernelH, p.kernelW, p.strideH, p.strideW,
+      p.padH, p.padW, p.dilationH, p.dilationW, p.outH, p.outW, pad);
+  }
+
+  im2col(x: BackendBuffer, p: WindowParams, padValue: number): BackendBuffer {
+    if (x.dtype === 'float64') return this.fromRef(x.dtype, im2colRef(this.view(x), p, padValue, x.dtype));
+    const out = this.alloc(x.dtype, p.batch * p.channels * p.kernelH * p.kernelW * p.outH * p.outW);
+    // The pad value as the element's bits: what storing it into the dtype's typed array gives.
+    const bits = new Int32Array(1);
+    if (x.dtype === 'float32') new Float32Array(bits.buffer)[0] = padValue;
+    else if (x.dtype === 'int32') bits[0] = padValue;
+    else bits[0] = new Uint8Array([padValue])[0]!;
+    this.windowArgs(esize(x.dtype), this.p(x), out.ptr, p, bits[0]!);
+    this.exec(K.im2col, p.batch * p.channels, out.size);
+    return out;
+  }
+
+  col2im(cols: BackendBuffer, p: WindowParams): BackendBuffer {
+    if (cols.dtype === 'float64') return this.fromRef(cols.dtype, col2imRef(this.view(cols), p, cols.dtype));
+    const out = this.fill(cols.dtype, p.batch * p.channels * p.height * p.width, 0);
+    this.windowArgs(dtCode(cols.dtype), this.p(cols), this.p(out), p, 0);
+    this.exec(K.col2im, p.batch * p.channels, cols.size);
+    return out;
+  }
+}
