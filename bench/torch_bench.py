@@ -1,5 +1,6 @@
 # PyTorch CPU side of `npm run bench`: GEMM GFLOP/s for the cases given as JSON on stdin, and GPT-2-style
-# training tokens/s for the given configs; prints one JSON object. Run with /usr/bin/python3.
+# training tokens/s for the given configs, at each given thread count; prints one JSON object.
+# Run with /usr/bin/python3.
 
 import json
 import math
@@ -94,13 +95,18 @@ def gpt(cfg):
 
 
 def main():
+    # Each thread count in turn: PyTorch's OpenMP pool is not always faster with more threads on a
+    # small, shared machine, so both are reported.
     spec = json.load(sys.stdin)
-    torch.set_num_threads(spec.get('threads', 2))
-    out = {'version': torch.__version__, 'threads': torch.get_num_threads(), 'gemm': {}, 'gpt': {}}
-    for case in spec['gemm']:
-        out['gemm'][case['name']] = gemm(case)
-    for cfg in spec['gpt']:
-        out['gpt'][cfg['name']] = gpt(cfg)
+    out = {'version': torch.__version__, 'runs': []}
+    for threads in spec['threads']:
+        torch.set_num_threads(threads)
+        run = {'threads': torch.get_num_threads(), 'gemm': {}, 'gpt': {}}
+        for case in spec['gemm']:
+            run['gemm'][case['name']] = gemm(case)
+        for cfg in spec['gpt']:
+            run['gpt'][cfg['name']] = gpt(cfg)
+        out['runs'].append(run)
     print(json.dumps(out))
 
 
