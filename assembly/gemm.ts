@@ -4,7 +4,7 @@
 
 import { ARG, fma4, ldi, pi, pu, sti } from './common';
 
-export const KC: i32 = 256;
+export const KC: i32 = 384;
 export const MC: i32 = 64;
 
 // ---- packing ----

@@ -17,6 +17,7 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { LayerNorm } from '../nn/normalization.js';
+import { ConfigReader, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
 
 // ---- config (Hugging Face's GPT2Config field names) ----
 
@@ -36,6 +37,19 @@ export interface GPT2Config {
   initializer_range?: number;
   tie_word_embeddings?: boolean;
   scale_attn_weights?: boolean;
+}
+
+const ACTIVATIONS = ['gelu_new', 'gelu', 'gelu_pytorch_tanh', 'relu', 'silu'] as const;
+
+/** Reads a GPT-2 config.json, checking every field it uses. */
+export function gpt2Config(r: ConfigReader): GPT2Config {
+  return {
+    vocab_size: r.int('vocab_size'), n_positions: r.int('n_positions'), n_embd: r.int('n_embd'), n_layer: r.int('n_layer'), n_head: r.int('n_head'),
+    n_inner: r.optional('n_inner', (k) => r.int(k)) ?? null, activation_function: r.str('activation_function', ACTIVATIONS, 'gelu_new'),
+    layer_norm_epsilon: r.num('layer_norm_epsilon', 1e-5), embd_pdrop: r.num('embd_pdrop', 0.1), attn_pdrop: r.num('attn_pdrop', 0.1),
+    resid_pdrop: r.num('resid_pdrop', 0.1), initializer_range: r.num('initializer_range', 0.02), tie_word_embeddings: r.bool('tie_word_embeddings', true),
+    scale_attn_weights: r.bool('scale_attn_weights', true),
+  };
 }
 
 function activation(name: GPT2Config['activation_function']): (x: Tensor) => Tensor {
@@ -143,23 +157,6 @@ export class GPT2Block extends Module {
 
 // ---- model ----
 
-export interface GPT2Inputs {
-  /** [B, T] token ids. */
-  inputIds: Tensor;
-  /** [B, S] with 1 for real tokens and 0 for padding (S counts cached positions too). */
-  attentionMask?: Tensor | null;
-  /** [B, T] targets; shifted inside (position t predicts labels[t + 1]); -100 is ignored. */
-  labels?: Tensor | null;
-  /** One cache per layer for incremental decoding. */
-  pastKeyValues?: KVCache[];
-}
-
-export interface CausalLMOutput {
-  logits: Tensor;
-  lastHiddenState: Tensor;
-  loss?: Tensor;
-}
-
 export class GPT2Model extends Module {
   wte: Embedding;
   wpe: Embedding;
@@ -201,7 +198,7 @@ export class GPT2Model extends Module {
   }
 }
 
-export class GPT2LMHeadModel extends Module {
+export class GPT2LMHeadModel extends PreTrainedModel {
   transformer: GPT2Model;
   lm_head: Linear;
 
@@ -214,7 +211,8 @@ export class GPT2LMHeadModel extends Module {
     for (const [, m] of this.namedModules()) if (m instanceof LayerNorm && m.bias) zeros_(m.bias);
   }
 
-  forward({ inputIds, attentionMask, labels, pastKeyValues }: GPT2Inputs): CausalLMOutput {
+  /** labels [B, T] are shifted inside (position t predicts labels[t + 1]); -100 is ignored. */
+  forward({ inputIds, attentionMask, labels, pastKeyValues }: ModelInputs): ModelOutput {
     const hidden = this.transformer.forward(inputIds, attentionMask, pastKeyValues);
     const logits = this.lm_head.forward(hidden);
     if (!labels) return { logits, lastHiddenState: hidden };

@@ -1,6 +1,7 @@
 // Multi-head attention (torch.nn.MultiheadAttention's parameters and masks, batch-first) and a KV cache.
 
 import { cast, logicalNot, logicalOr, maskedFill } from '../autograd/ops/elementwise.js';
+import { indexSelect } from '../autograd/ops/indexing.js';
 import { linear } from '../autograd/ops/matmul.js';
 import { cat, clone, reshape, slice, split, transpose } from '../autograd/ops/movement.js';
 import { zeros } from '../tensor/create.js';
@@ -30,6 +31,16 @@ export class KVCache {
     this.key = key;
     this.value = value;
     return [key, value];
+  }
+
+  /** Keeps batch rows in the given order (beam search): row i becomes old row indices[i]. */
+  reorder(indices: Tensor): void {
+    if (!this.key || !this.value) return;
+    const key = keep(indexSelect(this.key, 0, indices));
+    const value = keep(indexSelect(this.value, 0, indices));
+    this.dispose();
+    this.key = key;
+    this.value = value;
   }
 
   dispose(): void {

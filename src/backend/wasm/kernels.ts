@@ -23,7 +23,7 @@ export const MAXDIM = 8;
 /** Elements per tile of the flat elementwise kernels (CHUNK in assembly/elementwise.ts). */
 export const CHUNK = 16384;
 /** GEMM blocking (assembly/gemm.ts): rows per packed A block, K block, micro-tile columns. */
-export const GEMM_MC = 64, GEMM_KC = 256, GEMM_NR = 8;
+export const GEMM_MC = 64, GEMM_KC = 384, GEMM_NR = 8;
 /** Per-thread scratch: the packed A block plus a 4x8 edge tile. */
 export const SCRATCH_BYTES = GEMM_MC * GEMM_KC * 4 + 128;
 

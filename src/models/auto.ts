@@ -1,0 +1,71 @@
+// AutoModelFor*: read config.json, pick the architecture by model_type, build it and load the checkpoint strictly.
+
+import { loadCheckpoint, readConfig } from '../io/hf.js';
+import { ConfigReader, loadPretrainedWeights, type PreTrainedModel } from './base.js';
+import { GPT2LMHeadModel, gpt2Config } from './gpt2.js';
+
+export type Task = 'causalLM' | 'maskedLM' | 'sequenceClassification' | 'tokenClassification' | 'seq2seqLM';
+
+type Factory = (config: ConfigReader) => PreTrainedModel;
+
+interface Architecture {
+  heads: Partial<Record<Task, Factory>>;
+  /** Checkpoint keys that are not weights of ours (old buffers such as GPT-2's causal mask). */
+  ignore?: RegExp[];
+}
+
+const ARCHITECTURES = new Map<string, Architecture>([
+  ['gpt2', { heads: { causalLM: (r) => new GPT2LMHeadModel(gpt2Config(r)) }, ignore: [/\.attn\.(masked_)?bias$/] }],
+]);
+
+/** Adds (or replaces) an architecture: model files call this for their model_type. */
+export function registerArchitecture(modelType: string, arch: Architecture): void {
+  ARCHITECTURES.set(modelType, arch);
+}
+
+export interface FromPretrainedOptions {
+  device?: string;
+}
+
+async function fromPretrained(task: Task, dir: string, opts: FromPretrainedOptions): Promise<PreTrainedModel> {
+  const { path, json } = await readConfig(dir);
+  const type = json['model_type'];
+  if (typeof type !== 'string') throw new Error(`${path}: no "model_type" field`);
+  const arch = ARCHITECTURES.get(type);
+  if (!arch) throw new Error(`${path}: unknown model_type '${type}' (supported: ${[...ARCHITECTURES.keys()].join(', ')})`);
+  const make = arch.heads[task];
+  if (!make) throw new Error(`${path}: model_type '${type}' has no ${task} head (available: ${Object.keys(arch.heads).join(', ')})`);
+  const model = make(new ConfigReader(json, path));
+  const { tensors, source } = await loadCheckpoint(dir);
+  loadPretrainedWeights(model, tensors, source, arch.ignore);
+  for (const t of Object.values(tensors)) t.dispose();
+  if (opts.device) model.to(opts.device);
+  return model.eval();
+}
+
+/** Loads a Hugging Face causal language model (config.json + model.safetensors or shards), in eval mode. */
+export class AutoModelForCausalLM {
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+    return fromPretrained('causalLM', dir, opts);
+  }
+}
+export class AutoModelForMaskedLM {
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+    return fromPretrained('maskedLM', dir, opts);
+  }
+}
+export class AutoModelForSequenceClassification {
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+    return fromPretrained('sequenceClassification', dir, opts);
+  }
+}
+export class AutoModelForTokenClassification {
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+    return fromPretrained('tokenClassification', dir, opts);
+  }
+}
+export class AutoModelForSeq2SeqLM {
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+    return fromPretrained('seq2seqLM', dir, opts);
+  }
+}

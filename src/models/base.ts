@@ -1,0 +1,90 @@
+// What every pretrained model shares: the forward inputs / outputs, config field checks, and strict weight loading.
+
+import { fmtShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { KVCache } from '../nn/attention.js';
+import { Module } from '../nn/module.js';
+
+export interface ModelInputs {
+  /** [B, T] token ids. */
+  inputIds: Tensor;
+  /** [B, T] (or [B, past + T] with a cache): 1 for tokens, 0 for padding. */
+  attentionMask?: Tensor | null;
+  tokenTypeIds?: Tensor | null;
+  /** Encoder-decoder models: the decoder's tokens (starting with the decoder start token). */
+  decoderInputIds?: Tensor | null;
+  decoderAttentionMask?: Tensor | null;
+  /** Targets for the model's loss (-100 = ignore), in Hugging Face's convention for each head. */
+  labels?: Tensor | null;
+  /** Decoders: one cache per layer for incremental decoding (see newCache()). */
+  pastKeyValues?: KVCache[];
+  /** Encoder-decoder models: a precomputed encoder output to reuse (generation). */
+  encoderHiddenStates?: Tensor | null;
+}
+
+export interface ModelOutput {
+  logits: Tensor;
+  lastHiddenState?: Tensor;
+  encoderLastHiddenState?: Tensor;
+  loss?: Tensor;
+}
+
+/** Base of the Hugging Face architectures: a Module with a config and forward(inputs) -> outputs. */
+export abstract class PreTrainedModel extends Module {
+  abstract readonly config: object;
+  abstract forward(inputs: ModelInputs): ModelOutput;
+}
+
+/** A reader of config.json fields that names the file and the key in its errors. */
+export class ConfigReader {
+  constructor(readonly json: Record<string, unknown>, readonly path: string) {}
+
+  private fail(key: string, want: string): never {
+    throw new Error(`${this.path}: "${key}" must be ${want}, got ${JSON.stringify(this.json[key])}`);
+  }
+  int(key: string, dflt?: number): number {
+    const v = this.json[key] ?? dflt;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) this.fail(key, 'a non-negative integer');
+    return v;
+  }
+  num(key: string, dflt?: number): number {
+    const v = this.json[key] ?? dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(key, 'a number');
+    return v;
+  }
+  bool(key: string, dflt?: boolean): boolean {
+    const v = this.json[key] ?? dflt;
+    if (typeof v !== 'boolean') this.fail(key, 'true or false');
+    return v;
+  }
+  str<T extends string>(key: string, allowed: readonly T[], dflt?: T): T {
+    const v = this.json[key] ?? dflt;
+    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) this.fail(key, `one of ${allowed.join(', ')}`);
+    return v as T;
+  }
+  /** An optional value: undefined when absent or null. */
+  optional<T>(key: string, read: (k: string) => T): T | undefined {
+    return this.json[key] === undefined || this.json[key] === null ? undefined : read(key);
+  }
+}
+
+/**
+ * Copies checkpoint tensors into the model with every name and shape checked first, so a bad
+ * checkpoint changes nothing. Keys matching `ignore` (e.g. old causal-mask buffers) are skipped; a
+ * model key may be absent when its tensor is tied to one that is present.
+ */
+export function loadPretrainedWeights(model: Module, tensors: Record<string, Tensor>, source: string, ignore: readonly RegExp[] = []): void {
+  const own = model.stateDict();
+  const present = new Set(Object.keys(tensors).filter((k) => k in own).map((k) => own[k]!));
+  const missing = Object.keys(own).filter((k) => !(k in tensors) && !present.has(own[k]!));
+  const unexpected = Object.keys(tensors).filter((k) => !(k in own) && !ignore.some((r) => r.test(k)));
+  if (missing.length) throw new Error(`${source}: missing weights for ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? `, ... (${missing.length} in all)` : ''}`);
+  if (unexpected.length) throw new Error(`${source}: unexpected weights ${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? `, ... (${unexpected.length} in all)` : ''} (is this checkpoint for another architecture?)`);
+  for (const [k, t] of Object.entries(tensors)) {
+    const target = own[k];
+    if (target && (target.ndim !== t.ndim || target.shape.some((d, i) => d !== t.shape[i]))) {
+      throw new Error(`${source}: weight ${k} has shape ${fmtShape(t.shape)}, the config says ${fmtShape(target.shape)}`);
+    }
+  }
+  model.loadStateDict(Object.fromEntries(Object.entries(tensors).filter(([k]) => k in own)), { strict: false });
+}
