@@ -1,7 +1,7 @@
 // AutoModelFor*: read config.json, pick the architecture by model_type, build it and load the checkpoint strictly.
 
-import { loadCheckpoint, readConfig } from '../io/hf.js';
-import { ConfigReader, loadPretrainedWeights, type PreTrainedModel } from './base.js';
+import { fileExists, loadCheckpoint, readConfig, readJsonFile } from '../io/hf.js';
+import { ConfigReader, loadPretrainedWeights, type GenerationDefaults, type PreTrainedModel } from './base.js';
 import { GPT2LMHeadModel, gpt2Config } from './gpt2.js';
 
 export type Task = 'causalLM' | 'maskedLM' | 'sequenceClassification' | 'tokenClassification' | 'seq2seqLM';
@@ -39,8 +39,25 @@ async function fromPretrained(task: Task, dir: string, opts: FromPretrainedOptio
   const { tensors, source } = await loadCheckpoint(dir);
   loadPretrainedWeights(model, tensors, source, arch.ignore);
   for (const t of Object.values(tensors)) t.dispose();
+  model.generationConfig = await generationDefaults(dir, json);
   if (opts.device) model.to(opts.device);
   return model.eval();
+}
+
+/** Special token ids from config.json, overridden by generation_config.json where present (as transformers does). */
+async function generationDefaults(dir: string, config: Record<string, unknown>): Promise<GenerationDefaults> {
+  const path = `${dir.replace(/\/$/, '')}/generation_config.json`;
+  const gen = (await fileExists(path)) ? (await readJsonFile(path)) as Record<string, unknown> : {};
+  const pick = (key: string): unknown => gen[key] ?? config[key];
+  const id = (key: string): number | undefined => {
+    const v = pick(key);
+    if (v === undefined || v === null) return undefined;
+    if (!Number.isInteger(v)) throw new Error(`${path}: "${key}" must be an integer, got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  const eos = pick('eos_token_id');
+  const eosTokenId = Array.isArray(eos) ? eos.map((v) => { if (!Number.isInteger(v)) throw new Error(`${path}: "eos_token_id" must hold integers`); return v as number; }) : id('eos_token_id');
+  return { bosTokenId: id('bos_token_id'), eosTokenId, padTokenId: id('pad_token_id'), decoderStartTokenId: id('decoder_start_token_id') };
 }
 
 /** Loads a Hugging Face causal language model (config.json + model.safetensors or shards), in eval mode. */

@@ -20,6 +20,8 @@ export interface ModelInputs {
   pastKeyValues?: KVCache[];
   /** Encoder-decoder models: a precomputed encoder output to reuse (generation). */
   encoderHiddenStates?: Tensor | null;
+  /** Decoders with learned or rotary positions: [B, T] positions (generation derives them from a left-padded mask). */
+  positionIds?: Tensor | null;
 }
 
 export interface ModelOutput {
@@ -29,10 +31,25 @@ export interface ModelOutput {
   loss?: Tensor;
 }
 
+/** Token ids generation falls back on (from config.json, then generation_config.json). */
+export interface GenerationDefaults {
+  bosTokenId?: number;
+  eosTokenId?: number | number[];
+  padTokenId?: number;
+  decoderStartTokenId?: number;
+}
+
 /** Base of the Hugging Face architectures: a Module with a config and forward(inputs) -> outputs. */
 export abstract class PreTrainedModel extends Module {
   abstract readonly config: object;
   abstract forward(inputs: ModelInputs): ModelOutput;
+  /** True for encoder-decoder models (T5): generation runs the encoder once, then the decoder. */
+  readonly isEncoderDecoder: boolean = false;
+  generationConfig: GenerationDefaults = {};
+  /** Fresh per-layer caches for incremental decoding; models that generate override this. */
+  newCache(): KVCache[] {
+    throw new Error(`${this.constructor.name} does not support incremental decoding`);
+  }
 }
 
 /** A reader of config.json fields that names the file and the key in its errors. */

@@ -176,15 +176,15 @@ export class GPT2Model extends Module {
     this.ln_f = new LayerNorm(config.n_embd, { eps: config.layer_norm_epsilon ?? 1e-5 });
   }
 
-  /** ids [B, T] -> hidden states [B, T, C] */
-  forward(inputIds: Tensor, attentionMask?: Tensor | null, caches?: KVCache[]): Tensor {
+  /** ids [B, T] -> hidden states [B, T, C]; positions default to past .. past + T - 1. */
+  forward(inputIds: Tensor, attentionMask?: Tensor | null, caches?: KVCache[], positionIds?: Tensor | null): Tensor {
     if (inputIds.ndim !== 2) throw new Error(`GPT-2: inputIds must be [batch, time], got ${fmtShape(inputIds.shape)}`);
     const [B, T] = inputIds.shape as [number, number];
     const past = caches?.[0]?.length ?? 0;
     if (past + T > this.config.n_positions) {
       throw new Error(`GPT-2: ${past + T} positions exceed the model's n_positions = ${this.config.n_positions}`);
     }
-    const pos = arange(past, past + T, 1, { device: inputIds.device });
+    const pos = positionIds ?? arange(past, past + T, 1, { device: inputIds.device });
     let x = this.drop.forward(add(this.wte.forward(inputIds), this.wpe.forward(pos)));
     let attend: Tensor | null = null;
     if (attentionMask) {
@@ -212,8 +212,8 @@ export class GPT2LMHeadModel extends PreTrainedModel {
   }
 
   /** labels [B, T] are shifted inside (position t predicts labels[t + 1]); -100 is ignored. */
-  forward({ inputIds, attentionMask, labels, pastKeyValues }: ModelInputs): ModelOutput {
-    const hidden = this.transformer.forward(inputIds, attentionMask, pastKeyValues);
+  forward({ inputIds, attentionMask, labels, pastKeyValues, positionIds }: ModelInputs): ModelOutput {
+    const hidden = this.transformer.forward(inputIds, attentionMask, pastKeyValues, positionIds);
     const logits = this.lm_head.forward(hidden);
     if (!labels) return { logits, lastHiddenState: hidden };
     const [B, T, V] = logits.shape as [number, number, number];
@@ -223,8 +223,7 @@ export class GPT2LMHeadModel extends PreTrainedModel {
     return { logits, lastHiddenState: hidden, loss: crossEntropy(shifted, targets, { ignoreIndex: -100 }) };
   }
 
-  /** Fresh per-layer caches for incremental decoding. */
-  newCache(): KVCache[] {
+  override newCache(): KVCache[] {
     return this.transformer.h.map(() => new KVCache());
   }
 }

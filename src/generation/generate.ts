@@ -1,0 +1,343 @@
+// Text generation with Hugging Face's semantics: greedy, sampling, beam search, a KV cache, streaming.
+// The model runs on its device; choosing tokens runs on the host over each step's last-position logits.
+
+import { noGrad } from '../autograd/engine.js';
+import { indexSelect } from '../autograd/ops/indexing.js';
+import { select } from '../autograd/ops/movement.js';
+import { tensor } from '../tensor/create.js';
+import { defaultGenerator, Generator } from '../tensor/random.js';
+import { keep, tidy } from '../tensor/scope.js';
+import { fmtShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { KVCache } from '../nn/attention.js';
+import { PreTrainedModel } from '../models/base.js';
+import { applyRepetitionPenalty, argmax, logSoftmax, sampleIndex, softmax, suppress, warp, type LogitsOptions } from './logits.js';
+
+export interface GenerateOptions extends LogitsOptions {
+  /** New tokens to generate at most (default 20). */
+  maxNewTokens?: number;
+  /** End-of-sequence tokens are forbidden before this many new tokens. */
+  minNewTokens?: number;
+  doSample?: boolean;
+  numBeams?: number;
+  /** Beam scores are divided by length ** lengthPenalty (default 1). */
+  lengthPenalty?: number;
+  /** Beam search stops when numBeams hypotheses are done (true), by HF's heuristic (false, the default), or never early. */
+  earlyStopping?: boolean | 'never';
+  eosTokenId?: number | number[];
+  padTokenId?: number;
+  decoderStartTokenId?: number;
+  /** [B, T]: 1 for tokens, 0 for (left) padding of the prompt. */
+  attentionMask?: Tensor | null;
+  /** Seeded sampling: a generator, or a seed for a fresh one (default: the global generator). */
+  generator?: Generator;
+  seed?: number;
+  /** Streaming: called after each step with the new token of every row (greedy and sampling). */
+  onToken?: (tokens: number[]) => void;
+}
+
+export interface GenerateOutput {
+  /** int32 [B, L]: the prompt (or decoder start token) followed by the generated tokens. */
+  sequences: Tensor;
+  /** Greedy / sampling: the processed scores of every step, one [B, V] array per step. */
+  scores: Float32Array[];
+  /** Beam search: the length-normalised log-probability of each returned sequence. */
+  sequencesScores?: number[];
+}
+
+/** Runs the model step by step with its cache, returning last-position logits per row. */
+class Session {
+  private readonly caches: KVCache[];
+  private encoderStates: Tensor | null = null;
+  private encoderMask: Tensor | null;
+  private started = false;
+
+  constructor(private readonly model: PreTrainedModel, private readonly encoderIds: Tensor, encoderMask: Tensor | null, private mask: number[][] | null) {
+    this.caches = model.newCache();
+    this.encoderMask = encoderMask && keep(encoderMask);
+  }
+
+  /** Feeds new tokens (the whole prefix on the first call) and returns [rows][V] logits of the last position. */
+  async step(tokens: number[][]): Promise<Float64Array[]> {
+    const device = this.encoderIds.device;
+    const B = tokens.length, T = tokens[0]!.length;
+    const ids = tensor(Int32Array.from(tokens.flat()), { shape: [B, T], device });
+    const logits = noGrad(() => tidy(() => {
+      let out;
+      if (this.model.isEncoderDecoder) {
+        out = this.model.forward({
+          inputIds: this.encoderIds, attentionMask: this.encoderMask, decoderInputIds: ids,
+          pastKeyValues: this.caches, encoderHiddenStates: this.encoderStates,
+        });
+        if (!this.started) this.encoderStates = keep(out.encoderLastHiddenState!);
+      } else {
+        let attentionMask: Tensor | null = null, positionIds: Tensor | null = null;
+        if (this.mask) {
+          for (const row of this.mask) if (this.started) row.push(1);
+          const S = this.mask[0]!.length;
+          attentionMask = tensor(Int32Array.from(this.mask.flat()), { shape: [B, S], device });
+          // Positions count real tokens only, so left padding does not shift them (HF's rule).
+          const pos = this.mask.map((row) => {
+            let c = -1;
+            return row.map((m) => (m ? ++c : 1)).slice(S - T);
+          });
+          positionIds = tensor(Int32Array.from(pos.flat()), { shape: [B, T], device });
+        }
+        out = this.model.forward({ inputIds: ids, attentionMask, positionIds, pastKeyValues: this.caches });
+      }
+      return select(out.logits, 1, -1); // [B, V]
+    }));
+    this.started = true;
+    const data = await logits.data();
+    logits.dispose();
+    const V = data.length / B;
+    return Array.from({ length: B }, (_, r) => Float64Array.from(data.subarray(r * V, (r + 1) * V)));
+  }
+
+  /** Beam search: row i continues old row order[i]. */
+  reorder(order: number[]): void {
+    const idx = tensor(Int32Array.from(order), { dtype: 'int32', device: this.encoderIds.device });
+    for (const c of this.caches) c.reorder(idx);
+    const swap = (t: Tensor | null) => {
+      if (!t) return t;
+      const next = keep(noGrad(() => indexSelect(t, 0, idx)));
+      t.dispose();
+      return next;
+    };
+    this.encoderStates = swap(this.encoderStates);
+    this.encoderMask = swap(this.encoderMask);
+    if (this.mask) this.mask = order.map((o) => [...this.mask![o]!]);
+    idx.dispose();
+  }
+
+  dispose(): void {
+    for (const c of this.caches) c.dispose();
+    this.encoderStates?.dispose();
+    this.encoderMask?.dispose();
+  }
+}
+
+interface Resolved {
+  maxNew: number;
+  minNew: number;
+  eos: number[];
+  pad: number;
+  prompt: number[][];
+  session: Session;
+  /** Tokens of the prompt that the decoder sees (0 for decoder-only models: the prompt is the sequence). */
+  decoderPromptLen: number;
+}
+
+async function prepare(model: PreTrainedModel, inputIds: Tensor, o: GenerateOptions, repeat: number): Promise<Resolved> {
+  if (inputIds.ndim !== 2 || !['int32', 'uint8'].includes(inputIds.dtype)) {
+    throw new Error(`generate: inputIds must be an int32 tensor [batch, length], got ${fmtShape(inputIds.shape)} ${inputIds.dtype}`);
+  }
+  const d = model.generationConfig;
+  const maxNew = o.maxNewTokens ?? 20, minNew = o.minNewTokens ?? 0;
+  if (!Number.isInteger(maxNew) || maxNew < 1) throw new Error(`generate: maxNewTokens must be a positive integer, got ${maxNew}`);
+  const eosOpt = o.eosTokenId ?? d.eosTokenId;
+  const eos = eosOpt === undefined ? [] : Array.isArray(eosOpt) ? eosOpt : [eosOpt];
+  const pad = o.padTokenId ?? d.padTokenId ?? eos[0] ?? 0;
+  const [B, T] = inputIds.shape as [number, number];
+  // Each batch row is repeated `repeat` times in a row (beam search), like HF's repeat_interleave.
+  const rows = (flat: ArrayLike<number>) => Array.from({ length: B * repeat }, (_, i) => Array.from(flat).slice(Math.floor(i / repeat) * T, (Math.floor(i / repeat) + 1) * T));
+  const order = Int32Array.from({ length: B * repeat }, (_, i) => Math.floor(i / repeat));
+  const mask = o.attentionMask ?? null;
+  if (mask && (mask.ndim !== 2 || mask.shape[0] !== B || mask.shape[1] !== T)) throw new Error(`generate: attentionMask must be [${B}, ${T}], got ${fmtShape(mask.shape)}`);
+  if (model.isEncoderDecoder) {
+    const start = o.decoderStartTokenId ?? d.decoderStartTokenId;
+    if (start === undefined) throw new Error('generate: the model has no decoder_start_token_id; pass decoderStartTokenId');
+    const idx = tensor(order, { dtype: 'int32', device: inputIds.device });
+    const enc = repeat === 1 ? inputIds : noGrad(() => indexSelect(inputIds, 0, idx));
+    const encMask = mask && (repeat === 1 ? mask : noGrad(() => indexSelect(mask, 0, idx)));
+    return { maxNew, minNew, eos, pad, prompt: Array.from({ length: B * repeat }, () => [start]), session: new Session(model, enc, encMask, null), decoderPromptLen: 1 };
+  }
+  const maskRows = mask ? rows(await mask.data()) : null;
+  return { maxNew, minNew, eos, pad, prompt: rows(await inputIds.data()), session: new Session(model, inputIds, null, maskRows), decoderPromptLen: T };
+}
+
+/** Applies the processors HF applies before choosing (repetition penalty, minimum length). */
+function processRow(scores: Float64Array, seq: number[], newCount: number, o: GenerateOptions, r: Resolved): void {
+  if (o.repetitionPenalty !== undefined) applyRepetitionPenalty(scores, seq, o.repetitionPenalty);
+  if (newCount < r.minNew) suppress(scores, r.eos);
+}
+
+async function greedyOrSample(model: PreTrainedModel, inputIds: Tensor, o: GenerateOptions): Promise<GenerateOutput> {
+  const r = await prepare(model, inputIds, o, 1);
+  const gen = o.generator ?? (o.seed !== undefined ? new Generator(o.seed) : defaultGenerator);
+  const seqs = r.prompt.map((p) => [...p]);
+  const finished = seqs.map(() => false);
+  const scores: Float32Array[] = [];
+  try {
+    let logits = await r.session.step(seqs);
+    for (let n = 0; n < r.maxNew; n++) {
+      const V = logits[0]!.length;
+      const stepScores = new Float32Array(seqs.length * V);
+      const chosen = logits.map((row, i) => {
+        processRow(row, seqs[i]!, n, o, r);
+        let tok: number;
+        if (o.doSample) {
+          warp(row, o);
+          tok = sampleIndex(softmax(row), gen.uniform(1)[0]!);
+        } else {
+          tok = argmax(row);
+        }
+        stepScores.set(row, i * V);
+        return finished[i] ? r.pad : tok;
+      });
+      scores.push(stepScores);
+      chosen.forEach((t, i) => {
+        seqs[i]!.push(t);
+        if (r.eos.includes(t)) finished[i] = true;
+      });
+      o.onToken?.(chosen);
+      if (finished.every(Boolean) || n === r.maxNew - 1) break;
+      logits = await r.session.step(chosen.map((t) => [t]));
+    }
+  } finally {
+    r.session.dispose();
+  }
+  return { sequences: tensor(Int32Array.from(seqs.flat()), { shape: [seqs.length, seqs[0]!.length], device: inputIds.device }), scores };
+}
+
+/** The finished hypotheses of one batch entry (HF's BeamHypotheses). */
+class Hypotheses {
+  readonly items: { score: number; tokens: number[] }[] = [];
+  private worst = Infinity;
+  constructor(private readonly numBeams: number, private readonly lengthPenalty: number, private readonly early: boolean | 'never') {}
+
+  add(tokens: number[], sumLogprobs: number, generatedLen: number): void {
+    const score = sumLogprobs / generatedLen ** this.lengthPenalty;
+    if (this.items.length < this.numBeams || score > this.worst) {
+      this.items.push({ score, tokens });
+      if (this.items.length > this.numBeams) {
+        const worstIdx = this.items.reduce((w, h, i) => (h.score < this.items[w]!.score ? i : w), 0);
+        this.items.splice(worstIdx, 1);
+      }
+      this.worst = Math.min(...this.items.map((h) => h.score));
+    }
+  }
+
+  isDone(bestSumLogprobs: number, curLen: number, decoderPromptLen: number, maxLength: number): boolean {
+    if (this.items.length < this.numBeams) return false;
+    if (this.early === true) return true;
+    const len = this.early === 'never' && this.lengthPenalty > 0 ? maxLength - decoderPromptLen : curLen - decoderPromptLen;
+    return this.worst >= bestSumLogprobs / len ** this.lengthPenalty;
+  }
+}
+
+async function beamSearch(model: PreTrainedModel, inputIds: Tensor, o: GenerateOptions): Promise<GenerateOutput> {
+  const nb = o.numBeams!;
+  const B = inputIds.shape[0]!;
+  const r = await prepare(model, inputIds, o, nb);
+  const lp = o.lengthPenalty ?? 1;
+  const early = o.earlyStopping ?? false;
+  const maxLength = r.prompt[0]!.length + r.maxNew;
+  let seqs = r.prompt.map((p) => [...p]);
+  let beamScores: number[] = seqs.map((_, i) => (i % nb === 0 ? 0 : -1e9)); // only the first beam is live at the start
+  const hyps = Array.from({ length: B }, () => new Hypotheses(nb, lp, early));
+  const done = hyps.map(() => false);
+  const keepCount = Math.max(2, 1 + r.eos.length) * nb;
+  try {
+    let logits = await r.session.step(seqs);
+    for (;;) {
+      const curLen = seqs[0]!.length + 1;
+      const V = logits[0]!.length;
+      const cand = logits.map((row, i) => {
+        const lsm = logSoftmax(row);
+        processRow(lsm, seqs[i]!, curLen - 1 - r.decoderPromptLen, o, r);
+        return lsm.map((s) => s + beamScores[i]!);
+      });
+      const nextSeqs: number[][] = [], nextScores: number[] = [], order: number[] = [], nextTokens: number[] = [];
+      for (let b = 0; b < B; b++) {
+        if (done[b]) {
+          for (let k = 0; k < nb; k++) { nextSeqs.push([...seqs[b * nb]!, r.pad]); nextScores.push(0); order.push(b * nb); nextTokens.push(r.pad); }
+          continue;
+        }
+        // The best keepCount (beam, token) pairs over all of this entry's beams, best first.
+        const flat: { s: number; beam: number; tok: number }[] = [];
+        for (let k = 0; k < nb; k++) cand[b * nb + k]!.forEach((s, tok) => { if (s > -Infinity) flat.push({ s, beam: k, tok }); });
+        flat.sort((x, y) => y.s - x.s || x.beam * V + x.tok - (y.beam * V + y.tok));
+        const top = flat.slice(0, keepCount);
+        let filled = 0;
+        for (let rank = 0; rank < top.length && filled < nb; rank++) {
+          const c = top[rank]!;
+          const src = b * nb + c.beam;
+          if (r.eos.includes(c.tok)) {
+            if (rank < nb) hyps[b]!.add([...seqs[src]!], c.s, curLen - r.decoderPromptLen);
+            continue;
+          }
+          nextSeqs.push([...seqs[src]!, c.tok]); nextScores.push(c.s); order.push(src); nextTokens.push(c.tok);
+          filled++;
+        }
+        if (filled < nb) throw new Error(`generate: beam search found only ${filled} continuations for ${nb} beams (too few tokens allowed)`);
+        done[b] = done[b] || hyps[b]!.isDone(top[0]!.s, curLen, r.decoderPromptLen, maxLength);
+      }
+      seqs = nextSeqs;
+      beamScores = nextScores;
+      r.session.reorder(order);
+      if (done.every(Boolean) || seqs[0]!.length >= maxLength) break;
+      logits = await r.session.step(nextTokens.map((t) => [t]));
+    }
+  } finally {
+    r.session.dispose();
+  }
+  // Beams still running at the end compete with the finished hypotheses.
+  const best = hyps.map((h, b) => {
+    if (!done[b]) for (let k = 0; k < nb; k++) h.add(seqs[b * nb + k]!, beamScores[b * nb + k]!, seqs[b * nb + k]!.length - r.decoderPromptLen);
+    return h.items.reduce((x, y) => (y.score > x.score ? y : x));
+  });
+  const width = Math.min(Math.max(...best.map((h) => h.tokens.length)) + 1, maxLength);
+  const out = new Int32Array(B * width).fill(r.pad);
+  best.forEach((h, b) => {
+    out.set(h.tokens, b * width);
+    if (h.tokens.length < width && r.eos.length) out[b * width + h.tokens.length] = r.eos[0]!;
+  });
+  return { sequences: tensor(out, { shape: [B, width], device: inputIds.device }), scores: [], sequencesScores: best.map((h) => h.score) };
+}
+
+/** Generates and returns sequences with the per-step scores (greedy, sampling) or sequence scores (beams). */
+export function generateWithScores(model: PreTrainedModel, inputIds: Tensor, opts: GenerateOptions = {}): Promise<GenerateOutput> {
+  const nb = opts.numBeams ?? 1;
+  if (!Number.isInteger(nb) || nb < 1) throw new Error(`generate: numBeams must be a positive integer, got ${nb}`);
+  if (nb > 1 && opts.doSample) throw new Error('generate: beam sampling is not supported; use numBeams or doSample');
+  if (opts.onToken && nb > 1) throw new Error('generate: streaming works with greedy decoding and sampling, not beam search');
+  return nb > 1 ? beamSearch(model, inputIds, opts) : greedyOrSample(model, inputIds, opts);
+}
+
+/** HF's model.generate: int32 [B, L] sequences, the prompt (or decoder start token) first. */
+export async function generate(model: PreTrainedModel, inputIds: Tensor, opts: GenerateOptions = {}): Promise<Tensor> {
+  return (await generateWithScores(model, inputIds, opts)).sequences;
+}
+
+/**
+ * Streams generation as an async iterator of each step's new tokens (one per row), e.g. to print text
+ * as it comes: for await (const [t] of streamGenerate(model, ids)) process.stdout.write(tok.decode([t])).
+ */
+export async function* streamGenerate(model: PreTrainedModel, inputIds: Tensor, opts: GenerateOptions = {}): AsyncGenerator<number[]> {
+  const queue: number[][] = [];
+  let wake: (() => void) | null = null;
+  let finished = false;
+  let failure: unknown = null;
+  const run = generate(model, inputIds, { ...opts, onToken: (t) => { queue.push(t); wake?.(); } })
+    .then((s) => s.dispose(), (e: unknown) => { failure = e; })
+    .finally(() => { finished = true; wake?.(); });
+  while (!finished || queue.length) {
+    if (queue.length) yield queue.shift()!;
+    else await new Promise<void>((res) => { wake = res; });
+    wake = null;
+  }
+  await run;
+  if (failure) throw failure;
+}
+
+declare module '../models/base.js' {
+  interface PreTrainedModel {
+    /** HF's generate(): greedy, sampling or beam search; returns int32 sequences [B, L]. */
+    generate(inputIds: Tensor, opts?: GenerateOptions): Promise<Tensor>;
+  }
+}
+
+PreTrainedModel.prototype.generate = function (inputIds, opts) {
+  return generate(this, inputIds, opts);
+};

@@ -1,0 +1,88 @@
+// Logits processing for one row of scores, in Hugging Face's order: repetition penalty, minimum length,
+// then the sampling warpers temperature, top-k, top-p, min-p. Rows are plain arrays: decoding runs on the host.
+
+export interface LogitsOptions {
+  repetitionPenalty?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+}
+
+/** Divides positive (multiplies negative) scores of tokens already in the sequence, as HF does. */
+export function applyRepetitionPenalty(scores: Float64Array, seen: readonly number[], penalty: number): void {
+  if (penalty === 1) return;
+  for (const t of new Set(seen)) {
+    const s = scores[t];
+    if (s !== undefined) scores[t] = s < 0 ? s * penalty : s / penalty;
+  }
+}
+
+/** Forbids end-of-sequence tokens (before the minimum number of new tokens). */
+export function suppress(scores: Float64Array, tokens: readonly number[]): void {
+  for (const t of tokens) if (t >= 0 && t < scores.length) scores[t] = -Infinity;
+}
+
+/** Temperature, top-k, top-p and min-p on a row of logits; removed tokens become -Infinity. */
+export function warp(scores: Float64Array, o: LogitsOptions): void {
+  const temperature = o.temperature ?? 1;
+  if (!(temperature > 0)) throw new Error(`generate: temperature must be > 0, got ${temperature}`);
+  if (temperature !== 1) for (let i = 0; i < scores.length; i++) scores[i] /= temperature;
+  if (o.topK !== undefined && o.topK > 0 && o.topK < scores.length) {
+    // Keep scores >= the k-th largest (ties at the threshold stay, as in HF).
+    const kth = Float64Array.from(scores).sort().reverse()[o.topK - 1];
+    for (let i = 0; i < scores.length; i++) if (scores[i] < kth) scores[i] = -Infinity;
+  }
+  if (o.topP !== undefined && o.topP < 1) {
+    const probs = softmax(scores);
+    const order = [...probs.keys()].sort((a, b) => probs[a] - probs[b]); // ascending, like HF
+    let cum = 0;
+    for (let r = 0; r < order.length - 1; r++) { // the most likely token always stays
+      cum += probs[order[r]];
+      if (cum <= 1 - o.topP) scores[order[r]] = -Infinity;
+    }
+  }
+  if (o.minP !== undefined && o.minP > 0) {
+    const probs = softmax(scores);
+    const limit = o.minP * Math.max(...probs);
+    for (let i = 0; i < scores.length; i++) if (probs[i] < limit) scores[i] = -Infinity;
+  }
+}
+
+export function softmax(scores: Float64Array): Float64Array {
+  let m = -Infinity;
+  for (const s of scores) m = Math.max(m, s);
+  const out = new Float64Array(scores.length);
+  let sum = 0;
+  for (let i = 0; i < scores.length; i++) sum += out[i] = Math.exp(scores[i] - m);
+  for (let i = 0; i < out.length; i++) out[i] /= sum;
+  return out;
+}
+
+export function logSoftmax(scores: Float64Array): Float64Array {
+  let m = -Infinity;
+  for (const s of scores) m = Math.max(m, s);
+  let sum = 0;
+  for (const s of scores) sum += Math.exp(s - m);
+  const lse = m + Math.log(sum);
+  return scores.map((s) => s - lse);
+}
+
+export function argmax(scores: Float64Array): number {
+  let best = 0;
+  for (let i = 1; i < scores.length; i++) if (scores[i] > scores[best]) best = i;
+  return best;
+}
+
+/** Draws an index from probabilities with a uniform u in [0, 1). */
+export function sampleIndex(probs: Float64Array, u: number): number {
+  let acc = 0;
+  let last = 0;
+  for (let i = 0; i < probs.length; i++) {
+    if (probs[i] <= 0) continue;
+    last = i;
+    acc += probs[i];
+    if (u < acc) return i;
+  }
+  return last;
+}
