@@ -4,14 +4,9 @@
 import { parseArgs } from 'node:util';
 import { ready } from '../index.js';
 import { runDemo } from './demo.js';
+import { classifyCommand, fillMaskCommand, generateCommand, tokenizeCommand, type CliCommand } from './hf.js';
 
-interface Command {
-  summary: string;
-  usage: string;
-  run(args: string[]): Promise<void>;
-}
-
-const COMMANDS: Record<string, Command> = {
+const COMMANDS: Record<string, CliCommand> = {
   demo: {
     summary: 'train a small character-level GPT on the Brown corpus, then sample from it',
     usage: `attend demo [--steps N] [--device cpu|wasm] [--seed N]
@@ -27,6 +22,10 @@ prints the training and validation loss as it goes, and writes a few generated s
       await runDemo({ steps: intArg('steps', values.steps, 1000), device: values.device, seed: intArg('seed', values.seed, 0) });
     },
   },
+  generate: generateCommand,
+  'fill-mask': fillMaskCommand,
+  classify: classifyCommand,
+  tokenize: tokenizeCommand,
 };
 
 function intArg(name: string, v: string | undefined, dflt: number): number {
