@@ -1,5 +1,5 @@
 // Fused attention over q [BH, T, hs], k [BH, S, hs], v [BH, S, hv]: one tile per (batch, head). Each
-// block of MC query rows computes its scores with the GEMM micro-kernel into per-thread scratch (never
+// block of QB query rows computes its scores with the GEMM micro-kernel into per-thread scratch (never
 // the whole [T, S] matrix), applies scale, bias and the causal limit, a safe softmax, and multiplies by
 // the packed V. The backward recomputes the probabilities from the saved log-sum-exp (FlashAttention's
 // recipe) and accumulates dK and dV inside the tile, so tiles never write the same memory.
@@ -10,6 +10,8 @@ import { gemmAll, gemmBlock, KC, MC, packB } from './gemm';
 
 /** Bytes of the GEMM scratch at the start of each thread's region (packed A block + edge tile). */
 const A_SCRATCH: usize = <usize>(MC * KC * 4 + 128);
+/** Query rows per block (ATTENTION_ROWS in src/backend/wasm/kernels.ts): small, so causal blocks stop early. */
+const QB: i32 = 64;
 
 @inline function pad8(n: i32): i32 {
   return ((n + 7) >> 3) << 3;
@@ -77,11 +79,11 @@ export function attentionTile(p: usize, bh: i32, scratch: usize): void {
   const kPackT = scratch + A_SCRATCH;
   const vPack = kPackT + (<usize>hs * <usize>pad8(s) << 2);
   const scores = vPack + (<usize>s * <usize>pad8(hv) << 2);
-  const invL = scores + (<usize>MC * <usize>s << 2);
+  const invL = scores + (<usize>QB * <usize>s << 2);
   packB(kB, true, hs, hs, s, kPackT); // scores = Q K^T: B(d, j) = K[j, d]
   packB(vB, false, hv, s, hv, vPack);
-  for (let i0 = 0; i0 < t; i0 += MC) {
-    const rows = min(MC, t - i0), nEff = visibleKeys(causal, i0, rows, t, s);
+  for (let i0 = 0; i0 < t; i0 += QB) {
+    const rows = min(QB, t - i0), nEff = visibleKeys(causal, i0, rows, t, s);
     if (nEff > 0) gemmBlock(qB, false, hs, t, hs, i0, rows, kPackT, hs, s, 0, (nEff + 7) >> 3, scores, s, false, scratch);
     for (let r = 0; r < rows; r++) {
       const row = scores + (<usize>r * <usize>s << 2);
@@ -121,10 +123,10 @@ export function attentionGradTile(p: usize, bh: i32, scratch: usize): void {
   const kPackN = kPackT + (<usize>hs * <usize>pad8(s) << 2);
   const vPackT = kPackN + (<usize>s * <usize>pad8(hs) << 2);
   const pBuf = vPackT + (<usize>hv * <usize>pad8(s) << 2);
-  const dpBuf = pBuf + (<usize>MC * <usize>s << 2);
-  const gPack = dpBuf + (<usize>MC * <usize>s << 2);
-  const qPack = gPack + (<usize>MC * <usize>pad8(hv) << 2);
-  const dRow = qPack + (<usize>MC * <usize>pad8(hs) << 2);
+  const dpBuf = pBuf + (<usize>QB * <usize>s << 2);
+  const gPack = dpBuf + (<usize>QB * <usize>s << 2);
+  const qPack = gPack + (<usize>QB * <usize>pad8(hv) << 2);
+  const dRow = qPack + (<usize>QB * <usize>pad8(hs) << 2);
   memory.fill(dqB, 0, <usize>t * <usize>hs << 2);
   memory.fill(dkB, 0, <usize>s * <usize>hs << 2);
   memory.fill(dvB, 0, <usize>s * <usize>hv << 2);
@@ -132,8 +134,8 @@ export function attentionGradTile(p: usize, bh: i32, scratch: usize): void {
   packB(kB, false, hs, s, hs, kPackN); // dQ = dS K
   packB(vB, true, hv, hv, s, vPackT); // dP = dO V^T
   const sv = f32x4.splat(scale);
-  for (let i0 = 0; i0 < t; i0 += MC) {
-    const rows = min(MC, t - i0), nEff = visibleKeys(causal, i0, rows, t, s);
+  for (let i0 = 0; i0 < t; i0 += QB) {
+    const rows = min(QB, t - i0), nEff = visibleKeys(causal, i0, rows, t, s);
     if (nEff == 0) continue; // no key visible: every row of the block has zero gradient
     gemmBlock(qB, false, hs, t, hs, i0, rows, kPackT, hs, s, 0, (nEff + 7) >> 3, pBuf, s, false, scratch);
     // P = exp(s - lse) over the visible keys, 0 elsewhere; D = dO . O per row.

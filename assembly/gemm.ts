@@ -1,11 +1,11 @@
 // GEMM: B packed into 8-column panels (one parallel job), then tiles of C computed from A packed into
-// 4-row panels per K block (KC = 256) by a 4x8 register-tiled SIMD micro-kernel (8 accumulators; wider
+// 4-row panels per K block (KC = 384) by a 4x8 register-tiled SIMD micro-kernel (8 accumulators; wider
 // tiles spill registers under V8's x64 register allocator). Also the few-rows product and integer GEMM.
 
 import { ARG, fma4, ldi, pi, pu, sti } from './common';
 
 export const KC: i32 = 384;
-export const MC: i32 = 64;
+export const MC: i32 = 128;
 
 // ---- packing ----
 

@@ -8,13 +8,15 @@ import { generate, streamGenerate, type GenerateOptions } from '../generation/ge
 import { AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification } from '../models/auto.js';
 import { AutoTokenizer, Tokenizer, type BatchEncodingTensors } from '../tokenizers/tokenizer.js';
 
+/** Where a command writes its output (stdout, or a test's collector). */
+export type Out = (text: string) => void;
+
 export interface CliCommand {
   summary: string;
   usage: string;
-  run(args: string[]): Promise<void>;
+  run(args: string[], out?: Out): Promise<void>;
 }
 
-type Out = (text: string) => void;
 const stdout: Out = (t) => { process.stdout.write(t); };
 
 function num(name: string, v: string | undefined, integer: boolean): number | undefined {

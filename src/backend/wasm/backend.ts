@@ -1,11 +1,11 @@
 // The 'wasm' backend: buffers in one WebAssembly linear memory, kernels from assembly/ run on the
 // calling thread or split by tiles over a worker pool. float64 (not a SIMD type here) runs through the
-// reference kernels of src/backend/cpu, as do the float-only kernels (softmax, norms, activation
-// gradients) when handed an integer dtype.
+// reference kernels of src/backend/cpu, as do the float-only kernels (softmax, norms, attention) when
+// handed an integer dtype.
 
 import type { ActivationOp, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, UnaryOp, WindowParams } from '../../tensor/backend.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
-import { fmtShape, sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
+import { broadcastStrides, fmtShape, sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
 import * as attRef from '../cpu/attention.js';
 import * as ew from '../cpu/elementwise.js';
 import * as idxRef from '../cpu/indexing.js';
@@ -67,7 +67,7 @@ function esize(dtype: DType): number {
  * Merges adjacent dims that every stride set walks contiguously (and drops size-1 dims):
  * a same-shape op becomes one dim, a row broadcast two. Returns null past MAXDIM dims.
  */
-export function coalesce(shape: Shape, strides: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } | null {
+function coalesce(shape: Shape, strides: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } | null {
   const outShape: number[] = [];
   const outStrides: number[][] = strides.map(() => []);
   for (let d = shape.length - 1; d >= 0; d--) {
@@ -85,13 +85,6 @@ export function coalesce(shape: Shape, strides: readonly (readonly number[])[]):
     outStrides.forEach((s) => s.push(0));
   }
   return outShape.length > MAXDIM ? null : { shape: outShape, strides: outStrides };
-}
-
-/** Broadcast strides of a tensor of `shape` read as `outShape` (0 on broadcast dims). */
-function broadcastStridesOf(shape: Shape, outShape: Shape): number[] {
-  const s = stridesOf(shape);
-  const off = outShape.length - shape.length;
-  return outShape.map((_, i) => (i < off || shape[i - off] === 1 ? 0 : s[i - off]!));
 }
 
 export class WasmBackend implements Backend {
@@ -247,7 +240,7 @@ export class WasmBackend implements Backend {
 
   binary(op: BinaryOp, a: BackendBuffer, aShape: Shape, b: BackendBuffer, bShape: Shape, outShape: Shape): BackendBuffer {
     const dtype: DType = COMPARE_OR_LOGIC.has(op) ? 'bool' : a.dtype;
-    const c = a.dtype === 'float64' ? null : coalesce(outShape, [broadcastStridesOf(aShape, outShape), broadcastStridesOf(bShape, outShape)]);
+    const c = a.dtype === 'float64' ? null : coalesce(outShape, [broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape)]);
     if (c === null) return this.fromRef(dtype, ew.binary(op, this.view(a), aShape, this.view(b), bShape, outShape, dtype));
     const n = sizeOf(outShape);
     const out = this.alloc(dtype, n);
@@ -262,7 +255,7 @@ export class WasmBackend implements Backend {
   where(cond: BackendBuffer, cShape: Shape, a: BackendBuffer, aShape: Shape, b: BackendBuffer, bShape: Shape, outShape: Shape): BackendBuffer {
     const dtype = a.dtype;
     const native = dtype !== 'float64' && esize(cond.dtype) === 1;
-    const c = native ? coalesce(outShape, [cShape, aShape, bShape].map((s) => broadcastStridesOf(s, outShape))) : null;
+    const c = native ? coalesce(outShape, [cShape, aShape, bShape].map((s) => broadcastStrides(s, outShape))) : null;
     if (c === null) return this.fromRef(dtype, ew.where(this.view(cond), cShape, this.view(a), aShape, this.view(b), bShape, outShape, dtype));
     const n = sizeOf(outShape);
     const out = this.alloc(dtype, n);

@@ -8,6 +8,7 @@ import type { AttentionParams, BackendBuffer, BinaryOp, MatmulParams, UnaryOp } 
 import type { DType, TypedArray } from '../../tensor/dtype.js';
 import { sizeOf, type Shape } from '../../tensor/shape.js';
 import { createWasmBackend } from './init.js';
+import { GEMM_KC, GEMM_MC } from './kernels.js';
 import type { WasmBackend, WasmBuffer } from './backend.js';
 
 const cpu = new CpuBackend();
@@ -55,12 +56,12 @@ function expectNear(got: TypedArray, want: TypedArray, atol: number, rtol: numbe
 }
 
 describe.each([['threaded', threaded], ['single-threaded', single]] as const)('wasm kernels (%s)', (_, w) => {
-  test('GEMM at sizes around the 4x8 tile and the K block, all transposes', () => {
-    const sizes = [1, 3, 4, 5, 8, 9, 17, 65, 257];
+  test('GEMM at sizes around the 4x8 tile, the row block and the K block, all transposes', () => {
+    const sizes = [1, 3, 4, 5, 8, 9, 17, GEMM_MC + 1, 2 * GEMM_MC + 3];
     let seed = 1;
     for (const m of sizes) {
       for (const n of [1, 7, 8, 9, 33]) {
-        for (const k of [1, 5, 256, 257]) {
+        for (const k of [1, 5, GEMM_KC, GEMM_KC + 1]) {
           for (const transA of [false, true]) {
             for (const transB of [false, true]) {
               const p: MatmulParams = { batch: 1, m, n, k, transA, transB, strideA: 0, strideB: 0 };
@@ -273,8 +274,10 @@ describe.each([['threaded', threaded], ['single-threaded', single]] as const)('w
       [{ batch: 2, heads: 3, t: 5, s: 5, hs: 4, hv: 4, scale: 0.5, causal: true, biasStrides: null }, false],
       [{ batch: 1, heads: 2, t: 70, s: 130, hs: 9, hv: 13, scale: 0.3, causal: true, biasStrides: null }, false],
       [{ batch: 1, heads: 2, t: 9, s: 4, hs: 8, hv: 3, scale: 1, causal: true, biasStrides: null }, false],
-      [{ batch: 2, heads: 2, t: 66, s: 300, hs: 17, hv: 8, scale: 0.25, causal: false, biasStrides: [300, 0, 0, 1] }, true],
-      [{ batch: 1, heads: 1, t: 3, s: 6, hs: 260, hv: 5, scale: 0.05, causal: false, biasStrides: [0, 0, 6, 1] }, true],
+      // Keys past one K block of the GEMM, and a head size past one.
+      [{ batch: 2, heads: 2, t: 66, s: GEMM_KC + 16, hs: 17, hv: 8, scale: 0.25, causal: false, biasStrides: [GEMM_KC + 16, 0, 0, 1] }, true],
+      [{ batch: 1, heads: 1, t: 3, s: 6, hs: GEMM_KC + 4, hv: 5, scale: 0.05, causal: false, biasStrides: [0, 0, 6, 1] }, true],
+      [{ batch: 1, heads: 2, t: GEMM_MC + 10, s: GEMM_MC + 10, hs: 16, hv: 16, scale: 0.25, causal: true, biasStrides: null }, false],
     ];
     let seed = 50;
     for (const [p, withBias] of cases) {
@@ -337,8 +340,9 @@ describe('wasm backend runtime', () => {
     single.free(b);
   });
 
-  test('memory grows on demand and freed space is coalesced before growing again', () => {
-    const w = single;
+  test('memory grows on demand and freed space is coalesced before growing again', async () => {
+    // A fresh backend: the layout of free blocks must not depend on what earlier tests left.
+    const w = await createWasmBackend({ threads: 1 });
     const start = w.memoryStats();
     // Many mid-sized buffers, freed, then one that needs their combined space.
     const small = Array.from({ length: 64 }, () => w.fill('uint8', 1 << 16, 1));
@@ -350,5 +354,6 @@ describe('wasm backend runtime', () => {
     expect(w.readSync(big)[(60 << 16) - 1]).toBe(3);
     w.free(big);
     expect(w.memoryStats().liveBuffers).toBe(start.liveBuffers);
+    w.terminate();
   });
 });

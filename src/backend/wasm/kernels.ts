@@ -23,16 +23,19 @@ export const MAXDIM = 8;
 /** Elements per tile of the flat elementwise kernels (CHUNK in assembly/elementwise.ts). */
 export const CHUNK = 16384;
 /** GEMM blocking (assembly/gemm.ts): rows per packed A block, K block, micro-tile columns. */
-export const GEMM_MC = 64, GEMM_KC = 384, GEMM_NR = 8;
+export const GEMM_MC = 128, GEMM_KC = 384, GEMM_NR = 8;
 /** Per-thread scratch: the packed A block plus a 4x8 edge tile. */
 export const SCRATCH_BYTES = GEMM_MC * GEMM_KC * 4 + 128;
 
+/** Query rows per block of the fused attention (QB in assembly/attention.ts). */
+export const ATTENTION_ROWS = 64;
 const pad8 = (n: number) => Math.ceil(n / 8) * 8;
 /** Per-thread scratch of the fused attention (assembly/attention.ts lays it out in this order). */
 export function attentionScratchBytes(s: number, hs: number, hv: number, backward: boolean): number {
+  const r = ATTENTION_ROWS;
   const floats = backward
-    ? hs * pad8(s) + s * pad8(hs) + hv * pad8(s) + 2 * GEMM_MC * s + GEMM_MC * pad8(hv) + GEMM_MC * pad8(hs) + GEMM_MC
-    : hs * pad8(s) + s * pad8(hv) + GEMM_MC * s + GEMM_MC;
+    ? hs * pad8(s) + s * pad8(hs) + hv * pad8(s) + 2 * r * s + r * pad8(hv) + r * pad8(hs) + r
+    : hs * pad8(s) + s * pad8(hv) + r * s + r;
   return Math.ceil((SCRATCH_BYTES + floats * 4) / 64) * 64;
 }
 
