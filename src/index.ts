@@ -61,3 +61,5 @@ export { PreTrainedModel, ConfigReader, loadPretrainedWeights, type ModelInputs,
 export { GPT2LMHeadModel, GPT2Model, gpt2Config, type GPT2Config } from './models/gpt2.js';
 export { loadCheckpoint, readConfig } from './io/hf.js';
 export { generate, generateWithScores, streamGenerate, type GenerateOptions, type GenerateOutput } from './generation/generate.js';
+export { BertModel, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, bertConfig, type BertConfig } from './models/bert.js';
+export { T5ForConditionalGeneration, t5Config, relativePositionBucket, type T5Config } from './models/t5.js';

@@ -6,7 +6,7 @@ import '../index.js';
 import { noGrad } from '../autograd/engine.js';
 import { listDevices } from '../tensor/backend.js';
 import { tensor } from '../tensor/create.js';
-import { AutoModelForCausalLM } from '../models/auto.js';
+import { AutoModelForCausalLM, AutoModelForSeq2SeqLM } from '../models/auto.js';
 import { expectClose } from '../test-util/fixtures.js';
 import { hfDir, loadRef } from '../test-util/hf-fixtures.js';
 import { generate, generateWithScores, streamGenerate } from './generate.js';
@@ -32,6 +32,32 @@ for (const device of listDevices()) {
       const V = full.shape[2]!;
       const fullData = await full.data();
       out.scores.forEach((s, i) => expectClose(s, Array.from(fullData.subarray((3 + i) * V, (4 + i) * V)), 1e-4, 0, `step ${i}`));
+    });
+  });
+}
+
+for (const device of listDevices()) {
+  describe(`T5 generation on ${device}`, () => {
+    test('greedy sequences equal transformers (both rows, one right-padded)', async () => {
+      const ref = await loadRef('t5', device);
+      const model = await AutoModelForSeq2SeqLM.fromPretrained(hfDir('t5'), { device });
+      const mask = ref['attention_mask']!.int();
+      // The fixture forbade eos for all 10 steps (its scores hold -inf for token 1 throughout).
+      const out = await generateWithScores(model, ref['input_ids']!.int(), { attentionMask: mask, maxNewTokens: 10, minNewTokens: 10 });
+      expect(await out.sequences.tolist()).toEqual(await ref['greedy.sequences']!.int().tolist());
+      // Our scores are one [B, V] array per step; the fixture stores [B, steps, V].
+      const V = 512;
+      const byRow = [0, 1].flatMap((b) => out.scores.flatMap((s) => Array.from(s.subarray(b * V, (b + 1) * V))));
+      expectClose(byRow, Array.from(await ref['greedy.scores']!.data()), 1e-4, 0, 'greedy scores');
+      expect(mask.isDisposed).toBe(false); // generate never frees the caller's tensors
+    });
+    test('beam search (3 beams, early stopping) equals transformers, sequence score included', async () => {
+      const ref = await loadRef('t5', device);
+      const model = await AutoModelForSeq2SeqLM.fromPretrained(hfDir('t5'), { device });
+      const ids = ref['input_ids']!.narrow(0, 0, 1).int();
+      const out = await generateWithScores(model, ids, { attentionMask: ref['attention_mask']!.narrow(0, 0, 1).int(), numBeams: 3, maxNewTokens: 10, lengthPenalty: 1, earlyStopping: true });
+      expect(await out.sequences.tolist()).toEqual(await ref['beam.sequences']!.int().tolist());
+      expect(out.sequencesScores![0]).toBeCloseTo((await ref['beam.sequences_scores']!.data())[0]!, 5);
     });
   });
 }

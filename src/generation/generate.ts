@@ -52,7 +52,8 @@ class Session {
   private encoderMask: Tensor | null;
   private started = false;
 
-  constructor(private readonly model: PreTrainedModel, private readonly encoderIds: Tensor, encoderMask: Tensor | null, private mask: number[][] | null) {
+  /** encoderIds and encoderMask become the session's: it disposes them (pass copies of the caller's tensors). */
+  constructor(private readonly model: PreTrainedModel, private readonly encoderIds: Tensor, encoderMask: Tensor | null, private mask: number[][] | null, private readonly ownsIds: boolean) {
     this.caches = model.newCache();
     this.encoderMask = encoderMask && keep(encoderMask);
   }
@@ -114,6 +115,7 @@ class Session {
     for (const c of this.caches) c.dispose();
     this.encoderStates?.dispose();
     this.encoderMask?.dispose();
+    if (this.ownsIds) this.encoderIds.dispose();
   }
 }
 
@@ -148,12 +150,14 @@ async function prepare(model: PreTrainedModel, inputIds: Tensor, o: GenerateOpti
     const start = o.decoderStartTokenId ?? d.decoderStartTokenId;
     if (start === undefined) throw new Error('generate: the model has no decoder_start_token_id; pass decoderStartTokenId');
     const idx = tensor(order, { dtype: 'int32', device: inputIds.device });
-    const enc = repeat === 1 ? inputIds : noGrad(() => indexSelect(inputIds, 0, idx));
-    const encMask = mask && (repeat === 1 ? mask : noGrad(() => indexSelect(mask, 0, idx)));
-    return { maxNew, minNew, eos, pad, prompt: Array.from({ length: B * repeat }, () => [start]), session: new Session(model, enc, encMask, null), decoderPromptLen: 1 };
+    // Copies (repeated per beam): the session frees them, never the caller's tensors.
+    const enc = noGrad(() => indexSelect(inputIds, 0, idx));
+    const encMask = mask && noGrad(() => indexSelect(mask, 0, idx));
+    idx.dispose();
+    return { maxNew, minNew, eos, pad, prompt: Array.from({ length: B * repeat }, () => [start]), session: new Session(model, enc, encMask, null, true), decoderPromptLen: 1 };
   }
   const maskRows = mask ? rows(await mask.data()) : null;
-  return { maxNew, minNew, eos, pad, prompt: rows(await inputIds.data()), session: new Session(model, inputIds, null, maskRows), decoderPromptLen: T };
+  return { maxNew, minNew, eos, pad, prompt: rows(await inputIds.data()), session: new Session(model, inputIds, null, maskRows, false), decoderPromptLen: T };
 }
 
 /** Applies the processors HF applies before choosing (repetition penalty, minimum length). */

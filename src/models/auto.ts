@@ -2,7 +2,9 @@
 
 import { fileExists, loadCheckpoint, readConfig, readJsonFile } from '../io/hf.js';
 import { ConfigReader, loadPretrainedWeights, type GenerationDefaults, type PreTrainedModel } from './base.js';
+import { BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, bertConfig } from './bert.js';
 import { GPT2LMHeadModel, gpt2Config } from './gpt2.js';
+import { T5ForConditionalGeneration, t5Config } from './t5.js';
 
 export type Task = 'causalLM' | 'maskedLM' | 'sequenceClassification' | 'tokenClassification' | 'seq2seqLM';
 
@@ -16,6 +18,17 @@ interface Architecture {
 
 const ARCHITECTURES = new Map<string, Architecture>([
   ['gpt2', { heads: { causalLM: (r) => new GPT2LMHeadModel(gpt2Config(r)) }, ignore: [/\.attn\.(masked_)?bias$/] }],
+  ['bert', {
+    heads: {
+      maskedLM: (r) => new BertForMaskedLM(bertConfig(r)),
+      sequenceClassification: (r) => new BertForSequenceClassification(bertConfig(r)),
+      tokenClassification: (r) => new BertForTokenClassification(bertConfig(r)),
+    },
+    // Old position_ids buffers; the pooler and next-sentence head of pre-training checkpoints that a head does not use.
+    ignore: [/(^|\.)position_ids$/, /^bert\.pooler\./, /^cls\.seq_relationship\./],
+  }],
+  // Original T5 checkpoints carry an unused relative bias on the first cross-attention.
+  ['t5', { heads: { seq2seqLM: (r) => new T5ForConditionalGeneration(t5Config(r)) }, ignore: [/^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$/] }],
 ]);
 
 /** Adds (or replaces) an architecture: model files call this for their model_type. */
