@@ -61,5 +61,17 @@ export { PreTrainedModel, ConfigReader, loadPretrainedWeights, type ModelInputs,
 export { GPT2LMHeadModel, GPT2Model, gpt2Config, type GPT2Config } from './models/gpt2.js';
 export { loadCheckpoint, readConfig } from './io/hf.js';
 export { generate, generateWithScores, streamGenerate, type GenerateOptions, type GenerateOutput } from './generation/generate.js';
+export { parseEmail, decodeHeaderValue, decodeCharset, decodeQuotedPrintable, decodeBase64, type ParsedEmail, type EmailHeader } from './data/email.js';
+export { htmlToText, decodeEntities } from './data/html.js';
+export { loadSpamAssassin, spamAssassinDir, SPAM_ASSASSIN_GROUPS, type SpamEmail, type SpamGroup, type SpamLabel, type LoadSpamAssassinOptions } from './data/spam.js';
+export { loadCmudict, parseCmudict, cmudictDir, stripStress, type CmudictEntry, type LoadCmudictOptions } from './data/cmudict.js';
+export { loadText, loadTextLines, loadJsonl, parseJsonl, loadCsv, parseCsv, type CsvOptions } from './data/files.js';
+export { splitDataset, splitByKey, splitSizes, type SplitOptions } from './data/split.js';
+export { DataLoader, padSequences, type DataLoaderOptions, type LoaderPosition, type BatchSource, type PadOptions, type PaddedBatch } from './data/loader.js';
+export { Trainer, METRICS_FILE, LOSS_PLOT_FILE, type TrainerConfig, type TrainResult, type LossFn, type LossOutput, type EvalFn, type Metrics, type BatchFactory, type OptimizerConfig, type ScheduleConfig, type StepInfo } from './train/trainer.js';
+export { STATE_FILE, type MetricRecord, type TrainerState } from './train/checkpoint.js';
+export { lineChart, niceTicks, type Series, type ChartOptions } from './train/plot.js';
+export { formatDuration, type ProgressStream } from './train/progress.js';
 export { BertModel, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, bertConfig, type BertConfig } from './models/bert.js';
 export { T5ForConditionalGeneration, t5Config, relativePositionBucket, type T5Config } from './models/t5.js';
+export { loadBrown, untagSentence, brownDir, type BrownDocument } from './data/brown.js';

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { ready } from '../index.js';
 import { runDemo } from './demo.js';
 import { classifyCommand, fillMaskCommand, generateCommand, tokenizeCommand, type CliCommand } from './hf.js';
+import { trainCommand } from './train.js';
 
 const COMMANDS: Record<string, CliCommand> = {
   demo: {
@@ -26,6 +27,7 @@ prints the training and validation loss as it goes, and writes a few generated s
   'fill-mask': fillMaskCommand,
   classify: classifyCommand,
   tokenize: tokenizeCommand,
+  train: trainCommand,
 };
 
 function intArg(name: string, v: string | undefined, dflt: number): number {

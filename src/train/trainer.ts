@@ -1,0 +1,428 @@
+// The Trainer: the book's training loop (AdamW, warm-up and decay, clipping, accumulation, evaluation) with atomic
+// checkpoints that resume bitwise-exactly, metrics.jsonl, a progress line and a loss-curve picture.
+
+import { appendFile, mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { div } from '../autograd/ops/elementwise.js';
+import { detach } from '../autograd/ops/movement.js';
+import type { BatchSource, LoaderPosition } from '../data/loader.js';
+import type { Module } from '../nn/module.js';
+import { AdamW } from '../optim/adamw.js';
+import { clipGradNorm } from '../optim/clip.js';
+import { constantSchedule, cosineSchedule, linearSchedule, setLr, type Schedule } from '../optim/schedule.js';
+import { defaultGenerator, type Generator } from '../tensor/random.js';
+import { tidy } from '../tensor/scope.js';
+import { Tensor } from '../tensor/tensor.js';
+import { cleanCheckpointDir, loadCheckpointTensors, readCheckpointState, saveCheckpoint, STATE_FILE, writeFileAtomic, type MetricRecord, type TrainerState } from './checkpoint.js';
+import { lineChart } from './plot.js';
+import { Progress, progressLine, type ProgressStream } from './progress.js';
+
+/** What a loss function returns when it also counts the tokens of its batch (for tokens per second). */
+export interface LossOutput {
+  loss: Tensor;
+  tokens?: number;
+}
+
+/** The loss of one batch: a scalar tensor that backward() can start from. Runs inside a tidy scope. */
+export type LossFn<M extends Module, B> = (model: M, batch: B) => Tensor | LossOutput;
+
+export type Metrics = Record<string, number>;
+
+/** Evaluation: runs with the model in eval mode; a metric named 'loss' is drawn as the eval curve in loss.svg. */
+export type EvalFn<M extends Module> = (model: M, ctx: { step: number }) => Metrics | Promise<Metrics>;
+
+/**
+ * Batches of an epoch as a function of (epoch, seed). It must give the same batches for the same arguments: a
+ * resumed run calls it again and skips the batches already used. Random choices belong to a Generator created
+ * inside from the seed and epoch, never to one shared across calls.
+ */
+export type BatchFactory<B> = (epoch: number, seed: number) => Iterable<B> | AsyncIterable<B>;
+
+export interface OptimizerConfig {
+  /** Peak learning rate (default 1e-3). */
+  lr?: number;
+  /** Decoupled weight decay (default 0.01). */
+  weightDecay?: number;
+  betas?: [number, number];
+  eps?: number;
+}
+
+export interface ScheduleConfig {
+  /** Decay after warm-up (default 'cosine'); 'constant' keeps the peak. */
+  kind?: 'cosine' | 'linear' | 'constant';
+  /** Steps of linear warm-up from 0 (default 0). */
+  warmupSteps?: number;
+  /** Where the decay ends at the last step (default 0). */
+  minLr?: number;
+}
+
+export interface StepInfo {
+  step: number;
+  totalSteps: number;
+  /** The mean loss of the step's batches. */
+  loss: number;
+  lr: number;
+  epoch: number;
+  /** The gradient norm before clipping (only with clipGradNorm). */
+  gradNorm?: number;
+}
+
+export interface TrainerConfig<M extends Module, B> {
+  model: M;
+  loss: LossFn<M, B>;
+  /** A DataLoader (or any BatchSource), or a factory of each epoch's batches. Tensors in a batch are disposed after use. */
+  data: BatchSource<B> | BatchFactory<B>;
+  evaluate?: EvalFn<M>;
+  optimizer?: OptimizerConfig;
+  /** A schedule config, or any function of the step (the number of updates done) giving the learning rate. */
+  schedule?: ScheduleConfig | Schedule;
+  /** Clip the gradients' total 2-norm to this value before each update. */
+  clipGradNorm?: number;
+  /** Batches whose gradients are averaged into one update (default 1). */
+  gradAccumSteps?: number;
+  /** Updates to make. With epochs too, training stops at whichever comes first. */
+  maxSteps?: number;
+  /** Passes over the data (needs a source with a known length, such as a DataLoader). */
+  epochs?: number;
+  /** Steps between log records and progress lines (default 10; the last step is always logged). */
+  logEvery?: number;
+  /** Steps between evaluations (default: only after the last step). */
+  evalEvery?: number;
+  /** Steps between checkpoints (default: only at the end); needs outDir. */
+  checkpointEvery?: number;
+  /** Checkpoints, metrics.jsonl and loss.svg go here. */
+  outDir?: string;
+  /** Seeds the default generator and is passed to batch factories (default 0). */
+  seed?: number;
+  /** true: continue from the checkpoint in outDir; a path: continue from the checkpoint there (new ones go to outDir). */
+  resume?: boolean | string;
+  /** Moves the model to this device ('cpu', 'wasm', ...) first. */
+  device?: string;
+  /** Other generators the loss function draws from, saved and restored with checkpoints ('default' is taken). */
+  generators?: Record<string, Generator>;
+  /** Where the progress line goes: a stream (default process.stderr), or false for none. */
+  progress?: ProgressStream | false;
+  /** Called after every step (after its log, evaluation and checkpoint). */
+  onStep?: (info: StepInfo) => void | Promise<void>;
+}
+
+export interface TrainResult {
+  /** Updates done in all, those before a resume included. */
+  step: number;
+  /** The loss of every step this call ran. */
+  losses: { step: number; loss: number }[];
+  /** Every log and evaluation record of the run, those restored from the checkpoint included. */
+  metrics: MetricRecord[];
+  /** True when stop() ended training early. */
+  stopped: boolean;
+}
+
+export const METRICS_FILE = 'metrics.jsonl';
+export const LOSS_PLOT_FILE = 'loss.svg';
+
+function positiveInt(v: unknown, name: string): number {
+  if (!Number.isSafeInteger(v) || (v as number) < 1) throw new Error(`Trainer: ${name} must be a positive integer, got ${String(v)}`);
+  return v as number;
+}
+
+/** Disposes the tensors in a batch: a tensor, or arrays, plain objects and Maps holding tensors. */
+function disposeTensors(value: unknown, seen = new Set<unknown>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if (value instanceof Tensor) value.dispose();
+  else if (Array.isArray(value)) for (const v of value) disposeTensors(v, seen);
+  else if (value instanceof Map) for (const v of value.values()) disposeTensors(v, seen);
+  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) disposeTensors(v, seen);
+}
+
+/** A factory as a BatchSource: a later start re-runs the epoch and skips (and frees) the batches before it. */
+function fromFactory<B>(factory: BatchFactory<B>, seed: number): BatchSource<B> {
+  return {
+    async *batches(epoch: number, start: number): AsyncGenerator<B> {
+      let i = 0;
+      for await (const b of factory(epoch, seed)) {
+        if (i++ < start) disposeTensors(b);
+        else yield b;
+      }
+    },
+  };
+}
+
+function makeSchedule(cfg: ScheduleConfig | Schedule | undefined, maxLr: number, totalSteps: number): Schedule {
+  if (typeof cfg === 'function') return cfg;
+  const c = cfg ?? {};
+  const warmupSteps = c.warmupSteps ?? 0;
+  if (warmupSteps > totalSteps) throw new Error(`Trainer: schedule.warmupSteps (${warmupSteps}) is more than the ${totalSteps} training steps`);
+  switch (c.kind ?? 'cosine') {
+    case 'cosine': return cosineSchedule({ maxLr, minLr: c.minLr ?? 0, warmupSteps, totalSteps });
+    case 'linear': return linearSchedule({ maxLr, minLr: c.minLr ?? 0, warmupSteps, totalSteps });
+    case 'constant': return constantSchedule({ maxLr, warmupSteps });
+    default: throw new Error(`Trainer: schedule.kind must be 'cosine', 'linear' or 'constant', got ${JSON.stringify(c.kind)}`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+/**
+ * Trains a model: each step averages the loss over gradAccumSteps batches (each in its own tidy scope), clips the
+ * gradients, sets the scheduled learning rate and makes one AdamW update. Logs go to metrics.jsonl and a progress line
+ * on stderr; checkpoints hold everything needed for the next step to be exactly the one an uninterrupted run makes:
+ * weights, optimizer state, the data position, every generator's state and the metrics.
+ */
+export class Trainer<M extends Module, B> {
+  readonly model: M;
+  readonly optimizer: AdamW;
+  /** The number of updates the run makes in all. */
+  readonly totalSteps: number;
+  private readonly config: TrainerConfig<M, B>;
+  private readonly source: BatchSource<B>;
+  private readonly schedule: Schedule;
+  private readonly accum: number;
+  /** The batches training ends after, when it is bounded by epochs. */
+  private readonly batchLimit: number;
+  private readonly seed: number;
+  private readonly generators: Record<string, Generator>;
+  private currentStep = 0;
+  private started = false;
+  private stopRequested = false;
+
+  constructor(config: TrainerConfig<M, B>) {
+    if (typeof config !== 'object' || config === null) throw new Error('Trainer: expected a config object');
+    const { model, loss, data } = config;
+    if (typeof model !== 'object' || model === null || typeof model.parameters !== 'function') throw new Error('Trainer: config.model must be a Module');
+    if (typeof loss !== 'function') throw new Error('Trainer: config.loss must be a function (model, batch) => loss tensor');
+    this.config = config;
+    this.model = model;
+    this.seed = config.seed ?? 0;
+    if (!Number.isSafeInteger(this.seed) || this.seed < 0) throw new Error(`Trainer: seed must be a non-negative integer, got ${String(this.seed)}`);
+    if (typeof data === 'function') this.source = fromFactory(data, this.seed);
+    else if (typeof data === 'object' && data !== null && typeof data.batches === 'function') this.source = data;
+    else throw new Error('Trainer: config.data must be a DataLoader (or other BatchSource) or a function (epoch, seed) => batches');
+    this.accum = config.gradAccumSteps === undefined ? 1 : positiveInt(config.gradAccumSteps, 'gradAccumSteps');
+    for (const key of ['logEvery', 'evalEvery', 'checkpointEvery'] as const) if (config[key] !== undefined) positiveInt(config[key], key);
+    if (config.clipGradNorm !== undefined && !(config.clipGradNorm > 0)) throw new Error(`Trainer: clipGradNorm must be a positive number, got ${String(config.clipGradNorm)}`);
+    if ((config.checkpointEvery !== undefined || config.resume === true) && !config.outDir) throw new Error('Trainer: checkpointEvery and resume: true need an outDir');
+    if (config.resume !== undefined && typeof config.resume !== 'boolean' && (typeof config.resume !== 'string' || config.resume === '')) {
+      throw new Error(`Trainer: resume must be true, false or a checkpoint directory, got ${JSON.stringify(config.resume)}`);
+    }
+
+    const length = this.source.length;
+    this.batchLimit = Infinity;
+    if (config.epochs !== undefined) {
+      positiveInt(config.epochs, 'epochs');
+      if (length === undefined) throw new Error('Trainer: epochs needs a data source of known length (a DataLoader); with a batch factory give maxSteps');
+      if (!Number.isSafeInteger(length) || length < 1) throw new Error(`Trainer: the training data has ${String(length)} batches per epoch (is the dataset empty?)`);
+      this.batchLimit = config.epochs * length;
+    }
+    const byEpochs = Math.ceil(this.batchLimit / this.accum);
+    if (config.maxSteps !== undefined) this.totalSteps = Math.min(positiveInt(config.maxSteps, 'maxSteps'), byEpochs);
+    else if (config.epochs !== undefined) this.totalSteps = byEpochs;
+    else throw new Error('Trainer: give maxSteps or epochs');
+
+    const gens = config.generators ?? {};
+    if (Object.hasOwn(gens, 'default')) throw new Error("Trainer: the generator name 'default' is taken by the global generator");
+    this.generators = { default: defaultGenerator, ...gens };
+
+    if (config.device !== undefined) model.to(config.device);
+    const o = config.optimizer ?? {};
+    const lr = o.lr ?? 1e-3;
+    this.optimizer = new AdamW(model.parameters(), { lr, weightDecay: o.weightDecay ?? 0.01, betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8 });
+    this.schedule = makeSchedule(config.schedule, lr, this.totalSteps);
+  }
+
+  /** Updates done so far. */
+  get step(): number {
+    return this.currentStep;
+  }
+
+  /** Ends training after the current step, with a checkpoint there (when there is an outDir). */
+  stop(): void {
+    this.stopRequested = true;
+  }
+
+  /** Restores a checkpoint (when resuming) and prepares outDir; nothing is written before every check has passed. */
+  private async prepare(): Promise<{ position: LoaderPosition; tokens: number; metrics: MetricRecord[] }> {
+    const { outDir, resume } = this.config;
+    const resumeDir = resume === true ? outDir! : typeof resume === 'string' ? resume : null;
+    let state: TrainerState | null = null;
+    if (resumeDir !== null) {
+      state = await readCheckpointState(resumeDir);
+      if (state.seed !== this.seed) throw new Error(`Trainer: the checkpoint in ${resumeDir} was trained with seed ${state.seed}, this run has seed ${this.seed}`);
+      const saved = Object.keys(state.generators).sort().join(', ');
+      const own = Object.keys(this.generators).sort().join(', ');
+      if (saved !== own) throw new Error(`Trainer: the checkpoint in ${resumeDir} has generators [${saved}], this run has [${own}]`);
+      if (state.step > this.totalSteps) throw new Error(`Trainer: the checkpoint in ${resumeDir} is at step ${state.step}, past this run's ${this.totalSteps} steps`);
+      await loadCheckpointTensors(resumeDir, state, this.model, this.optimizer);
+      for (const [name, g] of Object.entries(this.generators)) g.setState(state.generators[name]!);
+      this.currentStep = state.step;
+    } else {
+      if (outDir && (await exists(join(outDir, STATE_FILE)))) {
+        throw new Error(`Trainer: ${outDir} already holds a checkpoint; pass resume: true to continue it, or choose another outDir`);
+      }
+      defaultGenerator.manualSeed(this.seed);
+    }
+    const metrics = state ? [...state.metrics] : [];
+    if (outDir) {
+      await mkdir(outDir, { recursive: true });
+      if (state && resumeDir === outDir) await cleanCheckpointDir(outDir, state);
+      // Records after the checkpoint belong to steps that will run again.
+      await writeFileAtomic(join(outDir, METRICS_FILE), metrics.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    }
+    return { position: state ? state.position : { epoch: 0, batch: 0 }, tokens: state ? state.tokens : 0, metrics };
+  }
+
+  /** Every batch from a position on, across epochs, with the position after it. */
+  private async *stream(from: LoaderPosition): AsyncGenerator<{ batch: B; position: LoaderPosition }> {
+    let { epoch, batch } = from;
+    for (;;) {
+      for await (const b of this.source.batches(epoch, batch)) {
+        batch++;
+        yield { batch: b, position: { epoch, batch } };
+      }
+      if (batch === 0) throw new Error(`Trainer: epoch ${epoch} of the training data has no batches (is the dataset empty?)`);
+      epoch++;
+      batch = 0;
+    }
+  }
+
+  /** One batch's forward and backward in a tidy scope; returns its loss and token count. */
+  private async microStep(batch: B, scale: number): Promise<{ loss: number; tokens: number | undefined }> {
+    let tokens: number | undefined;
+    const loss = tidy(() => {
+      const out = this.config.loss(this.model, batch);
+      const t = out instanceof Tensor ? out : out?.loss;
+      if (!(t instanceof Tensor)) throw new Error('Trainer: the loss function must return a Tensor or { loss: Tensor, tokens?: number }');
+      if (t.numel() !== 1) throw new Error(`Trainer: the loss must be a single value, got ${t.describe()}`);
+      if (!(out instanceof Tensor)) tokens = out.tokens;
+      (scale === 1 ? t : div(t, scale)).backward();
+      return detach(t);
+    });
+    try {
+      return { loss: await loss.item(), tokens };
+    } finally {
+      loss.dispose();
+    }
+  }
+
+  private async evaluate(step: number): Promise<Metrics | null> {
+    const fn = this.config.evaluate;
+    if (!fn) return null;
+    this.model.eval();
+    try {
+      const m = await fn(this.model, { step });
+      if (typeof m !== 'object' || m === null) throw new Error('Trainer: evaluate must return an object of metrics');
+      for (const [k, v] of Object.entries(m)) {
+        if (typeof v !== 'number') throw new Error(`Trainer: metric '${k}' from evaluate is not a number`);
+        if (k === 'kind' || k === 'step') throw new Error(`Trainer: evaluate must not return a metric named '${k}' (metrics.jsonl uses it)`);
+      }
+      return m;
+    } finally {
+      this.model.train();
+    }
+  }
+
+  private async record(metrics: MetricRecord[], r: MetricRecord): Promise<void> {
+    metrics.push(r);
+    if (this.config.outDir) await appendFile(join(this.config.outDir, METRICS_FILE), `${JSON.stringify(r)}\n`);
+  }
+
+  private async checkpoint(position: LoaderPosition, tokens: number, metrics: MetricRecord[]): Promise<void> {
+    const generators = Object.fromEntries(Object.entries(this.generators).map(([k, g]) => [k, g.getState()]));
+    await saveCheckpoint(this.config.outDir!, this.model, this.optimizer, { step: this.currentStep, position, seed: this.seed, tokens, generators, metrics });
+  }
+
+  /** Runs training to the last step (or to stop()); see the class comment. Can be called once per Trainer. */
+  async train(): Promise<TrainResult> {
+    if (this.started) throw new Error('Trainer: train() was already called; make a new Trainer (with resume) to continue');
+    this.started = true;
+    const cfg = this.config;
+    let { position, tokens, metrics } = await this.prepare();
+    const progress = new Progress(cfg.progress === false ? null : cfg.progress ?? process.stderr);
+    const logEvery = cfg.logEvery ?? 10;
+    const params = this.model.parameters();
+    const losses: { step: number; loss: number }[] = [];
+    const runStart = performance.now();
+    const firstStep = this.currentStep;
+    let logLoss = 0, logSteps = 0, logTokens = 0, logStart = runStart, counted = false;
+    let savedAt = this.currentStep;
+    this.model.train();
+    const batches = this.stream(position);
+    try {
+      while (this.currentStep < this.totalSteps && !this.stopRequested) {
+        const lr = this.schedule(this.currentStep);
+        setLr(this.optimizer, lr);
+        const micro = Math.min(this.accum, this.batchLimit - this.currentStep * this.accum);
+        let stepLoss = 0;
+        for (let k = 0; k < micro; k++) {
+          const next = await batches.next();
+          if (next.done) throw new Error('Trainer: the training data ended early');
+          try {
+            const r = await this.microStep(next.value.batch, micro);
+            stepLoss += r.loss;
+            if (r.tokens !== undefined) { tokens += r.tokens; logTokens += r.tokens; counted = true; }
+          } finally {
+            disposeTensors(next.value.batch);
+          }
+          position = next.value.position;
+        }
+        const norm = tidy(() => {
+          const n = cfg.clipGradNorm !== undefined ? clipGradNorm(params, cfg.clipGradNorm) : null;
+          this.optimizer.step();
+          this.optimizer.zeroGrad();
+          return n;
+        });
+        const gradNorm = norm === null ? undefined : await norm.item();
+        norm?.dispose();
+        const step = ++this.currentStep;
+        const loss = stepLoss / micro;
+        losses.push({ step, loss });
+        logLoss += loss;
+        logSteps++;
+
+        const now = performance.now();
+        const last = step === this.totalSteps;
+        const logNow = step % logEvery === 0 || last;
+        const tokensPerSecond = counted ? logTokens / Math.max((now - logStart) / 1000, 1e-9) : undefined;
+        const eta = ((now - runStart) / 1000 / (step - firstStep)) * (this.totalSteps - step);
+        progress.update(progressLine({ step, total: this.totalSteps, loss: logLoss / logSteps, lr, tokensPerSecond, etaSeconds: eta }), logNow);
+        if (logNow) {
+          const r: MetricRecord = { kind: 'train', step, epoch: position.epoch, loss: logLoss / logSteps, lr };
+          if (gradNorm !== undefined) r['gradNorm'] = gradNorm;
+          if (counted) { r['tokens'] = tokens; r['tokensPerSecond'] = tokensPerSecond!; }
+          await this.record(metrics, r);
+          logLoss = 0; logSteps = 0; logTokens = 0; logStart = now;
+        }
+        if (last || (cfg.evalEvery !== undefined && step % cfg.evalEvery === 0)) {
+          const m = await this.evaluate(step);
+          if (m) {
+            await this.record(metrics, { kind: 'eval', step, ...m });
+            progress.message(`eval at step ${step}: ${Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+          }
+        }
+        if (cfg.outDir && (last || (cfg.checkpointEvery !== undefined && step % cfg.checkpointEvery === 0))) {
+          await this.checkpoint(position, tokens, metrics);
+          savedAt = step;
+        }
+        await cfg.onStep?.({ step, totalSteps: this.totalSteps, loss, lr, epoch: position.epoch, ...(gradNorm === undefined ? {} : { gradNorm }) });
+      }
+      if (cfg.outDir && savedAt !== this.currentStep) await this.checkpoint(position, tokens, metrics);
+    } finally {
+      progress.finish();
+      await batches.return(undefined);
+    }
+    if (cfg.outDir) await this.plotLoss(metrics);
+    return { step: this.currentStep, losses, metrics, stopped: this.stopRequested && this.currentStep < this.totalSteps };
+  }
+
+  /** Writes outDir/loss.svg: the train loss of each log record and the eval loss of each evaluation, against the step. */
+  private async plotLoss(metrics: readonly MetricRecord[]): Promise<void> {
+    const curve = (kind: 'train' | 'eval'): [number, number][] =>
+      metrics.filter((r) => r.kind === kind && typeof r['loss'] === 'number').map((r) => [r.step, r['loss'] as number]);
+    const series = [{ name: 'train loss', points: curve('train') }, { name: 'eval loss', points: curve('eval') }].filter((s) => s.points.some(([, y]) => Number.isFinite(y)));
+    if (series.length === 0) return;
+    const svg = lineChart(series, { title: 'Loss', xLabel: 'step', yLabel: 'loss' });
+    await writeFileAtomic(join(this.config.outDir!, LOSS_PLOT_FILE), svg);
+  }
+}
