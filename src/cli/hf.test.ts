@@ -10,7 +10,11 @@ import { AutoModelForCausalLM } from '../models/auto.js';
 import { hfDir } from '../test-util/hf-fixtures.js';
 import { AutoTokenizer } from '../tokenizers/tokenizer.js';
 import { trainByteLevelBpe } from '../tokenizers/train-bpe.js';
-import { generateCommand, tokenizeCommand } from './hf.js';
+import { noGrad } from '../autograd/engine.js';
+import { softmax } from '../autograd/ops/nn.js';
+import { AutoModelForMaskedLM, AutoModelForSequenceClassification } from '../models/auto.js';
+import { trainWordPiece } from '../tokenizers/train-wordpiece.js';
+import { classifyCommand, fillMaskCommand, generateCommand, tokenizeCommand } from './hf.js';
 
 const TEXT = ['the cat sat on the mat', 'the dog sat on the log', 'a cat and a dog', 'on the mat sat the cat'];
 
@@ -19,6 +23,14 @@ async function gpt2Folder(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'attend-cli-'));
   for (const f of ['config.json', 'model.safetensors']) await copyFile(join(hfDir('gpt2'), f), join(dir, f));
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(trainByteLevelBpe(TEXT, { vocabSize: 300, minFrequency: 1 })));
+  return dir;
+}
+
+/** A BERT fixture (vocab 512, [PAD] = 0) with a WordPiece tokenizer of at most 120 tokens trained on TEXT. */
+async function bertFolder(name: 'bert-mlm' | 'bert-cls'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'attend-cli-'));
+  for (const f of ['config.json', 'model.safetensors']) await copyFile(join(hfDir(name), f), join(dir, f));
+  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(trainWordPiece(TEXT, { vocabSize: 120, minFrequency: 1 })));
   return dir;
 }
 
@@ -62,5 +74,38 @@ describe('attend tokenize', () => {
     const printed = await capture((out) => tokenizeCommand.run(['--tokenizer', file, 'Hello, world'], out));
     expect(printed).toContain('"[CLS]","h","##el","##lo"');
     expect(printed).toContain('[0,1],[1,3],[3,5]');
+  });
+});
+
+describe('attend fill-mask and classify', () => {
+  test('fill-mask prints the model\'s most probable tokens at the mask, best first', async () => {
+    const dir = await bertFolder('bert-mlm');
+    const printed = await capture((out) => fillMaskCommand.run(['--model', dir, '--top-k', '3', 'the cat [MASK] on the mat'], out));
+    const tok = await AutoTokenizer.fromPretrained(dir);
+    const model = await AutoModelForMaskedLM.fromPretrained(dir);
+    const b = tok.encodeBatch(['the cat [MASK] on the mat']) as { inputIds: import('../tensor/tensor.js').Tensor };
+    const pos = tok.encode('the cat [MASK] on the mat').ids.indexOf(tok.maskTokenId!);
+    const probs = Array.from(noGrad(() => softmax(model.forward({ inputIds: b.inputIds }).logits, -1).select(1, pos).reshape([-1])).dataSync());
+    // Only ids the tokenizer knows are candidates (the fixture model's vocabulary is larger than this tokenizer's).
+    const best = [...probs.keys()].filter((i) => i < tok.vocabSize).sort((x, y) => probs[y]! - probs[x]!)[0]!;
+    const lines = printed.trim().split('\n');
+    expect(lines[0]).toBe(`[MASK] at token ${pos}:`);
+    expect(lines[1]).toContain(probs[best]!.toFixed(4));
+    expect(lines.length).toBe(4);
+  });
+  test('classify prints every label with its probability, best first, summing to 1', async () => {
+    const dir = await bertFolder('bert-cls');
+    const printed = await capture((out) => classifyCommand.run(['--model', dir, 'a cat and a dog'], out));
+    const rows = printed.trim().split('\n').map((l) => l.trim().split(/\s+/));
+    expect(rows.map((r) => r[1]).sort()).toEqual(['LABEL_0', 'LABEL_1', 'LABEL_2']);
+    const p = rows.map((r) => Number(r[0]));
+    expect(p[0]).toBeGreaterThanOrEqual(p[1]!);
+    expect(p.reduce((a, v) => a + v, 0)).toBeCloseTo(1, 3);
+    const model = await AutoModelForSequenceClassification.fromPretrained(dir);
+    expect(model).toBeDefined();
+  });
+  test('fill-mask needs a mask token in the text', async () => {
+    const dir = await bertFolder('bert-mlm');
+    await expect(fillMaskCommand.run(['--model', dir, 'no mask here'])).rejects.toThrow(/the text has no \[MASK\] token/);
   });
 });

@@ -111,8 +111,9 @@ Prints the top predictions and their probabilities for every mask token.`,
     const probs = noGrad(() => softmax(model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, tokenTypeIds: batch.tokenTypeIds }).logits, -1));
     const data = await probs.data();
     const V = probs.shape[2]!;
+    const known = Math.min(V, tok.vocabSize); // ids the tokenizer can print
     for (const p of positions) {
-      const row = Array.from(data.subarray(p * V, (p + 1) * V));
+      const row = Array.from(data.subarray(p * V, p * V + known));
       const best = [...row.keys()].sort((a, b) => row[b]! - row[a]!).slice(0, k);
       out(`${tok.maskToken} at token ${p}:\n`);
       for (const id of best) out(`  ${row[id]!.toFixed(4)}  ${tok.decode([id]).trim() || tok.idToToken(id)}\n`);
@@ -133,7 +134,8 @@ Prints each label with its probability, best first.`,
     const tok = await AutoTokenizer.fromPretrained(dir);
     const { json } = await readConfig(dir);
     const model = await AutoModelForSequenceClassification.fromPretrained(dir);
-    const batch = tok.encodeBatch([text], { truncation: true }) as BatchEncodingTensors;
+    const limit = json['max_position_embeddings'];
+    const batch = tok.encodeBatch([text], { truncation: true, maxLength: typeof limit === 'number' ? limit : undefined }) as BatchEncodingTensors;
     const probs = await noGrad(() => softmax(model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, tokenTypeIds: batch.tokenTypeIds }).logits, -1)).data();
     const id2label = (json['id2label'] ?? {}) as Record<string, string>;
     const order = [...Array(probs.length).keys()].sort((a, b) => probs[b]! - probs[a]!);
