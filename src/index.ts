@@ -75,3 +75,5 @@ export { formatDuration, type ProgressStream } from './train/progress.js';
 export { BertModel, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, bertConfig, type BertConfig } from './models/bert.js';
 export { T5ForConditionalGeneration, t5Config, relativePositionBucket, type T5Config } from './models/t5.js';
 export { loadBrown, untagSentence, brownDir, type BrownDocument } from './data/brown.js';
+export { LlamaForCausalLM, LlamaModel, LlamaRotaryEmbedding, llamaConfig, ropeInverseFrequencies, ROPE_TYPES, type LlamaConfig, type RopeParameters, type RopeType } from './models/llama.js';
+export { addLora, loadLoraAdapter, saveLoraAdapter, mergeLora, markOnlyLoraTrainable, LoraLinear, type LoraOptions } from './models/lora.js';

@@ -37,6 +37,16 @@ for (const device of listDevices()) {
 }
 
 for (const device of listDevices()) {
+  describe(`LLaMA generation on ${device}`, () => {
+    test('greedy tokens and scores equal transformers (grouped-query attention, RoPE, KV cache)', async () => {
+      const ref = await loadRef('llama', device);
+      const model = await AutoModelForCausalLM.fromPretrained(hfDir('llama'), { device });
+      const out = await generateWithScores(model, ref['gen.input_ids']!.int(), { maxNewTokens: 12, minNewTokens: 12 });
+      expect(await out.sequences.tolist()).toEqual(await ref['greedy.sequences']!.int().tolist());
+      expectClose(new Float32Array(out.scores.flatMap((s) => Array.from(s))), Array.from(await ref['greedy.scores']!.data()), 1e-4, 0, 'greedy scores');
+    });
+  });
+
   describe(`T5 generation on ${device}`, () => {
     test('greedy sequences equal transformers (both rows, one right-padded)', async () => {
       const ref = await loadRef('t5', device);

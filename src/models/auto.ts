@@ -4,6 +4,7 @@ import { fileExists, loadCheckpoint, readConfig, readJsonFile } from '../io/hf.j
 import { ConfigReader, loadPretrainedWeights, type GenerationDefaults, type PreTrainedModel } from './base.js';
 import { BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, bertConfig } from './bert.js';
 import { GPT2LMHeadModel, gpt2Config } from './gpt2.js';
+import { LlamaForCausalLM, llamaConfig } from './llama.js';
 import { T5ForConditionalGeneration, t5Config } from './t5.js';
 
 export type Task = 'causalLM' | 'maskedLM' | 'sequenceClassification' | 'tokenClassification' | 'seq2seqLM';
@@ -27,6 +28,8 @@ const ARCHITECTURES = new Map<string, Architecture>([
     // Old position_ids buffers; the pooler and next-sentence head of pre-training checkpoints that a head does not use.
     ignore: [/(^|\.)position_ids$/, /^bert\.pooler\./, /^cls\.seq_relationship\./],
   }],
+  // Older LLaMA checkpoints store the rotary frequencies, which are computed from the config here.
+  ['llama', { heads: { causalLM: (r) => new LlamaForCausalLM(llamaConfig(r)) }, ignore: [/(^|\.)rotary_emb\.inv_freq$/] }],
   // Original T5 checkpoints carry an unused relative bias on the first cross-attention.
   ['t5', { heads: { seq2seqLM: (r) => new T5ForConditionalGeneration(t5Config(r)) }, ignore: [/^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$/] }],
 ]);

@@ -1,0 +1,346 @@
+// LLaMA: a decoder-only transformer (pre-norm RMS, rotary positions, SwiGLU MLP, grouped-query attention), parameter names as Hugging Face's.
+//
+// Papers: Touvron et al., "LLaMA: Open and Efficient Foundation Language Models" (2023); Su et al., "RoFormer:
+// Enhanced Transformer with Rotary Position Embedding" (2021); Ainslie et al., "GQA" (2023).
+// Reference: transformers/models/llama/modeling_llama.py (LlamaForCausalLM) and transformers/modeling_rope_utils.py.
+
+import { add, cast, cos, gelu, mul, neg, relu, silu, sin } from '../autograd/ops/elementwise.js';
+import { cat, expand, reshape, slice, transpose, unsqueeze } from '../autograd/ops/movement.js';
+import { arange, full, tensor } from '../tensor/create.js';
+import { fmtShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { KVCache } from '../nn/attention.js';
+import { Embedding } from '../nn/embedding.js';
+import { crossEntropy, scaledDotProductAttention } from '../nn/functional.js';
+import { normal_, zeros_ } from '../nn/init.js';
+import { Linear } from '../nn/linear.js';
+import { Module } from '../nn/module.js';
+import { RMSNorm } from '../nn/normalization.js';
+import { ConfigReader, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
+
+// ---- config (Hugging Face's LlamaConfig field names) ----
+
+export const ROPE_TYPES = ['default', 'linear', 'llama3'] as const;
+export type RopeType = (typeof ROPE_TYPES)[number];
+
+/** The RoPE settings in transformers' current `rope_parameters` form (legacy configs are converted to it). */
+export interface RopeParameters {
+  rope_type: RopeType;
+  rope_theta: number;
+  /** linear, llama3: how much longer the context is than in pre-training. */
+  factor?: number;
+  /** llama3: wavelengths above original_max_position_embeddings / low_freq_factor are scaled by 1 / factor ... */
+  low_freq_factor?: number;
+  /** ... those below original_max_position_embeddings / high_freq_factor are kept; the ones between are blended. */
+  high_freq_factor?: number;
+  original_max_position_embeddings?: number;
+}
+
+const ACTIVATIONS = ['silu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu'] as const;
+
+export interface LlamaConfig {
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  /** Fewer key / value heads than query heads: grouped-query (1: multi-query) attention. */
+  num_key_value_heads: number;
+  head_dim: number;
+  max_position_embeddings: number;
+  rms_norm_eps: number;
+  hidden_act: (typeof ACTIVATIONS)[number];
+  attention_bias: boolean;
+  mlp_bias: boolean;
+  attention_dropout: number;
+  initializer_range: number;
+  tie_word_embeddings: boolean;
+  rope_parameters: RopeParameters;
+}
+
+/** Reads a LLaMA config.json, checking every field it uses (RoPE in the current or the legacy format). */
+export function llamaConfig(r: ConfigReader): LlamaConfig {
+  const hidden = r.int('hidden_size'), heads = r.int('num_attention_heads');
+  const kvHeads = r.optional('num_key_value_heads', (k) => r.int(k)) ?? heads;
+  if (heads === 0 || kvHeads === 0 || heads % kvHeads !== 0) {
+    throw new Error(`${r.path}: "num_attention_heads" (${heads}) must be a positive multiple of "num_key_value_heads" (${kvHeads})`);
+  }
+  const headDim = r.optional('head_dim', (k) => r.int(k)) ?? hidden / heads;
+  if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
+    throw new Error(`${r.path}: the head size (head_dim, or hidden_size / num_attention_heads) must be an even integer for rotary positions, got ${headDim}`);
+  }
+  return {
+    vocab_size: r.int('vocab_size'), hidden_size: hidden, intermediate_size: r.int('intermediate_size'), num_hidden_layers: r.int('num_hidden_layers'),
+    num_attention_heads: heads, num_key_value_heads: kvHeads, head_dim: headDim, max_position_embeddings: r.int('max_position_embeddings', 2048),
+    rms_norm_eps: r.num('rms_norm_eps', 1e-6), hidden_act: r.str('hidden_act', ACTIVATIONS, 'silu'), attention_bias: r.bool('attention_bias', false),
+    mlp_bias: r.bool('mlp_bias', false), attention_dropout: r.num('attention_dropout', 0), initializer_range: r.num('initializer_range', 0.02),
+    tie_word_embeddings: r.bool('tie_word_embeddings', false), rope_parameters: ropeParameters(r),
+  };
+}
+
+/**
+ * `rope_parameters` (transformers 5: rope_type, rope_theta and the scaling fields in one object), or the legacy
+ * top-level `rope_theta` with an optional `rope_scaling` ({type or rope_type, factor, ...}).
+ */
+function ropeParameters(r: ConfigReader): RopeParameters {
+  const key = r.json['rope_parameters'] !== undefined && r.json['rope_parameters'] !== null ? 'rope_parameters' : 'rope_scaling';
+  const nested = r.json[key];
+  const topTheta = (): number => r.num('rope_theta', 10000);
+  if (nested === undefined || nested === null) return { rope_type: 'default', rope_theta: topTheta() };
+  if (typeof nested !== 'object' || Array.isArray(nested)) throw new Error(`${r.path}: "${key}" must be an object, got ${JSON.stringify(nested)}`);
+  const json = nested as Record<string, unknown>;
+  // Old configs name the type "type"; read it under whichever name is there so that errors name that key.
+  const typeKey = json['rope_type'] === undefined && json['type'] !== undefined ? 'type' : 'rope_type';
+  const s = new ConfigReader(json, `${r.path} (${key})`);
+  const ropeType = s.str(typeKey, ROPE_TYPES, 'default');
+  const theta = s.optional('rope_theta', (k) => s.num(k)) ?? topTheta();
+  const positive = (k: string): number => {
+    const v = s.num(k);
+    if (v <= 0) throw new Error(`${s.path}: "${k}" must be positive, got ${v}`);
+    return v;
+  };
+  if (ropeType === 'default') return { rope_type: ropeType, rope_theta: theta };
+  if (ropeType === 'linear') return { rope_type: ropeType, rope_theta: theta, factor: positive('factor') };
+  const low = positive('low_freq_factor'), high = positive('high_freq_factor');
+  if (high <= low) throw new Error(`${s.path}: "high_freq_factor" (${high}) must be greater than "low_freq_factor" (${low})`);
+  return {
+    rope_type: ropeType, rope_theta: theta, factor: positive('factor'), low_freq_factor: low, high_freq_factor: high,
+    original_max_position_embeddings: s.int('original_max_position_embeddings'),
+  };
+}
+
+function activation(name: LlamaConfig['hidden_act']): (x: Tensor) => Tensor {
+  switch (name) {
+    case 'silu': return silu;
+    case 'gelu': return (x) => gelu(x);
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh': return (x) => gelu(x, 'tanh');
+    case 'relu': return relu;
+  }
+}
+
+// ---- rotary position embedding ----
+
+/**
+ * The rotation frequencies of the `dim / 2` pairs of a head, as transformers' ROPE_INIT_FUNCTIONS compute them.
+ * Every step is rounded to float32 (Math.fround) because the reference computes in float32.
+ */
+export function ropeInverseFrequencies(rope: RopeParameters, dim: number): Float32Array {
+  const f = Math.fround;
+  // default: theta^(-2i / dim)
+  const inv = Float32Array.from({ length: dim / 2 }, (_, i) => f(1 / f(rope.rope_theta ** f((2 * i) / dim))));
+  if (rope.rope_type === 'default') return inv;
+  const factor = rope.factor!;
+  // linear: every frequency divided by the factor (positions interpolated into the trained range).
+  if (rope.rope_type === 'linear') return inv.map((x) => f(x / factor));
+  // llama3: long wavelengths scaled like linear, short ones kept, the band between blended smoothly.
+  const low = rope.low_freq_factor!, high = rope.high_freq_factor!, context = rope.original_max_position_embeddings!;
+  const lowWavelen = context / low, highWavelen = context / high;
+  return inv.map((x) => {
+    const wavelen = f(f(2 * Math.PI) / x);
+    if (wavelen < highWavelen) return x;
+    if (wavelen > lowWavelen) return f(x / factor);
+    const smooth = f(f(f(context / wavelen) - low) / (high - low));
+    return f(f(f(1 - smooth) * x) / factor + f(smooth * x));
+  });
+}
+
+/** cos / sin of position * frequency for every head channel (LlamaRotaryEmbedding); no weights, only a buffer. */
+export class LlamaRotaryEmbedding extends Module {
+  inv_freq: Tensor;
+
+  constructor(cfg: LlamaConfig) {
+    super();
+    // Not persistent: checkpoints do not hold it (old ones that do are skipped on load).
+    this.inv_freq = this.registerBuffer('inv_freq', tensor(ropeInverseFrequencies(cfg.rope_parameters, cfg.head_dim)), false);
+  }
+
+  /** positions [B|1, T] -> cos, sin [B|1, 1, T, hs] (broadcast over the heads). */
+  forward(positions: Tensor): [Tensor, Tensor] {
+    const [B, T] = positions.shape as [number, number];
+    const freqs = mul(reshape(cast(positions, 'float32'), [B, T, 1]), this.inv_freq); // [B, T, hs/2]
+    // The two halves of a head rotate together: channel i pairs with channel i + hs/2.
+    const emb = unsqueeze(cat([freqs, freqs], -1), 1);
+    return [cos(emb), sin(emb)];
+  }
+}
+
+/** [x1, x2] -> [-x2, x1] over the last dimension (the 90-degree turn of each channel pair). */
+function rotateHalf(x: Tensor): Tensor {
+  const h = x.shape[x.ndim - 1]! / 2;
+  return cat([neg(slice(x, -1, h)), slice(x, -1, 0, h)], -1);
+}
+
+function applyRotary(x: Tensor, cosT: Tensor, sinT: Tensor): Tensor {
+  return add(mul(x, cosT), mul(rotateHalf(x), sinT));
+}
+
+// ---- attention / MLP / block ----
+
+export class LlamaAttention extends Module {
+  q_proj: Linear;
+  k_proj: Linear;
+  v_proj: Linear;
+  o_proj: Linear;
+  private readonly nHead: number;
+  private readonly nKv: number;
+  private readonly hs: number;
+  private readonly dropoutP: number;
+
+  constructor(cfg: LlamaConfig) {
+    super();
+    const C = cfg.hidden_size, bias = cfg.attention_bias;
+    this.nHead = cfg.num_attention_heads;
+    this.nKv = cfg.num_key_value_heads;
+    this.hs = cfg.head_dim;
+    this.q_proj = new Linear(C, this.nHead * this.hs, { bias });
+    this.k_proj = new Linear(C, this.nKv * this.hs, { bias });
+    this.v_proj = new Linear(C, this.nKv * this.hs, { bias });
+    this.o_proj = new Linear(this.nHead * this.hs, C, { bias });
+    this.dropoutP = cfg.attention_dropout;
+  }
+
+  /** x [B, T, C]; cos, sin [B|1, 1, T, hs]; attend: bool [B, 1, 1, S] (true = may attend) or null. */
+  forward(x: Tensor, cosT: Tensor, sinT: Tensor, attend: Tensor | null, cache?: KVCache): Tensor {
+    const [B, T] = x.shape as [number, number];
+    // [B, T, n * hs] -> [B, n, T, hs]
+    const heads = (t: Tensor, n: number) => transpose(reshape(t, [B, T, n, this.hs]), 1, 2);
+    const q = applyRotary(heads(this.q_proj.forward(x), this.nHead), cosT, sinT);
+    const k0 = applyRotary(heads(this.k_proj.forward(x), this.nKv), cosT, sinT);
+    const v0 = heads(this.v_proj.forward(x), this.nKv);
+    // The cache holds the rotated keys of the kv heads only; each serves nHead / nKv query heads.
+    const [k, v] = cache ? cache.update(k0, v0) : [k0, v0];
+    const y = scaledDotProductAttention(q, this.repeatKv(k), this.repeatKv(v), {
+      attnMask: attend, isCausal: true, scale: 1 / Math.sqrt(this.hs), dropoutP: this.training ? this.dropoutP : 0,
+    });
+    // [B, nh, T, hs] -> [B, T, nh * hs]
+    return this.o_proj.forward(reshape(transpose(y, 1, 2), [B, T, this.nHead * this.hs]));
+  }
+
+  /** [B, nkv, S, hs] -> [B, nh, S, hs], kv head j repeated for query heads j * rep .. (j + 1) * rep - 1. */
+  private repeatKv(t: Tensor): Tensor {
+    const rep = this.nHead / this.nKv;
+    if (rep === 1) return t;
+    const [B, , S] = t.shape as [number, number, number];
+    return reshape(expand(unsqueeze(t, 2), [B, this.nKv, rep, S, this.hs]), [B, this.nHead, S, this.hs]);
+  }
+}
+
+/** SwiGLU: down(act(gate(x)) * up(x)). */
+export class LlamaMLP extends Module {
+  gate_proj: Linear;
+  up_proj: Linear;
+  down_proj: Linear;
+  private readonly act: (x: Tensor) => Tensor;
+
+  constructor(cfg: LlamaConfig) {
+    super();
+    const C = cfg.hidden_size, inner = cfg.intermediate_size, bias = cfg.mlp_bias;
+    this.gate_proj = new Linear(C, inner, { bias });
+    this.up_proj = new Linear(C, inner, { bias });
+    this.down_proj = new Linear(inner, C, { bias });
+    this.act = activation(cfg.hidden_act);
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(mul(this.act(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+  }
+}
+
+export class LlamaDecoderLayer extends Module {
+  self_attn: LlamaAttention;
+  mlp: LlamaMLP;
+  input_layernorm: RMSNorm;
+  post_attention_layernorm: RMSNorm;
+
+  constructor(cfg: LlamaConfig) {
+    super();
+    this.self_attn = new LlamaAttention(cfg);
+    this.mlp = new LlamaMLP(cfg);
+    this.input_layernorm = new RMSNorm(cfg.hidden_size, { eps: cfg.rms_norm_eps });
+    this.post_attention_layernorm = new RMSNorm(cfg.hidden_size, { eps: cfg.rms_norm_eps });
+  }
+
+  forward(x: Tensor, cosT: Tensor, sinT: Tensor, attend: Tensor | null, cache?: KVCache): Tensor {
+    const h = add(x, this.self_attn.forward(this.input_layernorm.forward(x), cosT, sinT, attend, cache));
+    return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+  }
+}
+
+// ---- model ----
+
+export class LlamaModel extends Module {
+  embed_tokens: Embedding;
+  layers: LlamaDecoderLayer[];
+  norm: RMSNorm;
+  rotary_emb: LlamaRotaryEmbedding;
+
+  constructor(readonly config: LlamaConfig) {
+    super();
+    this.embed_tokens = new Embedding(config.vocab_size, config.hidden_size);
+    this.layers = Array.from({ length: config.num_hidden_layers }, () => new LlamaDecoderLayer(config));
+    this.norm = new RMSNorm(config.hidden_size, { eps: config.rms_norm_eps });
+    this.rotary_emb = new LlamaRotaryEmbedding(config);
+  }
+
+  /** ids [B, T] -> hidden states [B, T, C]; positions default to past .. past + T - 1 on every row. */
+  forward(inputIds: Tensor, attentionMask?: Tensor | null, caches?: KVCache[], positionIds?: Tensor | null): Tensor {
+    if (inputIds.ndim !== 2) throw new Error(`LLaMA: inputIds must be [batch, time], got ${fmtShape(inputIds.shape)}`);
+    const [B, T] = inputIds.shape as [number, number];
+    const past = caches?.[0]?.length ?? 0;
+    if (past + T > this.config.max_position_embeddings) {
+      throw new Error(`LLaMA: ${past + T} positions exceed the model's max_position_embeddings = ${this.config.max_position_embeddings}`);
+    }
+    if (positionIds && (positionIds.ndim !== 2 || (positionIds.shape[0] !== B && positionIds.shape[0] !== 1) || positionIds.shape[1] !== T)) {
+      throw new Error(`LLaMA: positionIds must be [${B}, ${T}] or [1, ${T}], got ${fmtShape(positionIds.shape)}`);
+    }
+    const pos = positionIds ?? reshape(arange(past, past + T, 1, { device: inputIds.device }), [1, T]);
+    const [cosT, sinT] = this.rotary_emb.forward(pos);
+    let attend: Tensor | null = null;
+    if (attentionMask) {
+      if (attentionMask.ndim !== 2 || attentionMask.shape[0] !== B || attentionMask.shape[1] !== past + T) {
+        throw new Error(`LLaMA: attentionMask must be [${B}, ${past + T}], got ${fmtShape(attentionMask.shape)}`);
+      }
+      attend = reshape(cast(attentionMask, 'bool'), [B, 1, 1, past + T]);
+    }
+    let x = this.embed_tokens.forward(inputIds);
+    this.layers.forEach((layer, i) => { x = layer.forward(x, cosT, sinT, attend, caches?.[i]); });
+    return this.norm.forward(x);
+  }
+}
+
+export class LlamaForCausalLM extends PreTrainedModel {
+  model: LlamaModel;
+  lm_head: Linear;
+
+  constructor(readonly config: LlamaConfig) {
+    super();
+    this.model = new LlamaModel(config);
+    this.lm_head = new Linear(config.hidden_size, config.vocab_size, { bias: false });
+    const std = config.initializer_range;
+    // transformers' _init_weights: N(0, initializer_range) for every projection and the embedding, zero biases.
+    for (const [, m] of this.namedModules()) {
+      if (m instanceof Linear) {
+        normal_(m.weight, 0, std);
+        if (m.bias) zeros_(m.bias);
+      }
+    }
+    normal_(this.model.embed_tokens.weight, 0, std);
+    if (config.tie_word_embeddings) this.lm_head.weight = this.model.embed_tokens.weight;
+  }
+
+  /** labels [B, T] are shifted inside (position t predicts labels[t + 1]); -100 is ignored. */
+  forward({ inputIds, attentionMask, labels, pastKeyValues, positionIds }: ModelInputs): ModelOutput {
+    const hidden = this.model.forward(inputIds, attentionMask, pastKeyValues, positionIds);
+    const logits = this.lm_head.forward(hidden);
+    if (!labels) return { logits, lastHiddenState: hidden };
+    const [B, T, V] = logits.shape as [number, number, number];
+    // Every position against the next label and the last one against -100 (ignored): the loss over [B, T-1].
+    const next = cat([slice(cast(labels, 'int32'), 1, 1, T), full([B, 1], -100, { dtype: 'int32', device: labels.device })], 1);
+    return { logits, lastHiddenState: hidden, loss: crossEntropy(reshape(logits, [B * T, V]), reshape(next, [B * T]), { ignoreIndex: -100 }) };
+  }
+
+  override newCache(): KVCache[] {
+    return this.model.layers.map(() => new KVCache());
+  }
+}

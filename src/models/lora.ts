@@ -1,0 +1,300 @@
+// LoRA adapters in PEFT's format: low-rank updates on a model's linear layers, loaded, created, trained, saved and merged.
+//
+// Paper: Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models" (2021); Kalajdzievski, "A Rank
+// Stabilization Scaling Factor for Fine-Tuning with LoRA" (2023) for use_rslora.
+// Reference: peft/tuners/lora/layer.py (Linear), peft/tuners/tuners_utils.py (target matching),
+// peft/utils/save_and_load.py (adapter file keys).
+
+import { noGrad } from '../autograd/engine.js';
+import { add, mul } from '../autograd/ops/elementwise.js';
+import { matmul } from '../autograd/ops/matmul.js';
+import { transpose } from '../autograd/ops/movement.js';
+import { fmtShape, shapeEq } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Dropout } from '../nn/activation.js';
+import { zeros_ } from '../nn/init.js';
+import { Linear } from '../nn/linear.js';
+import { Module, Parameter } from '../nn/module.js';
+import { loadCheckpoint, readJsonFile } from '../io/hf.js';
+import { saveSafetensors } from '../io/safetensors.js';
+import { ConfigReader } from './base.js';
+import { Conv1D } from './gpt2.js';
+
+/** What an adapter is: PEFT's LoraConfig fields, camel-cased. */
+export interface LoraOptions {
+  r: number;
+  /** lora_alpha: the update is scaled by alpha / r (alpha / sqrt(r) with useRslora). */
+  alpha: number;
+  /** Module names (a module matches when its dotted name ends with one), a regular expression matched against the
+   * whole name, or 'all-linear' (every Linear / Conv1D but lm_head), as PEFT's target_modules. */
+  targetModules: readonly string[] | string;
+  dropout?: number;
+  useRslora?: boolean;
+  /** Modules trained and saved whole next to the adapter (e.g. a classification head), matched as targetModules. */
+  modulesToSave?: readonly string[];
+}
+
+/** The adapter's key prefix in PEFT files: PeftModel.base_model (LoraModel) .model (the wrapped model). */
+const PREFIX = 'base_model.model.';
+
+/** The options of each model's adapter, for saving it and for markOnlyLoraTrainable. */
+const adapters = new WeakMap<Module, Required<LoraOptions>>();
+
+type BaseLayer = Linear | Conv1D;
+
+/**
+ * A linear layer plus its low-rank update: y = base(x) + lora_B(lora_A(dropout(x))) * scaling. `weight` and `bias`
+ * are the base layer's own parameters, so the state dict keeps the base names and adds `lora_A.weight` [r, in]
+ * and `lora_B.weight` [out, r], PEFT's names and layout for both nn.Linear and GPT-2's Conv1D.
+ */
+export class LoraLinear extends Module {
+  weight: Parameter;
+  bias: Parameter | null;
+  lora_dropout: Dropout;
+  lora_A: Linear;
+  lora_B: Linear;
+  readonly scaling: number;
+  /** Private so that parameter discovery does not list the base weights twice. */
+  readonly #base: BaseLayer;
+
+  constructor(base: BaseLayer, readonly r: number, readonly alpha: number, dropout: number, useRslora: boolean) {
+    super();
+    this.#base = base;
+    this.weight = base.weight;
+    this.bias = base.bias;
+    const [inF, outF] = layerSizes(base);
+    const device = base.weight.device;
+    this.lora_dropout = new Dropout(dropout);
+    // PEFT's init: A kaiming-uniform (a = sqrt(5), Linear's default), B zeros, so a new adapter changes nothing.
+    this.lora_A = new Linear(inF, r, { bias: false, device });
+    this.lora_B = new Linear(r, outF, { bias: false, device });
+    zeros_(this.lora_B.weight);
+    this.scaling = useRslora ? alpha / Math.sqrt(r) : alpha / r;
+    this.train(base.training); // an adapter added to a model in eval mode must not start dropping out
+  }
+
+  get base(): BaseLayer {
+    return this.#base;
+  }
+
+  forward(x: Tensor): Tensor {
+    return add(this.#base.forward(x), mul(this.lora_B.forward(this.lora_A.forward(this.lora_dropout.forward(x))), this.scaling));
+  }
+
+  /** scaling * B A in the base weight's layout: [out, in] for Linear, [in, out] for Conv1D (fan_in_fan_out). */
+  delta(): Tensor {
+    const a = this.lora_A.weight, b = this.lora_B.weight;
+    return mul(this.#base instanceof Conv1D ? matmul(transpose(a, 0, 1), transpose(b, 0, 1)) : matmul(b, a), this.scaling);
+  }
+}
+
+/** [in, out] features of a layer LoRA can adapt. */
+function layerSizes(m: BaseLayer): [number, number] {
+  const [d0, d1] = m.weight.shape as [number, number];
+  return m instanceof Conv1D ? [d0, d1] : [d1, d0];
+}
+
+/** PEFT's check_target_module_exists: a regex over the whole name, or a name the dotted path ends with. */
+function matches(name: string, targets: readonly string[] | string): boolean {
+  if (typeof targets === 'string') {
+    if (targets === 'all-linear') return name !== 'lm_head' && !name.endsWith('.lm_head');
+    return new RegExp(`^(?:${targets})$`).test(name);
+  }
+  return targets.some((t) => name === t || name.endsWith(`.${t}`));
+}
+
+/** The layers an adapter with these options wraps, in model order; errors when one cannot be adapted or none match. */
+function findTargets(model: Module, opts: Required<LoraOptions>, source: string): [string, BaseLayer][] {
+  const out: [string, BaseLayer][] = [];
+  for (const [name, m] of model.namedModules()) {
+    if (!name || !matches(name, opts.targetModules)) continue;
+    if (m instanceof LoraLinear) throw new Error(`${source}: ${name} already has a LoRA adapter (merge it first: one adapter at a time)`);
+    if (m instanceof Linear || m instanceof Conv1D) out.push([name, m]);
+    else if (opts.targetModules !== 'all-linear') {
+      throw new Error(`${source}: target module ${name} is a ${m.constructor.name}; LoRA adapts Linear and Conv1D layers only`);
+    }
+  }
+  if (!out.length) {
+    const layers = model.namedModules().filter(([, m]) => m instanceof Linear || m instanceof Conv1D).map(([n]) => n.split('.').at(-1)!);
+    throw new Error(`${source}: target_modules ${JSON.stringify(opts.targetModules)} match no layer of the model (its linear layers: ${[...new Set(layers)].join(', ')})`);
+  }
+  return out;
+}
+
+/** Puts `m` where the dotted `path` points (array entries included), replacing what was there. */
+function setSubmodule(root: Module, path: string, m: Module): void {
+  const parts = path.split('.');
+  let parent: unknown = root;
+  for (const p of parts.slice(0, -1)) parent = (parent as Record<string, unknown>)[p];
+  (parent as Record<string, unknown>)[parts.at(-1)!] = m;
+}
+
+function loraLayers(model: Module): [string, LoraLinear][] {
+  return model.namedModules().filter((e): e is [string, LoraLinear] => e[1] instanceof LoraLinear);
+}
+
+function checkOptions(opts: LoraOptions, source: string): Required<LoraOptions> {
+  const { r, alpha, dropout = 0, useRslora = false, modulesToSave = [], targetModules } = opts;
+  if (!Number.isInteger(r) || r <= 0) throw new Error(`${source}: r must be a positive integer, got ${r}`);
+  if (!Number.isFinite(alpha)) throw new Error(`${source}: lora_alpha must be a number, got ${alpha}`);
+  if (!(dropout >= 0 && dropout < 1)) throw new Error(`${source}: lora_dropout must be in [0, 1), got ${dropout}`);
+  if (typeof targetModules !== 'string' && (!Array.isArray(targetModules) || !targetModules.every((t) => typeof t === 'string'))) {
+    throw new Error(`${source}: target_modules must be a list of module names or a regular expression, got ${JSON.stringify(targetModules)}`);
+  }
+  return { r, alpha, dropout, useRslora, modulesToSave, targetModules };
+}
+
+/** Wraps the target layers of `model` with fresh adapters (B = 0, so outputs are unchanged until trained); returns their names. */
+export function addLora(model: Module, opts: LoraOptions): string[] {
+  const o = checkOptions(opts, 'addLora');
+  const targets = findTargets(model, o, 'addLora');
+  for (const [name, base] of targets) setSubmodule(model, name, new LoraLinear(base, o.r, o.alpha, o.dropout, o.useRslora));
+  adapters.set(model, o);
+  return targets.map(([n]) => n);
+}
+
+/** The fields of a PEFT adapter_config.json that change the computation but are not supported here: [key, default]. */
+const UNSUPPORTED: [string, unknown][] = [
+  ['use_dora', false], ['lora_bias', false], ['rank_pattern', {}], ['alpha_pattern', {}], ['layers_to_transform', null],
+  ['layers_pattern', null], ['exclude_modules', null], ['target_parameters', null], ['trainable_token_indices', null],
+];
+
+function readAdapterConfig(json: Record<string, unknown>, path: string): Required<LoraOptions> {
+  const c = new ConfigReader(json, path);
+  const peftType = json['peft_type'] ?? 'LORA';
+  if (peftType !== 'LORA') throw new Error(`${path}: peft_type '${String(peftType)}' is not a LoRA adapter`);
+  c.str('bias', ['none'], 'none');
+  for (const [key, dflt] of UNSUPPORTED) {
+    const v = json[key];
+    const isDefault = v === undefined || v === null || JSON.stringify(v) === JSON.stringify(dflt);
+    if (!isDefault) throw new Error(`${path}: "${key}" = ${JSON.stringify(v)} is not supported`);
+  }
+  // The weight layout follows the layer type (Conv1D stores [in, out]), as PEFT corrects a wrong flag with a warning.
+  c.bool('fan_in_fan_out', false);
+  const modulesToSave = json['modules_to_save'] ?? [];
+  if (!Array.isArray(modulesToSave) || !modulesToSave.every((m) => typeof m === 'string')) {
+    throw new Error(`${path}: "modules_to_save" must be a list of module names, got ${JSON.stringify(modulesToSave)}`);
+  }
+  return checkOptions({
+    r: c.int('r'), alpha: c.num('lora_alpha'), targetModules: json['target_modules'] as string[] | string, dropout: c.num('lora_dropout', 0),
+    useRslora: c.bool('use_rslora', false), modulesToSave: modulesToSave as string[],
+  }, path);
+}
+
+/** The base-model parameters of the modules to save: name -> parameter. */
+function savedModuleParams(model: Module, modulesToSave: readonly string[]): Map<string, Parameter> {
+  const out = new Map<string, Parameter>();
+  if (!modulesToSave.length) return out;
+  const saved = model.namedModules().filter(([n]) => n && matches(n, modulesToSave)).map(([n]) => n);
+  for (const [name, p] of model.namedParameters()) if (saved.some((m) => name.startsWith(`${m}.`))) out.set(name, p);
+  return out;
+}
+
+/**
+ * Loads a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors in `dir`) onto `model`, wrapping each
+ * target layer, and returns the names of the adapted layers. Every key and shape is checked before the model changes.
+ * Modules to save are copied over the base model's weights (the adapter's trained copies replace them).
+ */
+export async function loadLoraAdapter(model: Module, dir: string): Promise<string[]> {
+  const path = `${dir.replace(/\/$/, '')}/adapter_config.json`;
+  const json = await readJsonFile(path);
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${path}: expected a JSON object`);
+  const opts = readAdapterConfig(json as Record<string, unknown>, path);
+  const targets = findTargets(model, opts, path);
+  const { tensors, source } = await loadCheckpoint(dir, { file: 'adapter_model.safetensors' });
+  try {
+    // Every key the adapter must hold, with its shape.
+    const want = new Map<string, readonly number[]>();
+    for (const [name, base] of targets) {
+      const [inF, outF] = layerSizes(base);
+      want.set(`${name}.lora_A.weight`, [opts.r, inF]);
+      want.set(`${name}.lora_B.weight`, [outF, opts.r]);
+    }
+    for (const [name, p] of savedModuleParams(model, opts.modulesToSave)) want.set(name, p.shape);
+    const state: Record<string, Tensor> = {};
+    for (const [key, t] of Object.entries(tensors)) {
+      const name = key.startsWith(PREFIX) ? key.slice(PREFIX.length) : null;
+      const shape = name === null ? undefined : want.get(name);
+      if (name === null || !shape) throw new Error(`${source}: unexpected adapter weight ${key} (no such LoRA layer or module to save in the model for ${path})`);
+      if (!shapeEq(shape, t.shape)) throw new Error(`${source}: adapter weight ${key} has shape ${fmtShape(t.shape)}, the model and r = ${opts.r} need ${fmtShape(shape)}`);
+      state[name] = t;
+    }
+    const missing = [...want.keys()].filter((k) => !(k in state));
+    if (missing.length) throw new Error(`${source}: missing adapter weights ${missing.slice(0, 4).map((k) => PREFIX + k).join(', ')}${missing.length > 4 ? `, ... (${missing.length} in all)` : ''}`);
+    for (const [name, base] of targets) setSubmodule(model, name, new LoraLinear(base, opts.r, opts.alpha, opts.dropout, opts.useRslora));
+    model.loadStateDict(state, { strict: false });
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+  adapters.set(model, opts);
+  return targets.map(([n]) => n);
+}
+
+/** Freezes every parameter but the LoRA matrices (and the modules to save); returns the trainable ones, for an optimizer. */
+export function markOnlyLoraTrainable(model: Module): Parameter[] {
+  const opts = adapters.get(model);
+  if (!opts) throw new Error('markOnlyLoraTrainable: the model has no LoRA adapter (addLora or loadLoraAdapter first)');
+  const saved = new Set(savedModuleParams(model, opts.modulesToSave).values());
+  const trainable: Parameter[] = [];
+  for (const [name, p] of model.namedParameters()) {
+    p.requiresGrad = /\.lora_[AB]\.weight$/.test(name) || saved.has(p);
+    if (p.requiresGrad) trainable.push(p);
+  }
+  return trainable;
+}
+
+/**
+ * Writes the adapter as PEFT does: adapter_config.json and adapter_model.safetensors (keys
+ * base_model.model.<layer>.lora_A.weight / lora_B.weight, and the modules to save), loadable by PeftModel.from_pretrained.
+ */
+export async function saveLoraAdapter(model: Module, dir: string): Promise<void> {
+  const opts = adapters.get(model);
+  const layers = loraLayers(model);
+  if (!opts || !layers.length) throw new Error('saveLoraAdapter: the model has no LoRA adapter (addLora or loadLoraAdapter first)');
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, m] of layers) {
+    tensors[`${PREFIX}${name}.lora_A.weight`] = m.lora_A.weight;
+    tensors[`${PREFIX}${name}.lora_B.weight`] = m.lora_B.weight;
+  }
+  for (const [name, p] of savedModuleParams(model, opts.modulesToSave)) tensors[PREFIX + name] = p;
+  const config = {
+    peft_type: 'LORA', task_type: null, base_model_name_or_path: null, revision: null, inference_mode: true,
+    r: opts.r, lora_alpha: opts.alpha, lora_dropout: opts.dropout, target_modules: opts.targetModules, use_rslora: opts.useRslora,
+    fan_in_fan_out: layers.some(([, m]) => m.base instanceof Conv1D), bias: 'none', use_dora: false, init_lora_weights: true,
+    modules_to_save: opts.modulesToSave.length ? opts.modulesToSave : null, rank_pattern: {}, alpha_pattern: {},
+    layers_to_transform: null, layers_pattern: null,
+  };
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  const base = dir.replace(/\/$/, '');
+  await mkdir(base, { recursive: true });
+  await writeFile(`${base}/adapter_config.json`, `${JSON.stringify(config, null, 2)}\n`);
+  await saveSafetensors(`${base}/adapter_model.safetensors`, tensors, { format: 'pt' });
+}
+
+/**
+ * Folds every adapter into its base weight (W += scaling * B A) and puts the base layers back: the model has its base
+ * parameter names again. Which parameters require grad is left as it was.
+ */
+export function mergeLora(model: Module): void {
+  const layers = loraLayers(model);
+  if (!layers.length) throw new Error('mergeLora: the model has no LoRA adapter');
+  // A weight tied to another (lm_head to the embedding) is untied first: only this layer's function changes.
+  const uses = new Map<Tensor, number>();
+  for (const t of Object.values(model.stateDict())) uses.set(t, (uses.get(t) ?? 0) + 1);
+  noGrad(() => {
+    for (const [name, m] of layers) {
+      const merged = add(m.weight, m.delta());
+      if ((uses.get(m.weight) ?? 0) > 1) {
+        m.base.weight = new Parameter(merged, m.weight.requiresGrad);
+        merged.dispose();
+      } else {
+        m.weight.replaceStorage(merged);
+      }
+      m.base.train(m.training);
+      setSubmodule(model, name, m.base);
+      m.lora_A.weight.dispose();
+      m.lora_B.weight.dispose();
+    }
+  });
+  adapters.delete(model);
+}
