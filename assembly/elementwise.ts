@@ -4,8 +4,8 @@
 // allocator rounded up to 64 bytes, so that vector stays inside its own block.
 
 import {
-  ARG, BOOL, erf4, erf64, exp4, F32, fma4, G_3C, G_C, G_INV_SQRT_2PI, G_K, G_SQRT1_2, I32, ldf, ldi, pi, pu, sigmoid4, sigmoid64, stf, sti, tanh4, toI32, U8,
-  V_HALF, V_NEG_HALF, V_NEG_ONE, V_ONE,
+  ARG, BOOL, erf4, erf64, exp4, F32, fma4, G_2K, G_6KC, G_INV_SQRT_2PI, G_N2K, G_N2KC, G_SQRT1_2, I32, ldf, ldi, pi, pu, sigmoid4, sigmoid64, stf, sti, tanh4, toI32, U8,
+  V_FLT_MAX, V_HALF, V_NEG_HALF, V_NEG_ONE, V_ONE,
 } from './common';
 
 /** Elements per tile of the flat elementwise kernels (a multiple of 16, so tiles never share a vector). */
@@ -50,8 +50,10 @@ const RELU = 11, ERF = 12, GELU = 13, GELU_TANH = 14, SILU = 15, FLOOR = 16, CEI
     case ERF: return erf4(x);
     case GELU: return f32x4.mul(f32x4.mul(x, V_HALF), f32x4.add(one, erf4(f32x4.mul(x, G_SQRT1_2))));
     case GELU_TANH: {
-      const inner = f32x4.mul(G_K, fma4(f32x4.mul(f32x4.mul(x, x), x), G_C, x));
-      return f32x4.mul(f32x4.mul(x, V_HALF), f32x4.add(one, tanh4(inner)));
+      // 0.5 x (1 + tanh u) = x sigmoid(2u) = x / (1 + exp(-2u)): one exp and one division, about half the
+      // work of the tanh form, and no cancellation in 1 + tanh u for large negative x.
+      const e = exp4(f32x4.mul(x, fma4(f32x4.mul(x, x), G_N2KC, G_N2K)));
+      return f32x4.div(x, f32x4.add(one, e));
     }
     case SILU: return f32x4.mul(x, sigmoid4(x));
     case FLOOR: return f32x4.floor(x);
@@ -131,12 +133,14 @@ const A_RELU = 0, A_GELU = 1, A_GELU_TANH = 2, A_SILU = 3;
       return fma4(x, pdf, cdf);
     }
     case A_GELU_TANH: {
+      // With s = sigmoid(w), w = 2u (see the forward): d/dx [x s] = s + x s (1 - s) dw/dx, and 1 - s = e s
+      // for e = exp(-w), so s (1 - s) = s^2 e, accurate where s is near 1 (s - s^2 would cancel). e is capped
+      // at the largest float so that s^2 e is 0, not inf * 0, where exp overflows (x below about -4.9).
       const x2 = f32x4.mul(x, x);
-      const th = tanh4(f32x4.mul(G_K, fma4(f32x4.mul(x2, x), G_C, x)));
-      const dInner = f32x4.mul(G_K, fma4(x2, G_3C, one));
-      const left = f32x4.mul(V_HALF, f32x4.add(one, th));
-      const right = f32x4.mul(f32x4.mul(f32x4.mul(V_HALF, x), f32x4.sub(one, f32x4.mul(th, th))), dInner);
-      return f32x4.add(left, right);
+      const e = f32x4.min(exp4(f32x4.mul(x, fma4(x2, G_N2KC, G_N2K))), V_FLT_MAX);
+      const s = f32x4.div(one, f32x4.add(one, e));
+      const ds = f32x4.mul(f32x4.mul(s, s), e);
+      return fma4(f32x4.mul(x, ds), fma4(x2, G_6KC, G_2K), s);
     }
     default: {
       const s = sigmoid4(x);

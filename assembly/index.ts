@@ -5,9 +5,10 @@
 import { attentionGradTile, attentionTile } from './attention';
 import { initKernels, pi, pu } from './common';
 import { actGradTile, binaryTile, castTile, unaryTile, whereTile } from './elementwise';
-import { gemmTile, gemvTile, matmulIntTile, packBTile } from './gemm';
+import { gemmTile, gemvTile, matmulIntTile, packATile, packBTile } from './gemm';
 import { checkIndices, gatherTile, indexAddTile, indexSelectTile, scatterAddTile, stridedTile } from './movement';
-import { normGradTile, normTile, softmaxGradTile, softmaxTile, sumPartialsTile } from './norm';
+import { adamTile, sgdTile } from './optim';
+import { crossEntropyGradTile, crossEntropyTile, normGradTile, normTile, softmaxGradTile, softmaxTile, sumPartialsTile } from './norm';
 import { argReduceTile, cumsumTile, reduceTile } from './reduce';
 import { col2imTile, im2colTile } from './window';
 
@@ -15,7 +16,8 @@ import { col2imTile, im2colTile } from './window';
 const K_CAST = 0, K_UNARY = 1, K_ACTGRAD = 2, K_BINARY = 3, K_WHERE = 4, K_REDUCE = 5, K_ARGREDUCE = 6, K_CUMSUM = 7;
 const K_PACKB = 8, K_GEMM = 9, K_MATMUL_INT = 10, K_STRIDED = 11, K_INDEX_SELECT = 12, K_INDEX_ADD = 13, K_GATHER = 14;
 const K_SCATTER_ADD = 15, K_SOFTMAX = 16, K_SOFTMAX_GRAD = 17, K_NORM = 18, K_NORM_GRAD = 19, K_SUM_PARTIALS = 20;
-const K_IM2COL = 21, K_COL2IM = 22, K_GEMV = 23, K_ATTENTION = 24, K_ATTENTION_GRAD = 25;
+const K_IM2COL = 21, K_COL2IM = 22, K_GEMV = 23, K_ATTENTION = 24, K_ATTENTION_GRAD = 25, K_ADAM = 26, K_SGD = 27, K_PACKA = 28;
+const K_CROSS_ENTROPY = 29, K_CROSS_ENTROPY_GRAD = 30;
 
 function runTile(kernel: i32, p: usize, t: i32, scratch: usize): void {
   switch (kernel) {
@@ -45,6 +47,11 @@ function runTile(kernel: i32, p: usize, t: i32, scratch: usize): void {
     case K_GEMV: gemvTile(p, t); break;
     case K_ATTENTION: attentionTile(p, t, scratch); break;
     case K_ATTENTION_GRAD: attentionGradTile(p, t, scratch); break;
+    case K_ADAM: adamTile(p, t); break;
+    case K_SGD: sgdTile(p, t); break;
+    case K_PACKA: packATile(p, t); break;
+    case K_CROSS_ENTROPY: crossEntropyTile(p, t); break;
+    case K_CROSS_ENTROPY_GRAD: crossEntropyGradTile(p, t); break;
     default: unreachable();
   }
 }

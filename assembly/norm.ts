@@ -250,3 +250,53 @@ export function sumPartialsTile(p: usize, t: i32): void {
     if (db != 0) store<f32>(db + (<usize>c << 2), <f32>sb);
   }
 }
+
+// ---- cross-entropy over rows against int32 class indices (checked on the TypeScript side first) ----
+
+// Slots: x, target, loss, lse, rows, cols, ignoreIndex, rowsPerTile.
+export function crossEntropyTile(p: usize, t: i32): void {
+  const x = pu(p, ARG), target = pu(p, ARG + 1), loss = pu(p, ARG + 2), lseOut = pu(p, ARG + 3);
+  const rows = pi(p, ARG + 4), cols = pi(p, ARG + 5), ignore = pi(p, ARG + 6), rpt = pi(p, ARG + 7);
+  const r1 = min(rows, (t + 1) * rpt);
+  for (let r = t * rpt; r < r1; r++) {
+    const xr = x + (<usize>r * <usize>cols << 2);
+    const mx = rowMax(xr, cols);
+    const mv = f32x4.splat(mx);
+    let total: f64 = 0;
+    let i = 0;
+    while (i + 4 <= cols) {
+      const end = min(cols - 3, i + 256);
+      let s = f32x4.splat(0);
+      for (; i < end; i += 4) s = f32x4.add(s, exp4(f32x4.sub(v128.load(xr + (<usize>i << 2)), mv)));
+      total += hsum(s);
+    }
+    for (; i < cols; i++) total += Math.exp(<f64>(load<f32>(xr + (<usize>i << 2)) - mx));
+    const lse = <f64>mx + Math.log(total);
+    store<f32>(lseOut + (<usize>r << 2), <f32>lse);
+    const tr = load<i32>(target + (<usize>r << 2));
+    store<f32>(loss + (<usize>r << 2), tr == ignore ? 0 : <f32>(lse - <f64>load<f32>(xr + (<usize>tr << 2))));
+  }
+}
+
+// Slots: x, target, lse, dloss, dx, rows, cols, ignoreIndex, rowsPerTile.
+export function crossEntropyGradTile(p: usize, t: i32): void {
+  const x = pu(p, ARG), target = pu(p, ARG + 1), lse = pu(p, ARG + 2), dloss = pu(p, ARG + 3), dx = pu(p, ARG + 4);
+  const rows = pi(p, ARG + 5), cols = pi(p, ARG + 6), ignore = pi(p, ARG + 7), rpt = pi(p, ARG + 8);
+  const r1 = min(rows, (t + 1) * rpt);
+  for (let r = t * rpt; r < r1; r++) {
+    const o = <usize>r * <usize>cols << 2;
+    const xr = x + o, dr = dx + o;
+    const tr = load<i32>(target + (<usize>r << 2));
+    if (tr == ignore) {
+      memory.fill(dr, 0, <usize>cols << 2);
+      continue;
+    }
+    const g = load<f32>(dloss + (<usize>r << 2)), l = load<f32>(lse + (<usize>r << 2));
+    const gv = f32x4.splat(g), lv = f32x4.splat(l);
+    let i = 0;
+    for (; i + 4 <= cols; i += 4) v128.store(dr + (<usize>i << 2), f32x4.mul(exp4(f32x4.sub(v128.load(xr + (<usize>i << 2)), lv)), gv));
+    for (; i < cols; i++) store<f32>(dr + (<usize>i << 2), <f32>Math.exp(<f64>(load<f32>(xr + (<usize>i << 2)) - l)) * g);
+    const dt = dr + (<usize>tr << 2);
+    store<f32>(dt, load<f32>(dt) - g);
+  }
+}

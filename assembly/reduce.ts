@@ -74,6 +74,31 @@ export function reduceTile(p: usize, t: i32): void {
       store<f32>(out + (<usize>o << 2), op == SUM ? <f32>sumRow(row, size) : extremeRow(row, size, op == MAX));
     } else if (op == SUM) {
       let i = i0;
+      // Strips of 16 columns (a cache line) in eight f64x2 accumulators: independent add chains, so the
+      // walk down the rows is not held up by the latency of one chain.
+      for (; i + 16 <= i1; i += 16) {
+        let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
+        let a4 = f64x2.splat(0), a5 = f64x2.splat(0), a6 = f64x2.splat(0), a7 = f64x2.splat(0);
+        let q = x + ((base + <usize>i) << 2);
+        const step = <usize>inner << 2;
+        for (let s = 0; s < size; s++) {
+          const v0 = v128.load(q), v1 = v128.load(q, 16), v2 = v128.load(q, 32), v3 = v128.load(q, 48);
+          a0 = f64x2.add(a0, f64x2.promote_low_f32x4(v0));
+          a1 = f64x2.add(a1, f64x2.promote_low_f32x4(v128.shuffle<f32>(v0, v0, 2, 3, 2, 3)));
+          a2 = f64x2.add(a2, f64x2.promote_low_f32x4(v1));
+          a3 = f64x2.add(a3, f64x2.promote_low_f32x4(v128.shuffle<f32>(v1, v1, 2, 3, 2, 3)));
+          a4 = f64x2.add(a4, f64x2.promote_low_f32x4(v2));
+          a5 = f64x2.add(a5, f64x2.promote_low_f32x4(v128.shuffle<f32>(v2, v2, 2, 3, 2, 3)));
+          a6 = f64x2.add(a6, f64x2.promote_low_f32x4(v3));
+          a7 = f64x2.add(a7, f64x2.promote_low_f32x4(v128.shuffle<f32>(v3, v3, 2, 3, 2, 3)));
+          q += step;
+        }
+        const dst = out + (<usize>(o * inner + i) << 2);
+        v128.store(dst, v128.shuffle<f32>(f32x4.demote_f64x2_zero(a0), f32x4.demote_f64x2_zero(a1), 0, 1, 4, 5));
+        v128.store(dst, v128.shuffle<f32>(f32x4.demote_f64x2_zero(a2), f32x4.demote_f64x2_zero(a3), 0, 1, 4, 5), 16);
+        v128.store(dst, v128.shuffle<f32>(f32x4.demote_f64x2_zero(a4), f32x4.demote_f64x2_zero(a5), 0, 1, 4, 5), 32);
+        v128.store(dst, v128.shuffle<f32>(f32x4.demote_f64x2_zero(a6), f32x4.demote_f64x2_zero(a7), 0, 1, 4, 5), 48);
+      }
       // Strips of 4 columns summed in two f64x2 accumulators.
       for (; i + 4 <= i1; i += 4) {
         let lo = f64x2.splat(0), hi = f64x2.splat(0);

@@ -166,8 +166,7 @@ def flat(t):
     return [bool(v) if t.dtype == torch.bool else float(v) if t.is_floating_point() else int(v) for v in t.reshape(-1).tolist()]
 
 
-out = {}
-for name, (fn, inputs) in CASES.items():
+def make_case(fn, inputs):
     leaves = [x.clone().requires_grad_(x.is_floating_point()) for x in inputs]
     y = fn(*leaves)
     case = {
@@ -179,7 +178,32 @@ for name, (fn, inputs) in CASES.items():
         (y * probe).sum().backward()
         case['probe'] = flat(probe)
         case['grads'] = [flat(x.grad) if x.grad is not None else None for x in leaves]
-    out[name] = case
+    return case
+
+
+out = {}
+for name, (fn, inputs) in CASES.items():
+    out[name] = make_case(fn, inputs)
+
+
+def attention_packed(qkv, heads, causal):
+    # q, k, v side by side in the last dimension, heads side by side in each; the result with heads side by side.
+    b, t, c3 = qkv.shape
+    q, k, v = (x.reshape(b, t, heads, c3 // 3 // heads).transpose(1, 2) for x in qkv.split(c3 // 3, 2))
+    return attention(q, k, v, causal).transpose(1, 2).reshape(b, t, c3 // 3)
+
+
+# Cases added later: built after the ones above and from their own seed, so that every earlier case (inputs
+# and probes) stays exactly as it was.
+torch.manual_seed(1)
+EXTRA = {
+    'matmul_add': (lambda x, w, b: x @ w + b, [rn(2, 3, 4), rn(4, 5), rn(5)]),
+    'gelu_tanh_wide': (lambda x: F.gelu(x, approximate='tanh'), [torch.cat([rn(24) * 3, torch.tensor([-12.0, -6.0, -3.5, 0.0, 1e-4, 5.0, 9.0, 30.0])])]),
+    'attention_packed_causal': (lambda qkv: attention_packed(qkv, 2, True), [rn(2, 5, 3 * 2 * 4)]),
+    'cross_entropy_ignore': (lambda x, t: F.cross_entropy(x, t, ignore_index=-100), [rn(5, 7) * 3, torch.tensor([3, -100, 0, 6, -100])]),
+}
+for name, (fn, inputs) in EXTRA.items():
+    out[name] = make_case(fn, inputs)
 
 with open('test/data/ops.json', 'w') as f:
     json.dump({'source': 'scripts/gen_op_fixtures.py with PyTorch ' + torch.__version__ + ' (float64)', 'cases': out}, f)

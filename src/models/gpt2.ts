@@ -3,10 +3,11 @@
 // Paper: Radford et al., "Language Models are Unsupervised Multitask Learners" (2019).
 // Reference: transformers/models/gpt2/modeling_gpt2.py (GPT2LMHeadModel).
 
-import { add, cast, gelu, relu, silu } from '../autograd/ops/elementwise.js';
-import { matmul } from '../autograd/ops/matmul.js';
-import { reshape, slice, split, transpose } from '../autograd/ops/movement.js';
-import { arange, zeros } from '../tensor/create.js';
+import { attentionPacked } from '../autograd/ops/attention.js';
+import { add, cast, gelu, relu, silu, where } from '../autograd/ops/elementwise.js';
+import { matmulAdd } from '../autograd/ops/matmul.js';
+import { cat, reshape, slice, split, transpose } from '../autograd/ops/movement.js';
+import { arange, full, zeros } from '../tensor/create.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Dropout } from '../nn/activation.js';
@@ -73,7 +74,8 @@ export class Conv1D extends Module {
     this.bias = new Parameter(zeros([nf]));
   }
   forward(x: Tensor): Tensor {
-    return add(matmul(x, this.weight), this.bias);
+    // The bias rides inside the product (no separate pass over the output).
+    return matmulAdd(x, this.weight, this.bias);
   }
 }
 
@@ -102,13 +104,18 @@ export class GPT2Attention extends Module {
   forward(x: Tensor, attend: Tensor | null, cache?: KVCache): Tensor {
     const [B, T, C] = x.shape as [number, number, number];
     const hs = C / this.nHead;
+    const qkv = this.c_attn.forward(x);
+    const scale = this.scale ? 1 / Math.sqrt(hs) : 1, dropoutP = this.training ? this.attnPdrop : 0;
+    if (!cache && dropoutP === 0) {
+      // Attention reads q, k, v straight from the [B, T, 3C] projection and writes [B, T, C]: no split or head copies.
+      const bias = attend ? where(attend, 0, -Infinity) : null;
+      return this.resid_dropout.forward(this.c_proj.forward(attentionPacked(qkv, this.nHead, { bias, causal: true, scale })));
+    }
     // [B, T, 3C] -> 3 x [B, T, C] -> [B, nh, T, hs]
     const heads = (t: Tensor) => transpose(reshape(t, [B, T, this.nHead, hs]), 1, 2);
-    const [q, k0, v0] = split(this.c_attn.forward(x), C, 2).map(heads) as [Tensor, Tensor, Tensor];
+    const [q, k0, v0] = split(qkv, C, 2).map(heads) as [Tensor, Tensor, Tensor];
     const [k, v] = cache ? cache.update(k0, v0) : [k0, v0];
-    const y = scaledDotProductAttention(q, k, v, {
-      attnMask: attend, isCausal: true, scale: this.scale ? 1 / Math.sqrt(hs) : 1, dropoutP: this.training ? this.attnPdrop : 0,
-    });
+    const y = scaledDotProductAttention(q, k, v, { attnMask: attend, isCausal: true, scale, dropoutP });
     // [B, nh, T, hs] -> [B, T, C]
     return this.resid_dropout.forward(this.c_proj.forward(reshape(transpose(y, 1, 2), [B, T, C])));
   }
@@ -217,10 +224,10 @@ export class GPT2LMHeadModel extends PreTrainedModel {
     const logits = this.lm_head.forward(hidden);
     if (!labels) return { logits, lastHiddenState: hidden };
     const [B, T, V] = logits.shape as [number, number, number];
-    // Position t predicts token t + 1: [B, T-1, V] against labels [B, T-1].
-    const shifted = reshape(slice(logits, 1, 0, T - 1), [B * (T - 1), V]);
-    const targets = reshape(slice(labels, 1, 1, T), [B * (T - 1)]);
-    return { logits, lastHiddenState: hidden, loss: crossEntropy(shifted, targets, { ignoreIndex: -100 }) };
+    // Position t predicts token t + 1: every position against the next label, the last one against -100
+    // (ignored), which is the loss over [B, T-1] without copying the logits.
+    const next = cat([slice(cast(labels, 'int32'), 1, 1, T), full([B, 1], -100, { dtype: 'int32', device: labels.device })], 1);
+    return { logits, lastHiddenState: hidden, loss: crossEntropy(reshape(logits, [B * T, V]), reshape(next, [B * T]), { ignoreIndex: -100 }) };
   }
 
   override newCache(): KVCache[] {

@@ -6,7 +6,7 @@ import { embedding, gather, indexSelect } from '../autograd/ops/indexing.js';
 import { attention, attentionProbs } from '../autograd/ops/attention.js';
 import { bmm, linear } from '../autograd/ops/matmul.js';
 import { expand, flatten, movedim, reshape, squeeze, unsqueeze } from '../autograd/ops/movement.js';
-import { layerNorm, logSoftmax, rmsNorm, softmax } from '../autograd/ops/nn.js';
+import { crossEntropyRows, layerNorm, logSoftmax, rmsNorm, softmax } from '../autograd/ops/nn.js';
 import { max, mean, sum } from '../autograd/ops/reduce.js';
 import { unfold, type Window2d } from '../autograd/ops/window.js';
 import { arange, rand } from '../tensor/create.js';
@@ -76,6 +76,14 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: NllOptions = {})
  * probabilities of the logits' shape, as torch.nn.functional.cross_entropy.
  */
 export function crossEntropy(logits: Tensor, target: Tensor, opts: NllOptions = {}): Tensor {
+  if (!isFloat(target.dtype) && logits.ndim === 2 && target.ndim === 1 && target.shape[0] === logits.shape[0] && !opts.weight && !opts.labelSmoothing) {
+    // The common case (class indices, no weights or smoothing): the fused per-row primitive.
+    const ignoreIndex = opts.ignoreIndex ?? -100, reduction = opts.reduction ?? 'mean';
+    const rows = crossEntropyRows(logits, target, ignoreIndex);
+    if (reduction === 'none') return rows;
+    if (reduction === 'sum') return sum(rows);
+    return div(sum(rows), sum(cast(ne(target, ignoreIndex), logits.dtype)));
+  }
   const lp = logSoftmax(logits, logits.ndim === 1 ? 0 : 1);
   if (isFloat(target.dtype)) {
     if (target.ndim !== logits.ndim || target.shape.some((d, i) => d !== logits.shape[i])) {

@@ -1,5 +1,6 @@
 // Stochastic gradient descent with momentum, dampening, Nesterov momentum and L2 weight decay (torch.optim.SGD).
 
+import { wrap } from '../autograd/ops/base.js';
 import { add, mul } from '../autograd/ops/elementwise.js';
 import { clone } from '../autograd/ops/movement.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -39,6 +40,13 @@ export class SGD extends Optimizer<SGDOptions, SGDState> {
   }
 
   protected update(p: Tensor, grad: Tensor, g: ParamGroup<SGDOptions>, state: SGDState | undefined): ParamUpdate<SGDState> {
+    const backend = p.backend;
+    if (backend.sgdStep) {
+      // One fused pass per parameter (the same rounding as the ops below, so the same result).
+      const r = backend.sgdStep(p.buffer, grad.buffer, state ? state.momentumBuffer.buffer : null,
+        { lr: g.lr, momentum: g.momentum, dampening: g.dampening, weightDecay: g.weightDecay, nesterov: g.nesterov });
+      return { param: wrap(p, r.param, p.shape), state: r.momentumBuffer ? { momentumBuffer: wrap(p, r.momentumBuffer, p.shape) } : undefined };
+    }
     let d = g.weightDecay !== 0 ? add(grad, mul(p, g.weightDecay)) : grad;
     let next: SGDState | undefined;
     if (g.momentum !== 0) {

@@ -61,7 +61,21 @@ export interface WindowParams {
   outW: number;
 }
 
-/** Fused attention over q [batch * heads, T, hs], k [batch * heads, S, hs], v [batch * heads, S, hv]. */
+/**
+ * Where the (batch b, head h) matrix of an attention operand lives in its buffer: element (b, h, i, d) at
+ * offset + b * batch + h * head + i * row + d (the last dimension is contiguous).
+ */
+export interface AttentionLayout {
+  offset: number;
+  batch: number;
+  head: number;
+  row: number;
+}
+
+/**
+ * Fused attention over q [batch * heads, T, hs], k [batch * heads, S, hs], v [batch * heads, S, hv] (contiguous),
+ * or over any layouts given in `layout`.
+ */
 export interface AttentionParams {
   batch: number;
   heads: number;
@@ -74,6 +88,49 @@ export interface AttentionParams {
   causal: boolean;
   /** Element strides of the additive bias over [batch, heads, T, S] (0 = broadcast), or null for no bias. */
   biasStrides: readonly [number, number, number, number] | null;
+  /**
+   * Strided operands, e.g. q, k and v read straight from one [B, T, 3, H, hs] projection and out written as
+   * [B, T, H, hv] (no head transposes). Without it every operand is contiguous [B, H, rows, cols]. Regions of
+   * operands that share a buffer must not overlap. The gradients come back in the layouts of their inputs:
+   * one new buffer per distinct input buffer, returned for every input that shares it (dq === dk === dv
+   * when q, k and v are one buffer); elements outside every region are 0. lse is always contiguous [B, H, T].
+   */
+  layout?: { q: AttentionLayout; k: AttentionLayout; v: AttentionLayout; out: AttentionLayout };
+  /**
+   * The forward may keep what its backward would recompute (the probabilities, in the backend's own layout)
+   * and return it as `probs`, to be handed back to attentionGrad. Set when a backward will follow.
+   */
+  saveProbs?: boolean;
+}
+
+/**
+ * One Adam / AdamW step on one parameter (Backend.adamStep), in PyTorch's order with every constant and every
+ * intermediate rounded to the parameter's dtype, so that it equals the composed elementwise ops exactly:
+ * p' = p * (1 - lr * wd) when decoupled (AdamW), or g' = g + wd * p (Adam's L2); m = m * b1 + g' * (1 - b1);
+ * v = v * b2 + (g' * (1 - b2)) * g'; p' += (m * -(lr / (1 - b1^step))) / (sqrt(v) / sqrt(1 - b2^step) + eps).
+ */
+export interface AdamStepParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  decoupled: boolean;
+  /** 1 on the first step (when the moments are null, i.e. zeros). */
+  step: number;
+}
+
+/**
+ * One SGD step on one parameter (Backend.sgdStep), PyTorch's order, rounded like the composed ops:
+ * g' = g + wd * p; with momentum, buf = g' on the first step (buffer null), else buf * momentum + g' * (1 - dampening),
+ * and g' = nesterov ? g' + buf * momentum : buf; p' = p + g' * -lr.
+ */
+export interface SgdStepParams {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
 }
 
 export interface Backend {
@@ -104,7 +161,13 @@ export interface Backend {
   cumsum(x: BackendBuffer, outer: number, size: number, inner: number, reverse: boolean): BackendBuffer;
 
   // ---- linear algebra ----
-  matmul(a: BackendBuffer, b: BackendBuffer, p: MatmulParams): BackendBuffer;
+  /** With a bias [n] (of the operands' dtype), it is added to every row of every product (y = x W + b in one pass). */
+  matmul(a: BackendBuffer, b: BackendBuffer, p: MatmulParams, bias?: BackendBuffer | null): BackendBuffer;
+  /**
+   * Optional: a product of batch 1 and, from the same read of B, the sums of op(B)'s columns over its k rows
+   * ([n]): a weight gradient x^T g together with the bias gradient (the column sums of g).
+   */
+  matmulColSums?(a: BackendBuffer, b: BackendBuffer, p: MatmulParams): { out: BackendBuffer; sums: BackendBuffer };
 
   // ---- movement ----
   /** out[i] = x[offset + sum_k i_k * strides[k]] for every index i of `shape` (strides may be 0). */
@@ -134,14 +197,33 @@ export interface Backend {
   rmsNormGrad(x: BackendBuffer, weight: BackendBuffer | null, rstd: BackendBuffer, dy: BackendBuffer, rows: number, cols: number):
     { dx: BackendBuffer; dweight: BackendBuffer };
 
+  // ---- fused cross-entropy over rows (optional: without it the loss is composed from log-softmax and gather) ----
+  /**
+   * loss[r] = logsumexp(logits[r]) - logits[r, target[r]], and lse[r]; rows whose target is ignoreIndex give loss 0.
+   * target is int32; any other target outside [0, cols) is an error named after `op`, raised before any output.
+   */
+  crossEntropy?(logits: BackendBuffer, target: BackendBuffer, rows: number, cols: number, ignoreIndex: number, op: string): { loss: BackendBuffer; lse: BackendBuffer };
+  /** d logits[r, j] = dloss[r] * (exp(logits[r, j] - lse[r]) - (j == target[r])); 0 on ignored rows. */
+  crossEntropyGrad?(logits: BackendBuffer, target: BackendBuffer, lse: BackendBuffer, dloss: BackendBuffer, rows: number, cols: number, ignoreIndex: number): BackendBuffer;
+
   // ---- fused attention (optional: without it the op is composed from matmul and softmax) ----
   /**
    * out = softmax(q k^T * scale + bias, masked) v, and the log-sum-exp of each score row. A row with
    * no key left to attend gives out 0 and lse -Infinity (PyTorch's safe-softmax semantics).
    */
-  attention?(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, p: AttentionParams): { out: BackendBuffer; lse: BackendBuffer };
-  attentionGrad?(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, out: BackendBuffer, lse: BackendBuffer, dOut: BackendBuffer, p: AttentionParams):
-    { dq: BackendBuffer; dk: BackendBuffer; dv: BackendBuffer };
+  attention?(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, p: AttentionParams):
+    { out: BackendBuffer; lse: BackendBuffer; probs?: BackendBuffer };
+  /** probs: what the forward returned for p.saveProbs (or null / absent: recompute). */
+  attentionGrad?(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, out: BackendBuffer, lse: BackendBuffer, dOut: BackendBuffer, p: AttentionParams,
+    probs?: BackendBuffer | null): { dq: BackendBuffer; dk: BackendBuffer; dv: BackendBuffer };
+
+  // ---- fused optimizer updates (optional: without them the optimizers compose elementwise ops) ----
+  /** New parameter and moment buffers (the inputs are left as they were); expAvg / expAvgSq null = zeros (first step). */
+  adamStep?(param: BackendBuffer, grad: BackendBuffer, expAvg: BackendBuffer | null, expAvgSq: BackendBuffer | null, p: AdamStepParams):
+    { param: BackendBuffer; expAvg: BackendBuffer; expAvgSq: BackendBuffer };
+  /** New parameter and momentum buffer (null when momentum is 0); momentumBuffer null = the first step. */
+  sgdStep?(param: BackendBuffer, grad: BackendBuffer, momentumBuffer: BackendBuffer | null, p: SgdStepParams):
+    { param: BackendBuffer; momentumBuffer: BackendBuffer | null };
 
   // ---- sliding windows (convolution and pooling are built on these) ----
   /** x [B, C, H, W] -> cols [B, C * kH * kW, outH * outW]; taps outside the input read padValue. */

@@ -7,9 +7,10 @@ import { randn, tensor } from '../../tensor/create.js';
 import { manualSeed } from '../../tensor/random.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { expectClose } from '../../test-util/fixtures.js';
-import { attention, attentionProbs, type AttentionOpOptions } from './attention.js';
+import { describeOps } from '../../test-util/op-check.js';
+import { attention, attentionPacked, attentionProbs, type AttentionOpOptions } from './attention.js';
 import { bmm } from './matmul.js';
-import { reshape } from './movement.js';
+import { reshape, split, transpose } from './movement.js';
 
 function composed(q: Tensor, k: Tensor, v: Tensor, o: AttentionOpOptions = {}): Tensor {
   const [B, H, T] = q.shape as [number, number, number];
@@ -45,3 +46,48 @@ for (const device of listDevices().filter((d) => getBackend(d).attention)) {
     }
   });
 }
+
+/** attentionPacked by hand: split the projection, heads forward, composed attention, heads back. */
+function packedComposed(qkv: Tensor, heads: number, o: AttentionOpOptions): Tensor {
+  const [B, T, C3] = qkv.shape as [number, number, number];
+  const C = C3 / 3;
+  const [q, k, v] = split(qkv, C, 2).map((t) => transpose(reshape(t, [B, T, heads, C / heads]), 1, 2)) as [Tensor, Tensor, Tensor];
+  return reshape(transpose(composed(q, k, v, o), 1, 2), [B, T, C]);
+}
+
+const packedCases: [string, number, number, number, AttentionOpOptions | ((d: string) => AttentionOpOptions)][] = [
+  // name, T, heads, head size, options
+  ['causal, head size 4 (partial vector tiles)', 5, 2, 4, { causal: true }],
+  ['causal, 70 positions (two query blocks), head size 8', 70, 3, 8, { causal: true }],
+  ['not causal, custom scale', 6, 2, 5, { scale: 0.4 }],
+  ['causal with a padding bias and an empty row', 4, 2, 4, (d) => ({ causal: true, bias: tensor([[0, -Infinity, 0, 0], [-Infinity, -Infinity, -Infinity, -Infinity]], { device: d }).reshape([2, 1, 1, 4]) })],
+];
+
+for (const device of listDevices()) {
+  describe(`attention from a packed qkv projection on ${device}`, () => {
+    for (const [name, T, H, hs, o] of packedCases) {
+      test.each(['float32', 'float64'] as const)(`${name} (%s)`, (dtype) => {
+        manualSeed(7);
+        const opts = typeof o === 'function' ? o(device) : o;
+        const qkv = randn([2, T, 3 * H * hs], { device, dtype, requiresGrad: true });
+        const probe = randn([2, T, H * hs], { device, dtype });
+        const run = (f: (x: Tensor) => Tensor) => {
+          qkv.grad = null;
+          const out = f(qkv);
+          out.mul(probe).sum().backward();
+          return [out, qkv.grad!].map((t) => Array.from(t.dataSync()));
+        };
+        const fused = run((x) => attentionPacked(x, H, opts)), ref = run((x) => packedComposed(x, H, opts));
+        fused.forEach((a, i) => expectClose(a, ref[i]!, 1e-5, 1e-4, `${name} tensor ${i}`));
+        expect(fused[0]!.every(Number.isFinite)).toBe(true);
+      });
+    }
+    test('rejects a projection that does not split into heads', () => {
+      expect(() => attentionPacked(randn([1, 2, 10], { device }), 2)).toThrow(/attentionPacked: expected qkv \[B, T, 3 \* heads \* headSize\] with 2 heads, got \[1, 2, 10\]/);
+    });
+  });
+}
+
+describeOps('packed attention against PyTorch', {
+  attention_packed_causal: (qkv) => attentionPacked(qkv, 2, { causal: true }),
+});

@@ -5,11 +5,11 @@ import type { AttentionParams } from '../../tensor/backend.js';
 import { arange } from '../../tensor/create.js';
 import { broadcastShapes, broadcastStrides, fmtShape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { record } from '../engine.js';
+import { isGradEnabled, record } from '../engine.js';
 import { checkFloat, checkSameDevice, wrap } from './base.js';
 import { add, cast, eq, gt, mul, where } from './elementwise.js';
 import { bmm } from './matmul.js';
-import { detach, reshape } from './movement.js';
+import { detach, reshape, split, transpose } from './movement.js';
 import { softmax } from './nn.js';
 import { max } from './reduce.js';
 
@@ -66,13 +66,66 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOpOpti
   const p: AttentionParams = {
     batch: B, heads: H, t: T, s: S, hs, hv, scale: opts.scale ?? 1 / Math.sqrt(hs), causal: opts.causal ?? false,
     biasStrides: bias ? (broadcastStrides(bias.shape, [B, H, T, S]) as [number, number, number, number]) : null,
+    saveProbs: willBackward(q, k, v),
   };
   const r = backend.attention(q.buffer, k.buffer, v.buffer, bias && bias.buffer, p);
   const out = wrap(q, r.out, [B, H, T, hv]);
   const lse = wrap(q, r.lse, [B, H, T]);
+  const probs = r.probs ? wrap(q, r.probs, [r.probs.size]) : null;
   const attentionGrad = backend.attentionGrad.bind(backend);
-  return record('attention', out, [q, k, v], [q, k, v, out, lse, ...(bias ? [bias] : [])], (g, [sq, sk, sv, so, sl, sb]) => {
-    const gr = attentionGrad(sq!.buffer, sk!.buffer, sv!.buffer, sb ? sb.buffer : null, so!.buffer, sl!.buffer, g.buffer, p);
-    return [wrap(g, gr.dq, sq!.shape), wrap(g, gr.dk, sk!.shape), wrap(g, gr.dv, sv!.shape)];
+  return record('attention', out, [q, k, v], [q, k, v, out, lse, ...(probs ? [probs] : []), ...(bias ? [bias] : [])], (g, saved) => {
+    const [sq, sk, sv, so, sl] = saved as [Tensor, Tensor, Tensor, Tensor, Tensor];
+    const sp = probs ? saved[5]! : null, sb = bias ? saved[probs ? 6 : 5]! : null;
+    const gr = attentionGrad(sq.buffer, sk.buffer, sv.buffer, sb ? sb.buffer : null, so.buffer, sl.buffer, g.buffer, p, sp ? sp.buffer : null);
+    return [wrap(g, gr.dq, sq.shape), wrap(g, gr.dk, sk.shape), wrap(g, gr.dv, sv.shape)];
+  });
+}
+
+/** Whether the op's result will be recorded for a backward (then the forward may keep what it needs). */
+function willBackward(...inputs: Tensor[]): boolean {
+  return isGradEnabled() && inputs.some((t) => t.requiresGrad);
+}
+
+/**
+ * Self-attention straight from a packed projection: qkv [B, T, 3 * C] holds the queries, then the keys, then the
+ * values of each position, heads side by side in each (GPT-2's c_attn output); returns [B, T, C], heads side by
+ * side again (what the output projection takes). The same as splitting qkv, moving the heads forward, attention,
+ * and moving them back, but where the backend has the fused kernel it reads and writes those layouts in place:
+ * no split, transpose or merge copies forward, and one gradient buffer for qkv backward.
+ */
+export function attentionPacked(qkv: Tensor, heads: number, opts: AttentionOpOptions = {}): Tensor {
+  checkFloat('attentionPacked', qkv);
+  const C3 = qkv.shape[2] ?? 0;
+  if (qkv.ndim !== 3 || !Number.isInteger(heads) || heads <= 0 || C3 % (3 * heads) !== 0) {
+    throw new Error(`attentionPacked: expected qkv [B, T, 3 * heads * headSize] with ${heads} heads, got ${fmtShape(qkv.shape)}`);
+  }
+  const [B, T] = qkv.shape as [number, number];
+  const C = C3 / 3, hs = C / heads;
+  const backend = qkv.backend;
+  const bias = opts.bias ? cast(opts.bias, qkv.dtype) : null;
+  if (!backend.attention || !backend.attentionGrad || bias?.requiresGrad) {
+    const [q, k, v] = split(qkv, C, 2).map((t) => transpose(reshape(t, [B, T, heads, hs]), 1, 2)) as [Tensor, Tensor, Tensor];
+    return reshape(transpose(attention(q, k, v, opts), 1, 2), [B, T, C]);
+  }
+  if (bias) checkSameDevice('attentionPacked', qkv, bias);
+  if (bias) broadcastShapes(bias.shape, [B, heads, T, T], 'attention bias');
+  const operand = (offset: number) => ({ offset, batch: T * C3, head: hs, row: C3 });
+  const p: AttentionParams = {
+    batch: B, heads, t: T, s: T, hs, hv: hs, scale: opts.scale ?? 1 / Math.sqrt(hs), causal: opts.causal ?? false,
+    biasStrides: bias ? (broadcastStrides(bias.shape, [B, heads, T, T]) as [number, number, number, number]) : null,
+    layout: { q: operand(0), k: operand(C), v: operand(2 * C), out: { offset: 0, batch: T * C, head: hs, row: C } },
+    saveProbs: willBackward(qkv),
+  };
+  const r = backend.attention(qkv.buffer, qkv.buffer, qkv.buffer, bias && bias.buffer, p);
+  const out = wrap(qkv, r.out, [B, T, C]);
+  const lse = wrap(qkv, r.lse, [B, heads, T]);
+  const probs = r.probs ? wrap(qkv, r.probs, [r.probs.size]) : null;
+  const attentionGrad = backend.attentionGrad.bind(backend);
+  return record('attention', out, [qkv], [qkv, out, lse, ...(probs ? [probs] : []), ...(bias ? [bias] : [])], (g, saved) => {
+    const [sx, so, sl] = saved as [Tensor, Tensor, Tensor];
+    const sp = probs ? saved[3]! : null, sb = bias ? saved[probs ? 4 : 3]! : null;
+    // q, k and v are one buffer, so their gradients come back as one buffer shaped like qkv.
+    const gr = attentionGrad(sx.buffer, sx.buffer, sx.buffer, sb ? sb.buffer : null, so.buffer, sl.buffer, g.buffer, p, sp ? sp.buffer : null);
+    return [wrap(g, gr.dq, sx.shape)];
   });
 }

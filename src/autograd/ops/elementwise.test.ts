@@ -21,6 +21,7 @@ describeOps('elementwise', {
   erf: (x) => x.erf(),
   gelu: (x) => x.gelu(),
   gelu_tanh: (x) => x.gelu('tanh'),
+  gelu_tanh_wide: (x) => x.gelu('tanh'),
   silu: (x) => x.silu(),
   floor: (x) => x.floor(),
   ceil: (x) => x.ceil(),

@@ -3,7 +3,7 @@
 import { describe, expect, test } from 'vitest';
 import { zeros } from '../../tensor/create.js';
 import { describeOps } from '../../test-util/op-check.js';
-import { linear } from './matmul.js';
+import { linear, matmulAdd } from './matmul.js';
 
 describeOps('matmul', {
   matmul_2d: (a, b) => a!.matmul(b!),
@@ -12,6 +12,7 @@ describeOps('matmul', {
   matmul_vec: (a, b) => a!.matmul(b!),
   matmul_dot: (a, b) => a!.matmul(b!),
   linear: (x, w, b) => linear(x!, w!, b!),
+  matmul_add: (x, w, b) => matmulAdd(x!, w!, b!),
 });
 
 describe('matmul errors', () => {

@@ -11,29 +11,42 @@ import { sum } from './reduce.js';
 
 /**
  * Batched product of 3-d tensors: out[i] = op(a[i]) @ op(b[i]) with op = transpose where asked.
- * A batch of 1 on either side is reused for every batch entry of the other (no copy).
+ * A batch of 1 on either side is reused for every batch entry of the other (no copy). A bias [n] is added to
+ * every row inside the product (no separate pass over the output; its gradient sums the output gradient's rows).
  */
-export function bmm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
-  checkSameDevice('bmm', a, b);
+export function bmm(a: Tensor, b: Tensor, transA = false, transB = false, bias: Tensor | null = null): Tensor {
+  checkSameDevice('bmm', a, b, ...(bias ? [bias] : []));
   if (a.ndim !== 3 || b.ndim !== 3) throw new Error(`bmm: expected 3-d tensors, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
   if (a.dtype !== b.dtype || !isFloat(a.dtype)) throw new Error(`bmm: expected floating point tensors of one dtype, got ${a.dtype} and ${b.dtype}`);
   const [ba, a1, a2] = a.shape as [number, number, number];
   const [bb, b1, b2] = b.shape as [number, number, number];
   const m = transA ? a2 : a1, k = transA ? a1 : a2;
   const kb = transB ? b2 : b1, n = transB ? b1 : b2;
-  const desc = `${fmtShape(a.shape)}${transA ? 'ᵀ' : ''} @ ${fmtShape(b.shape)}${transB ? 'ᵀ' : ''}`;
-  if (k !== kb) throw new Error(`matmul: shapes do not match: ${desc} (inner sizes ${k} and ${kb})`);
-  if (ba !== bb && ba !== 1 && bb !== 1) throw new Error(`matmul: batch sizes do not match: ${desc}`);
+  // Built only for an error message (formatting shapes on every call shows up in profiles).
+  const desc = () => `${fmtShape(a.shape)}${transA ? 'ᵀ' : ''} @ ${fmtShape(b.shape)}${transB ? 'ᵀ' : ''}`;
+  if (k !== kb) throw new Error(`matmul: shapes do not match: ${desc()} (inner sizes ${k} and ${kb})`);
+  if (ba !== bb && ba !== 1 && bb !== 1) throw new Error(`matmul: batch sizes do not match: ${desc()}`);
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== n || bias.dtype !== a.dtype)) {
+    throw new Error(`bmm: bias must be [${n}] ${a.dtype}, got ${fmtShape(bias.shape)} ${bias.dtype}`);
+  }
   const batch = Math.max(ba, bb);
   const buf = a.backend.matmul(a.buffer, b.buffer, {
     batch, m, n, k, transA, transB, strideA: ba === 1 ? 0 : m * k, strideB: bb === 1 ? 0 : k * n,
-  });
+  }, bias ? bias.buffer : null);
   const out = wrap(a, buf, [batch, m, n]);
-  return record('matmul', out, [a, b], [a, b], (g, [sa, sb], needs) => {
+  return record('matmul', out, bias ? [a, b, bias] : [a, b], [a, b], (g, [sa, sb], needs) => {
     const reduceBatch = (t: Tensor, size: number) => (size === 1 && batch > 1 ? sum(t, 0, true) : t);
     const ga = needs[0] ? reduceBatch(transA ? bmm(sb!, g, transB, true) : bmm(g, sb!, false, !transB), ba) : null;
+    const be = g.backend;
+    if (bias && needs[1] && needs[2] && !transB && batch === 1 && be.matmulColSums) {
+      // x^T g and the bias gradient (the column sums of g) from one pass over g.
+      const r = be.matmulColSums(sa!.buffer, g.buffer, { batch: 1, m: k, n, k: m, transA: !transA, transB: false, strideA: 0, strideB: 0 });
+      return [ga, wrap(g, r.out, [1, k, n]), wrap(g, r.sums, [n])];
+    }
     const gb = needs[1] ? reduceBatch(transB ? bmm(g, sa!, true, transA) : bmm(sa!, g, !transA, false), bb) : null;
-    return [ga, gb];
+    // The bias gradient: the rows of every batch entry summed, one reduction.
+    const gc = bias && needs[2] ? wrap(g, be.reduce('sum', g.buffer, 1, batch * m, n), [n]) : null;
+    return [ga, gb, gc];
   });
 }
 
@@ -61,6 +74,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
+/** Whether a bias can ride inside the product: [n], the product's dtype and device. */
+function fusableBias(bias: Tensor | null | undefined, x: Tensor, n: number): bias is Tensor {
+  return !!bias && bias.ndim === 1 && bias.shape[0] === n && bias.dtype === x.dtype && bias.device === x.device;
+}
+
 /** y = x @ weight^T + bias, with weight [out, in] as in torch.nn.Linear (no transpose is copied). */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   const inF = weight.shape[1]!, outF = weight.shape[0]!;
@@ -68,6 +86,15 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     throw new Error(`linear: input ${fmtShape(x.shape)} does not fit weight ${fmtShape(weight.shape)} (expected last dimension ${inF})`);
   }
   const rows = x.numel() / inF;
-  const y = reshape(bmm(reshape(x, [1, rows, inF]), reshape(weight, [1, outF, inF]), false, true), [...x.shape.slice(0, -1), outF]);
-  return bias ? add(y, bias) : y;
+  const fused = fusableBias(bias, x, outF);
+  const y = reshape(bmm(reshape(x, [1, rows, inF]), reshape(weight, [1, outF, inF]), false, true, fused ? bias : null), [...x.shape.slice(0, -1), outF]);
+  return bias && !fused ? add(y, bias) : y;
+}
+
+/** y = x @ weight + bias with weight [in, out] (GPT-2's Conv1D), the bias added inside the product where it can be. */
+export function matmulAdd(x: Tensor, weight: Tensor, bias: Tensor): Tensor {
+  const inF = weight.shape[0]!, outF = weight.shape[1]!;
+  if (weight.ndim !== 2 || x.ndim < 1 || x.shape[x.ndim - 1] !== inF || !fusableBias(bias, x, outF)) return add(matmul(x, weight), bias);
+  const rows = x.numel() / inF;
+  return reshape(bmm(reshape(x, [1, rows, inF]), reshape(weight, [1, inF, outF]), false, false, bias), [...x.shape.slice(0, -1), outF]);
 }

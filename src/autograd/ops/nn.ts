@@ -1,10 +1,13 @@
-// Fused neural-network primitives, each with its own backward kernel: softmax, log-softmax, layer norm, RMS norm.
+// Fused neural-network primitives, each with its own backward kernel: softmax, log-softmax, layer norm, RMS norm,
+// and cross-entropy over rows.
 
 import { fmtShape, normAxis, sizeOf, type Shape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { record } from '../engine.js';
 import { checkFloat, checkSameDevice, wrap } from './base.js';
-import { transpose } from './movement.js';
+import { cast, mul, ne, neg, where } from './elementwise.js';
+import { gather } from './indexing.js';
+import { squeeze, transpose, unsqueeze } from './movement.js';
 
 function softmaxLast(x: Tensor, log: boolean): Tensor {
   const cols = x.shape[x.ndim - 1] ?? 1, rows = x.numel() / Math.max(cols, 1);
@@ -67,4 +70,32 @@ export function rmsNorm(x: Tensor, normalizedShape: Shape, weight?: Tensor | nul
     const gr = g.backend.rmsNormGrad(sx!.buffer, sw ? sw.buffer : null, rs!.buffer, g.buffer, rows, cols);
     return [wrap(g, gr.dx, g.shape), ...(w ? [wrap(g, gr.dweight, w.shape)] : [])];
   });
+}
+
+/**
+ * Cross-entropy of each row of logits [N, C] against class indices [N]: logsumexp(row) - row[target], and 0 where
+ * the target is ignoreIndex. One fused pass each way where the backend has the kernels (no log-probabilities, no
+ * one-hot gradient and none of the small ops around them); composed from logSoftmax and gather otherwise.
+ */
+export function crossEntropyRows(logits: Tensor, target: Tensor, ignoreIndex = -100): Tensor {
+  checkFloat('crossEntropy', logits);
+  checkSameDevice('crossEntropy', logits, target);
+  if (logits.ndim !== 2 || target.ndim !== 1 || target.shape[0] !== logits.shape[0]) {
+    throw new Error(`crossEntropy: expected logits [N, C] and targets [N], got ${fmtShape(logits.shape)} and ${fmtShape(target.shape)}`);
+  }
+  const [rows, cols] = logits.shape as [number, number];
+  const t = cast(target, 'int32');
+  const b = logits.backend;
+  if (!b.crossEntropy || !b.crossEntropyGrad) {
+    const valid = ne(t, ignoreIndex);
+    const picked = squeeze(gather(logSoftmax(logits, 1), 1, unsqueeze(where(valid, t, 0), 1)), 1);
+    return mul(neg(picked), cast(valid, logits.dtype));
+  }
+  const r = b.crossEntropy(logits.buffer, t.buffer, rows, cols, ignoreIndex, 'crossEntropy');
+  const loss = wrap(logits, r.loss, [rows]);
+  const lse = wrap(logits, r.lse, [rows]);
+  const grad = b.crossEntropyGrad.bind(b);
+  return record('crossEntropy', loss, [logits], [logits, t, lse], (g, [x, tt, l]) => [
+    wrap(g, grad(x!.buffer, tt!.buffer, l!.buffer, g.buffer, rows, cols, ignoreIndex), [rows, cols]),
+  ]);
 }

@@ -1,6 +1,6 @@
 // Reference fused attention: scores, masked softmax and weighted values row by row, and the backward pass.
 
-import type { AttentionParams } from '../../tensor/backend.js';
+import type { AttentionLayout, AttentionParams } from '../../tensor/backend.js';
 import { allocArray, type DType, type TypedArray } from '../../tensor/dtype.js';
 
 /** The scores of query row i against every key (-Infinity where masked), for batch*head index bh. */
@@ -18,7 +18,69 @@ function scoreRow(q: TypedArray, k: TypedArray, bias: TypedArray | null, p: Atte
   }
 }
 
+// ---- strided layouts: gathered into contiguous copies, computed as above, scattered back ----
+
+/** The contiguous [B * H, rows, cols] copy of an operand stored with layout l. */
+function gather(x: TypedArray, l: AttentionLayout, p: AttentionParams, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(p.batch * p.heads * rows * cols);
+  let o = 0;
+  for (let b = 0; b < p.batch; b++) {
+    for (let h = 0; h < p.heads; h++) {
+      for (let i = 0; i < rows; i++) {
+        const at = l.offset + b * l.batch + h * l.head + i * l.row;
+        for (let d = 0; d < cols; d++) out[o++] = x[at + d];
+      }
+    }
+  }
+  return out;
+}
+
+/** Writes a contiguous [B * H, rows, cols] array into dst with layout l. */
+function scatter(dst: TypedArray, src: TypedArray, l: AttentionLayout, p: AttentionParams, rows: number, cols: number): void {
+  let o = 0;
+  for (let b = 0; b < p.batch; b++) {
+    for (let h = 0; h < p.heads; h++) {
+      for (let i = 0; i < rows; i++) {
+        const at = l.offset + b * l.batch + h * l.head + i * l.row;
+        for (let d = 0; d < cols; d++) dst[at + d] = src[o++];
+      }
+    }
+  }
+}
+
+/** Whether two typed arrays are views of the same memory (wasm views are new objects at each call). */
+function sameArray(a: TypedArray, b: TypedArray): boolean {
+  return a === b || (a.buffer === b.buffer && a.byteOffset === b.byteOffset);
+}
+
 export function attention(q: TypedArray, k: TypedArray, v: TypedArray, bias: TypedArray | null, p: AttentionParams, dtype: DType) {
+  const L = p.layout;
+  if (!L) return attentionContiguous(q, k, v, bias, p, dtype);
+  const r = attentionContiguous(gather(q, L.q, p, p.t, p.hs), gather(k, L.k, p, p.s, p.hs), gather(v, L.v, p, p.s, p.hv), bias, p, dtype);
+  const out = allocArray(dtype, r.out.length);
+  scatter(out, r.out, L.out, p, p.t, p.hv);
+  return { out, lse: r.lse };
+}
+
+export function attentionGrad(q: TypedArray, k: TypedArray, v: TypedArray, bias: TypedArray | null, out: TypedArray, lse: TypedArray, dOut: TypedArray, p: AttentionParams, dtype: DType) {
+  const L = p.layout;
+  if (!L) return attentionGradContiguous(q, k, v, bias, out, lse, dOut, p, dtype);
+  const { t, s, hs, hv } = p;
+  const r = attentionGradContiguous(gather(q, L.q, p, t, hs), gather(k, L.k, p, s, hs), gather(v, L.v, p, s, hv), bias,
+    gather(out, L.out, p, t, hv), lse, gather(dOut, L.out, p, t, hv), p, dtype);
+  // One gradient buffer per distinct input buffer, each region written in its input's layout.
+  const dq = allocArray(dtype, q.length);
+  const dk = sameArray(k, q) ? dq : allocArray(dtype, k.length);
+  const dv = sameArray(v, q) ? dq : sameArray(v, k) ? dk : allocArray(dtype, v.length);
+  scatter(dq, r.dq, L.q, p, t, hs);
+  scatter(dk, r.dk, L.k, p, s, hs);
+  scatter(dv, r.dv, L.v, p, s, hv);
+  return { dq, dk, dv };
+}
+
+// ---- contiguous operands ----
+
+function attentionContiguous(q: TypedArray, k: TypedArray, v: TypedArray, bias: TypedArray | null, p: AttentionParams, dtype: DType) {
   const { batch, heads, t, s, hv } = p;
   const out = allocArray(dtype, batch * heads * t * hv), lse = allocArray(dtype, batch * heads * t);
   const row = new Float64Array(s), acc = new Float64Array(hv);
@@ -44,7 +106,7 @@ export function attention(q: TypedArray, k: TypedArray, v: TypedArray, bias: Typ
   return { out, lse };
 }
 
-export function attentionGrad(q: TypedArray, k: TypedArray, v: TypedArray, bias: TypedArray | null, out: TypedArray, lse: TypedArray, dOut: TypedArray, p: AttentionParams, dtype: DType) {
+function attentionGradContiguous(q: TypedArray, k: TypedArray, v: TypedArray, bias: TypedArray | null, out: TypedArray, lse: TypedArray, dOut: TypedArray, p: AttentionParams, dtype: DType) {
   const { batch, heads, t, s, hs, hv, scale } = p;
   const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
   const row = new Float64Array(s);

@@ -1,14 +1,15 @@
 // The TypeScript reference backend ('cpu'): plain loops over typed arrays, the oracle for every other backend.
 
-import type { ActivationOp, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, UnaryOp, WindowParams } from '../../tensor/backend.js';
+import type { ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, SgdStepParams, UnaryOp, WindowParams } from '../../tensor/backend.js';
 import { allocArray, type DType, type TypedArray } from '../../tensor/dtype.js';
 import type { Shape } from '../../tensor/shape.js';
 import * as att from './attention.js';
 import * as ew from './elementwise.js';
 import * as idx from './indexing.js';
-import { matmul } from './matmul.js';
+import { colSums, matmul } from './matmul.js';
 import { stridedCopy, stridedWrite } from './movement.js';
 import * as norm from './norm.js';
+import * as optim from './optim.js';
 import * as red from './reduce.js';
 import { col2im, im2col } from './window.js';
 
@@ -78,8 +79,12 @@ export class CpuBackend implements Backend {
     return buf(x.dtype, red.cumsum(arr(x), outer, size, inner, reverse, x.dtype));
   }
 
-  matmul(a: BackendBuffer, b: BackendBuffer, p: MatmulParams): BackendBuffer {
-    return buf(a.dtype, matmul(arr(a), arr(b), p, a.dtype));
+  matmul(a: BackendBuffer, b: BackendBuffer, p: MatmulParams, bias?: BackendBuffer | null): BackendBuffer {
+    return buf(a.dtype, matmul(arr(a), arr(b), p, a.dtype, bias ? arr(bias) : null));
+  }
+
+  matmulColSums(a: BackendBuffer, b: BackendBuffer, p: MatmulParams) {
+    return { out: this.matmul(a, b, p), sums: buf(a.dtype, colSums(arr(b), p, a.dtype)) };
   }
 
   stridedCopy(x: BackendBuffer, shape: Shape, strides: readonly number[], offset: number): BackendBuffer {
@@ -125,13 +130,32 @@ export class CpuBackend implements Backend {
     return { dx: buf(x.dtype, r.dx), dweight: buf(x.dtype, r.dweight) };
   }
 
+  crossEntropy(logits: BackendBuffer, target: BackendBuffer, rows: number, cols: number, ignoreIndex: number, op: string) {
+    const r = norm.crossEntropy(arr(logits), arr(target), rows, cols, ignoreIndex, op, logits.dtype);
+    return { loss: buf(logits.dtype, r.loss), lse: buf(logits.dtype, r.lse) };
+  }
+  crossEntropyGrad(logits: BackendBuffer, target: BackendBuffer, lse: BackendBuffer, dloss: BackendBuffer, rows: number, cols: number, ignoreIndex: number): BackendBuffer {
+    return buf(logits.dtype, norm.crossEntropyGrad(arr(logits), arr(target), arr(lse), arr(dloss), rows, cols, ignoreIndex, logits.dtype));
+  }
+
   attention(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, p: AttentionParams) {
     const r = att.attention(arr(q), arr(k), arr(v), bias && arr(bias), p, q.dtype);
     return { out: buf(q.dtype, r.out), lse: buf(q.dtype, r.lse) };
   }
   attentionGrad(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, out: BackendBuffer, lse: BackendBuffer, dOut: BackendBuffer, p: AttentionParams) {
     const r = att.attentionGrad(arr(q), arr(k), arr(v), bias && arr(bias), arr(out), arr(lse), arr(dOut), p, q.dtype);
-    return { dq: buf(q.dtype, r.dq), dk: buf(q.dtype, r.dk), dv: buf(q.dtype, r.dv) };
+    // Inputs that share a buffer (strided layouts) share their gradient buffer too.
+    const dq = buf(q.dtype, r.dq), dk = r.dk === r.dq ? dq : buf(q.dtype, r.dk);
+    return { dq, dk, dv: r.dv === r.dq ? dq : r.dv === r.dk ? dk : buf(q.dtype, r.dv) };
+  }
+
+  adamStep(param: BackendBuffer, grad: BackendBuffer, expAvg: BackendBuffer | null, expAvgSq: BackendBuffer | null, p: AdamStepParams) {
+    const r = optim.adamStep(arr(param), arr(grad), expAvg && arr(expAvg), expAvgSq && arr(expAvgSq), p, param.dtype);
+    return { param: buf(param.dtype, r.param), expAvg: buf(param.dtype, r.expAvg), expAvgSq: buf(param.dtype, r.expAvgSq) };
+  }
+  sgdStep(param: BackendBuffer, grad: BackendBuffer, momentumBuffer: BackendBuffer | null, p: SgdStepParams) {
+    const r = optim.sgdStep(arr(param), arr(grad), momentumBuffer && arr(momentumBuffer), p, param.dtype);
+    return { param: buf(param.dtype, r.param), momentumBuffer: r.momentumBuffer && buf(param.dtype, r.momentumBuffer) };
   }
 
   im2col(x: BackendBuffer, p: WindowParams, padValue: number): BackendBuffer {

@@ -3,14 +3,16 @@
 import type { MatmulParams } from '../../tensor/backend.js';
 import { allocArray, type DType, type TypedArray } from '../../tensor/dtype.js';
 
-export function matmul(a: TypedArray, b: TypedArray, p: MatmulParams, dtype: DType): TypedArray {
+/** op(A) op(B) per batch entry, plus bias [n] on every row when given (added to the double accumulator). */
+export function matmul(a: TypedArray, b: TypedArray, p: MatmulParams, dtype: DType, bias: TypedArray | null = null): TypedArray {
   const { batch, m, n, k, transA, transB, strideA, strideB } = p;
   const out = allocArray(dtype, batch * m * n);
   const row = new Float64Array(n); // accumulate in double: the oracle should be the accurate one
   for (let bi = 0; bi < batch; bi++) {
     const a0 = bi * strideA, b0 = bi * strideB, c0 = bi * m * n;
     for (let i = 0; i < m; i++) {
-      row.fill(0);
+      if (bias) row.set(bias);
+      else row.fill(0);
       for (let p2 = 0; p2 < k; p2++) {
         const av = transA ? a[a0 + p2 * m + i] : a[a0 + i * k + p2];
         if (av === 0) continue;
@@ -20,5 +22,15 @@ export function matmul(a: TypedArray, b: TypedArray, p: MatmulParams, dtype: DTy
       for (let j = 0; j < n; j++) out[c0 + i * n + j] = row[j];
     }
   }
+  return out;
+}
+
+/** The sums of op(B)'s columns over its k rows (batch entry 0), in double. */
+export function colSums(b: TypedArray, p: MatmulParams, dtype: DType): TypedArray {
+  const { n, k, transB } = p;
+  const acc = new Float64Array(n);
+  for (let q = 0; q < k; q++) for (let j = 0; j < n; j++) acc[j] += transB ? b[j * k + q] : b[q * n + j];
+  const out = allocArray(dtype, n);
+  out.set(acc);
   return out;
 }

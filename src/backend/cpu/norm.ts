@@ -115,3 +115,34 @@ export function rmsNormGrad(x: TypedArray, w: TypedArray | null, rstd: TypedArra
   dweight.set(dw);
   return { dx, dweight };
 }
+
+/** Cross-entropy rows against class indices (see Backend.crossEntropy); checks every target first. */
+export function crossEntropy(x: TypedArray, target: TypedArray, rows: number, cols: number, ignoreIndex: number, op: string, dtype: DType) {
+  for (let r = 0; r < rows; r++) {
+    const t = target[r];
+    if (t !== ignoreIndex && !(t >= 0 && t < cols)) throw new Error(`${op}: index ${t} is out of range for a dimension of size ${cols}`);
+  }
+  const loss = allocArray(dtype, rows), lse = allocArray(dtype, rows);
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    let max = -Infinity;
+    for (let c = 0; c < cols; c++) max = Math.max(max, x[o + c]);
+    let sum = 0;
+    for (let c = 0; c < cols; c++) sum += Math.exp(x[o + c] - max);
+    const l = max + Math.log(sum);
+    lse[r] = l;
+    loss[r] = target[r] === ignoreIndex ? 0 : l - x[o + target[r]];
+  }
+  return { loss, lse };
+}
+
+export function crossEntropyGrad(x: TypedArray, target: TypedArray, lse: TypedArray, dloss: TypedArray, rows: number, cols: number, ignoreIndex: number, dtype: DType): TypedArray {
+  const dx = allocArray(dtype, rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const t = target[r];
+    if (t === ignoreIndex) continue;
+    const o = r * cols, g = dloss[r], l = lse[r];
+    for (let c = 0; c < cols; c++) dx[o + c] = g * (Math.exp(x[o + c] - l) - (c === t ? 1 : 0));
+  }
+  return dx;
+}

@@ -3,20 +3,23 @@
 // reference kernels of src/backend/cpu, as do the float-only kernels (softmax, norms, attention) when
 // handed an integer dtype.
 
-import type { ActivationOp, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, UnaryOp, WindowParams } from '../../tensor/backend.js';
+import type {
+  ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, SgdStepParams, UnaryOp, WindowParams,
+} from '../../tensor/backend.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
 import { broadcastStrides, fmtShape, sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
 import * as attRef from '../cpu/attention.js';
 import * as ew from '../cpu/elementwise.js';
 import * as idxRef from '../cpu/indexing.js';
-import { matmul as matmulRef } from '../cpu/matmul.js';
+import { colSums as colSumsRef, matmul as matmulRef } from '../cpu/matmul.js';
 import { stridedCopy as stridedCopyRef, stridedWrite as stridedWriteRef } from '../cpu/movement.js';
 import * as normRef from '../cpu/norm.js';
+import * as optimRef from '../cpu/optim.js';
 import * as redRef from '../cpu/reduce.js';
 import { col2im as col2imRef, im2col as im2colRef } from '../cpu/window.js';
 import type { Allocator, AllocatorStats } from './allocator.js';
 import {
-  ACTIVATION_CODE, ARG, attentionScratchBytes, BINARY_CODE, CHUNK, DT_BOOL_CAST, DT_F32, DT_I32, DT_U8, GEMM_MC, GEMM_NR, K, MAXDIM, PARAM_SLOTS, REDUCE_CODE, UNARY_CODE,
+  ACTIVATION_CODE, ARG, attentionScratchBytes, BINARY_CODE, CHUNK, DT_BOOL_CAST, DT_F32, DT_I32, DT_U8, GEMM_KC, GEMM_MC, GEMM_NR, K, MAXDIM, PARAM_SLOTS, REDUCE_CODE, UNARY_CODE,
 } from './kernels.js';
 import type { WorkerPool } from './pool.js';
 
@@ -52,6 +55,8 @@ const COMPARE_OR_LOGIC = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 
  */
 const PARALLEL_MIN_ELEMENTS = 1 << 17;
 const PARALLEL_MIN_FLOPS = 1 << 20;
+/** Most attention probabilities the forward keeps for the backward (floats: 64 MiB). */
+const MAX_KEPT_PROBS = 1 << 24;
 /** Cost weights per element: transcendental math vs a load-op-store. */
 const WEIGHT_MATH = 8;
 const CHEAP_UNARY = new Set<UnaryOp>(['neg', 'abs', 'sign', 'relu', 'floor', 'ceil', 'round', 'not']);
@@ -270,7 +275,10 @@ export class WasmBackend implements Backend {
 
   /** Tiles of (outer rows) x (inner columns) holding about CHUNK elements each; returns the tile count. */
   private reduceTiling(outer: number, size: number, inner: number, slot: number): number {
-    const innerChunk = inner === 1 ? 1 : Math.min(inner, 256);
+    let innerChunk = inner === 1 ? 1 : Math.min(inner, 256);
+    // Few outer rows (a bias gradient sums every row into one): narrower column chunks (multiples of 16, the
+    // kernels' strip), so that there are tiles for every thread.
+    if (inner > 16 && outer * Math.ceil(inner / innerChunk) < 8) innerChunk = Math.max(16, Math.ceil(inner / Math.ceil(8 / outer) / 16) * 16);
     const outerPerTile = Math.max(1, Math.floor(CHUNK / Math.max(1, size * innerChunk)));
     this.slotsI32[ARG + slot] = outerPerTile;
     this.slotsI32[ARG + slot + 1] = innerChunk;
@@ -303,11 +311,31 @@ export class WasmBackend implements Backend {
 
   // ---- linear algebra ----
 
-  matmul(a: BackendBuffer, b: BackendBuffer, p: MatmulParams): BackendBuffer {
+  matmulColSums(a: BackendBuffer, b: BackendBuffer, p: MatmulParams) {
+    if (a.dtype !== 'float32' || p.m <= 3 || p.k === 0 || p.n === 0) {
+      // Paths without a B packing pass: the sums through the reference.
+      const out = this.matmul(a, b, p);
+      return { out, sums: this.fromRef(a.dtype, colSumsRef(this.view(b), p, a.dtype)) };
+    }
+    const sums = this.alloc(a.dtype, p.n);
+    return { out: this.matmul(a, b, p, null, sums.ptr), sums };
+  }
+
+  /** sumsPtr: where packing B also writes the column sums of op(B) (matmulColSums), or 0. */
+  matmul(a: BackendBuffer, b: BackendBuffer, p: MatmulParams, bias: BackendBuffer | null = null, sumsPtr = 0): BackendBuffer {
     const { batch, m, n, k } = p;
-    if (a.dtype === 'float64') return this.fromRef(a.dtype, matmulRef(this.view(a), this.view(b), p, a.dtype));
-    if (batch * m * n === 0 || k === 0) return this.fill(a.dtype, batch * m * n, 0);
+    // float64, and integer products with a bias (no kernel needs them), run the reference.
+    if (a.dtype === 'float64' || (bias && a.dtype !== 'float32')) return this.fromRef(a.dtype, matmulRef(this.view(a), this.view(b), p, a.dtype, bias && this.view(bias)));
+    if (batch * m * n === 0) return this.fill(a.dtype, batch * m * n, 0);
+    if (k === 0 && !bias) return this.fill(a.dtype, batch * m * n, 0);
     const out = this.alloc(a.dtype, batch * m * n);
+    const biasPtr = this.p(bias);
+    if (k === 0) {
+      // Nothing to multiply: every row is the bias.
+      const o = this.view(out), bv = this.view(bias!);
+      for (let r = 0; r < batch * m; r++) o.set(bv, r * n);
+      return out;
+    }
     if (a.dtype !== 'float32') {
       this.args(dtCode(a.dtype), this.p(a), this.p(b), out.ptr, batch, m, n, k, +p.transA, +p.transB, p.strideA, p.strideB);
       this.exec(K.matmulInt, batch * m, batch * m * n * k, PARALLEL_MIN_FLOPS);
@@ -316,29 +344,59 @@ export class WasmBackend implements Backend {
     const flops = batch * m * n * k;
     if (m <= 3) {
       // A few rows (decoding one token at a time): straight from A and B, no packing.
-      this.args(this.p(a), this.p(b), out.ptr, batch, m, n, k, +p.transA, +p.transB, p.strideA, p.strideB);
+      this.args(this.p(a), this.p(b), out.ptr, batch, m, n, k, +p.transA, +p.transB, p.strideA, p.strideB, biasPtr);
       this.exec(K.gemv, batch * Math.ceil(n / 64), flops, PARALLEL_MIN_FLOPS);
       return out;
     }
-    // 1. Pack B into 8-column panels (once when it is shared by the batch).
+    // 1. Pack B into 8-column panels (once when it is shared by the batch). A weight gradient (few rows, a
+    // long k) would pack a B much bigger than A for little reuse: with narrow rows (at most 384 floats: a
+    // wider stride costs more in cache and TLB misses than the packing saves, measured) the panels come
+    // straight from B's rows instead.
     const npanels = Math.ceil(n / GEMM_NR);
     const packedBatches = p.strideB === 0 ? 1 : batch;
-    const packed = this.rt.allocator.alloc(packedBatches * k * npanels * GEMM_NR * 4);
+    const unpackedB = batch === 1 && !p.transB && n % GEMM_NR === 0 && n <= 384 && m <= 512;
+    const packed = unpackedB ? null : this.rt.allocator.alloc(packedBatches * k * npanels * GEMM_NR * 4);
     try {
-      this.args(this.p(b), packed.ptr, 0, k, n, +p.transB, p.strideB, npanels);
-      this.exec(K.packB, packedBatches * npanels, packedBatches * k * n, PARALLEL_MIN_ELEMENTS);
-      // 2. Tiles of C: (batch entry, MC rows, a run of panels); columns are split only when the
-      // batch and rows alone would leave threads idle.
-      const mBlocks = Math.ceil(m / GEMM_MC);
+      if (packed) {
+        this.args(this.p(b), packed.ptr, 0, k, n, +p.transB, p.strideB, npanels, sumsPtr);
+        this.exec(K.packB, packedBatches * npanels, packedBatches * k * n, PARALLEL_MIN_ELEMENTS);
+      } else if (sumsPtr) {
+        // The column sums the packing would have made: one reduction over B's rows.
+        this.args(REDUCE_CODE.sum, DT_F32, this.p(b), sumsPtr, 1, k, n);
+        this.exec(K.reduce, this.reduceTiling(1, k, n, 7), k * n);
+      }
+      // 2. Tiles of C: (batch entry, a block of rows, a run of panels). With threads, a job ends when its
+      // slowest thread does: with a few big tiles (9 tiles of 5 ms on 2 threads for a d384 weight gradient)
+      // one thread idles for a whole tile. So a product is cut into about 16 tiles per thread: first into
+      // smaller row blocks (down to 64 rows; each tile packs its own A block), then, for few rows (a weight
+      // gradient), into column runs (down to 4 panels) with A packed once for all of them. A batch keeps
+      // 4 tiles per thread.
       const threads = (this.rt.pool?.size ?? 0) + 1;
-      const want = 4 * threads;
+      const want = threads === 1 ? 1 : (batch === 1 ? 16 : 4) * threads;
+      let rowsPerTile = GEMM_MC;
+      while (batch === 1 && rowsPerTile > 64 && Math.ceil(m / rowsPerTile) < want) rowsPerTile /= 2;
+      const mBlocks = Math.ceil(m / rowsPerTile);
       let chunkPanels = npanels;
       if (batch * mBlocks < want) chunkPanels = Math.ceil(npanels / Math.min(npanels, Math.ceil(want / (batch * mBlocks))));
+      if (batch === 1 && threads > 1) chunkPanels = Math.min(npanels, Math.max(chunkPanels, 4));
       const nChunks = Math.ceil(npanels / chunkPanels);
-      this.args(this.p(a), packed.ptr, out.ptr, batch, m, n, k, +p.transA, p.strideA, packedBatches > 1 ? 1 : 0, mBlocks, nChunks, chunkPanels);
-      this.exec(K.gemm, batch * mBlocks * nChunks, flops, PARALLEL_MIN_FLOPS);
+      // Several tiles would pack the same A block: pack A once, in parallel, instead.
+      let packedA: { ptr: number; bytes: number } | null = null;
+      if (nChunks > 1 && batch === 1) {
+        const kBlocks = Math.ceil(k / GEMM_KC);
+        packedA = this.rt.allocator.alloc(mBlocks * rowsPerTile * k * 4);
+        this.args(this.p(a), packedA.ptr, m, k, +p.transA, kBlocks, rowsPerTile);
+        this.exec(K.packA, mBlocks * kBlocks, m * k, PARALLEL_MIN_ELEMENTS);
+      }
+      try {
+        this.args(this.p(a), packed ? packed.ptr : this.p(b), out.ptr, batch, m, n, k, +p.transA, p.strideA, packedBatches > 1 ? 1 : 0, mBlocks, nChunks,
+          chunkPanels, biasPtr, packedA ? packedA.ptr : 0, rowsPerTile, packed ? 0 : n);
+        this.exec(K.gemm, batch * mBlocks * nChunks, flops, PARALLEL_MIN_FLOPS);
+      } finally {
+        if (packedA) this.rt.allocator.free(packedA.ptr, packedA.bytes);
+      }
     } finally {
-      this.rt.allocator.free(packed.ptr, packed.bytes);
+      if (packed) this.rt.allocator.free(packed.ptr, packed.bytes);
     }
     return out;
   }
@@ -466,6 +524,35 @@ export class WasmBackend implements Backend {
     return out;
   }
 
+  crossEntropy(logits: BackendBuffer, target: BackendBuffer, rows: number, cols: number, ignoreIndex: number, op: string) {
+    const dtype = logits.dtype;
+    if (dtype !== 'float32') {
+      const r = normRef.crossEntropy(this.view(logits), this.view(target), rows, cols, ignoreIndex, op, dtype);
+      return { loss: this.fromRef(dtype, r.loss), lse: this.fromRef(dtype, r.lse) };
+    }
+    // Every target checked before any output (a few thousand int32 reads: cheaper here than a job).
+    const t = this.view(target) as Int32Array;
+    for (let r = 0; r < rows; r++) {
+      const v = t[r]!;
+      if (v !== ignoreIndex && !(v >= 0 && v < cols)) throw new Error(`${op}: index ${v} is out of range for a dimension of size ${cols}`);
+    }
+    const loss = this.alloc(dtype, rows), lse = this.alloc(dtype, rows);
+    const rpt = WasmBackend.rowsPerTile(cols);
+    this.args(this.p(logits), this.p(target), loss.ptr, lse.ptr, rows, cols, ignoreIndex, rpt);
+    this.exec(K.crossEntropy, Math.ceil(rows / rpt), rows * cols * WEIGHT_MATH);
+    return { loss, lse };
+  }
+
+  crossEntropyGrad(logits: BackendBuffer, target: BackendBuffer, lse: BackendBuffer, dloss: BackendBuffer, rows: number, cols: number, ignoreIndex: number): BackendBuffer {
+    const dtype = logits.dtype;
+    if (dtype !== 'float32') return this.fromRef(dtype, normRef.crossEntropyGrad(this.view(logits), this.view(target), this.view(lse), this.view(dloss), rows, cols, ignoreIndex, dtype));
+    const dx = this.alloc(dtype, rows * cols);
+    const rpt = WasmBackend.rowsPerTile(cols);
+    this.args(this.p(logits), this.p(target), this.p(lse), this.p(dloss), dx.ptr, rows, cols, ignoreIndex, rpt);
+    this.exec(K.crossEntropyGrad, Math.ceil(rows / rpt), rows * cols * WEIGHT_MATH);
+    return dx;
+  }
+
   private normForward(x: BackendBuffer, w: BackendBuffer | null, b: BackendBuffer | null, rows: number, cols: number, eps: number, rms: boolean) {
     const y = this.alloc(x.dtype, rows * cols), mean = rms ? null : this.alloc(x.dtype, rows), rstd = this.alloc(x.dtype, rows);
     const rpt = WasmBackend.rowsPerTile(cols);
@@ -531,11 +618,25 @@ export class WasmBackend implements Backend {
 
   // ---- fused attention (float32; other dtypes through the reference) ----
 
-  /** Writes the attention slots (shared by forward and backward) and returns the per-thread scratch. */
-  private attentionArgs(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, out: number, lse: number, p: AttentionParams, backward: boolean) {
+  /** The operand layouts: p.layout, or contiguous [B, H, rows, cols] operands. */
+  private static attentionLayouts(p: AttentionParams): NonNullable<AttentionParams['layout']> {
+    if (p.layout) return p.layout;
+    const c = (rows: number, cols: number) => ({ offset: 0, batch: p.heads * rows * cols, head: rows * cols, row: cols });
+    return { q: c(p.t, p.hs), k: c(p.s, p.hs), v: c(p.s, p.hv), out: c(p.t, p.hv) };
+  }
+
+  /**
+   * Writes the attention slots (shared by forward and backward) and returns the per-thread scratch. Operand
+   * pointers carry their layout's offset; slots from ARG + 21 hold the (batch, head, row) strides of q, k, v, out.
+   */
+  private attentionArgs(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, out: number, lse: number, p: AttentionParams, backward: boolean,
+    probs: number) {
     const bs = p.biasStrides ?? [0, 0, 0, 0];
-    this.args(this.p(q), this.p(k), this.p(v), this.p(bias), out, lse, p.heads, p.t, p.s, p.hs, p.hv, 0, +p.causal, bs[0], bs[1], bs[2], bs[3]);
+    const L = WasmBackend.attentionLayouts(p);
+    this.args(this.p(q) + 4 * L.q.offset, this.p(k) + 4 * L.k.offset, this.p(v) + 4 * L.v.offset, this.p(bias), out + 4 * L.out.offset, lse,
+      p.heads, p.t, p.s, p.hs, p.hv, 0, +p.causal, bs[0], bs[1], bs[2], bs[3]);
     this.argF32(11, p.scale);
+    this.slotsI32.set([...[L.q, L.k, L.v, L.out].flatMap((l) => [l.batch, l.head, l.row]), probs], ARG + 21);
     const perThread = attentionScratchBytes(p.s, p.hs, p.hv, backward);
     return { perThread, block: this.rt.allocator.alloc(perThread * ((this.rt.pool?.size ?? 0) + 1)) };
   }
@@ -547,30 +648,79 @@ export class WasmBackend implements Backend {
       return { out: this.fromRef(q.dtype, r.out), lse: this.fromRef(q.dtype, r.lse) };
     }
     const out = this.alloc('float32', bh * p.t * p.hv), lse = this.alloc('float32', bh * p.t);
-    const { perThread, block } = this.attentionArgs(q, k, v, bias, out.ptr, lse.ptr, p, false);
+    // Keeping the probabilities ([BH, T, S]; the kernel writes the visible keys of each query block) saves
+    // the backward its Q K^T product and exps, about a quarter of its work; up to 64 MiB of them.
+    const probs = p.saveProbs && bh * p.t * p.s <= MAX_KEPT_PROBS ? this.alloc('float32', bh * p.t * p.s) : null;
+    const { perThread, block } = this.attentionArgs(q, k, v, bias, out.ptr, lse.ptr, p, false, probs ? probs.ptr : 0);
     try {
       this.exec(K.attention, bh, bh * p.t * p.s * (p.hs + p.hv), PARALLEL_MIN_FLOPS, { ptr: block.ptr, perThread });
     } finally {
       this.rt.allocator.free(block.ptr, block.bytes);
     }
-    return { out, lse };
+    return probs ? { out, lse, probs } : { out, lse };
   }
 
-  attentionGrad(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, out: BackendBuffer, lse: BackendBuffer, dOut: BackendBuffer, p: AttentionParams) {
+  attentionGrad(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, out: BackendBuffer, lse: BackendBuffer, dOut: BackendBuffer, p: AttentionParams,
+    probs: BackendBuffer | null = null) {
     const bh = p.batch * p.heads;
+    // Inputs that share a buffer (strided layouts) share their gradient buffer.
+    const share = <T>(make: (b: BackendBuffer) => T): { dq: T; dk: T; dv: T } => {
+      const dq = make(q), dk = k === q ? dq : make(k);
+      return { dq, dk, dv: v === q ? dq : v === k ? dk : make(v) };
+    };
     if (q.dtype !== 'float32') {
       const r = attRef.attentionGrad(this.view(q), this.view(k), this.view(v), bias && this.view(bias), this.view(out), this.view(lse), this.view(dOut), p, q.dtype);
-      return { dq: this.fromRef(q.dtype, r.dq), dk: this.fromRef(q.dtype, r.dk), dv: this.fromRef(q.dtype, r.dv) };
+      const data = new Map<BackendBuffer, TypedArray>([[q, r.dq], [k, r.dk], [v, r.dv]]);
+      return share((b) => this.fromRef(q.dtype, data.get(b)!));
     }
-    const dq = this.alloc('float32', q.size), dk = this.alloc('float32', k.size), dv = this.alloc('float32', v.size);
-    const { perThread, block } = this.attentionArgs(q, k, v, bias, this.p(out), this.p(lse), p, true);
-    this.slotsI32.set([this.p(dOut), dq.ptr, dk.ptr, dv.ptr], ARG + 17);
+    const g = share((b) => this.alloc('float32', b.size));
+    if (p.layout) {
+      // The kernel writes each operand's region; a buffer its regions do not cover is zeroed first.
+      const covered = new Map<BackendBuffer, number>();
+      for (const [b, n] of [[q, p.t * p.hs], [k, p.s * p.hs], [v, p.s * p.hv]] as const) covered.set(b, (covered.get(b) ?? 0) + bh * n);
+      for (const [b, n] of covered) if (n !== b.size) this.view(b === q ? g.dq : b === k ? g.dk : g.dv).fill(0);
+    }
+    const { perThread, block } = this.attentionArgs(q, k, v, bias, this.p(out), this.p(lse), p, true, this.p(probs));
+    const L = WasmBackend.attentionLayouts(p);
+    this.slotsI32.set([this.p(dOut) + 4 * L.out.offset, g.dq.ptr + 4 * L.q.offset, g.dk.ptr + 4 * L.k.offset, g.dv.ptr + 4 * L.v.offset], ARG + 17);
     try {
       this.exec(K.attentionGrad, bh, 2 * bh * p.t * p.s * (p.hs + p.hv), PARALLEL_MIN_FLOPS, { ptr: block.ptr, perThread });
     } finally {
       this.rt.allocator.free(block.ptr, block.bytes);
     }
-    return { dq, dk, dv };
+    return g;
+  }
+
+  // ---- fused optimizer updates (float32; float64 through the reference) ----
+
+  adamStep(param: BackendBuffer, grad: BackendBuffer, expAvg: BackendBuffer | null, expAvgSq: BackendBuffer | null, hp: AdamStepParams) {
+    const dtype = param.dtype;
+    if (dtype !== 'float32') {
+      const r = optimRef.adamStep(this.view(param), this.view(grad), expAvg && this.view(expAvg), expAvgSq && this.view(expAvgSq), hp, dtype);
+      return { param: this.fromRef(dtype, r.param), expAvg: this.fromRef(dtype, r.expAvg), expAvgSq: this.fromRef(dtype, r.expAvgSq) };
+    }
+    const n = param.size;
+    const po = this.alloc(dtype, n), mo = this.alloc(dtype, n), vo = this.alloc(dtype, n);
+    const c = optimRef.adamConstants(hp, dtype);
+    const mode = hp.weightDecay === 0 ? 0 : hp.decoupled ? 1 : 2;
+    this.args(this.p(param), this.p(grad), this.p(expAvg), this.p(expAvgSq), po.ptr, mo.ptr, vo.ptr, n, mode);
+    [c.decay, c.b1, c.nb1, c.b2, c.nb2, c.bc2, c.eps, c.stepSize].forEach((v, i) => this.argF32(9 + i, v));
+    this.exec(K.adam, Math.ceil(n / CHUNK), n * 4);
+    return { param: po, expAvg: mo, expAvgSq: vo };
+  }
+
+  sgdStep(param: BackendBuffer, grad: BackendBuffer, momentumBuffer: BackendBuffer | null, hp: SgdStepParams) {
+    const dtype = param.dtype;
+    if (dtype !== 'float32') {
+      const r = optimRef.sgdStep(this.view(param), this.view(grad), momentumBuffer && this.view(momentumBuffer), hp, dtype);
+      return { param: this.fromRef(dtype, r.param), momentumBuffer: r.momentumBuffer && this.fromRef(dtype, r.momentumBuffer) };
+    }
+    const n = param.size;
+    const po = this.alloc(dtype, n), bo = hp.momentum !== 0 ? this.alloc(dtype, n) : null;
+    this.args(this.p(param), this.p(grad), this.p(momentumBuffer), po.ptr, bo ? bo.ptr : 0, n, (hp.weightDecay !== 0 ? 1 : 0) | (hp.nesterov ? 2 : 0));
+    [hp.weightDecay, hp.momentum, 1 - hp.dampening, -hp.lr].forEach((v, i) => this.argF32(7 + i, v));
+    this.exec(K.sgd, Math.ceil(n / CHUNK), n * 2);
+    return { param: po, momentumBuffer: bo };
   }
 
   // ---- sliding windows ----

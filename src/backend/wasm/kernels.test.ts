@@ -88,6 +88,38 @@ describe.each([['threaded', threaded], ['single-threaded', single]] as const)('w
     }
   });
 
+  test('GEMM with a bias: edge tiles, K blocks, the few-rows path, batches, k = 0, integers', () => {
+    let seed = 300;
+    for (const [batch, m, n, k, transA, transB, sa] of [
+      [1, 9, 13, 5, false, false, 0], [1, GEMM_MC + 5, 37, GEMM_KC + 3, true, false, 0], [1, 2, 70, 19, false, true, 0],
+      [3, 17, 24, 33, false, true, 17 * 33], [2, 1, 5, 4, true, true, 4], [1, 130, 520, 130, false, false, 0],
+    ] as const) {
+      const p: MatmulParams = { batch, m, n, k, transA, transB, strideA: sa, strideB: 0 };
+      const [want, got] = both(w, [[randomData('float32', (sa ? batch : 1) * m * k, seed++), 'float32'], [randomData('float32', k * n, seed++), 'float32'],
+        [randomData('float32', n, seed++), 'float32']], (b, [a, bb, bias]) => b.matmul(a!, bb!, p, bias!));
+      expectNear(got, want, 1e-4 * Math.sqrt(k + 1), 1e-5, `matmul + bias batch=${batch} m=${m} n=${n} k=${k} transA=${transA} transB=${transB}`);
+    }
+    const z = w.matmul(w.fill('float32', 6, 1), w.fill('float32', 0, 0), { batch: 1, m: 2, n: 3, k: 0, transA: false, transB: false, strideA: 0, strideB: 0 },
+      w.upload(Float32Array.from([1, 2, 3]), 'float32'));
+    expect(Array.from(w.readSync(z))).toEqual([1, 2, 3, 1, 2, 3]);
+    const p: MatmulParams = { batch: 2, m: 3, n: 4, k: 5, transA: false, transB: false, strideA: 15, strideB: 0 };
+    const [want, got] = both(w, [[randomData('int32', 30, 1), 'int32'], [randomData('int32', 20, 2), 'int32'], [randomData('int32', 4, 3), 'int32']],
+      (b, [a, bb, bias]) => b.matmul(a!, bb!, p, bias!));
+    expect(Array.from(got)).toEqual(Array.from(want));
+  });
+
+  test('GEMM with the column sums of B (weight and bias gradients in one pass): panels, transposes, the few-rows path', () => {
+    let seed = 400;
+    for (const [m, n, k, transA, transB] of [[130, 517, 2050, true, false], [9, 13, 5, false, true], [2, 21, 40, true, false], [64, 24, 300, false, false]] as const) {
+      const p: MatmulParams = { batch: 1, m, n, k, transA, transB, strideA: 0, strideB: 0 };
+      const inputs: [TypedArray, DType][] = [[randomData('float32', m * k, seed++), 'float32'], [randomData('float32', k * n, seed++), 'float32']];
+      for (const key of ['out', 'sums'] as const) {
+        const [want, got] = both(w, inputs, (b, [a, bb]) => b.matmulColSums!(a!, bb!, p)[key]);
+        expectNear(got, want, 1e-4 * Math.sqrt(k), 1e-5, `matmulColSums ${key} m=${m} n=${n} k=${k} transB=${transB}`);
+      }
+    }
+  });
+
   test('GEMM with k = 0 gives zeros; integer GEMM is exact', () => {
     const z = w.matmul(w.fill('float32', 6, 1), w.fill('float32', 0, 0), { batch: 1, m: 2, n: 3, k: 0, transA: false, transB: false, strideA: 0, strideB: 0 });
     expect(Array.from(w.readSync(z))).toEqual([0, 0, 0, 0, 0, 0]);
@@ -162,7 +194,8 @@ describe.each([['threaded', threaded], ['single-threaded', single]] as const)('w
   });
 
   test('reductions, arg reductions and cumsum over every axis position, long rows', () => {
-    for (const [outer, size, inner] of [[1, 100000, 1], [7, 33, 1], [3, 50, 37], [1, 5000, 8], [4, 1, 9], [2, 0, 3]] as const) {
+    // [1, 2048, 131] and [2, 300, 300]: column sums in 16-wide strips plus tails, split across the threads.
+    for (const [outer, size, inner] of [[1, 100000, 1], [7, 33, 1], [3, 50, 37], [1, 5000, 8], [4, 1, 9], [2, 0, 3], [1, 2048, 131], [2, 300, 300]] as const) {
       for (const dtype of ['float32', 'int32', 'uint8'] as const) {
         const data = randomData(dtype, outer * size * inner, outer + size);
         for (const op of ['sum', 'max', 'min'] as const) {
@@ -294,13 +327,79 @@ describe.each([['threaded', threaded], ['single-threaded', single]] as const)('w
         expectNear(got, want, 1e-5, 1e-4, `attention ${key} ${label}`);
       }
       for (const key of ['dq', 'dk', 'dv'] as const) {
-        const [want, got] = both(w, inputs, (b, [qq, kk, vv, bb, g]) => {
-          const f = b.attention!(qq!, kk!, vv!, withBias ? bb! : null, p);
-          return b.attentionGrad!(qq!, kk!, vv!, withBias ? bb! : null, f.out, f.lse, g!, p)[key];
-        });
-        expectNear(got, want, 1e-4, 1e-3, `attentionGrad ${key} ${label}`);
+        // Recomputing the probabilities, and reading them kept by the forward (saveProbs).
+        for (const saveProbs of [false, true]) {
+          const ps = { ...p, saveProbs };
+          const [want, got] = both(w, inputs, (b, [qq, kk, vv, bb, g]) => {
+            const f: { out: BackendBuffer; lse: BackendBuffer; probs?: BackendBuffer } = b.attention!(qq!, kk!, vv!, withBias ? bb! : null, ps);
+            if (b === w) expect(f.probs !== undefined, 'probs kept').toBe(saveProbs);
+            return b.attentionGrad!(qq!, kk!, vv!, withBias ? bb! : null, f.out, f.lse, g!, ps, f.probs)[key];
+          });
+          expectNear(got, want, 1e-4, 1e-3, `attentionGrad ${key} ${label} saveProbs=${saveProbs}`);
+        }
+      }
+      // Kept probabilities change nothing in the forward's outputs either.
+      for (const key of ['out', 'lse'] as const) {
+        const [want, got] = both(w, inputs, (b, [qq, kk, vv, bb]) => b.attention!(qq!, kk!, vv!, withBias ? bb! : null, { ...p, saveProbs: true })[key]);
+        expectNear(got, want, 1e-5, 1e-4, `attention ${key} ${label} saveProbs`);
       }
     }
+  });
+
+  test('fused attention over strided layouts: one packed qkv buffer, and a padded buffer the regions do not cover', () => {
+    // Packed: qkv [B, T, 3, H, hs] in one buffer, out [B, T, H, hs]; big enough for the threads.
+    const [B, H, T, hs] = [2, 4, 100, 16], C = H * hs;
+    const op = (offset: number, row: number, batch: number) => ({ offset, batch, head: hs, row });
+    const packed: AttentionParams = {
+      batch: B, heads: H, t: T, s: T, hs, hv: hs, scale: 0.25, causal: true, biasStrides: null,
+      layout: { q: op(0, 3 * C, T * 3 * C), k: op(C, 3 * C, T * 3 * C), v: op(2 * C, 3 * C, T * 3 * C), out: op(0, C, T * C) },
+    };
+    // Padded: q alone (contiguous, 5 spare floats up front), k and v sharing a buffer with gaps between rows.
+    const S = 7, hv = 3;
+    const padded: AttentionParams = {
+      batch: 1, heads: 2, t: 4, s: S, hs: 5, hv, scale: 0.5, causal: false, biasStrides: null,
+      layout: {
+        q: { offset: 5, batch: 40, head: 20, row: 5 }, k: { offset: 1, batch: 0, head: 7 * 20, row: 20 },
+        v: { offset: 12, batch: 0, head: 7 * 20, row: 20 }, out: { offset: 0, batch: 24, head: hv, row: 2 * hv },
+      },
+    };
+    for (const [p, sizes] of [[packed, [B * T * 3 * C, B * T * C]], [padded, [45, 2 * 7 * 20, 24]]] as const) {
+      const shared = sizes.length === 2;
+      const x = randomData('float32', sizes[0], 70), kv = shared ? x : randomData('float32', sizes[1]!, 71);
+      const dOut = randomData('float32', sizes[sizes.length - 1]!, 72);
+      const inputs: [TypedArray, DType][] = [[x, 'float32'], [kv, 'float32'], [dOut, 'float32']];
+      const [wantOut, gotOut] = both(w, inputs, (b, [xx, kk]) => b.attention!(xx!, shared ? xx! : kk!, shared ? xx! : kk!, null, p).out);
+      expectNear(gotOut, wantOut, 1e-5, 1e-4, `strided attention out (${shared ? 'packed' : 'padded'})`);
+      for (const key of ['dq', 'dk'] as const) {
+        const [want, got] = both(w, inputs, (b, [xx, kk, g]) => {
+          const [q, k] = [xx!, shared ? xx! : kk!];
+          const f = b.attention!(q, k, k, null, p);
+          const r = b.attentionGrad!(q, k, k, null, f.out, f.lse, g!, p);
+          // Inputs that share a buffer share their gradient.
+          expect(r.dv).toBe(r.dk);
+          if (shared) expect(r.dq).toBe(r.dk);
+          return r[key];
+        });
+        expectNear(got, want, 1e-4, 1e-3, `strided attentionGrad ${key} (${shared ? 'packed' : 'padded'})`);
+      }
+    }
+  });
+
+  test('fused cross-entropy and its gradient, with ignored rows, and its index check', () => {
+    const rows = 300, cols = 257, ignore = -100;
+    const target = Int32Array.from({ length: rows }, (_, r) => (r % 7 === 3 ? ignore : (r * 37) % cols));
+    const inputs: [TypedArray, DType][] = [[randomData('float32', rows * cols, 80), 'float32'], [target, 'int32'], [randomData('float32', rows, 81), 'float32']];
+    for (const key of ['loss', 'lse'] as const) {
+      const [want, got] = both(w, inputs, (b, [x, t]) => b.crossEntropy!(x!, t!, rows, cols, ignore, 'ce')[key]);
+      expectNear(got, want, 1e-5, 1e-5, `crossEntropy ${key}`);
+    }
+    const [want, got] = both(w, inputs, (b, [x, t, g]) => {
+      const f = b.crossEntropy!(x!, t!, rows, cols, ignore, 'ce');
+      return b.crossEntropyGrad!(x!, t!, f.lse, g!, rows, cols, ignore);
+    });
+    expectNear(got, want, 1e-6, 1e-4, 'crossEntropyGrad');
+    const x = w.upload(Float32Array.from([1, 2, 3, 4]), 'float32');
+    expect(() => w.crossEntropy(x, w.upload(Int32Array.from([1, 2]), 'int32'), 2, 2, ignore, 'ce')).toThrow(/ce: index 2 is out of range for a dimension of size 2/);
   });
 
   test('im2col / col2im with padding, stride and dilation', () => {

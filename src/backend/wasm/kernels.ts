@@ -8,7 +8,7 @@ export const K = {
   cast: 0, unary: 1, actGrad: 2, binary: 3, where: 4, reduce: 5, argReduce: 6, cumsum: 7,
   packB: 8, gemm: 9, matmulInt: 10, strided: 11, indexSelect: 12, indexAdd: 13, gather: 14,
   scatterAdd: 15, softmax: 16, softmaxGrad: 17, norm: 18, normGrad: 19, sumPartials: 20,
-  im2col: 21, col2im: 22, gemv: 23, attention: 24, attentionGrad: 25,
+  im2col: 21, col2im: 22, gemv: 23, attention: 24, attentionGrad: 25, adam: 26, sgd: 27, packA: 28, crossEntropy: 29, crossEntropyGrad: 30,
 } as const;
 
 /** Dtype codes (assembly/common.ts); bool shares uint8's code except as a cast target. */
@@ -28,14 +28,15 @@ export const GEMM_MC = 128, GEMM_KC = 384, GEMM_NR = 8;
 export const SCRATCH_BYTES = GEMM_MC * GEMM_KC * 4 + 128;
 
 /** Query rows per block of the fused attention (QB in assembly/attention.ts). */
-export const ATTENTION_ROWS = 64;
+export const ATTENTION_ROWS = 32;
 const pad8 = (n: number) => Math.ceil(n / 8) * 8;
 /** Per-thread scratch of the fused attention (assembly/attention.ts lays it out in this order). */
 export function attentionScratchBytes(s: number, hs: number, hv: number, backward: boolean): number {
   const r = ATTENTION_ROWS;
+  // The last 2 floats: the maximum and key count of the row being exponentiated.
   const floats = backward
-    ? hs * pad8(s) + s * pad8(hs) + hv * pad8(s) + 2 * r * s + r * pad8(hv) + r * pad8(hs) + r
-    : hs * pad8(s) + s * pad8(hv) + r * s + r;
+    ? hs * pad8(s) + s * pad8(hs) + hv * pad8(s) + 2 * r * s + r * pad8(hv) + r * pad8(hs) + r + 2
+    : hs * pad8(s) + s * pad8(hv) + r * s + r + 2;
   return Math.ceil((SCRATCH_BYTES + floats * 4) / 64) * 64;
 }
 

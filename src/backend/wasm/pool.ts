@@ -1,10 +1,26 @@
 // The worker pool: workers share the kernels' linear memory and sleep in Atomics.wait until the main
 // thread publishes a job; every thread then takes tiles from the job's atomic counter (runJob).
+//
+// A worker joins a job only while it is open, and the main thread waits only for the workers that joined.
+// On a shared machine a worker may be descheduled for milliseconds; the main thread then runs the tiles
+// itself and moves on, instead of waiting for that worker to wake up merely to report that it did nothing.
 
-/** Control words (int32 indices from the control block): generation, pending workers, job, error flag. */
-const GEN = 0, PENDING = 1, PARAM = 2, ERROR = 3;
-/** Spins of the main thread on the pending count before it sleeps (Node) or while it waits (browsers). */
-const MAIN_SPIN = 4000;
+/**
+ * Control words (int32 indices from the control block): generation (bumped per job), workers inside the
+ * current job, the job's parameter block, error flag, and the open job's generation (0 once it is closed).
+ */
+const GEN = 0, ACTIVE = 1, PARAM = 2, ERROR = 3, OPEN = 4;
+/**
+ * How long a waiting thread spins before it sleeps, in milliseconds. A training step publishes a job every
+ * few tens of microseconds of JavaScript; waking a sleeping thread costs tens of microseconds or more (more
+ * in a VM), during which the other threads work alone, so each waiter first spins this long: workers on the
+ * generation word, the main thread on the count of workers still inside its job (longer than a job's usual
+ * tail). Short, because on a machine with more runnable threads than cores a spinning thread burns the
+ * time slices the others need (measured: spinning for ~1 ms there made training slower than one thread).
+ */
+const SPIN_MS = 0.05;
+/** Spin iterations between two clock reads. */
+const SPIN_CHECK = 64;
 
 // The worker's whole program. It is plain JavaScript run from a string (eval in Node, a Blob URL in
 // browsers), so it works the same from src/ under a TypeScript runner and from dist/.
@@ -23,18 +39,27 @@ onFirst(({ module, memory, ctrl, tid }) => {
     return;
   }
   const i32 = new Int32Array(memory.buffer);
-  const GEN = (ctrl >> 2) + ${GEN}, PENDING = (ctrl >> 2) + ${PENDING}, PARAM = (ctrl >> 2) + ${PARAM}, ERROR = (ctrl >> 2) + ${ERROR};
+  const c = ctrl >> 2, GEN = c + ${GEN}, ACTIVE = c + ${ACTIVE}, PARAM = c + ${PARAM}, ERROR = c + ${ERROR}, OPEN = c + ${OPEN};
   let gen = Atomics.load(i32, GEN);
   port.postMessage({ ready: true });
   for (;;) {
+    const t0 = performance.now();
+    for (let spin = 1; Atomics.load(i32, GEN) === gen; spin++) {
+      if (spin % ${SPIN_CHECK} === 0 && performance.now() - t0 > ${SPIN_MS}) break;
+    }
     Atomics.wait(i32, GEN, gen);
     gen = Atomics.load(i32, GEN);
-    try {
-      runJob(Atomics.load(i32, PARAM), tid);
-    } catch (e) {
-      Atomics.store(i32, ERROR, 1);
+    // Join the job only if it is still open: announce first, then check (the main thread closes, then
+    // reads ACTIVE; with sequentially consistent atomics one of the two sees the other).
+    Atomics.add(i32, ACTIVE, 1);
+    if (Atomics.load(i32, OPEN) === gen) {
+      try {
+        runJob(Atomics.load(i32, PARAM), tid);
+      } catch (e) {
+        Atomics.store(i32, ERROR, 1);
+      }
     }
-    if (Atomics.sub(i32, PENDING, 1) === 1) Atomics.notify(i32, PENDING);
+    if (Atomics.sub(i32, ACTIVE, 1) === 1) Atomics.notify(i32, ACTIVE);
   }
 });
 `;
@@ -79,7 +104,7 @@ export class WorkerPool {
     this.canSleep = isNode || typeof window === 'undefined';
   }
 
-  /** Starts `count` workers on the shared memory; ctrl is a 16-byte control block in it. */
+  /** Starts `count` workers on the shared memory; ctrl is a 20-byte control block in it. */
   static async start(module: WebAssembly.Module, memory: WebAssembly.Memory, ctrl: number, count: number): Promise<WorkerPool> {
     const workers = await Promise.all(Array.from({ length: count }, async (_, i) => {
       const { worker, onMessage, onError } = await spawn();
@@ -103,20 +128,29 @@ export class WorkerPool {
     return this.workers.length;
   }
 
-  /** Publishes the job at `param`, runs the main thread's share, and returns once every worker is done. */
+  /**
+   * Publishes the job at `param`, runs the main thread's share (tiles until none are left), closes the job,
+   * and returns once every worker that joined it is done.
+   */
   run(param: number, runMain: () => void): void {
     const i32 = this.i32, b = this.base;
+    // Generations are positive int32 (0 marks a closed job); they wrap long before anything can lag that far.
+    const gen = (Atomics.load(i32, b + GEN) % 0x7fffffff) + 1;
     Atomics.store(i32, b + PARAM, param);
-    Atomics.store(i32, b + PENDING, this.workers.length);
-    Atomics.add(i32, b + GEN, 1);
+    Atomics.store(i32, b + OPEN, gen);
+    Atomics.store(i32, b + GEN, gen);
     Atomics.notify(i32, b + GEN);
     try {
       runMain();
     } finally {
-      for (let spin = 0; ; spin++) {
-        const left = Atomics.load(i32, b + PENDING);
-        if (left === 0) break;
-        if (spin > MAIN_SPIN && this.canSleep) Atomics.wait(i32, b + PENDING, left);
+      Atomics.store(i32, b + OPEN, 0);
+      let t0 = 0;
+      for (let spin = 1; ; spin++) {
+        const inside = Atomics.load(i32, b + ACTIVE);
+        if (inside === 0) break;
+        if (!this.canSleep || spin % SPIN_CHECK !== 0) continue;
+        if (t0 === 0) t0 = performance.now();
+        else if (performance.now() - t0 > SPIN_MS) Atomics.wait(i32, b + ACTIVE, inside);
       }
     }
     if (Atomics.exchange(i32, b + ERROR, 0) !== 0) throw new Error('wasm backend: a kernel failed in a worker thread');
