@@ -1,5 +1,5 @@
 // `npm run bench`: GEMM GFLOP/s of the wasm backend (all threads and one) against tfjs-backend-wasm and
-// PyTorch CPU, and GPT-2-style training tokens/s against PyTorch. Writes bench/out/results.json and
+// PyTorch CPU, and GPT-2-style training and forward tokens/s against PyTorch. Writes bench/out/results.json and
 // prints a table. Options: --quick (fewer cases and steps), --no-torch, --no-gpt.
 
 import { spawnSync } from 'node:child_process';
@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
-import { createWasmBackend, initWasm, manualSeed, randint, tidy } from '../src/index.js';
+import { createWasmBackend, initWasm, manualSeed, noGrad, randint, tidy } from '../src/index.js';
 import { GPT2LMHeadModel } from '../src/models/gpt2.js';
 import { AdamW } from '../src/optim/adamw.js';
 import type { MatmulParams } from '../src/tensor/backend.js';
@@ -101,7 +101,7 @@ async function benchTfjs(): Promise<{ version: string; threads: number; gemm: Re
   }
 }
 
-interface TorchRun { threads: number; gemm: Record<string, number>; gpt: Record<string, number> }
+interface TorchRun { threads: number; gemm: Record<string, number>; gpt: Record<string, number>; gptForward: Record<string, number> }
 type TorchResult = { version: string; runs: TorchRun[] } | { skipped: string };
 
 /** PyTorch at 2 threads (as asked) and at 1 (its OpenMP pool can lose on a small shared machine). */
@@ -116,8 +116,8 @@ function benchTorch(): TorchResult {
   return JSON.parse(r.stdout) as TorchResult;
 }
 
-/** Training tokens/s of the GPT-2 model of src/models on the default (wasm) device, AdamW, no dropout. */
-function benchGpt(cfg: GptConfig): number {
+/** Training and forward (no-grad) tokens/s of the GPT-2 model of src/models on the default (wasm) device, AdamW, no dropout. */
+function benchGpt(cfg: GptConfig): { train: number; forward: number } {
   manualSeed(0);
   const model = new GPT2LMHeadModel({
     vocab_size: cfg.vocab, n_positions: cfg.t, n_embd: cfg.d, n_layer: cfg.layers, n_head: cfg.heads,
@@ -132,10 +132,14 @@ function benchGpt(cfg: GptConfig): number {
     opt.zeroGrad();
     return loss!.dataSync()[0]!;
   });
-  for (let i = 0; i < cfg.warmup; i++) step();
-  const t = performance.now();
-  for (let i = 0; i < cfg.steps; i++) step();
-  return (cfg.batch * cfg.t * cfg.steps) / ((performance.now() - t) / 1000);
+  const forward = () => noGrad(() => tidy(() => model.forward({ inputIds: ids, labels: ids }).loss!.dataSync()[0]!));
+  const rate = (fn: () => number): number => {
+    for (let i = 0; i < cfg.warmup; i++) fn();
+    const t = performance.now();
+    for (let i = 0; i < cfg.steps; i++) fn();
+    return (cfg.batch * cfg.t * cfg.steps) / ((performance.now() - t) / 1000);
+  };
+  return { train: rate(step), forward: rate(forward) };
 }
 
 async function main(): Promise<void> {
@@ -146,8 +150,8 @@ async function main(): Promise<void> {
   const tfjs = await benchTfjs();
   const torch = args.has('--no-torch') ? { skipped: '--no-torch' } : benchTorch();
   const backend = await initWasm();
-  const gpt: Record<string, number> = {};
-  if (!args.has('--no-gpt')) for (const cfg of GPT) gpt[cfg.name] = benchGpt(cfg);
+  const gpt: Record<string, number> = {}, gptForward: Record<string, number> = {};
+  if (!args.has('--no-gpt')) for (const cfg of GPT) ({ train: gpt[cfg.name]!, forward: gptForward[cfg.name]! } = benchGpt(cfg));
 
   const torchRuns = 'skipped' in torch ? [] : torch.runs;
   /** The faster PyTorch run for a case: the comparison is against PyTorch at its best here. */
@@ -157,6 +161,7 @@ async function main(): Promise<void> {
     machine: { cpu: os.cpus()[0]?.model, cores, node: process.versions.node, loadAverage: os.loadavg() },
     gemmGflops: { wasm: wasmAll, wasm1: wasmOne, tfjsWasm: tfjs, torch },
     gptTokensPerSecond: { wasm: { variant: backend.info.variant, threads: backend.info.threads, ...gpt }, torch: 'skipped' in torch ? torch : torchRuns.map((r) => ({ threads: r.threads, ...r.gpt })) },
+    gptForwardTokensPerSecond: { wasm: { variant: backend.info.variant, threads: backend.info.threads, ...gptForward }, torch: 'skipped' in torch ? torch : torchRuns.map((r) => ({ threads: r.threads, ...r.gptForward })) },
   };
   mkdirSync(join(here, 'out'), { recursive: true });
   writeFileSync(join(here, 'out', 'results.json'), JSON.stringify(results, null, 2) + '\n');
@@ -174,6 +179,8 @@ async function main(): Promise<void> {
   if (Object.keys(gpt).length) {
     printTable(['GPT training (tokens/s)', `wasm ${backend.info.threads}T`, ...torchCols, 'vs best torch'],
       GPT.map((c) => [c.name, fmt(gpt[c.name]), ...torchRuns.map((r) => fmt(r.gpt[c.name])), ratio(gpt[c.name], torchBest((r) => r.gpt[c.name]))]));
+    printTable(['GPT forward, no grad (tokens/s)', `wasm ${backend.info.threads}T`, ...torchCols, 'vs best torch'],
+      GPT.map((c) => [c.name, fmt(gptForward[c.name]), ...torchRuns.map((r) => fmt(r.gptForward[c.name])), ratio(gptForward[c.name], torchBest((r) => r.gptForward[c.name]))]));
   }
   for (const s of [tfjs, torch]) if ('skipped' in s) console.log(`note: ${s.skipped}`);
   console.log(`load average during the run: ${os.loadavg().map((v) => v.toFixed(2)).join(', ')} (other processes skew every column)`);

@@ -1,5 +1,5 @@
 # PyTorch CPU side of `npm run bench`: GEMM GFLOP/s for the cases given as JSON on stdin, and GPT-2-style
-# training tokens/s for the given configs, at each given thread count; prints one JSON object.
+# training and forward (no-grad) tokens/s for the given configs, at each given thread count; prints one JSON object.
 # Run with /usr/bin/python3.
 
 import json
@@ -86,12 +86,19 @@ def gpt(cfg):
         loss.backward()
         opt.step()
 
-    for _ in range(cfg['warmup']):
-        step()
-    t = time.perf_counter()
-    for _ in range(cfg['steps']):
-        step()
-    return cfg['batch'] * cfg['t'] * cfg['steps'] / (time.perf_counter() - t)
+    def forward():
+        with torch.no_grad():
+            model(ids)
+
+    def rate(fn):
+        for _ in range(cfg['warmup']):
+            fn()
+        t = time.perf_counter()
+        for _ in range(cfg['steps']):
+            fn()
+        return cfg['batch'] * cfg['t'] * cfg['steps'] / (time.perf_counter() - t)
+
+    return rate(step), rate(forward)
 
 
 def main():
@@ -101,11 +108,11 @@ def main():
     out = {'version': torch.__version__, 'runs': []}
     for threads in spec['threads']:
         torch.set_num_threads(threads)
-        run = {'threads': torch.get_num_threads(), 'gemm': {}, 'gpt': {}}
+        run = {'threads': torch.get_num_threads(), 'gemm': {}, 'gpt': {}, 'gptForward': {}}
         for case in spec['gemm']:
             run['gemm'][case['name']] = gemm(case)
         for cfg in spec['gpt']:
-            run['gpt'][cfg['name']] = gpt(cfg)
+            run['gpt'][cfg['name']], run['gptForward'][cfg['name']] = gpt(cfg)
         out['runs'].append(run)
     print(json.dumps(out))
 

@@ -1,8 +1,19 @@
 // The recipes `attend train <name>` runs, one per chapter of the book.
 
+import { g2pRecipe } from './g2p.js';
+import { gptBrownRecipe } from './gpt-brown.js';
+import { mlmBrownRecipe } from './mlm-brown.js';
+import { paradigmsRecipe } from './paradigms.js';
 import type { Recipe, RecipeOptions } from './recipe.js';
+import { spamRecipe } from './spam.js';
 
-export const RECIPES: Record<string, Recipe<RecipeOptions>> = {};
+export const RECIPES: Record<string, Recipe<RecipeOptions>> = {
+  g2p: g2pRecipe,
+  'gpt-brown': gptBrownRecipe,
+  spam: spamRecipe,
+  'mlm-brown': mlmBrownRecipe,
+  paradigms: paradigmsRecipe,
+};
 
 /** The recipe called `name`, or an error listing the recipes. */
 export function recipe(name: string): Recipe<RecipeOptions> {
