@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 60_000,
+    // Hooks that load a whole corpus (SpamAssassin, CMUdict) take seconds, more on a busy CI machine.
+    hookTimeout: 120_000,
     setupFiles: ['src/test-util/wasm-setup.ts'],
   },
 });
