@@ -50,12 +50,12 @@ export type AdamLike = Optimizer<AdamOptions, AdamState>;
 /** What the trainer passes in beyond the model and optimizer. */
 export type StateFields = Pick<TrainerState, 'step' | 'position' | 'seed' | 'tokens' | 'generators' | 'metrics'>;
 
-/** Writes text to path atomically: a temporary file in the same folder, flushed, then renamed over path. */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
+/** Writes text (UTF-8) or bytes to path atomically: a temporary file in the same folder, flushed, then renamed over path. */
+export async function writeFileAtomic(path: string, content: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   const handle = await open(tmp, 'w');
   try {
-    await handle.writeFile(text, 'utf8');
+    await handle.writeFile(content);
     await handle.sync();
   } catch (e) {
     await handle.close();

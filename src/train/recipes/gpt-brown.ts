@@ -1,6 +1,6 @@
 // Recipe `gpt-brown`: a byte-level BPE and a small GPT-2 trained on the Brown corpus, sampled, saved as a Hugging Face folder, and exported for the PyTorch reference.
 
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { noGrad } from '../../autograd/engine.js';
 import { reshape } from '../../autograd/ops/movement.js';
@@ -188,22 +188,6 @@ async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
 }
 
-/** Writes bytes to path.tmp-<pid>, flushes, then renames: a file is there whole or not at all. */
-async function writeBytesAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const handle = await open(tmp, 'w');
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } catch (e) {
-    await handle.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await handle.close();
-  await rename(tmp, path);
-}
-
 /** Little-endian bytes of a typed array (the files are read back with numpy's '<u2' / '<i4' on any machine). */
 function littleEndian(a: Uint16Array | Int32Array): Uint8Array {
   const out = new Uint8Array(a.byteLength);
@@ -386,10 +370,10 @@ async function run(opts: GptBrownOptions, ctx: RecipeContext): Promise<Record<st
   ctx.log(`gpt-brown: GPT-2, ${opts.nLayer} layers, n_embd ${opts.nEmbd}, ${opts.nHead} heads, context ${T}: ${model.numParameters().toLocaleString('en-US')} parameters, on ${device}`);
 
   await mkdir(dir, { recursive: true });
-  await writeBytesAtomic(join(dir, EXPORT.train), littleEndian(data.train));
-  await writeBytesAtomic(join(dir, EXPORT.val), littleEndian(data.val));
-  await writeBytesAtomic(join(dir, EXPORT.batches), littleEndian(plan));
-  await writeBytesAtomic(join(dir, EXPORT.valWindows), littleEndian(valStarts));
+  await writeFileAtomic(join(dir, EXPORT.train), littleEndian(data.train));
+  await writeFileAtomic(join(dir, EXPORT.val), littleEndian(data.val));
+  await writeFileAtomic(join(dir, EXPORT.batches), littleEndian(plan));
+  await writeFileAtomic(join(dir, EXPORT.valWindows), littleEndian(valStarts));
   await saveGpt2Weights(join(dir, EXPORT.init), model);
   await writeFileAtomic(join(dir, 'tokenizer.json'), `${JSON.stringify(data.tokenizer)}\n`);
   await writeFileAtomic(join(dir, 'config.json'), `${JSON.stringify(hfConfig(config), null, 2)}\n`);
