@@ -1,5 +1,7 @@
 // What every pretrained model shares: the forward inputs / outputs, config field checks, and strict weight loading.
 
+import { cast } from '../autograd/ops/elementwise.js';
+import { reshape } from '../autograd/ops/movement.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from '../nn/attention.js';
@@ -104,4 +106,13 @@ export function loadPretrainedWeights(model: Module, tensors: Record<string, Ten
     }
   }
   model.loadStateDict(Object.fromEntries(Object.entries(tensors).filter(([k]) => k in own)), { strict: false });
+}
+
+/**
+ * A padding mask [B, S] (1 = token, 0 = padding) as bool [B, 1, 1, S], broadcast over heads and queries; checked
+ * against the keys it masks, the error naming `name` (e.g. 'GPT-2: attentionMask').
+ */
+export function keyMask(mask: Tensor, B: number, S: number, name: string): Tensor {
+  if (mask.ndim !== 2 || mask.shape[0] !== B || mask.shape[1] !== S) throw new Error(`${name} must be [${B}, ${S}], got ${fmtShape(mask.shape)}`);
+  return reshape(cast(mask, 'bool'), [B, 1, 1, S]); // [B, 1, 1, S]
 }

@@ -19,7 +19,7 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { LayerNorm } from '../nn/normalization.js';
-import { ConfigReader, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
 
 // ---- config (Hugging Face's BertConfig field names) ----
 
@@ -283,11 +283,11 @@ export class BertModel extends Module {
     if (T > this.config.max_position_embeddings) {
       throw new Error(`BERT: ${T} positions exceed the model's max_position_embeddings = ${this.config.max_position_embeddings}`);
     }
-    for (const [name, t] of [['attentionMask', attentionMask], ['tokenTypeIds', tokenTypeIds]] as const) {
-      if (t && (t.ndim !== 2 || t.shape[0] !== B || t.shape[1] !== T)) throw new Error(`BERT: ${name} must be [${B}, ${T}], got ${fmtShape(t.shape)}`);
+    const attend = attentionMask ? keyMask(attentionMask, B, T, 'BERT: attentionMask') : null;
+    if (tokenTypeIds && (tokenTypeIds.ndim !== 2 || tokenTypeIds.shape[0] !== B || tokenTypeIds.shape[1] !== T)) {
+      throw new Error(`BERT: tokenTypeIds must be [${B}, ${T}], got ${fmtShape(tokenTypeIds.shape)}`);
     }
     const types = tokenTypeIds ?? zeros([B, T], { dtype: 'int32', device: inputIds.device });
-    const attend = attentionMask ? reshape(cast(attentionMask, 'bool'), [B, 1, 1, T]) : null;
     return this.encoder.forward(this.embeddings.forward(inputIds, types), attend);
   }
 }

@@ -18,7 +18,7 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { LayerNorm } from '../nn/normalization.js';
-import { ConfigReader, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
 
 // ---- config (Hugging Face's GPT2Config field names) ----
 
@@ -193,13 +193,7 @@ export class GPT2Model extends Module {
     }
     const pos = positionIds ?? arange(past, past + T, 1, { device: inputIds.device });
     let x = this.drop.forward(add(this.wte.forward(inputIds), this.wpe.forward(pos)));
-    let attend: Tensor | null = null;
-    if (attentionMask) {
-      if (attentionMask.ndim !== 2 || attentionMask.shape[0] !== B || attentionMask.shape[1] !== past + T) {
-        throw new Error(`GPT-2: attentionMask must be [${B}, ${past + T}], got ${fmtShape(attentionMask.shape)}`);
-      }
-      attend = reshape(cast(attentionMask, 'bool'), [B, 1, 1, past + T]);
-    }
+    const attend = attentionMask ? keyMask(attentionMask, B, past + T, 'GPT-2: attentionMask') : null;
     this.h.forEach((block, i) => { x = block.forward(x, attend, caches?.[i]); });
     return this.ln_f.forward(x);
   }

@@ -16,7 +16,7 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { RMSNorm } from '../nn/normalization.js';
-import { ConfigReader, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
 
 // ---- config (Hugging Face's LlamaConfig field names) ----
 
@@ -296,13 +296,7 @@ export class LlamaModel extends Module {
     }
     const pos = positionIds ?? reshape(arange(past, past + T, 1, { device: inputIds.device }), [1, T]);
     const [cosT, sinT] = this.rotary_emb.forward(pos);
-    let attend: Tensor | null = null;
-    if (attentionMask) {
-      if (attentionMask.ndim !== 2 || attentionMask.shape[0] !== B || attentionMask.shape[1] !== past + T) {
-        throw new Error(`LLaMA: attentionMask must be [${B}, ${past + T}], got ${fmtShape(attentionMask.shape)}`);
-      }
-      attend = reshape(cast(attentionMask, 'bool'), [B, 1, 1, past + T]);
-    }
+    const attend = attentionMask ? keyMask(attentionMask, B, past + T, 'LLaMA: attentionMask') : null;
     let x = this.embed_tokens.forward(inputIds);
     this.layers.forEach((layer, i) => { x = layer.forward(x, cosT, sinT, attend, caches?.[i]); });
     return this.norm.forward(x);

@@ -4,7 +4,7 @@
 // v1.1 / mT5 / Flan-T5: gated-GELU feed-forward and an untied, unscaled lm_head.
 // Reference: transformers/models/t5/modeling_t5.py (T5ForConditionalGeneration).
 
-import { add, cast, eq, gelu, mul, relu, silu, where } from '../autograd/ops/elementwise.js';
+import { add, eq, gelu, mul, relu, silu, where } from '../autograd/ops/elementwise.js';
 import { cat, permute, reshape, slice, transpose } from '../autograd/ops/movement.js';
 import { full, tensor } from '../tensor/create.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -17,7 +17,7 @@ import { constant_, normal_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { RMSNorm } from '../nn/normalization.js';
-import { ConfigReader, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
 
 // ---- config (Hugging Face's T5Config field names) ----
 
@@ -306,12 +306,6 @@ export class T5DecoderBlock extends Module {
   }
 }
 
-/** mask [B, S] (1 = token) -> bool [B, 1, 1, S], checked against the keys it masks. */
-function keyMask(mask: Tensor, B: number, S: number, name: string): Tensor {
-  if (mask.ndim !== 2 || mask.shape[0] !== B || mask.shape[1] !== S) throw new Error(`T5: ${name} must be [${B}, ${S}], got ${fmtShape(mask.shape)}`);
-  return reshape(cast(mask, 'bool'), [B, 1, 1, S]);
-}
-
 /** The position bias [1, nh, T, S], with masked keys set to -Infinity ([B, nh, T, S]) when there is a mask. */
 function maskedBias(bias: Tensor, mask: Tensor | null): Tensor {
   return mask ? where(mask, bias, -Infinity) : bias;
@@ -337,7 +331,7 @@ export class T5EncoderStack extends Module {
     const [B, S] = inputIds.shape as [number, number];
     let x = this.dropout.forward(this.embed_tokens.forward(inputIds));
     const bias = this.block[0]!.layer[0].SelfAttention.positionBias(0, S, S, inputIds.device);
-    const mask = maskedBias(bias, attentionMask ? keyMask(attentionMask, B, S, 'attentionMask') : null);
+    const mask = maskedBias(bias, attentionMask ? keyMask(attentionMask, B, S, 'T5: attentionMask') : null);
     for (const b of this.block) x = b.forward(x, mask);
     return this.dropout.forward(this.final_layer_norm.forward(x));
   }
@@ -370,8 +364,8 @@ export class T5DecoderStack extends Module {
     const past = caches?.[0]!.length ?? 0;
     let x = this.dropout.forward(this.embed_tokens.forward(ids));
     const bias = this.block[0]!.layer[0].SelfAttention.positionBias(past, T, past + T, ids.device);
-    const selfMask = maskedBias(bias, decoderMask ? keyMask(decoderMask, B, past + T, 'decoderAttentionMask') : null);
-    const crossMask = encoderMask ? keyMask(encoderMask, B, encoderStates.shape[1]!, 'attentionMask') : null;
+    const selfMask = maskedBias(bias, decoderMask ? keyMask(decoderMask, B, past + T, 'T5: decoderAttentionMask') : null);
+    const crossMask = encoderMask ? keyMask(encoderMask, B, encoderStates.shape[1]!, 'T5: attentionMask') : null;
     this.block.forEach((b, i) => { x = b.forward(x, selfMask, encoderStates, crossMask, caches?.[2 * i], caches?.[2 * i + 1]); });
     return this.dropout.forward(this.final_layer_norm.forward(x));
   }

@@ -14,7 +14,7 @@ import { Generator, manualSeed } from '../../tensor/random.js';
 import { tidy } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { Trainer, type BatchFactory, type Metrics } from '../trainer.js';
-import type { Recipe, RecipeContext } from './recipe.js';
+import { optionError, type Recipe, type RecipeContext } from './recipe.js';
 
 /** The 39 ARPAbet phonemes of CMUdict once the vowels' stress digits are removed. */
 export const PHONEMES = [
@@ -302,9 +302,7 @@ const PUBLISHED = { 'g2p-seq2seq (tensor2tensor transformer)': 0.31, 'Phonetisau
 const TARGET_WER = 0.3;
 
 function check(opts: G2pOptions): void {
-  const fail = (key: keyof G2pOptions, want: string): never => {
-    throw new Error(`g2p: --${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be ${want}, got ${String(opts[key])}`);
-  };
+  const fail = optionError('g2p', opts);
   const keys = (...k: (keyof G2pOptions)[]) => k;
   for (const k of keys('dModel', 'layers', 'heads', 'dFf', 'batchSize', 'steps', 'beams', 'evalBatchSize')) {
     if (!Number.isSafeInteger(opts[k]) || opts[k] < 1) fail(k, 'a positive integer');

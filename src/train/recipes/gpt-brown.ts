@@ -23,7 +23,7 @@ import { trainByteLevelBpe } from '../../tokenizers/train-bpe.js';
 import { STATE_FILE, writeFileAtomic, type MetricRecord } from '../checkpoint.js';
 import { lineChart, type Series } from '../plot.js';
 import { METRICS_FILE, Trainer, type Metrics } from '../trainer.js';
-import type { Recipe, RecipeContext } from './recipe.js';
+import { optionError, type Recipe, type RecipeContext } from './recipe.js';
 
 export const EOT = '<|endoftext|>';
 /** The end-of-text token is the tokenizer's only special token, so its id is 0. */
@@ -278,9 +278,7 @@ const BETAS: [number, number] = [0.9, 0.95];
 const EPS = 1e-8;
 
 function check(opts: GptBrownOptions): void {
-  const fail = (key: keyof GptBrownOptions, want: string): never => {
-    throw new Error(`gpt-brown: --${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be ${want}, got ${String(opts[key])}`);
-  };
+  const fail = optionError('gpt-brown', opts);
   const keys = (...k: NumericOption[]) => k;
   for (const k of keys('nEmbd', 'nLayer', 'nHead', 'seqLen', 'batchSize', 'steps', 'logEvery', 'evalBatchSize', 'sampleTokens')) {
     if (!Number.isSafeInteger(opts[k]) || opts[k] < 1) fail(k, 'a positive integer');

@@ -18,7 +18,7 @@ import { tidy } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { Trainer, type BatchFactory, type Metrics } from '../trainer.js';
-import type { Recipe, RecipeContext } from './recipe.js';
+import { optionError, type Recipe, type RecipeContext } from './recipe.js';
 import { bertConfigJson, checkEncoderShape, encoderShape, headWords, loadSpamSplit, pieceIds, saveHfFolder, SPAM_SPLIT, SPECIAL_TOKENS, trainTokenizer } from './spam-data.js';
 
 // ---- packing and masking ----
@@ -206,9 +206,7 @@ const EXAMPLES = [
 ];
 
 function check(opts: MlmOptions): void {
-  const fail = (key: keyof MlmOptions, want: string): never => {
-    throw new Error(`mlm-brown: --${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be ${want}, got ${String(opts[key])}`);
-  };
+  const fail = optionError('mlm-brown', opts);
   for (const k of ['vocabSize', 'batchSize', 'steps', 'evalBatchSize'] as const) if (!Number.isSafeInteger(opts[k]) || opts[k] < 1) fail(k, 'a positive integer');
   for (const k of ['seed', 'maxDocs', 'evalEvery', 'checkpointEvery'] as const) if (!Number.isSafeInteger(opts[k]) || opts[k] < 0) fail(k, 'a non-negative integer');
   if (!(opts.valFraction > 0 && opts.valFraction < 1)) fail('valFraction', 'a fraction between 0 and 1');

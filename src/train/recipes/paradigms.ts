@@ -20,7 +20,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { STATE_FILE, writeFileAtomic } from '../checkpoint.js';
 import { lineChart } from '../plot.js';
 import { Trainer } from '../trainer.js';
-import type { Recipe, RecipeContext } from './recipe.js';
+import { optionError, type Recipe, type RecipeContext } from './recipe.js';
 import {
   bertConfigJson, binaryScores, checkEncoderShape, encodeExamples, headWords, labelSubset, loadSpamSplit, predict, SPAM_SPLIT, trainLoader, trainTokenizer,
   validationMetrics, type BinaryScores, type LogitsFn, type TextBatch,
@@ -163,9 +163,7 @@ function parseModels(models: string): Paradigm[] {
 }
 
 function check(opts: ParadigmsOptions): Paradigm[] {
-  const fail = (key: keyof ParadigmsOptions, want: string): never => {
-    throw new Error(`paradigms: --${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be ${want}, got ${String(opts[key])}`);
-  };
+  const fail = optionError('paradigms', opts);
   for (const k of ['vocabSize', 'embed', 'batchSize', 'epochs', 'evalBatchSize'] as const) if (!Number.isSafeInteger(opts[k]) || opts[k] < 1) fail(k, 'a positive integer');
   for (const k of ['seed', 'evalEvery'] as const) if (!Number.isSafeInteger(opts[k]) || opts[k] < 0) fail(k, 'a non-negative integer');
   for (const k of ['valFraction', 'testFraction'] as const) if (!(opts[k] > 0 && opts[k] < 1)) fail(k, 'a fraction between 0 and 1');

@@ -33,6 +33,13 @@ export interface Recipe<O extends RecipeOptions = RecipeOptions> {
 const camel = (s: string) => s.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
+/** The error a recipe's option check raises: "<recipe>: --<option> must be <want>, got <value>". */
+export function optionError<O extends RecipeOptions>(recipe: string, opts: O): (key: keyof O & string, want: string) => never {
+  return (key, want) => {
+    throw new Error(`${recipe}: --${kebab(key)} must be ${want}, got ${String(opts[key])}`);
+  };
+}
+
 /**
  * Reads `--key value` pairs (and `--flag` for booleans) against a recipe's defaults: each value takes the type
  * of its default; unknown keys and bad values are errors that list what the recipe accepts.

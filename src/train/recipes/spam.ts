@@ -13,7 +13,7 @@ import type { Tokenizer } from '../../tokenizers/tokenizer.js';
 import { writeFileAtomic } from '../checkpoint.js';
 import { lineChart } from '../plot.js';
 import { Trainer, type TrainResult } from '../trainer.js';
-import type { Recipe, RecipeContext } from './recipe.js';
+import { optionError, type Recipe, type RecipeContext } from './recipe.js';
 import {
   bertConfigJson, binaryScores, checkEncoderShape, encodeExamples, encoderShape, headWords, labelSubset, loadSpamSplit, predict, readTokenizer, saveHfFolder,
   SPAM, SPAM_SPLIT, trainLoader, trainTokenizer, validationMetrics, type EncoderShape, type LogitsFn,
@@ -47,13 +47,9 @@ export type SpamOptions = {
 
 export const TARGET_ACCURACY = 0.97;
 
-const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-
 /** The options' own checks (before any file is read or written). */
 export function checkSpamOptions(opts: SpamOptions): void {
-  const fail = (key: keyof SpamOptions, want: string): never => {
-    throw new Error(`spam: --${kebab(key)} must be ${want}, got ${String(opts[key])}`);
-  };
+  const fail = optionError('spam', opts);
   for (const k of ['vocabSize', 'batchSize', 'epochs', 'evalBatchSize'] as const) if (!Number.isSafeInteger(opts[k]) || opts[k] < 1) fail(k, 'a positive integer');
   for (const k of ['seed', 'evalEvery', 'checkpointEvery'] as const) if (!Number.isSafeInteger(opts[k]) || opts[k] < 0) fail(k, 'a non-negative integer');
   for (const k of ['valFraction', 'testFraction'] as const) if (!(opts[k] > 0 && opts[k] < 1)) fail(k, 'a fraction between 0 and 1');
