@@ -60,7 +60,7 @@ export function toI32(x: f64): i32 {
 // inside a loop (several instructions each), while a global is one load; binaryen cannot fold a
 // global that is written at run time back into a constant. Measured: exp 1.5x faster.
 export let V_ONE = f32x4.splat(0), V_TWO = f32x4.splat(0), V_HALF = f32x4.splat(0), V_SIGN = f32x4.splat(0), V_INF = f32x4.splat(0);
-let E_HI = f32x4.splat(0), E_LO2 = f32x4.splat(0), E_L2E = f32x4.splat(0), E_MAGIC = f32x4.splat(0), E_BIAS = f32x4.splat(0);
+let E_HI = f32x4.splat(0), E_LO2 = f32x4.splat(0), E_L2E = f32x4.splat(0), E_MAGIC = f32x4.splat(0), E_BIAS = f32x4.splat(0), E_TMAX = f32x4.splat(0);
 let E_C1 = f32x4.splat(0), E_C2 = f32x4.splat(0), E_Q0 = f32x4.splat(0), E_Q1 = f32x4.splat(0), E_Q2 = f32x4.splat(0);
 let E_Q3 = f32x4.splat(0), E_Q4 = f32x4.splat(0);
 let T_SMALL = f32x4.splat(0), T_P0 = f32x4.splat(0), T_P1 = f32x4.splat(0), T_P2 = f32x4.splat(0), T_P3 = f32x4.splat(0), T_P4 = f32x4.splat(0);
@@ -81,11 +81,13 @@ export function initKernels(): void {
   V_HALF = f32x4.splat(0.5);
   V_SIGN = i32x4.splat(0x80000000);
   V_INF = f32x4.splat(Infinity);
-  E_HI = f32x4.splat(88.3762626647949);
+  // The largest float32 whose exp is finite (ln(FLT_MAX) = 88.7228391 rounds up to a float whose exp overflows).
+  E_HI = f32x4.splat(88.72283172607421875);
   // round(-88 log2(e)) = -127: below about -87.68 exp gives exactly 0 (the true value is at most a denormal).
   E_LO2 = f32x4.splat(-88.0);
   E_L2E = f32x4.splat(1.44269504088896341);
   E_MAGIC = f32x4.splat(12582912.0); // 1.5 * 2^23
+  E_TMAX = f32x4.splat(12582912.0 + 127); // MAGIC + the largest exponent 2^n can hold
   E_BIAS = i32x4.splat(127 - 0x4b400000);
   E_C1 = f32x4.splat(-0.693359375);
   E_C2 = f32x4.splat(2.12194440e-4);
@@ -144,7 +146,11 @@ export function initKernels(): void {
   y = fma4(y, r, E_Q1);
   y = fma4(y, r, E_Q0);
   y = fma4(y, f32x4.mul(r, r), f32x4.add(r, V_ONE));
-  y = f32x4.mul(y, i32x4.shl(i32x4.add(t, E_BIAS), 23));
+  // Between 127.5 ln2 = 88.376 and E_HI, n is 128 and 2^128 has no float32 exponent: scale by 2 first (exact),
+  // then by 2^127.
+  const tc = f32x4.pmin(t, E_TMAX);
+  y = fma4(y, f32x4.sub(t, tc), y);
+  y = f32x4.mul(y, i32x4.shl(i32x4.add(tc, E_BIAS), 23));
   return v128.bitselect(V_INF, y, f32x4.gt(x, E_HI));
 }
 

@@ -40,13 +40,13 @@ const RELU = 11, ERF = 12, GELU = 13, GELU_TANH = 14, SILU = 15, FLOOR = 16, CEI
   switch (op) {
     case NEG: return f32x4.neg(x);
     case ABS: return f32x4.abs(x);
-    case SIGN: return v128.bitselect(V_NEG_ONE, v128.bitselect(one, x, f32x4.gt(x, zero)), f32x4.lt(x, zero));
+    case SIGN: return v128.bitselect(V_NEG_ONE, v128.and(one, f32x4.gt(x, zero)), f32x4.lt(x, zero)); // NaN -> 0, as in PyTorch
     case EXP: return exp4(x);
     case SQRT: return f32x4.sqrt(x);
     case RSQRT: return f32x4.div(one, f32x4.sqrt(x));
     case TANH: return tanh4(x);
     case SIGMOID: return sigmoid4(x);
-    case RELU: return v128.and(x, f32x4.gt(x, zero)); // NaN -> 0, as x > 0 ? x : 0
+    case RELU: return v128.andnot(x, f32x4.lt(x, zero)); // NaN and -0 stay, as in PyTorch
     case ERF: return erf4(x);
     case GELU: return f32x4.mul(f32x4.mul(x, V_HALF), f32x4.add(one, erf4(f32x4.mul(x, G_SQRT1_2))));
     case GELU_TANH: {
@@ -76,7 +76,7 @@ function unary64(op: i32, x: f64): f64 {
   switch (op) {
     case NEG: return -x;
     case ABS: return abs(x);
-    case SIGN: return x > 0 ? 1 : x < 0 ? -1 : x;
+    case SIGN: return x > 0 ? 1 : x < 0 ? -1 : 0;
     case EXP: return Math.exp(x);
     case LOG: return Math.log(x);
     case SQRT: return Math.sqrt(x);
@@ -85,7 +85,7 @@ function unary64(op: i32, x: f64): f64 {
     case COS: return Math.cos(x);
     case TANH: return Math.tanh(x);
     case SIGMOID: return sigmoid64(x);
-    case RELU: return x > 0 ? x : 0;
+    case RELU: return x < 0 ? 0 : x;
     case ERF: return erf64(x);
     case GELU: return 0.5 * x * (1 + erf64(x * 0.7071067811865476));
     case GELU_TANH: return 0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
@@ -126,7 +126,7 @@ const A_RELU = 0, A_GELU = 1, A_GELU_TANH = 2, A_SILU = 3;
 @inline function actGrad4(op: i32, x: v128): v128 {
   const one = V_ONE;
   switch (op) {
-    case A_RELU: return v128.and(one, f32x4.gt(x, f32x4.splat(0)));
+    case A_RELU: return v128.andnot(one, f32x4.le(x, f32x4.splat(0))); // NaN passes the gradient (PyTorch)
     case A_GELU: {
       const cdf = f32x4.mul(V_HALF, f32x4.add(one, erf4(f32x4.mul(x, G_SQRT1_2))));
       const pdf = f32x4.mul(G_INV_SQRT_2PI, exp4(f32x4.mul(f32x4.mul(x, x), V_NEG_HALF)));
@@ -151,7 +151,7 @@ const A_RELU = 0, A_GELU = 1, A_GELU_TANH = 2, A_SILU = 3;
 
 function actGrad64(op: i32, x: f64): f64 {
   switch (op) {
-    case A_RELU: return x > 0 ? 1 : 0;
+    case A_RELU: return x <= 0 ? 0 : 1;
     case A_GELU: return 0.5 * (1 + erf64(x * 0.7071067811865476)) + x * 0.3989422804014327 * Math.exp(-0.5 * x * x);
     case A_GELU_TANH: {
       const th = Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x));

@@ -287,15 +287,14 @@ export function crossEntropyGradTile(p: usize, t: i32): void {
     const o = <usize>r * <usize>cols << 2;
     const xr = x + o, dr = dx + o;
     const tr = load<i32>(target + (<usize>r << 2));
-    if (tr == ignore) {
-      memory.fill(dr, 0, <usize>cols << 2);
-      continue;
-    }
-    const g = load<f32>(dloss + (<usize>r << 2)), l = load<f32>(lse + (<usize>r << 2));
+    // An ignored row gets 0 * softmax (PyTorch's log-softmax backward): NaN where the row's logits are NaN.
+    const skip = tr == ignore;
+    const g: f32 = skip ? 0 : load<f32>(dloss + (<usize>r << 2)), l = load<f32>(lse + (<usize>r << 2));
     const gv = f32x4.splat(g), lv = f32x4.splat(l);
     let i = 0;
     for (; i + 4 <= cols; i += 4) v128.store(dr + (<usize>i << 2), f32x4.mul(exp4(f32x4.sub(v128.load(xr + (<usize>i << 2)), lv)), gv));
     for (; i < cols; i++) store<f32>(dr + (<usize>i << 2), <f32>Math.exp(<f64>(load<f32>(xr + (<usize>i << 2)) - l)) * g);
+    if (skip) continue;
     const dt = dr + (<usize>tr << 2);
     store<f32>(dt, load<f32>(dt) - g);
   }

@@ -1,6 +1,6 @@
 # The PyTorch reference of `attend train gpt-brown`: the same GPT-2 in plain torch, trained on the batches the recipe exported.
 #
-# Usage: /usr/bin/python3 reference/gpt_brown.py [RUN_DIR] [--threads N] [--init exported|torch] [--prefix P] [--save-model DIR]
+# Usage: /usr/bin/python3 reference/gpt_brown.py [RUN_DIR] [--threads N] [--init exported|torch] [--prefix P] [--save-model DIR] [--stop-after N]
 #
 # RUN_DIR (default runs/gpt-brown) is the recipe's output folder. It reads reference.json there and the arrays it
 # names (token streams, the window starts of every batch, the validation windows) and, by default, the initial
@@ -195,6 +195,8 @@ def main():
     ap.add_argument('--seed', type=int, default=0, help='torch seed for --init torch')
     ap.add_argument('--prefix', default='torch', help='names of the output files: PREFIX-metrics.jsonl, PREFIX-results.json')
     ap.add_argument('--save-model', metavar='DIR', help='also write the trained model as a Hugging Face folder')
+    ap.add_argument('--stop-after', type=int, default=0, metavar='N',
+                    help='stop after update N (the schedule still spans all steps), like the recipe\'s --stop-after; 0 = run to the end')
     args = ap.parse_args()
 
     run = args.run_dir
@@ -204,8 +206,8 @@ def main():
             m = json.load(f)
     except FileNotFoundError:
         sys.exit(f'{manifest_path}: not found; run `attend train gpt-brown --out {run}` first')
-    if m.get('format') != 'attend-gpt-brown-export' or m.get('version') != 1:
-        sys.exit(f'{manifest_path}: not a gpt-brown export (version 1)')
+    if m.get('format') != 'attend-gpt-brown-export' or m.get('version') != 2:
+        sys.exit(f'{manifest_path}: not a gpt-brown export of version 2 (re-run the recipe to export it again)')
     cfg, t = m['model'], m['training']
     T, B, steps = t['seqLen'], t['batchSize'], t['steps']
     train = read_array(run, m['arrays']['train'])
@@ -222,7 +224,14 @@ def main():
         init = read_safetensors(os.path.join(run, m['init']))
         model.load_state_dict(init, strict=True)  # the same names and shapes, or an error naming them
     params = list(model.parameters())
-    opt = torch.optim.AdamW(params, lr=t['lr'], betas=tuple(t['betas']), eps=t['eps'], weight_decay=t['weightDecay'])
+    # Hugging Face's Trainer grouping, as the recipe exports it: no weight decay on biases and layer norms.
+    named = dict(model.named_parameters())
+    unknown = sorted(set(t['noDecay']) - set(named))
+    if unknown:
+        sys.exit(f'{manifest_path}: noDecay names parameters the model does not have: {unknown}')
+    groups = [{'params': [p for n, p in named.items() if n not in t['noDecay']], 'weight_decay': t['weightDecay']},
+              {'params': [p for n, p in named.items() if n in t['noDecay']], 'weight_decay': 0.0}]
+    opt = torch.optim.AdamW([g for g in groups if g['params']], lr=t['lr'], betas=tuple(t['betas']), eps=t['eps'])
 
     metrics_path = os.path.join(run, f'{args.prefix}-metrics.jsonl')
     out = open(metrics_path, 'w')
@@ -238,7 +247,8 @@ def main():
     log_loss, log_steps, log_start = 0.0, 0, started
     final = None
     model.train()
-    for step in range(steps):
+    stop = args.stop_after if 0 < args.stop_after < steps else steps
+    for step in range(stop):
         lr = cosine_lr(step, t)
         for g in opt.param_groups:
             g['lr'] = lr
@@ -252,7 +262,7 @@ def main():
         log_loss += loss.item()
         log_steps += 1
         s = step + 1
-        last = s == steps
+        last = s == stop
         # The Trainer's records: a train record every logEvery steps and at the last, an eval every evalEvery and at the last.
         if s % t['logEvery'] == 0 or last:
             now = time.perf_counter()
@@ -273,10 +283,10 @@ def main():
 
     results = {
         'reference': 'reference/gpt_brown.py', 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'init': args.init,
-        'parameters': sum(p.numel() for p in params), 'steps': steps, 'tokensTrained': steps * B * T,
+        'parameters': sum(p.numel() for p in params), 'steps': stop, 'tokensTrained': stop * B * T,
         'validation': final,
         'seconds': {'train': round(train_seconds), 'evaluate': round(eval_seconds)},
-        'tokensPerSecond': round(steps * B * T / (train_seconds - eval_seconds)),
+        'tokensPerSecond': round(stop * B * T / (train_seconds - eval_seconds)),
     }
     if args.save_model:
         os.makedirs(args.save_model, exist_ok=True)

@@ -1,6 +1,7 @@
 // The package root: registers the backends and exports the public API.
 
 import './autograd/methods.js';
+import './tensor/print.js';
 import { CpuBackend } from './backend/cpu/index.js';
 import { initWasm } from './backend/wasm/index.js';
 import { registerBackend } from './tensor/backend.js';
@@ -15,17 +16,23 @@ export { createWasmBackend, initWasm, WasmBackend, type WasmInitOptions, type Wa
 
 export { Tensor, Storage, isTensor, type NestedArray } from './tensor/tensor.js';
 export type { DType, TypedArray } from './tensor/dtype.js';
+export type { DTypeLike, FloatDType, HalfDType } from './tensor/dtype.js';
+export { promoteTypes } from './tensor/dtype.js';
 export type { Shape } from './tensor/shape.js';
 export { getBackend, listDevices, registerBackend, setDefaultDevice, getDefaultDevice, type Backend, type BackendBuffer } from './tensor/backend.js';
 export { tensor, zeros, ones, full, zerosLike, onesLike, fullLike, arange, linspace, eye, randn, rand, randint, randperm, type TensorOptions, type RandomOptions } from './tensor/create.js';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './tensor/random.js';
 export { tidy, keep } from './tensor/scope.js';
+export { setPrintOptions, getPrintOptions, type PrintOptions } from './tensor/print.js';
+export { memory, reclaimMemory, type MemoryStats, type DeviceMemory } from './tensor/memory.js';
 export { noGrad, setGradEnabled, isGradEnabled, type BackwardOptions } from './autograd/engine.js';
 export * from './autograd/ops/elementwise.js';
 export * from './autograd/ops/movement.js';
 export * from './autograd/ops/reduce.js';
 export * from './autograd/ops/matmul.js';
+export * from './autograd/ops/einsum.js';
 export * from './autograd/ops/indexing.js';
+export * from './autograd/ops/subscript.js';
 export * from './autograd/ops/nn.js';
 export * from './autograd/ops/window.js';
 export type { TensorLike } from './autograd/ops/base.js';
@@ -39,6 +46,7 @@ export { Embedding, type EmbeddingOptions } from './nn/embedding.js';
 export { LayerNorm, RMSNorm, type NormOptions } from './nn/normalization.js';
 export { ReLU, GELU, SiLU, Tanh, Sigmoid, Softmax, Dropout, type ActivationName } from './nn/activation.js';
 export { Sequential, ModuleList, type TensorModule } from './nn/container.js';
+export { CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCEWithLogitsLoss, type CrossEntropyLossOptions, type NLLLossOptions, type BCEWithLogitsLossOptions } from './nn/loss.js';
 export { MultiheadAttention, KVCache, type MultiheadAttentionOptions, type AttentionCallOptions } from './nn/attention.js';
 export { FeedForward, TransformerEncoderLayer, TransformerDecoderLayer, TransformerEncoder, TransformerDecoder, type TransformerLayerOptions, type EncoderLayerCall, type DecoderLayerCall } from './nn/transformer.js';
 export { gradcheck, type GradcheckOptions } from './autograd/gradcheck.js';
@@ -72,6 +80,9 @@ export { Trainer, METRICS_FILE, LOSS_PLOT_FILE, type TrainerConfig, type TrainRe
 export { STATE_FILE, type MetricRecord, type TrainerState } from './train/checkpoint.js';
 export { lineChart, niceTicks, type Series, type ChartOptions } from './train/plot.js';
 export { formatDuration, type ProgressStream } from './train/progress.js';
+export { noDecayParameterNames } from './train/trainer.js';
+export { lockDir, LOCK_FILE, type DirLock, type LockOwner } from './train/lock.js';
+export { PREV_STATE_FILE, readCheckpoint, type CheckpointChoice } from './train/checkpoint.js';
 export { BertModel, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, bertConfig, type BertConfig } from './models/bert.js';
 export { T5ForConditionalGeneration, t5Config, relativePositionBucket, type T5Config } from './models/t5.js';
 export { loadBrown, untagSentence, brownDir, type BrownDocument } from './data/brown.js';

@@ -37,16 +37,26 @@ export type BackwardFn = (grad: Tensor, saved: Tensor[], needs: readonly boolean
 
 class Node implements GradNode {
   private saved: Tensor[] | null;
-  constructor(readonly name: string, readonly inputs: readonly Tensor[], saved: readonly Tensor[], private fn: BackwardFn) {
+  #inputs: readonly Tensor[];
+  constructor(readonly name: string, inputs: readonly Tensor[], saved: readonly Tensor[], private fn: BackwardFn) {
+    this.#inputs = inputs;
     this.saved = saved.map(alias);
   }
-  backward(grad: Tensor): readonly (Tensor | null)[] {
-    if (this.saved === null) throw new Error(`backward through '${this.name}' a second time: its saved tensors were freed (pass retainGraph: true to the first backward)`);
-    return this.fn(grad, this.saved, this.inputs.map((t) => t.requiresGrad));
+  get inputs(): readonly Tensor[] {
+    return this.#inputs;
   }
+  backward(grad: Tensor): readonly (Tensor | null)[] {
+    if (this.saved === null) throw new Error(`backward through '${this.name}' a second time: the graph was freed by the first backward (pass { retainGraph: true } to it)`);
+    return this.fn(grad, this.saved, this.#inputs.map((t) => t.requiresGrad));
+  }
+  /**
+   * Frees the saved tensors and lets go of the inputs, as PyTorch's backward without retain_graph: the
+   * intermediate activations of a consumed graph are then held only by the program's own variables.
+   */
   release(): void {
     for (const t of this.saved ?? []) t.dispose();
     this.saved = null;
+    this.#inputs = [];
   }
 }
 

@@ -1,17 +1,19 @@
 // Installs the ops as Tensor methods (x.add(y), x.softmax(-1), loss.backward(), ...), PyTorch style.
 
-import { onesLike, zerosLike } from '../tensor/create.js';
-import { isDType, type DType } from '../tensor/dtype.js';
+import { checkFitsInt64, onesLike, zerosLike } from '../tensor/create.js';
+import { parseDType, type DType } from '../tensor/dtype.js';
 import type { Shape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { isGradEnabled, runBackward, type BackwardOptions } from './engine.js';
+import { isGradEnabled, noGrad, runBackward, type BackwardOptions } from './engine.js';
 import type { TensorLike } from './ops/base.js';
 import * as E from './ops/elementwise.js';
 import * as I from './ops/indexing.js';
 import * as MM from './ops/matmul.js';
+import * as ES from './ops/einsum.js';
 import * as M from './ops/movement.js';
 import * as N from './ops/nn.js';
 import * as R from './ops/reduce.js';
+import * as S from './ops/subscript.js';
 
 declare module '../tensor/tensor.js' {
   interface Tensor {
@@ -67,6 +69,10 @@ declare module '../tensor/tensor.js' {
     cumsum(dim: number): Tensor;
 
     matmul(other: Tensor): Tensor;
+    /** Inner product of two 1-d tensors (torch.dot). */
+    dot(other: Tensor): Tensor;
+    /** Outer product of two 1-d tensors (torch.outer). */
+    outer(other: Tensor): Tensor;
     softmax(dim?: number): Tensor;
     logSoftmax(dim?: number): Tensor;
 
@@ -98,18 +104,32 @@ declare module '../tensor/tensor.js' {
     /** Always contiguous here: returns the tensor itself. */
     contiguous(): Tensor;
     detach(): Tensor;
-    /** Converts to a dtype ('float32', 'int32', ...) or moves to a device ('cpu', 'wasm', ...). */
+    /** Converts to a dtype ('float32', 'int32', 'float16', ...; 'int64' means int32) or moves to a device ('cpu', 'wasm', ...). */
     to(dtypeOrDevice: DType | string): Tensor;
     float(): Tensor;
     double(): Tensor;
     int(): Tensor;
     bool(): Tensor;
+    /** int64 is int32 here: values beyond +-2^31 are an error (checked on CPU-side devices). */
+    long(): Tensor;
+    half(): Tensor;
+    bfloat16(): Tensor;
 
     /** Accumulates d this / d leaf into every leaf's .grad (this must have one element unless gradient is given). */
-    backward(gradient?: Tensor, opts?: BackwardOptions): void;
+    /** backward(), backward(gradient, opts) or backward(opts) (PyTorch's keyword form: `{ retainGraph: true }`). */
+    backward(gradient?: Tensor | BackwardOptions | null, opts?: BackwardOptions): void;
     /** In-place (the buffer is replaced): this = src, under noGrad for leaves that require grad. */
     copy_(src: Tensor): this;
     zero_(): this;
+
+    /** x[spec] in Python: x.at(-1), x.at(':, 0::2'), x.at('..., None, :'), x.at([':', idx]), x.at([mask]). Differentiable. */
+    at(spec: S.IndexSpec): Tensor;
+    /** at() where boolean masks must be read asynchronously (devices without synchronous reads). */
+    atAsync(spec: S.IndexSpec): Promise<Tensor>;
+    /** y = x.clone(); y[spec] = value, differentiable in this and value (torch index_put). */
+    indexPut(spec: S.IndexSpec, value: TensorLike): Tensor;
+    /** In place: x[spec] = value (the buffer is replaced), with copy_'s rules; returns this. */
+    set(spec: S.IndexSpec, value: TensorLike): this;
   }
 }
 
@@ -167,6 +187,8 @@ P.logsumexp = function (dim, keepdim) { return R.logsumexp(this, dim, keepdim); 
 P.cumsum = function (dim) { return R.cumsum(this, dim); };
 
 P.matmul = function (o) { return MM.matmul(this, o); };
+P.dot = function (o) { return ES.dot(this, o); };
+P.outer = function (o) { return ES.outer(this, o); };
 P.softmax = function (dim) { return N.softmax(this, dim); };
 P.logSoftmax = function (dim) { return N.logSoftmax(this, dim); };
 
@@ -199,13 +221,30 @@ P.triu = function (d) { return I.triu(this, d); };
 P.clone = function () { return M.clone(this); };
 P.contiguous = function () { return this; };
 P.detach = function () { return M.detach(this); };
-P.to = function (target) { return isDType(target) ? E.cast(this, target) : M.toDevice(this, target); };
+P.to = function (target) {
+  const dtype = parseDType(target);
+  if (dtype === null) return M.toDevice(this, target);
+  if (target === 'int64') checkFitsInt64(this, 'to');
+  return E.cast(this, dtype);
+};
+P.long = function () { return this.to('int64'); };
+P.half = function () { return E.cast(this, 'float16'); };
+P.bfloat16 = function () { return E.cast(this, 'bfloat16'); };
 P.float = function () { return E.cast(this, 'float32'); };
 P.double = function () { return E.cast(this, 'float64'); };
 P.int = function () { return E.cast(this, 'int32'); };
 P.bool = function () { return E.cast(this, 'bool'); };
 
 P.backward = function (gradient, opts) {
+  // Options may come first, as PyTorch's keyword call y.backward(retain_graph=True) reads.
+  if (gradient !== undefined && gradient !== null && !(gradient instanceof Tensor)) {
+    if (typeof gradient !== 'object' || Array.isArray(gradient) || opts !== undefined) {
+      throw new Error(`backward: the first argument must be a gradient Tensor or an options object { retainGraph }, got ${Array.isArray(gradient) ? 'an array' : typeof gradient}`);
+    }
+    const unknown = Object.keys(gradient).filter((k) => k !== 'retainGraph');
+    if (unknown.length) throw new Error(`backward: unknown option ${unknown.map((k) => `'${k}'`).join(', ')} (options: retainGraph)`);
+    return runBackward(this, null, E.add, (t) => onesLike(t), gradient);
+  }
   runBackward(this, gradient ?? null, E.add, (t) => onesLike(t), opts);
 };
 
@@ -224,5 +263,18 @@ P.copy_ = function (src) {
 P.zero_ = function () {
   checkInPlace(this, 'zero_');
   this.replaceStorage(zerosLike(this));
+  return this;
+};
+
+P.at = function (spec) { return S.at(this, spec); };
+P.atAsync = function (spec) { return S.atAsync(this, spec); };
+P.indexPut = function (spec, value) { return S.indexPut(this, spec, value); };
+P.set = function (spec, value) {
+  checkInPlace(this, 'set');
+  if (typeof value !== 'number' && value.requiresGrad && isGradEnabled()) {
+    throw new Error('set: the value requires grad and an in-place write would drop its gradient; use x = x.indexPut(spec, value), which is differentiable');
+  }
+  // detach: this is a leaf without grad here, so the new buffer needs no graph.
+  this.replaceStorage(noGrad(() => S.indexPut(this.detach(), spec, value, 'set')));
   return this;
 };

@@ -59,7 +59,7 @@ describe('attend generate', () => {
   test('errors: no model, no prompt, a bad number', async () => {
     await expect(generateCommand.run(['hello'])).rejects.toThrow(/--model DIR is required/);
     await expect(generateCommand.run(['--model', hfDir('gpt2')])).rejects.toThrow(/expected one quoted text argument/);
-    await expect(generateCommand.run(['--model', hfDir('gpt2'), '--max-new-tokens', 'many', 'x'])).rejects.toThrow(/--max-new-tokens must be an integer/);
+    await expect(generateCommand.run(['--model', hfDir('gpt2'), '--max-new-tokens', 'many', 'x'])).rejects.toThrow(/--max-new-tokens must be a positive integer, got 'many'/);
     await expect(generateCommand.run(['--model', hfDir('gpt2'), 'x'])).rejects.toThrow(/tokenizer\.json/);
   });
 });

@@ -1,12 +1,12 @@
 // CLI commands over Hugging Face model folders: generate (streams text), fill-mask, classify, tokenize.
 
-import { parseArgs } from 'node:util';
 import { noGrad } from '../autograd/engine.js';
 import { softmax } from '../autograd/ops/nn.js';
 import { readConfig } from '../io/hf.js';
 import { generate, streamGenerate, type GenerateOptions } from '../generation/generate.js';
 import { AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification } from '../models/auto.js';
 import { AutoTokenizer, Tokenizer, type BatchEncodingTensors } from '../tokenizers/tokenizer.js';
+import { generationOption, intOption, parseOptions, stringOption } from './args.js';
 
 /** Where a command writes its output (stdout, or a test's collector). */
 export type Out = (text: string) => void;
@@ -19,13 +19,6 @@ export interface CliCommand {
 
 const stdout: Out = (t) => { process.stdout.write(t); };
 
-function num(name: string, v: string | undefined, integer: boolean): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new Error(`--${name} must be ${integer ? 'an integer' : 'a number'}, got '${v}'`);
-  return n;
-}
-
 function oneText(positionals: string[], usage: string): string {
   if (positionals.length !== 1) throw new Error(`expected one quoted text argument\n\n${usage}`);
   return positionals[0]!;
@@ -34,6 +27,12 @@ function oneText(positionals: string[], usage: string): string {
 function modelDir(dir: string | undefined, usage: string): string {
   if (!dir) throw new Error(`--model DIR is required\n\n${usage}`);
   return dir;
+}
+
+/** A text argument must hold something to work on (an empty prompt has no token to start from). */
+function nonEmpty(text: string, what: string): string {
+  if (text.trim() === '') throw new Error(`the ${what} is empty`);
+  return text;
 }
 
 export const generateCommand: CliCommand = {
@@ -46,23 +45,21 @@ DIR is a Hugging Face folder (config.json, model.safetensors, tokenizer.json).
   --num-beams N        beam search (prints the best sequence at the end)
   --repetition-penalty X`,
   async run(args, out: Out = stdout) {
-    const { values, positionals } = parseArgs({
-      args, allowPositionals: true,
-      options: {
-        model: { type: 'string' }, 'max-new-tokens': { type: 'string' }, sample: { type: 'boolean' }, temperature: { type: 'string' },
-        'top-k': { type: 'string' }, 'top-p': { type: 'string' }, 'min-p': { type: 'string' }, seed: { type: 'string' },
-        'num-beams': { type: 'string' }, 'repetition-penalty': { type: 'string' }, help: { type: 'boolean' },
-      },
-    });
-    if (values.help) return out(`${this.usage}\n`);
-    const dir = modelDir(values.model, this.usage);
-    const prompt = oneText(positionals, this.usage);
+    const { values, positionals } = parseOptions(args, {
+      model: 'string', 'max-new-tokens': 'string', sample: 'boolean', temperature: 'string', 'top-k': 'string', 'top-p': 'string',
+      'min-p': 'string', seed: 'string', 'num-beams': 'string', 'repetition-penalty': 'string', help: 'boolean',
+    }, 'generate');
+    if (values['help']) return out(`${this.usage}\n`);
+    // Every number is checked before the model loads, with the ranges generate() enforces.
     const opts: GenerateOptions = {
-      maxNewTokens: num('max-new-tokens', values['max-new-tokens'], true) ?? 50, doSample: values.sample ?? false,
-      temperature: num('temperature', values.temperature, false), topK: num('top-k', values['top-k'], true), topP: num('top-p', values['top-p'], false),
-      minP: num('min-p', values['min-p'], false), seed: num('seed', values.seed, true), numBeams: num('num-beams', values['num-beams'], true),
-      repetitionPenalty: num('repetition-penalty', values['repetition-penalty'], false),
+      maxNewTokens: generationOption(values, 'max-new-tokens', 'maxNewTokens') ?? 50, doSample: values['sample'] === true,
+      temperature: generationOption(values, 'temperature', 'temperature'), topK: generationOption(values, 'top-k', 'topK'),
+      topP: generationOption(values, 'top-p', 'topP'), minP: generationOption(values, 'min-p', 'minP'), seed: generationOption(values, 'seed', 'seed'),
+      numBeams: generationOption(values, 'num-beams', 'numBeams'), repetitionPenalty: generationOption(values, 'repetition-penalty', 'repetitionPenalty'),
     };
+    const dir = modelDir(stringOption(values, 'model'), this.usage);
+    const prompt = nonEmpty(oneText(positionals, this.usage), 'prompt');
+    if ((opts.numBeams ?? 1) > 1 && opts.doSample) throw new Error('--num-beams and --sample cannot be combined (beam sampling is not supported)');
     const tok = await AutoTokenizer.fromPretrained(dir);
     const { json } = await readConfig(dir);
     const seq2seq = json['is_encoder_decoder'] === true;
@@ -73,11 +70,12 @@ DIR is a Hugging Face folder (config.json, model.safetensors, tokenizer.json).
       const generated = seq2seq ? seq[0]! : seq[0]!.slice(ids.inputIds.shape[1]);
       return out(`${seq2seq ? '' : prompt}${tok.decode(generated, { skipSpecialTokens: true })}\n`);
     }
-    if (!seq2seq) out(prompt);
-    // Decode everything generated so far and print what is new: tokens can end inside a character.
+    // Decode everything generated so far and print what is new: tokens can end inside a character. The prompt is
+    // printed with the first token, so that an error from generate's checks comes before any output.
     const generated: number[] = [];
     let shown = '';
     for await (const [t] of streamGenerate(model, ids.inputIds, opts)) {
+      if (generated.length === 0 && !seq2seq) out(prompt);
       generated.push(t!);
       const text = tok.decode(generated, { skipSpecialTokens: true });
       if (!text.endsWith('\uFFFD')) {
@@ -95,11 +93,11 @@ export const fillMaskCommand: CliCommand = {
 
 Prints the top predictions and their probabilities for every mask token.`,
   async run(args, out: Out = stdout) {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { model: { type: 'string' }, 'top-k': { type: 'string' }, help: { type: 'boolean' } } });
-    if (values.help) return out(`${this.usage}\n`);
-    const dir = modelDir(values.model, this.usage);
-    const text = oneText(positionals, this.usage);
-    const k = num('top-k', values['top-k'], true) ?? 5;
+    const { values, positionals } = parseOptions(args, { model: 'string', 'top-k': 'string', help: 'boolean' }, 'fill-mask');
+    if (values['help']) return out(`${this.usage}\n`);
+    const k = intOption(values, 'top-k', 1) ?? 5;
+    const dir = modelDir(stringOption(values, 'model'), this.usage);
+    const text = nonEmpty(oneText(positionals, this.usage), 'text');
     const tok = await AutoTokenizer.fromPretrained(dir);
     const maskId = tok.maskTokenId;
     if (maskId === null) throw new Error(`${dir}: the tokenizer defines no mask token`);
@@ -127,9 +125,9 @@ export const classifyCommand: CliCommand = {
 
 Prints each label with its probability, best first.`,
   async run(args, out: Out = stdout) {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { model: { type: 'string' }, help: { type: 'boolean' } } });
-    if (values.help) return out(`${this.usage}\n`);
-    const dir = modelDir(values.model, this.usage);
+    const { values, positionals } = parseOptions(args, { model: 'string', help: 'boolean' }, 'classify');
+    if (values['help']) return out(`${this.usage}\n`);
+    const dir = modelDir(stringOption(values, 'model'), this.usage);
     const text = oneText(positionals, this.usage);
     const tok = await AutoTokenizer.fromPretrained(dir);
     const { json } = await readConfig(dir);
@@ -149,18 +147,19 @@ export const tokenizeCommand: CliCommand = {
 
 --gpt2 uses the GPT-2 byte-level encoding (tiktoken).`,
   async run(args, out: Out = stdout) {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { model: { type: 'string' }, tokenizer: { type: 'string' }, gpt2: { type: 'boolean' }, help: { type: 'boolean' } } });
-    if (values.help) return out(`${this.usage}\n`);
+    const { values, positionals } = parseOptions(args, { model: 'string', tokenizer: 'string', gpt2: 'boolean', help: 'boolean' }, 'tokenize');
+    if (values['help']) return out(`${this.usage}\n`);
     const text = oneText(positionals, this.usage);
-    if (values.gpt2) {
+    const model = stringOption(values, 'model'), tokenizer = stringOption(values, 'tokenizer');
+    if (values['gpt2']) {
       const { gpt2Encoding } = await import('../tokenizers/tiktoken.js');
       const enc = await gpt2Encoding();
       const ids = enc.encode(text);
       out(`ids     ${JSON.stringify(ids)}\ntokens  ${JSON.stringify(ids.map((i) => enc.decode([i])))}\n`);
       return;
     }
-    if (!values.model && !values.tokenizer) throw new Error(`give --model DIR, --tokenizer FILE or --gpt2\n\n${this.usage}`);
-    const tok = values.tokenizer ? await Tokenizer.fromFile(values.tokenizer) : await AutoTokenizer.fromPretrained(values.model!);
+    if (!model && !tokenizer) throw new Error(`give --model DIR, --tokenizer FILE or --gpt2\n\n${this.usage}`);
+    const tok = tokenizer ? await Tokenizer.fromFile(tokenizer) : await AutoTokenizer.fromPretrained(model!);
     const enc = tok.encode(text);
     out(`ids      ${JSON.stringify(enc.ids)}\ntokens   ${JSON.stringify(enc.tokens)}\noffsets  ${JSON.stringify(enc.offsets)}\n`);
   },

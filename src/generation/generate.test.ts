@@ -116,7 +116,7 @@ describe('generation options', () => {
   });
   test('bad options are clear errors', async () => {
     const model = await AutoModelForCausalLM.fromPretrained(hfDir('gpt2'));
-    await expect(generate(model, tensor([[1, 2]]), {})).rejects.toThrow(/inputIds must be an int32 tensor/);
+    await expect(generate(model, tensor([[1, 2]], { dtype: 'float32' }), {})).rejects.toThrow(/inputIds must be an int32 tensor/);
     await expect(generate(model, tensor([[1, 2]], { dtype: 'int32' }), { maxNewTokens: 0 })).rejects.toThrow(/maxNewTokens must be a positive integer/);
     await expect(generate(model, tensor([[1, 2]], { dtype: 'int32' }), { doSample: true, temperature: 0 })).rejects.toThrow(/temperature must be > 0/);
   });

@@ -11,7 +11,8 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from '../nn/attention.js';
 import { PreTrainedModel } from '../models/base.js';
-import { applyRepetitionPenalty, argmax, logSoftmax, sampleIndex, softmax, suppress, warp, type LogitsOptions } from './logits.js';
+import { checkGenerateOptions } from './check.js';
+import { applyRepetitionPenalty, argmax, badScores, checkProbabilities, firstNaN, logSoftmax, sampleIndex, softmax, suppress, warp, type LogitsOptions } from './logits.js';
 
 export interface GenerateOptions extends LogitsOptions {
   /** New tokens to generate at most (default 20). */
@@ -178,11 +179,16 @@ async function greedyOrSample(model: PreTrainedModel, inputIds: Tensor, o: Gener
       const V = logits[0]!.length;
       const stepScores = new Float32Array(seqs.length * V);
       const chosen = logits.map((row, i) => {
+        // A NaN logit means the model's output is broken: no token may come from it (torch's argmax would pick it).
+        const nan = firstNaN(row);
+        if (nan >= 0) throw new Error(`generate: the logits of row ${i} at step ${n + 1} hold NaN (token ${nan}): the model's weights or inputs are not finite`);
         processRow(row, seqs[i]!, n, o, r);
         let tok: number;
         if (o.doSample) {
           warp(row, o);
-          tok = sampleIndex(softmax(row), gen.uniform(1)[0]!);
+          const probs = softmax(row);
+          checkProbabilities(probs, row, `row ${i}, step ${n + 1}`);
+          tok = sampleIndex(probs, gen.uniform(1)[0]!);
         } else {
           tok = argmax(row);
         }
@@ -248,6 +254,8 @@ async function beamSearch(model: PreTrainedModel, inputIds: Tensor, o: GenerateO
       const curLen = seqs[0]!.length + 1;
       const V = logits[0]!.length;
       const cand = logits.map((row, i) => {
+        const bad = badScores(row);
+        if (bad !== null) throw new Error(`generate: beam search: the scores contain either inf or nan (beam ${i}, step ${curLen - r.prompt[0]!.length}: ${bad})`);
         const lsm = logSoftmax(row);
         processRow(lsm, seqs[i]!, curLen - 1 - r.decoderPromptLen, o, r);
         return lsm.map((s) => s + beamScores[i]!);
@@ -302,6 +310,7 @@ async function beamSearch(model: PreTrainedModel, inputIds: Tensor, o: GenerateO
 
 /** Generates and returns sequences with the per-step scores (greedy, sampling) or sequence scores (beams). */
 export function generateWithScores(model: PreTrainedModel, inputIds: Tensor, opts: GenerateOptions = {}): Promise<GenerateOutput> {
+  checkGenerateOptions(model, inputIds, opts as Record<string, unknown>); // before any work: ranges, empty prompt, positions
   const nb = opts.numBeams ?? 1;
   if (!Number.isInteger(nb) || nb < 1) throw new Error(`generate: numBeams must be a positive integer, got ${nb}`);
   if (nb > 1 && opts.doSample) throw new Error('generate: beam sampling is not supported; use numBeams or doSample');

@@ -49,6 +49,33 @@ export function warp(scores: Float64Array, o: LogitsOptions): void {
   }
 }
 
+/** Why a row of scores is unusable, or null: a NaN, a +Infinity, or every token at -Infinity (nothing left to choose). */
+export function badScores(scores: Float64Array): string | null {
+  let allMasked = true;
+  for (let i = 0; i < scores.length; i++) {
+    const s = scores[i];
+    if (Number.isNaN(s)) return `NaN at token ${i}`;
+    if (s === Infinity) return `+Infinity at token ${i}`;
+    if (s !== -Infinity) allMasked = false;
+  }
+  return allMasked ? 'every token at -Infinity' : null;
+}
+
+/** The first NaN in a row of logits, or -1. */
+export function firstNaN(scores: Float64Array): number {
+  return scores.findIndex((s) => Number.isNaN(s));
+}
+
+/**
+ * torch.multinomial's check before drawing: probabilities must be finite and non-negative (softmax of a row with a
+ * NaN, a +Infinity or only -Infinity gives NaN). `where` names the row and step; `scores` explains the cause.
+ */
+export function checkProbabilities(probs: Float64Array, scores: Float64Array, where: string): void {
+  for (const p of probs) {
+    if (!(p >= 0 && p < Infinity)) throw new Error(`generate: probability tensor contains either inf, nan or element < 0 (${where}: the scores hold ${badScores(scores) ?? 'non-finite values'})`);
+  }
+}
+
 export function softmax(scores: Float64Array): Float64Array {
   let m = -Infinity;
   for (const s of scores) m = Math.max(m, s);

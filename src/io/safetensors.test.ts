@@ -55,7 +55,7 @@ function expectSameValues(actual: TypedArray | number[], expected: number[], lab
   });
 }
 
-const LOADED_AS: Record<string, string> = { F32: 'float32', F16: 'float32', BF16: 'float32', F64: 'float64', I64: 'int32', I32: 'int32', U8: 'uint8', BOOL: 'bool' };
+const LOADED_AS: Record<string, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64', I64: 'int32', I32: 'int32', U8: 'uint8', BOOL: 'bool' };
 
 async function expectTensor(t: Tensor | undefined, e: Expected, label: string): Promise<void> {
   expect(t, label).toBeDefined();
@@ -189,15 +189,15 @@ describe('writing', () => {
       if (isNaN16(want)) expect(isNaN16(got[i]!), `element ${i} is NaN`).toBe(true);
       else expect(got[i], `element ${i} (float32 bits ${table.f32bits[i]})`).toBe(want);
     });
-    // And back: loading widens the stored half values to float32.
+    // And back: loading keeps the stored half dtype.
     const back = parseSafetensors(bytes);
-    expect(back['x']!.dtype).toBe('float32');
+    expect(back['x']!.dtype).toBe(dtype);
     expect(await back['ids']!.tolist()).toEqual([1, 2]);
   }
 
   test('F16 applies to float64 tensors too', async () => {
     const back = parseSafetensors(await serializeSafetensors({ x: tensor([0.5, -2], { dtype: 'float64' }) }, undefined, { dtype: 'float16' }));
-    expect(back['x']!.dtype).toBe('float32');
+    expect(back['x']!.dtype).toBe('float16');
     expect(await back['x']!.tolist()).toEqual([0.5, -2]);
   });
 

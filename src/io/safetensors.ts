@@ -5,7 +5,7 @@
 // which only use parseSafetensors / serializeSafetensors, do not pull it in.
 
 import type { FileHandle } from 'node:fs/promises';
-import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16, type DType, type TypedArray } from '../tensor/dtype.js';
+import { encodeHalf, isFloat, type DType, type FloatDType, type TypedArray } from '../tensor/dtype.js';
 import { fmtShape, sizeOf } from '../tensor/shape.js';
 import { fromArray, Tensor } from '../tensor/tensor.js';
 
@@ -17,13 +17,13 @@ const DTYPE_BITS = {
 
 export type SafetensorsDType = keyof typeof DTYPE_BITS;
 
-/** The dtype each loadable format dtype becomes (half floats widen to float32, I64 narrows to int32 with a range check). */
-const LOAD_AS = { F32: 'float32', F64: 'float64', F16: 'float32', BF16: 'float32', I64: 'int32', I32: 'int32', U8: 'uint8', BOOL: 'bool' } as const;
+/** The dtype each loadable format dtype becomes (half floats stay 2 bytes; I64 narrows to int32 with a range check). */
+const LOAD_AS = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int32', I32: 'int32', U8: 'uint8', BOOL: 'bool' } as const;
 type LoadableDType = keyof typeof LOAD_AS;
 
 /** Write order of the reference library: descending dtype (its enum order, which keeps every tensor aligned), then name. */
 const WRITE_ORDER: readonly SafetensorsDType[] = ['F64', 'F32', 'I32', 'BF16', 'F16', 'U8', 'BOOL'];
-const WRITE_AS: Record<DType, SafetensorsDType> = { float32: 'F32', float64: 'F64', int32: 'I32', uint8: 'U8', bool: 'BOOL' };
+const WRITE_AS: Record<DType, SafetensorsDType> = { float32: 'F32', float64: 'F64', float16: 'F16', bfloat16: 'BF16', int32: 'I32', uint8: 'U8', bool: 'BOOL' };
 
 // Typed-array views read the host's byte order and the format is little-endian.
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -47,10 +47,12 @@ export interface SafetensorsHeader {
 export interface LoadSafetensorsOptions {
   /** Device for the tensors (the default device if omitted). */
   device?: string;
+  /** Cast every floating point tensor to this dtype (as torch_dtype); by default each keeps the dtype it is stored in. */
+  dtype?: FloatDType;
 }
 
 export interface SaveSafetensorsOptions {
-  /** Store float32 / float64 tensors as F16 or BF16 (round to nearest even); other dtypes are unaffected. */
+  /** Store floating point tensors as F16 or BF16 (round to nearest even); other dtypes are unaffected. */
   dtype?: 'float16' | 'bfloat16';
 }
 
@@ -103,6 +105,32 @@ function parseEntry(key: string, v: unknown, dataLength: number, file: string): 
   return { dtype: dtype as SafetensorsDType, shape: [...dims], dataOffsets: [begin, end] };
 }
 
+/**
+ * The first top-level key that appears twice in a JSON object text (JSON.parse keeps the last silently, which would
+ * then be reported as overlapping or uncovered bytes). `text` is known to parse.
+ */
+function duplicateKey(text: string): string | null {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+    else if (c === '"') {
+      const start = i;
+      for (i++; text[i] !== '"'; i++) if (text[i] === '\\') i++;
+      if (depth !== 1) continue;
+      let j = i + 1;
+      while (/\s/.test(text[j] ?? '')) j++;
+      if (text[j] !== ':') continue; // a string value, not a key
+      const key = JSON.parse(text.slice(start, i + 1)) as string;
+      if (seen.has(key)) return key;
+      seen.add(key);
+    }
+  }
+  return null;
+}
+
 /** Parses and fully validates the JSON header: types, sizes, and that the tensors tile the data region exactly. */
 function parseHeader(json: Uint8Array, dataStart: number, dataLength: number, file: string): SafetensorsHeader {
   let text: string;
@@ -118,6 +146,8 @@ function parseHeader(json: Uint8Array, dataStart: number, dataLength: number, fi
     fail(file, `header is not valid JSON (${(e as Error).message})`);
   }
   if (!isRecord(parsed)) fail(file, `header must be a JSON object, got ${Array.isArray(parsed) ? 'an array' : JSON.stringify(parsed)}`);
+  const dup = duplicateKey(text);
+  if (dup !== null) fail(file, `duplicate key '${dup}' in the header`);
   const entries: [string, SafetensorsEntry][] = [];
   let metadata: Record<string, string> = {};
   for (const [key, v] of Object.entries(parsed)) {
@@ -155,13 +185,7 @@ function decode(bytes: Uint8Array, dtype: LoadableDType, n: number, key: string,
       return bytes;
     }
     case 'F16':
-    case 'BF16': {
-      const half = new Uint16Array(buf, 0, n);
-      const widen = dtype === 'F16' ? float16ToFloat32 : bfloat16ToFloat32;
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = widen(half[i]!);
-      return out;
-    }
+    case 'BF16': return new Uint16Array(buf, 0, n); // the bits, stored as they are
     case 'I64': {
       // Each value is a (low, high) pair of int32 words; it fits in int32 exactly when high is low's sign extension.
       const words = new Int32Array(buf, 0, 2 * n);
@@ -196,9 +220,18 @@ function loadPlan(header: SafetensorsHeader, file: string): LoadItem[] {
   return items.sort((a, b) => a.entry.dataOffsets[0] - b.entry.dataOffsets[0]);
 }
 
-function toTensor(bytes: Uint8Array, item: LoadItem, file: string, device: string | undefined): Tensor {
+function toTensor(bytes: Uint8Array, item: LoadItem, file: string, opts: LoadSafetensorsOptions): Tensor {
   const { entry, dtype, key } = item;
-  return fromArray(decode(bytes, dtype, sizeOf(entry.shape), key, file), entry.shape, LOAD_AS[dtype], device);
+  const t = fromArray(decode(bytes, dtype, sizeOf(entry.shape), key, file), entry.shape, LOAD_AS[dtype], opts.device);
+  if (opts.dtype === undefined || !isFloat(t.dtype) || t.dtype === opts.dtype) return t;
+  const cast = Tensor.fromBuffer(t.backend, t.backend.cast(t.buffer, opts.dtype), t.shape);
+  t.dispose();
+  return cast;
+}
+
+function checkLoadOptions(opts: LoadSafetensorsOptions, name: string): void {
+  const floats: readonly unknown[] = ['float32', 'float64', 'float16', 'bfloat16'] satisfies FloatDType[];
+  if (opts.dtype !== undefined && !floats.includes(opts.dtype)) fail(name, `option dtype must be one of ${floats.join(', ')}, got ${JSON.stringify(opts.dtype)}`);
 }
 
 // ---- reading ----
@@ -206,12 +239,13 @@ function toTensor(bytes: Uint8Array, item: LoadItem, file: string, device: strin
 /** Tensors from safetensors bytes in memory (for the browser); `name` labels errors. */
 export function parseSafetensors(bytes: Uint8Array, name = '<buffer>', opts: LoadSafetensorsOptions = {}): Record<string, Tensor> {
   checkHost();
+  checkLoadOptions(opts, name);
   const n = headerLength(bytes, bytes.length, name);
   const header = parseHeader(bytes.subarray(8, 8 + n), 8 + n, bytes.length - 8 - n, name);
   const out = loadPlan(header, name).map((item): [string, Tensor] => {
     const [begin, end] = item.entry.dataOffsets;
     // slice copies into a fresh buffer: aligned for typed-array views, and never aliasing the caller's bytes.
-    return [item.key, toTensor(bytes.slice(header.dataStart + begin, header.dataStart + end), item, name, opts.device)];
+    return [item.key, toTensor(bytes.slice(header.dataStart + begin, header.dataStart + end), item, name, opts)];
   });
   return Object.fromEntries(out);
 }
@@ -235,9 +269,21 @@ async function readHeaderFrom(handle: FileHandle, file: string): Promise<Safeten
   return parseHeader(json, 8 + n, size - 8 - n, file);
 }
 
+/** Opens a file for reading; a missing file, a folder or a permission error names the path. */
 async function openFile(path: string): Promise<FileHandle> {
   const fs = await import('node:fs/promises');
-  return fs.open(path, 'r');
+  let handle: FileHandle;
+  try {
+    handle = await fs.open(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    fail(path, code === 'ENOENT' ? 'no such file' : `cannot open (${code ?? String(e)})`);
+  }
+  if ((await handle.stat()).isDirectory()) {
+    await handle.close();
+    fail(path, 'is a directory, not a safetensors file');
+  }
+  return handle;
 }
 
 /** The validated header of a file (names, dtypes, shapes, offsets, metadata) without reading tensor data. */
@@ -256,6 +302,7 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsHe
  */
 export async function loadSafetensors(path: string, opts: LoadSafetensorsOptions = {}): Promise<Record<string, Tensor>> {
   checkHost();
+  checkLoadOptions(opts, path);
   const handle = await openFile(path);
   try {
     const header = await readHeaderFrom(handle, path);
@@ -264,7 +311,7 @@ export async function loadSafetensors(path: string, opts: LoadSafetensorsOptions
       const [begin, end] = item.entry.dataOffsets;
       const bytes = new Uint8Array(end - begin);
       await readExactly(handle, bytes, header.dataStart + begin, path);
-      out.push([item.key, toTensor(bytes, item, path, opts.device)]);
+      out.push([item.key, toTensor(bytes, item, path, opts)]);
     }
     return Object.fromEntries(out);
   } finally {
@@ -290,7 +337,7 @@ function layout(tensors: Record<string, Tensor>, metadata: Record<string, string
     if (key === '__metadata__') throw new Error("saveSafetensors: '__metadata__' is reserved and cannot name a tensor");
     if (!(tensor instanceof Tensor)) throw new Error(`saveSafetensors: '${key}' is not a Tensor`);
     if (tensor.isDisposed) throw new Error(`saveSafetensors: tensor '${key}' was disposed`);
-    const dtype = half !== null && (tensor.dtype === 'float32' || tensor.dtype === 'float64') ? half : WRITE_AS[tensor.dtype];
+    const dtype = half !== null && isFloat(tensor.dtype) ? half : WRITE_AS[tensor.dtype];
     return { key, tensor, dtype, begin: 0 };
   });
   items.sort((a, b) => WRITE_ORDER.indexOf(a.dtype) - WRITE_ORDER.indexOf(b.dtype) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -320,11 +367,10 @@ function layout(tensors: Record<string, Tensor>, metadata: Record<string, string
 async function encode(t: Tensor, dtype: SafetensorsDType): Promise<Uint8Array> {
   const data = await t.data();
   if (dtype === 'F16' || dtype === 'BF16') {
-    // float64 goes through float32 first (the conversions take float32 bits), which can double-round a rare tie.
-    const narrow = dtype === 'F16' ? float32ToFloat16 : float32ToBfloat16;
-    const out = new Uint16Array(data.length);
-    for (let i = 0; i < data.length; i++) out[i] = narrow(data[i]!);
-    return new Uint8Array(out.buffer);
+    // Half tensors read back as float32 decoded exactly from their bits, so they encode back bit-exact. float64 goes
+    // through float32 first (as PyTorch's casts), which can double-round a rare tie.
+    const values = data instanceof Float32Array ? data : Float32Array.from(data);
+    return new Uint8Array(encodeHalf(values, dtype === 'F16' ? 'float16' : 'bfloat16').buffer);
   }
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }

@@ -1,11 +1,11 @@
 // AutoModelFor*: read config.json, pick the architecture by model_type, build it and load the checkpoint strictly.
 
-import { fileExists, loadCheckpoint, readConfig, readJsonFile } from '../io/hf.js';
-import { ConfigReader, loadPretrainedWeights, type GenerationDefaults, type PreTrainedModel } from './base.js';
-import { BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, bertConfig } from './bert.js';
-import { GPT2LMHeadModel, gpt2Config } from './gpt2.js';
-import { LlamaForCausalLM, llamaConfig } from './llama.js';
-import { T5ForConditionalGeneration, t5Config } from './t5.js';
+import { fileExists, loadCheckpoint, readCheckpointHeader, readConfig, readJsonFile } from '../io/hf.js';
+import { checkWeights, ConfigReader, loadPretrainedWeights, type GenerationDefaults, type PreTrainedModel, type WeightSpec } from './base.js';
+import { BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, bertConfig, bertWeights } from './bert.js';
+import { GPT2LMHeadModel, gpt2Config, gpt2Weights } from './gpt2.js';
+import { LlamaForCausalLM, llamaConfig, llamaWeights } from './llama.js';
+import { T5ForConditionalGeneration, t5Config, t5Weights } from './t5.js';
 
 export type Task = 'causalLM' | 'maskedLM' | 'sequenceClassification' | 'tokenClassification' | 'seq2seqLM';
 
@@ -13,25 +13,36 @@ type Factory = (config: ConfigReader) => PreTrainedModel;
 
 interface Architecture {
   heads: Partial<Record<Task, Factory>>;
+  /** The parameters each head expects, from the config alone: the checkpoint's header is checked against them first. */
+  weights?: Partial<Record<Task, (config: ConfigReader) => WeightSpec>>;
   /** Checkpoint keys that are not weights of ours (old buffers such as GPT-2's causal mask). */
   ignore?: RegExp[];
 }
 
 const ARCHITECTURES = new Map<string, Architecture>([
-  ['gpt2', { heads: { causalLM: (r) => new GPT2LMHeadModel(gpt2Config(r)) }, ignore: [/\.attn\.(masked_)?bias$/] }],
+  ['gpt2', {
+    heads: { causalLM: (r) => new GPT2LMHeadModel(gpt2Config(r)) }, weights: { causalLM: (r) => gpt2Weights(gpt2Config(r)) }, ignore: [/\.attn\.(masked_)?bias$/],
+  }],
   ['bert', {
     heads: {
       maskedLM: (r) => new BertForMaskedLM(bertConfig(r)),
       sequenceClassification: (r) => new BertForSequenceClassification(bertConfig(r)),
       tokenClassification: (r) => new BertForTokenClassification(bertConfig(r)),
     },
+    weights: {
+      maskedLM: (r) => bertWeights(bertConfig(r), 'maskedLM'),
+      sequenceClassification: (r) => bertWeights(bertConfig(r), 'sequenceClassification'),
+      tokenClassification: (r) => bertWeights(bertConfig(r), 'tokenClassification'),
+    },
     // Old position_ids buffers; the pooler and next-sentence head of pre-training checkpoints that a head does not use.
     ignore: [/(^|\.)position_ids$/, /^bert\.pooler\./, /^cls\.seq_relationship\./],
   }],
   // Older LLaMA checkpoints store the rotary frequencies, which are computed from the config here.
-  ['llama', { heads: { causalLM: (r) => new LlamaForCausalLM(llamaConfig(r)) }, ignore: [/(^|\.)rotary_emb\.inv_freq$/] }],
+  ['llama', {
+    heads: { causalLM: (r) => new LlamaForCausalLM(llamaConfig(r)) }, weights: { causalLM: (r) => llamaWeights(llamaConfig(r)) }, ignore: [/(^|\.)rotary_emb\.inv_freq$/],
+  }],
   // Original T5 checkpoints carry an unused relative bias on the first cross-attention.
-  ['t5', { heads: { seq2seqLM: (r) => new T5ForConditionalGeneration(t5Config(r)) }, ignore: [/^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$/] }],
+  ['t5', { heads: { seq2seqLM: (r) => new T5ForConditionalGeneration(t5Config(r)) }, weights: { seq2seqLM: (r) => t5Weights(t5Config(r)) }, ignore: [/^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$/] }],
 ]);
 
 /** Adds (or replaces) an architecture: model files call this for their model_type. */
@@ -51,7 +62,15 @@ async function fromPretrained(task: Task, dir: string, opts: FromPretrainedOptio
   if (!arch) throw new Error(`${path}: unknown model_type '${type}' (supported: ${[...ARCHITECTURES.keys()].join(', ')})`);
   const make = arch.heads[task];
   if (!make) throw new Error(`${path}: model_type '${type}' has no ${task} head (available: ${Object.keys(arch.heads).join(', ')})`);
-  const model = make(new ConfigReader(json, path));
+  const reader = new ConfigReader(json, path);
+  const spec = arch.weights?.[task]?.(reader);
+  if (spec) {
+    // Names and shapes from the safetensors headers only: a config that disagrees with its checkpoint fails here,
+    // before the model (or any tensor) is allocated.
+    const header = await readCheckpointHeader(dir);
+    checkWeights(spec, header.entries, header.source, path, arch.ignore);
+  }
+  const model = make(reader);
   const { tensors, source } = await loadCheckpoint(dir);
   loadPretrainedWeights(model, tensors, source, arch.ignore);
   for (const t of Object.values(tensors)) t.dispose();
@@ -63,7 +82,9 @@ async function fromPretrained(task: Task, dir: string, opts: FromPretrainedOptio
 /** Special token ids from config.json, overridden by generation_config.json where present (as transformers does). */
 async function generationDefaults(dir: string, config: Record<string, unknown>): Promise<GenerationDefaults> {
   const path = `${dir.replace(/\/$/, '')}/generation_config.json`;
-  const gen = (await fileExists(path)) ? (await readJsonFile(path)) as Record<string, unknown> : {};
+  const raw = (await fileExists(path)) ? await readJsonFile(path) : {};
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path}: expected a JSON object`);
+  const gen = raw as Record<string, unknown>;
   const pick = (key: string): unknown => gen[key] ?? config[key];
   const id = (key: string): number | undefined => {
     const v = pick(key);

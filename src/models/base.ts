@@ -48,6 +48,10 @@ export abstract class PreTrainedModel extends Module {
   /** True for encoder-decoder models (T5): generation runs the encoder once, then the decoder. */
   readonly isEncoderDecoder: boolean = false;
   generationConfig: GenerationDefaults = {};
+  /** The most positions the model can see (config key and value), or null when unlimited (relative positions). */
+  positionLimit(): { key: string; value: number } | null {
+    return null;
+  }
   /** Fresh per-layer caches for incremental decoding; models that generate override this. */
   newCache(): KVCache[] {
     throw new Error(`${this.constructor.name} does not support incremental decoding`);
@@ -58,13 +62,36 @@ export abstract class PreTrainedModel extends Module {
 export class ConfigReader {
   constructor(readonly json: Record<string, unknown>, readonly path: string) {}
 
-  private fail(key: string, want: string): never {
+  /** Throws the reader's error for `key`: `${path}: "key" must be <want>, got <value>`. */
+  fail(key: string, want: string): never {
     throw new Error(`${this.path}: "${key}" must be ${want}, got ${JSON.stringify(this.json[key])}`);
   }
   int(key: string, dflt?: number): number {
     const v = this.json[key] ?? dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) this.fail(key, 'a non-negative integer');
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) this.fail(key, 'a non-negative integer');
     return v;
+  }
+  /** A size, count or width: an integer >= 1. */
+  positive(key: string, dflt?: number): number {
+    const v = this.json[key] ?? dflt;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) this.fail(key, 'a positive integer');
+    return v;
+  }
+  /** A probability such as a dropout rate: a number in [0, 1]. */
+  prob(key: string, dflt?: number): number {
+    const v = this.json[key] ?? dflt;
+    if (typeof v !== 'number' || !(v >= 0 && v <= 1)) this.fail(key, 'a number in [0, 1]');
+    return v;
+  }
+  /** A strictly positive number (epsilons, scales). */
+  positiveNum(key: string, dflt?: number): number {
+    const v = this.json[key] ?? dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) this.fail(key, 'a positive number');
+    return v;
+  }
+  /** Fails unless `whole` is a multiple of `part` (e.g. heads dividing the width), naming both keys. */
+  divides(partKey: string, part: number, wholeKey: string, whole: number): void {
+    if (whole % part !== 0) throw new Error(`${this.path}: "${wholeKey}" (${whole}) must be divisible by "${partKey}" (${part})`);
   }
   num(key: string, dflt?: number): number {
     const v = this.json[key] ?? dflt;
@@ -85,6 +112,35 @@ export class ConfigReader {
   optional<T>(key: string, read: (k: string) => T): T | undefined {
     return this.json[key] === undefined || this.json[key] === null ? undefined : read(key);
   }
+}
+
+/** Every parameter a model expects, by checkpoint name, computed from its config without allocating anything. */
+export interface WeightSpec {
+  shapes: Record<string, number[]>;
+  /** Groups of names that share one tensor (tied embeddings): a checkpoint needs only one of each group. */
+  tied: string[][];
+}
+
+const listSome = (keys: string[]): string => `${keys.slice(0, 8).join(', ')}${keys.length > 8 ? `, ... (${keys.length} in all)` : ''}`;
+
+/**
+ * Checks a checkpoint's names and shapes (from its header: nothing read or allocated) against what the config
+ * implies, so that a config that disagrees with its checkpoint fails before a model is built. `configPath` names
+ * the config.json the expected shapes came from.
+ */
+export function checkWeights(spec: WeightSpec, found: Record<string, { shape: readonly number[] }>, source: string, configPath: string, ignore: readonly RegExp[] = []): void {
+  const has = (k: string): boolean => Object.hasOwn(found, k);
+  const missing = Object.keys(spec.shapes).filter((k) => !has(k) && !spec.tied.some((g) => g.includes(k) && g.some(has)));
+  const unexpected = Object.keys(found).filter((k) => !Object.hasOwn(spec.shapes, k) && !ignore.some((r) => r.test(k)));
+  // Shapes first: a config of another size shows at its first weight, not as hundreds of missing layers.
+  for (const [k, want] of Object.entries(spec.shapes)) {
+    const got = has(k) ? found[k]!.shape : null;
+    if (got && (got.length !== want.length || got.some((d, i) => d !== want[i]))) {
+      throw new Error(`${source}: weight ${k} has shape ${fmtShape(got)}, the config says ${fmtShape(want)} (${configPath})`);
+    }
+  }
+  if (missing.length) throw new Error(`${source}: missing weights for ${listSome(missing)} (expected from ${configPath})`);
+  if (unexpected.length) throw new Error(`${source}: unexpected weights ${listSome(unexpected)} (is this checkpoint for another architecture, or does ${configPath} disagree with it?)`);
 }
 
 /**

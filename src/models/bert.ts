@@ -19,7 +19,7 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { LayerNorm } from '../nn/normalization.js';
-import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's BertConfig field names) ----
 
@@ -52,25 +52,60 @@ export interface BertConfig {
 /** Reads a BERT config.json, checking every field it uses. */
 export function bertConfig(r: ConfigReader): BertConfig {
   const cfg: BertConfig = {
-    vocab_size: r.int('vocab_size'), hidden_size: r.int('hidden_size'), num_hidden_layers: r.int('num_hidden_layers'),
-    num_attention_heads: r.int('num_attention_heads'), intermediate_size: r.int('intermediate_size'),
-    hidden_act: r.str('hidden_act', ACTIVATIONS, 'gelu'), hidden_dropout_prob: r.num('hidden_dropout_prob', 0.1),
-    attention_probs_dropout_prob: r.num('attention_probs_dropout_prob', 0.1), max_position_embeddings: r.int('max_position_embeddings', 512),
-    type_vocab_size: r.int('type_vocab_size', 2), initializer_range: r.num('initializer_range', 0.02), layer_norm_eps: r.num('layer_norm_eps', 1e-12),
+    vocab_size: r.positive('vocab_size'), hidden_size: r.positive('hidden_size'), num_hidden_layers: r.positive('num_hidden_layers'),
+    num_attention_heads: r.positive('num_attention_heads'), intermediate_size: r.positive('intermediate_size'),
+    hidden_act: r.str('hidden_act', ACTIVATIONS, 'gelu'), hidden_dropout_prob: r.prob('hidden_dropout_prob', 0.1),
+    attention_probs_dropout_prob: r.prob('attention_probs_dropout_prob', 0.1), max_position_embeddings: r.positive('max_position_embeddings', 512),
+    type_vocab_size: r.positive('type_vocab_size', 2), initializer_range: r.num('initializer_range', 0.02), layer_norm_eps: r.positiveNum('layer_norm_eps', 1e-12),
     pad_token_id: r.optional('pad_token_id', (k) => r.int(k)) ?? null, tie_word_embeddings: r.bool('tie_word_embeddings', true),
-    classifier_dropout: r.optional('classifier_dropout', (k) => r.num(k)) ?? null, id2label: labelNames(r),
+    classifier_dropout: r.optional('classifier_dropout', (k) => r.prob(k)) ?? null, id2label: labelNames(r),
     problem_type: r.optional('problem_type', (k) => r.str(k, PROBLEM_TYPES)) ?? null,
   };
   r.str('position_embedding_type', ['absolute'], 'absolute'); // relative_key(_query) variants are not implemented
-  if (cfg.hidden_size % cfg.num_attention_heads !== 0) {
-    throw new Error(`${r.path}: "hidden_size" ${cfg.hidden_size} is not divisible by "num_attention_heads" ${cfg.num_attention_heads}`);
+  r.divides('num_attention_heads', cfg.num_attention_heads, 'hidden_size', cfg.hidden_size);
+  if (cfg.pad_token_id !== null && cfg.pad_token_id >= cfg.vocab_size) {
+    throw new Error(`${r.path}: "pad_token_id" (${cfg.pad_token_id}) must be below "vocab_size" (${cfg.vocab_size})`);
   }
   return cfg;
 }
 
+/** The checkpoint's parameters for a BERT head (from the config alone, so a checkpoint is checked before anything is allocated). */
+export function bertWeights(cfg: BertConfig, head: 'maskedLM' | 'sequenceClassification' | 'tokenClassification'): WeightSpec {
+  const C = cfg.hidden_size, F = cfg.intermediate_size, e = 'bert.embeddings.';
+  const shapes: Record<string, number[]> = {
+    [`${e}word_embeddings.weight`]: [cfg.vocab_size, C], [`${e}position_embeddings.weight`]: [cfg.max_position_embeddings, C],
+    [`${e}token_type_embeddings.weight`]: [cfg.type_vocab_size, C], [`${e}LayerNorm.weight`]: [C], [`${e}LayerNorm.bias`]: [C],
+  };
+  const dense = (name: string, inF: number, outF: number): void => { shapes[`${name}.weight`] = [outF, inF]; shapes[`${name}.bias`] = [outF]; };
+  const norm = (name: string): void => { shapes[`${name}.weight`] = [C]; shapes[`${name}.bias`] = [C]; };
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const p = `bert.encoder.layer.${i}.`;
+    for (const n of ['query', 'key', 'value']) dense(`${p}attention.self.${n}`, C, C);
+    dense(`${p}attention.output.dense`, C, C);
+    norm(`${p}attention.output.LayerNorm`);
+    dense(`${p}intermediate.dense`, C, F);
+    dense(`${p}output.dense`, F, C);
+    norm(`${p}output.LayerNorm`);
+  }
+  const tied: string[][] = [];
+  if (head === 'maskedLM') {
+    const h = 'cls.predictions.';
+    shapes[`${h}bias`] = [cfg.vocab_size];
+    dense(`${h}transform.dense`, C, C);
+    norm(`${h}transform.LayerNorm`);
+    dense(`${h}decoder`, C, cfg.vocab_size);
+    tied.push([`${h}bias`, `${h}decoder.bias`]);
+    if (cfg.tie_word_embeddings) tied.push([`${e}word_embeddings.weight`, `${h}decoder.weight`]);
+  } else {
+    if (head === 'sequenceClassification') dense('bert.pooler.dense', C, C);
+    dense('classifier', C, cfg.id2label.length);
+  }
+  return { shapes, tied };
+}
+
 function labelNames(r: ConfigReader): string[] {
   const map = r.json['id2label'];
-  if (map === undefined || map === null) return Array.from({ length: r.int('num_labels', 2) }, (_, i) => `LABEL_${i}`);
+  if (map === undefined || map === null) return Array.from({ length: r.positive('num_labels', 2) }, (_, i) => `LABEL_${i}`);
   if (typeof map !== 'object' || Array.isArray(map)) throw new Error(`${r.path}: "id2label" must be an object of index -> name`);
   const entries = Object.entries(map as Record<string, unknown>);
   const names = new Array<string>(entries.length);

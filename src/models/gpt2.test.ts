@@ -53,7 +53,7 @@ describe('loading errors', () => {
   });
   test('a bad config field names the key', async () => {
     const dir = await folder({ ...base, n_head: 'four' });
-    await expect(AutoModelForCausalLM.fromPretrained(dir)).rejects.toThrow(/"n_head" must be a non-negative integer/);
+    await expect(AutoModelForCausalLM.fromPretrained(dir)).rejects.toThrow(/"n_head" must be a positive integer/);
   });
   test('no weights file', async () => {
     const dir = await folder(base, false);

@@ -18,7 +18,7 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { LayerNorm } from '../nn/normalization.js';
-import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's GPT2Config field names) ----
 
@@ -44,13 +44,31 @@ const ACTIVATIONS = ['gelu_new', 'gelu', 'gelu_pytorch_tanh', 'relu', 'silu'] as
 
 /** Reads a GPT-2 config.json, checking every field it uses. */
 export function gpt2Config(r: ConfigReader): GPT2Config {
-  return {
-    vocab_size: r.int('vocab_size'), n_positions: r.int('n_positions'), n_embd: r.int('n_embd'), n_layer: r.int('n_layer'), n_head: r.int('n_head'),
-    n_inner: r.optional('n_inner', (k) => r.int(k)) ?? null, activation_function: r.str('activation_function', ACTIVATIONS, 'gelu_new'),
-    layer_norm_epsilon: r.num('layer_norm_epsilon', 1e-5), embd_pdrop: r.num('embd_pdrop', 0.1), attn_pdrop: r.num('attn_pdrop', 0.1),
-    resid_pdrop: r.num('resid_pdrop', 0.1), initializer_range: r.num('initializer_range', 0.02), tie_word_embeddings: r.bool('tie_word_embeddings', true),
+  const cfg = {
+    vocab_size: r.positive('vocab_size'), n_positions: r.positive('n_positions'), n_embd: r.positive('n_embd'), n_layer: r.positive('n_layer'), n_head: r.positive('n_head'),
+    n_inner: r.optional('n_inner', (k) => r.positive(k)) ?? null, activation_function: r.str('activation_function', ACTIVATIONS, 'gelu_new'),
+    layer_norm_epsilon: r.positiveNum('layer_norm_epsilon', 1e-5), embd_pdrop: r.prob('embd_pdrop', 0.1), attn_pdrop: r.prob('attn_pdrop', 0.1),
+    resid_pdrop: r.prob('resid_pdrop', 0.1), initializer_range: r.num('initializer_range', 0.02), tie_word_embeddings: r.bool('tie_word_embeddings', true),
     scale_attn_weights: r.bool('scale_attn_weights', true),
   };
+  r.divides('n_head', cfg.n_head, 'n_embd', cfg.n_embd);
+  return cfg;
+}
+
+/** The checkpoint's parameters by name and shape (from the config alone, so a checkpoint is checked before anything is allocated). */
+export function gpt2Weights(cfg: GPT2Config): WeightSpec {
+  const C = cfg.n_embd, inner = cfg.n_inner ?? 4 * C;
+  const shapes: Record<string, number[]> = { 'transformer.wte.weight': [cfg.vocab_size, C], 'transformer.wpe.weight': [cfg.n_positions, C] };
+  for (let i = 0; i < cfg.n_layer; i++) {
+    const p = `transformer.h.${i}.`;
+    Object.assign(shapes, {
+      [`${p}ln_1.weight`]: [C], [`${p}ln_1.bias`]: [C], [`${p}attn.c_attn.weight`]: [C, 3 * C], [`${p}attn.c_attn.bias`]: [3 * C],
+      [`${p}attn.c_proj.weight`]: [C, C], [`${p}attn.c_proj.bias`]: [C], [`${p}ln_2.weight`]: [C], [`${p}ln_2.bias`]: [C],
+      [`${p}mlp.c_fc.weight`]: [C, inner], [`${p}mlp.c_fc.bias`]: [inner], [`${p}mlp.c_proj.weight`]: [inner, C], [`${p}mlp.c_proj.bias`]: [C],
+    });
+  }
+  Object.assign(shapes, { 'transformer.ln_f.weight': [C], 'transformer.ln_f.bias': [C], 'lm_head.weight': [cfg.vocab_size, C] });
+  return { shapes, tied: cfg.tie_word_embeddings ?? true ? [['transformer.wte.weight', 'lm_head.weight']] : [] };
 }
 
 function activation(name: GPT2Config['activation_function']): (x: Tensor) => Tensor {
@@ -222,6 +240,10 @@ export class GPT2LMHeadModel extends PreTrainedModel {
     // (ignored), which is the loss over [B, T-1] without copying the logits.
     const next = cat([slice(cast(labels, 'int32'), 1, 1, T), full([B, 1], -100, { dtype: 'int32', device: labels.device })], 1);
     return { logits, lastHiddenState: hidden, loss: crossEntropy(reshape(logits, [B * T, V]), reshape(next, [B * T]), { ignoreIndex: -100 }) };
+  }
+
+  override positionLimit(): { key: string; value: number } {
+    return { key: 'n_positions', value: this.config.n_positions };
   }
 
   override newCache(): KVCache[] {

@@ -193,8 +193,9 @@ describe('LLaMA loading errors', () => {
     expect(read({ ...CONFIG, rope_parameters: 'default' })).toThrow(/"rope_parameters" must be an object, got "default"/);
   });
   test('head counts that do not divide, and odd head sizes', () => {
-    expect(read({ ...CONFIG, num_key_value_heads: 3 })).toThrow(/"num_attention_heads" \(4\) must be a positive multiple of "num_key_value_heads" \(3\)/);
-    expect(read({ ...CONFIG, head_dim: undefined, num_attention_heads: 6, num_key_value_heads: 2 })).toThrow(/must be an even integer for rotary positions, got 10.6/);
+    expect(read({ ...CONFIG, num_key_value_heads: 3 })).toThrow(/"num_attention_heads" \(4\) must be divisible by "num_key_value_heads" \(3\)/);
+    expect(read({ ...CONFIG, head_dim: undefined, num_attention_heads: 6, num_key_value_heads: 2 })).toThrow(/"hidden_size" \(64\) must be divisible by "num_attention_heads" \(6\)/);
+    expect(read({ ...CONFIG, head_dim: 7 })).toThrow(/must be an even integer for rotary positions, got 7/);
     expect(read({ ...CONFIG, hidden_act: 'swish' })).toThrow(/"hidden_act" must be one of silu, gelu, gelu_new, gelu_pytorch_tanh, relu/);
   });
   test('weights of the wrong shape name the key', async () => {

@@ -16,7 +16,7 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { RMSNorm } from '../nn/normalization.js';
-import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's LlamaConfig field names) ----
 
@@ -60,22 +60,46 @@ export interface LlamaConfig {
 
 /** Reads a LLaMA config.json, checking every field it uses (RoPE in the current or the legacy format). */
 export function llamaConfig(r: ConfigReader): LlamaConfig {
-  const hidden = r.int('hidden_size'), heads = r.int('num_attention_heads');
-  const kvHeads = r.optional('num_key_value_heads', (k) => r.int(k)) ?? heads;
-  if (heads === 0 || kvHeads === 0 || heads % kvHeads !== 0) {
-    throw new Error(`${r.path}: "num_attention_heads" (${heads}) must be a positive multiple of "num_key_value_heads" (${kvHeads})`);
-  }
-  const headDim = r.optional('head_dim', (k) => r.int(k)) ?? hidden / heads;
+  const hidden = r.positive('hidden_size'), heads = r.positive('num_attention_heads');
+  const kvHeads = r.optional('num_key_value_heads', (k) => r.positive(k)) ?? heads;
+  r.divides('num_key_value_heads', kvHeads, 'num_attention_heads', heads);
+  if (r.optional('head_dim', (k) => r.positive(k)) === undefined) r.divides('num_attention_heads', heads, 'hidden_size', hidden);
+  const headDim = r.optional('head_dim', (k) => r.positive(k)) ?? hidden / heads;
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
     throw new Error(`${r.path}: the head size (head_dim, or hidden_size / num_attention_heads) must be an even integer for rotary positions, got ${headDim}`);
   }
   return {
-    vocab_size: r.int('vocab_size'), hidden_size: hidden, intermediate_size: r.int('intermediate_size'), num_hidden_layers: r.int('num_hidden_layers'),
-    num_attention_heads: heads, num_key_value_heads: kvHeads, head_dim: headDim, max_position_embeddings: r.int('max_position_embeddings', 2048),
-    rms_norm_eps: r.num('rms_norm_eps', 1e-6), hidden_act: r.str('hidden_act', ACTIVATIONS, 'silu'), attention_bias: r.bool('attention_bias', false),
-    mlp_bias: r.bool('mlp_bias', false), attention_dropout: r.num('attention_dropout', 0), initializer_range: r.num('initializer_range', 0.02),
+    vocab_size: r.positive('vocab_size'), hidden_size: hidden, intermediate_size: r.positive('intermediate_size'), num_hidden_layers: r.positive('num_hidden_layers'),
+    num_attention_heads: heads, num_key_value_heads: kvHeads, head_dim: headDim, max_position_embeddings: r.positive('max_position_embeddings', 2048),
+    rms_norm_eps: r.positiveNum('rms_norm_eps', 1e-6), hidden_act: r.str('hidden_act', ACTIVATIONS, 'silu'), attention_bias: r.bool('attention_bias', false),
+    mlp_bias: r.bool('mlp_bias', false), attention_dropout: r.prob('attention_dropout', 0), initializer_range: r.num('initializer_range', 0.02),
     tie_word_embeddings: r.bool('tie_word_embeddings', false), rope_parameters: ropeParameters(r),
   };
+}
+
+/** The checkpoint's parameters (from the config alone, so a checkpoint is checked before anything is allocated). */
+export function llamaWeights(cfg: LlamaConfig): WeightSpec {
+  const C = cfg.hidden_size, F = cfg.intermediate_size, q = cfg.num_attention_heads * cfg.head_dim, kv = cfg.num_key_value_heads * cfg.head_dim;
+  const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [cfg.vocab_size, C] };
+  const linear = (name: string, inF: number, outF: number, bias: boolean): void => {
+    shapes[`${name}.weight`] = [outF, inF];
+    if (bias) shapes[`${name}.bias`] = [outF];
+  };
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const p = `model.layers.${i}.`;
+    linear(`${p}self_attn.q_proj`, C, q, cfg.attention_bias);
+    linear(`${p}self_attn.k_proj`, C, kv, cfg.attention_bias);
+    linear(`${p}self_attn.v_proj`, C, kv, cfg.attention_bias);
+    linear(`${p}self_attn.o_proj`, q, C, cfg.attention_bias);
+    linear(`${p}mlp.gate_proj`, C, F, cfg.mlp_bias);
+    linear(`${p}mlp.up_proj`, C, F, cfg.mlp_bias);
+    linear(`${p}mlp.down_proj`, F, C, cfg.mlp_bias);
+    shapes[`${p}input_layernorm.weight`] = [C];
+    shapes[`${p}post_attention_layernorm.weight`] = [C];
+  }
+  shapes['model.norm.weight'] = [C];
+  shapes['lm_head.weight'] = [cfg.vocab_size, C];
+  return { shapes, tied: cfg.tie_word_embeddings ? [['model.embed_tokens.weight', 'lm_head.weight']] : [] };
 }
 
 /**
@@ -332,6 +356,10 @@ export class LlamaForCausalLM extends PreTrainedModel {
     // Every position against the next label and the last one against -100 (ignored): the loss over [B, T-1].
     const next = cat([slice(cast(labels, 'int32'), 1, 1, T), full([B, 1], -100, { dtype: 'int32', device: labels.device })], 1);
     return { logits, lastHiddenState: hidden, loss: crossEntropy(reshape(logits, [B * T, V]), reshape(next, [B * T]), { ignoreIndex: -100 }) };
+  }
+
+  override positionLimit(): { key: string; value: number } {
+    return { key: 'max_position_embeddings', value: this.config.max_position_embeddings };
   }
 
   override newCache(): KVCache[] {

@@ -171,7 +171,7 @@ describe('T5 errors', () => {
       .rejects.toThrow(/model.safetensors: weight (en|de)coder.block.0.layer.0.SelfAttention.relative_attention_bias.weight has shape \[32, 4\], the config says \[16, 4\]/);
   });
   test('a bad config field names the key', async () => {
-    await expect(AutoModelForSeq2SeqLM.fromPretrained(await folder({ d_kv: 16.5 }))).rejects.toThrow(/"d_kv" must be a non-negative integer/);
+    await expect(AutoModelForSeq2SeqLM.fromPretrained(await folder({ d_kv: 16.5 }))).rejects.toThrow(/"d_kv" must be a positive integer/);
   });
   test('bad inputs', async () => {
     const model = await AutoModelForSeq2SeqLM.fromPretrained(hfDir('t5'));

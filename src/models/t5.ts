@@ -17,7 +17,7 @@ import { constant_, normal_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { RMSNorm } from '../nn/normalization.js';
-import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's T5Config field names) ----
 
@@ -49,16 +49,57 @@ export interface T5Config {
 /** Reads a T5 config.json, checking every field it uses. */
 export function t5Config(r: ConfigReader): T5Config {
   const tie = r.bool('tie_word_embeddings', true);
-  const numLayers = r.int('num_layers');
-  return {
-    vocab_size: r.int('vocab_size'), d_model: r.int('d_model'), d_kv: r.int('d_kv'), d_ff: r.int('d_ff'), num_layers: numLayers,
-    num_decoder_layers: r.optional('num_decoder_layers', (k) => r.int(k)) ?? numLayers, num_heads: r.int('num_heads'),
-    relative_attention_num_buckets: r.int('relative_attention_num_buckets', 32), relative_attention_max_distance: r.int('relative_attention_max_distance', 128),
-    dropout_rate: r.num('dropout_rate', 0.1), layer_norm_epsilon: r.num('layer_norm_epsilon', 1e-6), initializer_factor: r.num('initializer_factor', 1),
+  const numLayers = r.positive('num_layers');
+  const cfg: T5Config = {
+    vocab_size: r.positive('vocab_size'), d_model: r.positive('d_model'), d_kv: r.positive('d_kv'), d_ff: r.positive('d_ff'), num_layers: numLayers,
+    num_decoder_layers: r.optional('num_decoder_layers', (k) => r.positive(k)) ?? numLayers, num_heads: r.positive('num_heads'),
+    relative_attention_num_buckets: r.positive('relative_attention_num_buckets', 32), relative_attention_max_distance: r.positive('relative_attention_max_distance', 128),
+    dropout_rate: r.prob('dropout_rate', 0.1), layer_norm_epsilon: r.positiveNum('layer_norm_epsilon', 1e-6), initializer_factor: r.num('initializer_factor', 1),
     feed_forward_proj: r.str('feed_forward_proj', FEED_FORWARD, 'relu'), tie_word_embeddings: tie,
     scale_decoder_outputs: r.optional('scale_decoder_outputs', (k) => r.bool(k)) ?? tie, pad_token_id: r.int('pad_token_id', 0),
     decoder_start_token_id: r.optional('decoder_start_token_id', (k) => r.int(k)) ?? null,
   };
+  // Buckets are split by direction (encoder) and then into exact and logarithmic halves: fewer than 4 leaves a log of 0.
+  if (cfg.relative_attention_num_buckets < 4) r.fail('relative_attention_num_buckets', 'at least 4');
+  for (const k of ['pad_token_id', 'decoder_start_token_id'] as const) {
+    const v = cfg[k];
+    if (v !== null && v >= cfg.vocab_size) throw new Error(`${r.path}: "${k}" (${v}) must be below "vocab_size" (${cfg.vocab_size})`);
+  }
+  return cfg;
+}
+
+/** The checkpoint's parameters (from the config alone, so a checkpoint is checked before anything is allocated). */
+export function t5Weights(cfg: T5Config): WeightSpec {
+  const C = cfg.d_model, inner = cfg.num_heads * cfg.d_kv, F = cfg.d_ff;
+  const shapes: Record<string, number[]> = { 'shared.weight': [cfg.vocab_size, C] };
+  const attention = (p: string, bias: boolean): void => {
+    Object.assign(shapes, { [`${p}q.weight`]: [inner, C], [`${p}k.weight`]: [inner, C], [`${p}v.weight`]: [inner, C], [`${p}o.weight`]: [C, inner] });
+    if (bias) shapes[`${p}relative_attention_bias.weight`] = [cfg.relative_attention_num_buckets, cfg.num_heads];
+  };
+  const ff = (p: string): void => {
+    const gated = cfg.feed_forward_proj.startsWith('gated-');
+    for (const n of gated ? ['wi_0', 'wi_1'] : ['wi']) shapes[`${p}DenseReluDense.${n}.weight`] = [F, C];
+    shapes[`${p}DenseReluDense.wo.weight`] = [C, F];
+    shapes[`${p}layer_norm.weight`] = [C];
+  };
+  for (const stack of ['encoder', 'decoder'] as const) {
+    shapes[`${stack}.embed_tokens.weight`] = [cfg.vocab_size, C];
+    const n = stack === 'encoder' ? cfg.num_layers : cfg.num_decoder_layers;
+    for (let i = 0; i < n; i++) {
+      const p = `${stack}.block.${i}.layer.`;
+      attention(`${p}0.SelfAttention.`, i === 0);
+      shapes[`${p}0.layer_norm.weight`] = [C];
+      if (stack === 'decoder') {
+        attention(`${p}1.EncDecAttention.`, false);
+        shapes[`${p}1.layer_norm.weight`] = [C];
+      }
+      ff(`${p}${stack === 'decoder' ? 2 : 1}.`);
+    }
+    shapes[`${stack}.final_layer_norm.weight`] = [C];
+  }
+  shapes['lm_head.weight'] = [cfg.vocab_size, C];
+  const embeddings = ['shared.weight', 'encoder.embed_tokens.weight', 'decoder.embed_tokens.weight'];
+  return { shapes, tied: [cfg.tie_word_embeddings ? [...embeddings, 'lm_head.weight'] : embeddings] };
 }
 
 /**

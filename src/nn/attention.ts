@@ -1,14 +1,16 @@
 // Multi-head attention (torch.nn.MultiheadAttention's parameters and masks, batch-first) and a KV cache.
 
-import { cast, logicalNot, logicalOr, maskedFill } from '../autograd/ops/elementwise.js';
+import { attentionProbs } from '../autograd/ops/attention.js';
+import { cast, logicalNot, logicalOr, maskedFill, where } from '../autograd/ops/elementwise.js';
 import { indexSelect } from '../autograd/ops/indexing.js';
-import { linear } from '../autograd/ops/matmul.js';
+import { bmm, linear } from '../autograd/ops/matmul.js';
 import { cat, clone, reshape, slice, split, transpose } from '../autograd/ops/movement.js';
+import { mean } from '../autograd/ops/reduce.js';
 import { zeros } from '../tensor/create.js';
 import { keep } from '../tensor/scope.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { scaledDotProductAttention } from './functional.js';
+import { dropout, scaledDotProductAttention } from './functional.js';
 import { xavierUniform_, zeros_ } from './init.js';
 import { Linear } from './linear.js';
 import { Module, Parameter } from './module.js';
@@ -64,6 +66,10 @@ export interface AttentionCallOptions {
   isCausal?: boolean;
   /** Incremental decoding: keys and values are appended to the cache and attention runs over all of them. */
   cache?: KVCache;
+  /** Return the attention weights (PyTorch's need_weights, default true); false keeps the fused kernel and returns null. */
+  needWeights?: boolean;
+  /** Weights averaged over the heads, [B, T, S] (default, as PyTorch), or per head, [B, nh, T, S]. */
+  averageAttnWeights?: boolean;
 }
 
 /**
@@ -103,7 +109,11 @@ export class MultiheadAttention extends Module {
     return transpose(reshape(x, [B, L, this.numHeads, this.headDim]), 1, 2);
   }
 
-  forward(query: Tensor, key: Tensor, value: Tensor, opts: AttentionCallOptions = {}): Tensor {
+  /**
+   * Returns [output [B, T, E], weights]: the softmax probabilities (after dropout, as PyTorch returns them),
+   * [B, T, S] averaged over heads or [B, nh, T, S], or null when needWeights is false. Fully masked rows give 0.
+   */
+  forward(query: Tensor, key: Tensor, value: Tensor, opts: AttentionCallOptions = {}): [Tensor, Tensor | null] {
     const E = this.embedDim;
     if (query.ndim !== 3 || query.shape[2] !== E || key.ndim !== 3 || key.shape[2] !== E || value.ndim !== 3 || value.shape[2] !== E || key.shape[1] !== value.shape[1]) {
       throw new Error(`MultiheadAttention: expected query [B, T, ${E}] and key, value [B, S, ${E}], got ${fmtShape(query.shape)}, ${fmtShape(key.shape)}, ${fmtShape(value.shape)}`);
@@ -133,16 +143,27 @@ export class MultiheadAttention extends Module {
     let additive: Tensor | null = null;
     if (opts.attnMask) {
       const am = opts.attnMask;
+      const ok = am.ndim === 2 ? am.shape[0] === T && am.shape[1] === S : am.ndim === 3 && am.shape[0] === B * this.numHeads && am.shape[1] === T && am.shape[2] === S;
+      if (!ok) throw new Error(`MultiheadAttention: attnMask must be [${T}, ${S}] or [${B * this.numHeads}, ${T}, ${S}] (batch * heads), got ${fmtShape(am.shape)}`);
       const shaped = am.ndim === 3 ? reshape(am, [B, this.numHeads, T, S]) : am;
       if (am.dtype === 'bool') mask = mask ? logicalOr(mask, shaped) : shaped;
       else additive = shaped;
     }
     let attnMask: Tensor | null = mask ? logicalNot(mask) : null;
     if (additive) attnMask = attnMask ? maskedFill(additive, logicalNot(attnMask), -Infinity) : additive;
-    const y = scaledDotProductAttention(q, k, v, {
-      attnMask, isCausal: opts.isCausal ?? false, dropoutP: this.training ? this.dropout : 0,
-    });
+    const dropoutP = this.training ? this.dropout : 0;
+    let y: Tensor, weights: Tensor | null = null;
+    if (opts.needWeights ?? true) {
+      // The probabilities are needed, so compose the attention instead of the fused kernel.
+      const bias = attnMask && attnMask.dtype === 'bool' ? where(attnMask, 0, -Infinity) : attnMask;
+      const nh = this.numHeads, hs = this.headDim;
+      const p = dropout(attentionProbs(q, k, { bias, causal: opts.isCausal ?? false }), dropoutP, this.training);
+      y = reshape(bmm(reshape(p, [B * nh, T, S]), reshape(v, [B * nh, S, hs])), [B, nh, T, hs]);
+      weights = (opts.averageAttnWeights ?? true) ? mean(p, 1) : p;
+    } else {
+      y = scaledDotProductAttention(q, k, v, { attnMask, isCausal: opts.isCausal ?? false, dropoutP });
+    }
     // [B, nh, T, hs] -> [B, T, E]
-    return this.out_proj.forward(reshape(transpose(y, 1, 2), [B, T, E]));
+    return [this.out_proj.forward(reshape(transpose(y, 1, 2), [B, T, E])), weights];
   }
 }

@@ -5,11 +5,12 @@ import { abs, add, cast, div, eq, exp, ge, log, maximum, mul, ne, neg, sub, wher
 import { embedding, gather, indexSelect } from '../autograd/ops/indexing.js';
 import { attention, attentionProbs } from '../autograd/ops/attention.js';
 import { bmm, linear } from '../autograd/ops/matmul.js';
-import { expand, flatten, movedim, reshape, squeeze, unsqueeze } from '../autograd/ops/movement.js';
+import { detach, expand, flatten, movedim, reshape, squeeze, unsqueeze } from '../autograd/ops/movement.js';
+import { record } from '../autograd/engine.js';
 import { crossEntropyRows, layerNorm, logSoftmax, rmsNorm, softmax } from '../autograd/ops/nn.js';
-import { max, mean, sum } from '../autograd/ops/reduce.js';
+import { argmax, mean, sum } from '../autograd/ops/reduce.js';
 import { unfold, type Window2d } from '../autograd/ops/window.js';
-import { arange, rand } from '../tensor/create.js';
+import { eye, rand } from '../tensor/create.js';
 import { isFloat } from '../tensor/dtype.js';
 import type { Generator } from '../tensor/random.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -68,7 +69,17 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: NllOptions = {})
   }
   if (reduction === 'none') return reshape(loss, expected);
   if (reduction === 'sum') return sum(loss);
-  return div(sum(loss), sum(w));
+  return weightedMean(sum(loss), sum(w));
+}
+
+/**
+ * total / count for a mean over the targets that count. With none (every target ignored) the loss is NaN (0 / 0)
+ * but the gradient is 0, as in PyTorch: the NaN is added as a constant, so that one all-padding batch does not
+ * put NaN into every weight through the optimizer.
+ */
+function weightedMean(total: Tensor, count: Tensor): Tensor {
+  const none = eq(count, 0);
+  return add(div(total, where(none, 1, count)), where(none, NaN, 0));
 }
 
 /**
@@ -82,7 +93,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: NllOptions = 
     const rows = crossEntropyRows(logits, target, ignoreIndex);
     if (reduction === 'none') return rows;
     if (reduction === 'sum') return sum(rows);
-    return div(sum(rows), sum(cast(ne(target, ignoreIndex), logits.dtype)));
+    return weightedMean(sum(rows), sum(cast(ne(target, ignoreIndex), logits.dtype)));
   }
   const lp = logSoftmax(logits, logits.ndim === 1 ? 0 : 1);
   if (isFloat(target.dtype)) {
@@ -92,7 +103,10 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: NllOptions = 
     const eps = opts.labelSmoothing ?? 0;
     const classes = logits.ndim === 1 ? logits.shape[0]! : logits.shape[1]!;
     const p = eps > 0 ? add(mul(target, 1 - eps), eps / classes) : target;
-    const loss = neg(sum(mul(lp, p), logits.ndim === 1 ? 0 : 1));
+    // Class weights scale each class's term; the mean divides by the number of rows, not by the weights (PyTorch).
+    const w = opts.weight ? (logits.ndim > 2 ? reshape(opts.weight, [classes, ...Array<number>(logits.ndim - 2).fill(1)]) : opts.weight) : null;
+    const lpw = w ? mul(lp, w) : lp;
+    const loss = neg(sum(mul(lpw, p), logits.ndim === 1 ? 0 : 1));
     return reduce(loss, opts.reduction ?? 'mean');
   }
   return nllLoss(lp, target, opts);
@@ -107,9 +121,21 @@ export function l1Loss(input: Tensor, target: Tensor, reduction: Reduction = 'me
   return reduce(abs(sub(input, target)), reduction);
 }
 
-/** Sigmoid + binary cross-entropy in one stable expression: max(x, 0) - x * y + log(1 + exp(-|x|)). */
+/**
+ * Sigmoid + binary cross-entropy, PyTorch's stable expression (1 - y) x + m + log(exp(-m) + exp(-x - m)) with
+ * m = max(-x, 0), and its gradients sigmoid(x) - y and -x, so that infinite logits give what PyTorch gives.
+ */
 export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
-  const loss = add(sub(maximum(logits, 0), mul(logits, target)), log(add(exp(neg(abs(logits))), 1)));
+  if (logits.ndim !== target.ndim || logits.shape.some((d, i) => d !== target.shape[i])) {
+    throw new Error(`binaryCrossEntropyWithLogits: target ${fmtShape(target.shape)} must have the logits' shape ${fmtShape(logits.shape)}`);
+  }
+  const x = detach(logits), y = detach(target);
+  const m = maximum(neg(x), 0);
+  const values = add(add(mul(sub(1, y), x), m), log(add(exp(neg(m)), exp(sub(neg(x), m)))));
+  const loss = record('binaryCrossEntropyWithLogits', values, [logits, target], [x, y], (g, [sx, sy], needs) => [
+    needs[0] ? mul(g, sub(sigmoid(sx!), sy!)) : null,
+    needs[1] ? mul(g, neg(sx!)) : null,
+  ]);
   return reduce(loss, reduction);
 }
 
@@ -201,7 +227,8 @@ function pool2d(op: 'maxPool2d' | 'avgPool2d', x: Tensor, kernel: number | [numb
   const [B, C] = x.shape as [number, number];
   const L = cols.shape[2]!;
   const windows = reshape(cols, [B, C, k[0] * k[1], L]);
-  const pooled = isMax ? max(windows, 2) : mean(windows, 2); // [B, C, L]
+  // Max: the whole gradient goes to the first largest value of a window (PyTorch's rule; max() would split ties).
+  const pooled = isMax ? squeeze(gather(windows, 2, argmax(windows, 2, true)), 2) : mean(windows, 2); // [B, C, L]
   const outH = Math.floor((x.shape[2]! + 2 * pH - k[0]) / win.stride![0]) + 1;
   return reshape(pooled, [B, C, outH, L / outH]);
 }
@@ -267,7 +294,11 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   return reshape(out, [...q.shape.slice(0, -1), v.shape[nd - 1]!]);
 }
 
-/** One-hot int32 encoding: [...ids.shape, numClasses]. */
+/** One-hot int32 encoding: [...ids.shape, numClasses]. Ids must be integers in [0, numClasses), as in PyTorch. */
 export function oneHot(ids: Tensor, numClasses: number): Tensor {
-  return cast(eq(unsqueeze(ids, -1), arange(numClasses, undefined, 1, { device: ids.device })), 'int32');
+  if (isFloat(ids.dtype) || ids.dtype === 'bool') throw new Error(`oneHot: ids must be an integer tensor, got ${ids.dtype}`);
+  if (!Number.isInteger(numClasses) || numClasses < 0) throw new Error(`oneHot: numClasses must be a non-negative integer, got ${numClasses}`);
+  // Rows of the identity: the index kernel rejects an id outside [0, numClasses) with a clear error.
+  const rows = indexSelect(eye(numClasses, numClasses, { dtype: 'int32', device: ids.device }), 0, reshape(ids, [ids.numel()]), 'oneHot');
+  return reshape(rows, [...ids.shape, numClasses]);
 }

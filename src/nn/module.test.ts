@@ -2,6 +2,7 @@
 
 import { describe, expect, test } from 'vitest';
 import '../index.js';
+import { noGrad } from '../autograd/engine.js';
 import { ones, zeros } from '../tensor/create.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -85,6 +86,32 @@ describe('Module', () => {
   test('parameters made inside tidy survive it', () => {
     const m = tidy(() => new Linear(2, 2));
     expect(m.weight.isDisposed).toBe(false);
+  });
+  test('children() and modules() list each module once, modules() starting with this one (torch order)', () => {
+    const m = new TinyLM();
+    const names = new Map(m.namedModules().map(([n, x]) => [x, n]));
+    expect(m.children().map((c) => names.get(c))).toEqual(['transformer', 'h.0', 'h.1', 'lm_head']);
+    expect(m.namedChildren().map(([n]) => n)).toEqual(['transformer', 'h.0', 'h.1', 'lm_head']);
+    expect(m.modules().map((c) => names.get(c))).toEqual([
+      '', 'transformer', 'transformer.wte', 'h.0', 'h.0.c_attn', 'h.0.ln_1', 'h.0.drop', 'h.1', 'h.1.c_attn', 'h.1.ln_1', 'h.1.drop', 'lm_head',
+    ]);
+    expect(m.modules()[0]).toBe(m);
+    const shared = new Linear(2, 2);
+    const twice = Object.assign(new Module(), { a: shared, b: shared });
+    expect(twice.children()).toEqual([shared]);
+    expect(twice.modules()).toEqual([twice, shared]);
+  });
+  test('apply() visits children before their parent, each module once, and returns the module', async () => {
+    const m = new TinyLM();
+    const names = new Map(m.namedModules().map(([n, x]) => [x, n]));
+    const order: (string | undefined)[] = [];
+    expect(m.apply((x) => order.push(names.get(x)))).toBe(m);
+    expect(order).toEqual([
+      'transformer.wte', 'transformer', 'h.0.c_attn', 'h.0.ln_1', 'h.0.drop', 'h.0', 'h.1.c_attn', 'h.1.ln_1', 'h.1.drop', 'h.1', 'lm_head', '',
+    ]);
+    // the usual use: custom initialisation
+    noGrad(() => m.apply((x) => { if (x instanceof LayerNorm) x.weight!.zero_(); }));
+    expect(await m.h[1]!.ln_1.weight!.tolist()).toEqual([0, 0, 0, 0]);
   });
   test('a Parameter requires grad and shares its source buffer', () => {
     const t = zeros([2]);

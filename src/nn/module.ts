@@ -47,7 +47,17 @@ export class Module {
     return out;
   }
 
-  /** This module and every descendant, with dotted names ('' for this one). */
+  /** Direct submodules, each once (torch's children()). */
+  children(): Module[] {
+    return [...new Set(this.namedChildren().map(([, m]) => m))];
+  }
+
+  /** This module and every descendant, each once, parents before children (torch's modules()). */
+  modules(): Module[] {
+    return [...new Set(this.namedModules().map(([, m]) => m))];
+  }
+
+  /** This module and every descendant, with dotted names ('' for this one); a shared module appears under each name. */
   namedModules(prefix = ''): [string, Module][] {
     const out: [string, Module][] = [[prefix, this]];
     for (const [name, child] of this.namedChildren()) out.push(...child.namedModules(prefix ? `${prefix}.${name}` : name));
@@ -170,9 +180,13 @@ export class Module {
     return this;
   }
 
-  /** Calls fn on this module and every descendant (e.g. for custom initialisation). */
-  apply(fn: (m: Module, name: string) => void): this {
-    for (const [name, m] of this.namedModules()) fn(m, name);
+  /**
+   * Calls fn on every descendant and then on this module (children first, as torch's apply: e.g. for custom
+   * initialisation, `model.apply((m) => { if (m instanceof Linear && m.bias) init.zeros_(m.bias) })`); returns this.
+   */
+  apply(fn: (m: Module) => void): this {
+    for (const child of this.children()) child.apply(fn);
+    fn(this);
     return this;
   }
 }

@@ -107,7 +107,7 @@ describe('recurrent layer details', () => {
     expect(() => lstm.forward(randn([5, 2, 3]), [randn([1, 2, 4]), randn([2, 2, 4])])).toThrow(/LSTM: h0 must be \[2, 2, 4\] for input \[5, 2, 3\], got \[1, 2, 4\]/);
     expect(() => lstm.forward(randn([5, 2, 3]), [randn([2, 2, 4]), randn([2, 3, 4])])).toThrow(/LSTM: c0 must be \[2, 2, 4\]/);
     expect(() => new GRU(3, 4).forward(randn([5, 2, 3]), null, { lengths: tensor([5, 5, 5], { dtype: 'int32' }) })).toThrow(/GRU: lengths must be an integer tensor \[B\] = \[2\]/);
-    expect(() => new GRU(3, 4).forward(randn([5, 2, 3]), null, { lengths: tensor([5, 5]) })).toThrow(/GRU: lengths must be an integer tensor/);
+    expect(() => new GRU(3, 4).forward(randn([5, 2, 3]), null, { lengths: tensor([5, 5], { dtype: 'float32' }) })).toThrow(/GRU: lengths must be an integer tensor/);
     expect(() => new RNN(3, 4, { batchFirst: true }).forward(randn([2, 5]))).toThrow(/RNN: expected a float input \[B, T, C\]/);
     expect(() => new GRUCell(3, 4).forward(randn([2, 3]), randn([3, 4]))).toThrow(/GRUCell: h must be \[2, 4\] for input \[2, 3\], got \[3, 4\]/);
     expect(() => new LSTMCell(3, 4).forward(randn([2, 2, 3]))).toThrow(/LSTMCell: expected a float input \[B, C\] or \[C\]/);

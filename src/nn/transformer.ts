@@ -83,7 +83,7 @@ export class TransformerEncoderLayer extends Module {
   }
 
   private sa(x: Tensor, c: EncoderLayerCall): Tensor {
-    return this.dropout1.forward(this.self_attn.forward(x, x, x, { attnMask: c.srcMask, keyPaddingMask: c.srcKeyPaddingMask, isCausal: c.isCausal }));
+    return this.dropout1.forward(this.self_attn.forward(x, x, x, { attnMask: c.srcMask, keyPaddingMask: c.srcKeyPaddingMask, isCausal: c.isCausal, needWeights: false })[0]);
   }
   private ff(x: Tensor): Tensor {
     return this.dropout2.forward(this.linear2.forward(this.dropout.forward(this.act(this.linear1.forward(x)))));
@@ -144,11 +144,11 @@ export class TransformerDecoderLayer extends Module {
   }
 
   private sa(x: Tensor, c: DecoderLayerCall): Tensor {
-    const y = this.self_attn.forward(x, x, x, { attnMask: c.tgtMask, keyPaddingMask: c.tgtKeyPaddingMask, isCausal: c.tgtIsCausal, cache: c.cache });
+    const [y] = this.self_attn.forward(x, x, x, { attnMask: c.tgtMask, keyPaddingMask: c.tgtKeyPaddingMask, isCausal: c.tgtIsCausal, cache: c.cache, needWeights: false });
     return this.dropout1.forward(y);
   }
   private mha(x: Tensor, memory: Tensor, c: DecoderLayerCall): Tensor {
-    return this.dropout2.forward(this.multihead_attn.forward(x, memory, memory, { attnMask: c.memoryMask, keyPaddingMask: c.memoryKeyPaddingMask }));
+    return this.dropout2.forward(this.multihead_attn.forward(x, memory, memory, { attnMask: c.memoryMask, keyPaddingMask: c.memoryKeyPaddingMask, needWeights: false })[0]);
   }
   private ff(x: Tensor): Tensor {
     return this.dropout3.forward(this.linear2.forward(this.dropout.forward(this.act(this.linear1.forward(x)))));

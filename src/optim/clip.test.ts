@@ -48,7 +48,7 @@ describe('clipGradNorm', () => {
 
   test('parameters without a gradient are skipped; with none at all the norm is 0', async () => {
     const a = tensor([3, 4], { requiresGrad: true }), b = tensor([1], { requiresGrad: true });
-    a.grad = tensor([3, 4]);
+    a.grad = tensor([3, 4], { dtype: 'float32' });
     expect(await clipGradNorm([a, b], 1).item()).toBeCloseTo(5, 6);
     expectClose(await a.grad.data(), [3 / (5 + 1e-6), 4 / (5 + 1e-6)], 1e-7, 1e-6);
     expect(b.grad).toBeNull();

@@ -210,7 +210,7 @@ describe('steps, gradients and memory', () => {
   test('zeroGrad frees the gradients and sets them to null; parameters without a gradient are left alone', async () => {
     const [a, b] = [tensor([1, 2], { requiresGrad: true }), tensor([3, 4], { requiresGrad: true })];
     const opt = new SGD([a!, b!], { lr: 0.5 });
-    a!.grad = tensor([1, -1]);
+    a!.grad = tensor([1, -1], { dtype: 'float32' });
     const g = a!.grad;
     opt.step();
     expect(await a!.tolist()).toEqual([0.5, 2.5]);
@@ -227,7 +227,7 @@ describe('steps, gradients and memory', () => {
     const weight = layer.weight;
     const w0 = [...layer.weight.dataSync()], b0 = [...layer.bias!.dataSync()];
     const opt = new SGD(layer.parameters(), { lr: 0.1 });
-    const x = tensor([[1, 2, 3], [4, 5, 6]]);
+    const x = tensor([[1, 2, 3], [4, 5, 6]], { dtype: 'float32' });
     layer.forward(x).sum().backward();
     opt.step();
     expect(layer.weight).toBe(weight);

@@ -28,33 +28,49 @@ function collect(value: unknown, scope: Set<Disposable>, out: Set<Disposable>, s
   else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, scope, out, seen);
 }
 
-/**
- * Runs fn and disposes every tensor created during it, except the tensors found in its result
- * (a tensor, or arrays / plain objects / Maps holding tensors), which move to the enclosing scope.
- * fn must be synchronous: await inside a tidy would let other work's tensors into the scope.
- */
-export function tidy<T>(fn: () => T): T {
-  const scope = new Set<Disposable>();
-  scopes.push(scope);
-  let result: T;
-  try {
-    result = fn();
-  } catch (e) {
-    scopes.pop();
-    for (const t of scope) t.dispose();
-    throw e;
-  }
-  if (result instanceof Promise) {
-    scopes.pop();
-    throw new Error('tidy: the function returned a Promise; tidy only works with synchronous functions');
-  }
-  scopes.pop();
+/** Closes `scope` (wherever it sits in the stack: async scopes may end out of order) and disposes what it owns but `result` holds. */
+function close<T>(scope: Set<Disposable>, result: T): T {
+  const at = scopes.lastIndexOf(scope);
+  if (at >= 0) scopes.splice(at, 1);
   const kept = new Set<Disposable>();
   collect(result, scope, kept, new Set());
-  const parent = scopes[scopes.length - 1];
+  const parent = scopes[at - 1];
   for (const t of scope) {
     if (kept.has(t)) parent?.add(t);
     else t.dispose();
   }
   return result;
+}
+
+function abandon(scope: Set<Disposable>): void {
+  const at = scopes.lastIndexOf(scope);
+  if (at >= 0) scopes.splice(at, 1);
+  for (const t of scope) t.dispose();
+}
+
+/**
+ * Runs fn and disposes every tensor created during it, except the tensors found in its result
+ * (a tensor, or arrays / plain objects / Maps holding tensors), which move to the enclosing scope.
+ * fn may be async (then tidy returns a Promise): the scope stays open until it settles, so tensors made by
+ * other work running concurrently in that time are owned (and disposed) by it too; keep() protects them.
+ */
+export function tidy<T>(fn: () => Promise<T>): Promise<T>;
+export function tidy<T>(fn: () => T): T;
+export function tidy<T>(fn: () => T | Promise<T>): T | Promise<T> {
+  const scope = new Set<Disposable>();
+  scopes.push(scope);
+  let result: T | Promise<T>;
+  try {
+    result = fn();
+  } catch (e) {
+    abandon(scope);
+    throw e;
+  }
+  if (result instanceof Promise) {
+    return result.then((r) => close(scope, r), (e: unknown) => {
+      abandon(scope);
+      throw e;
+    });
+  }
+  return close(scope, result);
 }

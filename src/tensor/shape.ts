@@ -38,8 +38,10 @@ export function broadcastShapes(a: Shape, b: Shape, op: string): number[] {
   const n = Math.max(a.length, b.length);
   const out = new Array<number>(n);
   for (let i = 0; i < n; i++) {
-    const da = a[a.length - n + i] ?? 1;
-    const db = b[b.length - n + i] ?? 1;
+    // Explicit bounds: tensor shapes answer negative indices (shape[-1]), so `?? 1` would not see a missing dim.
+    const ia = a.length - n + i, ib = b.length - n + i;
+    const da = ia < 0 ? 1 : a[ia]!;
+    const db = ib < 0 ? 1 : b[ib]!;
     if (da !== db && da !== 1 && db !== 1) {
       throw new Error(`${op}: shapes ${fmtShape(a)} and ${fmtShape(b)} cannot be broadcast (dimension ${i - n}: ${da} vs ${db})`);
     }

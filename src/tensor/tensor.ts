@@ -2,20 +2,28 @@
 // Math lives in src/autograd (installed as methods by autograd/methods.ts).
 
 import { getBackend, type Backend, type BackendBuffer } from './backend.js';
-import { isFloat, type DType, type TypedArray } from './dtype.js';
+import { bytesPerElement, isFloat, type DType, type TypedArray } from './dtype.js';
+import { accountAlloc, accountFree, maybeReclaim, registerTensor, unregisterTensor, type LiveEntry } from './memory.js';
 import { fmtShape, sizeOf, type Shape } from './shape.js';
 import { track } from './scope.js';
 
 /** A backend buffer shared by the tensors that view it (reshape shares; everything else copies). */
 export class Storage {
   private refs = 1;
-  constructor(readonly backend: Backend, readonly buffer: BackendBuffer) {}
+  constructor(readonly backend: Backend, readonly buffer: BackendBuffer) {
+    accountAlloc(backend.name, this.bytes);
+  }
+  get bytes(): number {
+    return this.buffer.size * bytesPerElement(this.buffer.dtype);
+  }
   retain(): this {
     this.refs++;
     return this;
   }
   release(): void {
-    if (--this.refs === 0) this.backend.free(this.buffer);
+    if (--this.refs !== 0) return;
+    accountFree(this.backend.name, this.bytes);
+    this.backend.free(this.buffer);
   }
 }
 
@@ -29,9 +37,6 @@ export interface GradNode {
   release(): void;
 }
 
-// A safety net for buffers outside the JS heap: a tensor collected without dispose() frees its buffer.
-const finalizer = new FinalizationRegistry<Storage>((s) => s.release());
-
 let nextId = 0;
 
 export type NestedArray = number | boolean | NestedArray[];
@@ -40,6 +45,8 @@ export class Tensor {
   readonly id = nextId++;
   readonly shape: Shape;
   #storage: Storage | null;
+  /** This tensor's entry in the live registry (memory.ts): how a collected tensor's buffer gets freed. */
+  #entry: LiveEntry;
   #requiresGrad = false;
   /** Accumulated gradient of a leaf (or of a tensor that called retainGrad()). */
   grad: Tensor | null = null;
@@ -53,9 +60,9 @@ export class Tensor {
       throw new Error(`Tensor: shape ${fmtShape(shape)} needs ${sizeOf(shape)} elements, buffer has ${storage.buffer.size}`);
     }
     this.#storage = storage;
-    this.shape = Object.freeze([...shape]);
+    this.shape = frozenShape(shape);
     track(this);
-    if (storage.backend.manualMemory) finalizer.register(this, storage, this);
+    this.#entry = registerTensor(this, storage);
   }
 
   /** Wraps a fresh buffer (refcount 1) from `backend` as a tensor. */
@@ -98,7 +105,7 @@ export class Tensor {
   size(dim?: number): Shape | number {
     if (dim === undefined) return this.shape;
     const d = dim < 0 ? dim + this.ndim : dim;
-    const s = this.shape[d];
+    const s = d >= 0 ? this.shape[d] : undefined;
     if (s === undefined) throw new Error(`size: dimension ${dim} is out of range for shape ${fmtShape(this.shape)}`);
     return s;
   }
@@ -131,6 +138,8 @@ export class Tensor {
 
   /** A copy of the elements in row-major order. */
   async data(): Promise<TypedArray> {
+    // An await point: where tensors the program dropped without dispose() are reclaimed (memory.ts).
+    await maybeReclaim();
     return this.backend.read(this.buffer);
   }
   /** Synchronous read: only on backends that hold data on the CPU (cpu, wasm). */
@@ -161,8 +170,7 @@ export class Tensor {
   /** Releases the buffer now (and the gradient). Safe to call twice. */
   dispose(): void {
     if (this.#storage === null) return;
-    finalizer.unregister(this);
-    this.#storage.release();
+    unregisterTensor(this.#entry);
     this.#storage = null;
     this.grad?.dispose();
     this.grad = null;
@@ -180,19 +188,25 @@ export class Tensor {
     }
     const s = src.storage.retain();
     src.dispose();
-    finalizer.unregister(this);
     this.storage.release();
     this.#storage = s;
-    if (s.backend.manualMemory) finalizer.register(this, s, this);
+    this.#entry.storage = s;
   }
 
   /** e.g. "[2, 3] float32 on cpu". */
   describe(): string {
     return `${fmtShape(this.shape)} ${this.#storage ? `${this.dtype} on ${this.device}` : '(disposed)'}`;
   }
-  toString(): string {
-    return `Tensor(${this.describe()}${this.#requiresGrad ? ', requiresGrad' : ''})`;
-  }
+}
+
+/**
+ * A frozen copy of a shape that also answers negative indices as Python does (shape[-1] is the last size):
+ * PyTorch code ported line by line reads x.shape[-1], which on a plain array is silently undefined.
+ */
+function frozenShape(shape: Shape): Shape {
+  const s = [...shape];
+  for (let i = 1; i <= s.length; i++) Object.defineProperty(s, -i, { value: s[s.length - i], enumerable: false });
+  return Object.freeze(s);
 }
 
 export function isTensor(x: unknown): x is Tensor {

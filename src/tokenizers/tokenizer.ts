@@ -2,7 +2,7 @@
 
 import { tensor } from '../tensor/create.js';
 import { isTensor, type Tensor } from '../tensor/tensor.js';
-import { hf, type HfTokenizer } from './hf-lib.js';
+import { avoidStackOverflow, hf, type HfTokenizer } from './hf-lib.js';
 import { arrayAt, isJsonObject, numberAt, objectAt, stringAt, tokenContent, type JsonObject, type TokenizerJson } from './json.js';
 import { OffsetAligner } from './offsets.js';
 import { PostProcessor, type Encoding, type TokenSequence } from './post-process.js';
@@ -117,6 +117,7 @@ export class Tokenizer {
     } catch (e) {
       throw new Error(`${source}: cannot build the tokenizer: ${e instanceof Error ? e.message : String(e)}`);
     }
+    avoidStackOverflow(this.lib);
     this.postProcessor = new PostProcessor(json.post_processor, source);
     const normalizer = this.lib.normalizer;
     this.aligner = new OffsetAligner(json, { normalize: normalizer ? (t) => normalizer.normalize(t) : null, config });

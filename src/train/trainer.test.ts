@@ -20,7 +20,7 @@ import { onesLike, randn, tensor } from '../tensor/create.js';
 import { Generator, manualSeed } from '../tensor/random.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { STATE_FILE, type MetricRecord } from './checkpoint.js';
+import { PREV_STATE_FILE, STATE_FILE, type MetricRecord } from './checkpoint.js';
 import { Trainer, type TrainerConfig } from './trainer.js';
 
 class MLP extends Module {
@@ -128,7 +128,8 @@ describe('Trainer', () => {
     const model = new MLP();
     const noise = new Generator(77);
     const lossOf = lossWithNoise(noise);
-    const opt = new AdamW(model.parameters(), { lr: 0.05, weightDecay: 0.1 });
+    // Hugging Face's grouping: weight decay on the weights, none on the biases.
+    const opt = new AdamW([{ params: [model.fc1.weight, model.fc2.weight], weightDecay: 0.1 }, { params: [model.fc1.bias!, model.fc2.bias!], weightDecay: 0 }], { lr: 0.05 });
     const lr = cosineSchedule({ maxLr: 0.05, minLr: 0.005, warmupSteps: 3, totalSteps: 12 });
     manualSeed(3);
     const dl = loader();
@@ -214,7 +215,9 @@ describe('Trainer', () => {
 
     const result = await makeTrainer({ outDir: dir, checkpointEvery: 3, resume: true }).train();
     expect(result.losses).toEqual(ref.result.losses.slice(3));
-    expect(readdirSync(dir).sort()).toEqual(['loss.svg', 'metrics.jsonl', 'model-00000012.safetensors', 'optimizer-00000012.safetensors', STATE_FILE]);
+    // The last two checkpoints stay: the latest and the one before it (the fallback when the latest is damaged).
+    expect(readdirSync(dir).sort()).toEqual(['loss.svg', 'metrics.jsonl', 'model-00000009.safetensors', 'model-00000012.safetensors',
+      'optimizer-00000009.safetensors', 'optimizer-00000012.safetensors', STATE_FILE, PREV_STATE_FILE]);
   });
 
   test('outDir holds metrics.jsonl (a record per log and eval) and loss.svg with both curves', async () => {

@@ -1,19 +1,24 @@
-// The Trainer: the book's training loop (AdamW, warm-up and decay, clipping, accumulation, evaluation) with atomic
-// checkpoints that resume bitwise-exactly, metrics.jsonl, a progress line and a loss-curve picture.
+// The Trainer: the book's training loop (AdamW, warm-up and decay, clipping, accumulation, evaluation) with atomic,
+// checksummed checkpoints that resume bitwise-exactly, a locked output folder, a stop (or skip) on non-finite losses
+// and gradients, metrics.jsonl, a progress line and a loss-curve picture.
 
 import { appendFile, mkdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { div } from '../autograd/ops/elementwise.js';
+import { join, resolve } from 'node:path';
+import { noGrad } from '../autograd/engine.js';
+import { add, cast, div, mul } from '../autograd/ops/elementwise.js';
 import { detach } from '../autograd/ops/movement.js';
+import { sum } from '../autograd/ops/reduce.js';
 import type { BatchSource, LoaderPosition } from '../data/loader.js';
-import type { Module } from '../nn/module.js';
+import type { Module, Parameter } from '../nn/module.js';
+import { LayerNorm, RMSNorm } from '../nn/normalization.js';
 import { AdamW } from '../optim/adamw.js';
 import { clipGradNorm } from '../optim/clip.js';
 import { constantSchedule, cosineSchedule, linearSchedule, setLr, type Schedule } from '../optim/schedule.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
-import { cleanCheckpointDir, loadCheckpointTensors, readCheckpointState, saveCheckpoint, STATE_FILE, writeFileAtomic, type MetricRecord, type TrainerState } from './checkpoint.js';
+import { adoptCheckpoint, loadCheckpointTensors, readCheckpoint, saveCheckpoint, STATE_FILE, writeFileAtomic, type CheckpointChoice, type MetricRecord, type TrainerState } from './checkpoint.js';
+import { lockDir, type DirLock } from './lock.js';
 import { lineChart } from './plot.js';
 import { Progress, progressLine, type ProgressStream } from './progress.js';
 
@@ -45,6 +50,11 @@ export interface OptimizerConfig {
   weightDecay?: number;
   betas?: [number, number];
   eps?: number;
+  /**
+   * Which parameters weight decay spares. Default (true): biases and normalization weights, as Hugging Face's
+   * Trainer (see noDecayParameterNames); false: none (decay every parameter); or a function of the dotted name.
+   */
+  noDecay?: boolean | ((name: string, param: Parameter) => boolean);
 }
 
 export interface ScheduleConfig {
@@ -65,6 +75,8 @@ export interface StepInfo {
   epoch: number;
   /** The gradient norm before clipping (only with clipGradNorm). */
   gradNorm?: number;
+  /** True when the step made no update: its loss or a gradient was not finite (with skipNonfinite). */
+  skipped?: boolean;
 }
 
 export interface TrainerConfig<M extends Module, B> {
@@ -104,6 +116,11 @@ export interface TrainerConfig<M extends Module, B> {
   progress?: ProgressStream | false;
   /** Called after every step (after its log, evaluation and checkpoint). */
   onStep?: (info: StepInfo) => void | Promise<void>;
+  /**
+   * A non-finite loss or gradient stops training with an error (default). true: the step's batches are skipped
+   * instead (no update; the step still counts, as with PyTorch's GradScaler), counted as `skipped` in metrics.jsonl.
+   */
+  skipNonfinite?: boolean;
 }
 
 export interface TrainResult {
@@ -115,6 +132,8 @@ export interface TrainResult {
   metrics: MetricRecord[];
   /** True when stop() ended training early. */
   stopped: boolean;
+  /** Steps skipped for a non-finite loss or gradient (skipNonfinite), those before a resume included. */
+  skipped: number;
 }
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -159,6 +178,40 @@ function makeSchedule(cfg: ScheduleConfig | Schedule | undefined, maxLr: number,
     case 'constant': return constantSchedule({ maxLr, warmupSteps });
     default: throw new Error(`Trainer: schedule.kind must be 'cosine', 'linear' or 'constant', got ${JSON.stringify(c.kind)}`);
   }
+}
+
+// Hugging Face's patterns for normalization parameters by name (transformers' get_decay_parameter_names).
+const NORM_NAME = /layernorm|rmsnorm|(?:^|\.)norm(?:$|\.)|_norm(?:$|\.)/i;
+
+/**
+ * The parameters Hugging Face's Trainer exempts from weight decay: those of LayerNorm / RMSNorm modules (or modules
+ * whose class name ends in Norm), and every parameter whose name contains 'bias' or a normalization name.
+ */
+export function noDecayParameterNames(model: Module): Set<string> {
+  const out = new Set<string>();
+  for (const [prefix, m] of model.namedModules()) {
+    if (!(m instanceof LayerNorm || m instanceof RMSNorm || /Norm$/.test(m.constructor.name))) continue;
+    for (const [name] of m.namedParameters()) out.add(prefix ? `${prefix}.${name}` : name);
+  }
+  for (const [name] of model.namedParameters()) if (name.includes('bias') || NORM_NAME.test(name)) out.add(name);
+  return out;
+}
+
+/** AdamW's parameter groups: decayed parameters first, then those without decay (as HF); empty groups left out. */
+function decayGroups(model: Module, weightDecay: number, noDecay: OptimizerConfig['noDecay']): { params: Tensor[]; weightDecay: number }[] {
+  const named = model.namedParameters();
+  let spared: (name: string, param: Parameter) => boolean;
+  if (noDecay === false) spared = () => false;
+  else if (typeof noDecay === 'function') spared = noDecay;
+  else {
+    const exempt = noDecayParameterNames(model);
+    spared = (name) => exempt.has(name);
+  }
+  const groups = [
+    { params: named.filter(([n, p]) => !spared(n, p)).map(([, p]) => p as Tensor), weightDecay },
+    { params: named.filter(([n, p]) => spared(n, p)).map(([, p]) => p as Tensor), weightDecay: 0 },
+  ];
+  return groups.filter((g) => g.params.length > 0);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -228,7 +281,8 @@ export class Trainer<M extends Module, B> {
     if (config.device !== undefined) model.to(config.device);
     const o = config.optimizer ?? {};
     const lr = o.lr ?? 1e-3;
-    this.optimizer = new AdamW(model.parameters(), { lr, weightDecay: o.weightDecay ?? 0.01, betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8 });
+    if (o.noDecay !== undefined && typeof o.noDecay !== 'boolean' && typeof o.noDecay !== 'function') throw new Error(`Trainer: optimizer.noDecay must be true, false or a function (name, param) => boolean, got ${String(o.noDecay)}`);
+    this.optimizer = new AdamW(decayGroups(model, o.weightDecay ?? 0.01, o.noDecay), { lr, betas: o.betas ?? [0.9, 0.999], eps: o.eps ?? 1e-8 });
     this.schedule = makeSchedule(config.schedule, lr, this.totalSteps);
   }
 
@@ -243,12 +297,15 @@ export class Trainer<M extends Module, B> {
   }
 
   /** Restores a checkpoint (when resuming) and prepares outDir; nothing is written before every check has passed. */
-  private async prepare(): Promise<{ position: LoaderPosition; tokens: number; metrics: MetricRecord[] }> {
+  private async prepare(progress: Progress): Promise<{ position: LoaderPosition; tokens: number; metrics: MetricRecord[]; skipped: number }> {
     const { outDir, resume } = this.config;
     const resumeDir = resume === true ? outDir! : typeof resume === 'string' ? resume : null;
     let state: TrainerState | null = null;
+    let choice: CheckpointChoice | null = null;
     if (resumeDir !== null) {
-      state = await readCheckpointState(resumeDir);
+      choice = await readCheckpoint(resumeDir);
+      state = choice.state;
+      if (choice.fallback !== null) progress.message(`${choice.fallback}; resuming from the previous checkpoint instead (step ${state.step})`);
       if (state.seed !== this.seed) throw new Error(`Trainer: the checkpoint in ${resumeDir} was trained with seed ${state.seed}, this run has seed ${this.seed}`);
       const saved = Object.keys(state.generators).sort().join(', ');
       const own = Object.keys(this.generators).sort().join(', ');
@@ -266,11 +323,11 @@ export class Trainer<M extends Module, B> {
     const metrics = state ? [...state.metrics] : [];
     if (outDir) {
       await mkdir(outDir, { recursive: true });
-      if (state && resumeDir === outDir) await cleanCheckpointDir(outDir, state);
+      if (state && resumeDir === outDir) await adoptCheckpoint(outDir, choice!);
       // Records after the checkpoint belong to steps that will run again.
       await writeFileAtomic(join(outDir, METRICS_FILE), metrics.map((r) => `${JSON.stringify(r)}\n`).join(''));
     }
-    return { position: state ? state.position : { epoch: 0, batch: 0 }, tokens: state ? state.tokens : 0, metrics };
+    return { position: state ? state.position : { epoch: 0, batch: 0 }, tokens: state ? state.tokens : 0, metrics, skipped: state?.skipped ?? 0 };
   }
 
   /** Every batch from a position on, across epochs, with the position after it. */
@@ -328,9 +385,39 @@ export class Trainer<M extends Module, B> {
     if (this.config.outDir) await appendFile(join(this.config.outDir, METRICS_FILE), `${JSON.stringify(r)}\n`);
   }
 
-  private async checkpoint(position: LoaderPosition, tokens: number, metrics: MetricRecord[]): Promise<void> {
+  private async checkpoint(position: LoaderPosition, tokens: number, metrics: MetricRecord[], skipped: number): Promise<void> {
+    // Nothing non-finite is saved: weights that overflowed stop the run with the last checkpoint intact.
+    const bad = await this.firstNonfinite('weights');
+    if (bad !== null) throw new Error(`Trainer: step ${this.currentStep}: parameter '${bad.name}' holds ${bad.value}; no checkpoint was written (the last one in ${this.config.outDir} is intact)`);
     const generators = Object.fromEntries(Object.entries(this.generators).map(([k, g]) => [k, g.getState()]));
-    await saveCheckpoint(this.config.outDir!, this.model, this.optimizer, { step: this.currentStep, position, seed: this.seed, tokens, generators, metrics });
+    const fields = { step: this.currentStep, position, seed: this.seed, tokens, generators, metrics, ...(this.config.skipNonfinite ? { skipped } : {}) };
+    await saveCheckpoint(this.config.outDir!, this.model, this.optimizer, fields);
+  }
+
+  /**
+   * The first parameter (in namedParameters order) whose weights, or gradient, hold a NaN or an infinity. One fused
+   * read decides (x * 0 sums to NaN exactly when some x is not finite); the names are looked up only then.
+   */
+  private async firstNonfinite(what: 'weights' | 'grad'): Promise<{ name: string; value: string } | null> {
+    const named = this.model.namedParameters().map(([n, p]): [string, Tensor | null] => [n, what === 'grad' ? p.grad : p]).filter(([, t]) => t !== null && t.numel() > 0) as [string, Tensor][];
+    if (named.length === 0) return null;
+    const probe = noGrad(() => tidy(() => named.map(([, t]) => sum(mul(t, 0))).reduce((a, b) => add(a, b))));
+    const ok = Number.isFinite(await probe.item());
+    probe.dispose();
+    if (ok) return null;
+    for (const [name, t] of named) {
+      const v = (await t.data()).find((x) => !Number.isFinite(x));
+      if (v !== undefined) return { name, value: String(v) };
+    }
+    return null;
+  }
+
+  /** The gradients' squared total 2-norm as a 0-d tensor (one read decides finiteness, clipping and the logged norm). */
+  private gradSquaredNorm(params: readonly Tensor[]): Tensor | null {
+    const grads = params.flatMap((p) => (p.grad !== null && p.grad.numel() > 0 ? [p.grad] : []));
+    if (grads.length === 0) return null;
+    // In float32 whatever the gradients' dtype: half-precision squares would overflow long before the norm does.
+    return noGrad(() => tidy(() => grads.map((g) => { const x = g.dtype === 'float32' ? g : cast(g, 'float32'); return sum(mul(x, x)); }).reduce((a, b) => add(a, b))));
   }
 
   /** Runs training to the last step (or to stop()); see the class comment. Can be called once per Trainer. */
@@ -338,8 +425,21 @@ export class Trainer<M extends Module, B> {
     if (this.started) throw new Error('Trainer: train() was already called; make a new Trainer (with resume) to continue');
     this.started = true;
     const cfg = this.config;
-    let { position, tokens, metrics } = await this.prepare();
     const progress = new Progress(cfg.progress === false ? null : cfg.progress ?? process.stderr);
+    if (cfg.resume === true && !(await exists(cfg.outDir!))) throw new Error(`Trainer: cannot resume from ${cfg.outDir}: no such directory`);
+    // The folder is locked before anything is read or written there: a second run on it fails at once.
+    const lock: DirLock | null = cfg.outDir ? await lockDir(cfg.outDir, { log: (l) => progress.message(l) }) : null;
+    try {
+      return await this.run(progress);
+    } finally {
+      progress.finish();
+      await lock?.release();
+    }
+  }
+
+  private async run(progress: Progress): Promise<TrainResult> {
+    const cfg = this.config;
+    let { position, tokens, metrics, skipped } = await this.prepare(progress);
     const logEvery = cfg.logEvery ?? 10;
     const params = this.model.parameters();
     const losses: { step: number; loss: number }[] = [];
@@ -347,6 +447,9 @@ export class Trainer<M extends Module, B> {
     const firstStep = this.currentStep;
     let logLoss = 0, logSteps = 0, logTokens = 0, logStart = runStart, counted = false;
     let savedAt = this.currentStep;
+    // The step of the newest checkpoint in outDir, if any (resuming elsewhere from another folder leaves none yet).
+    const inPlace = cfg.outDir !== undefined && (cfg.resume === true || (typeof cfg.resume === 'string' && resolve(cfg.resume) === resolve(cfg.outDir)));
+    let lastSaved: number | null = inPlace ? this.currentStep : null;
     this.model.train();
     const batches = this.stream(position);
     try {
@@ -367,30 +470,53 @@ export class Trainer<M extends Module, B> {
           }
           position = next.value.position;
         }
-        const norm = tidy(() => {
-          const n = cfg.clipGradNorm !== undefined ? clipGradNorm(params, cfg.clipGradNorm) : null;
-          this.optimizer.step();
-          this.optimizer.zeroGrad();
-          return n;
-        });
-        const gradNorm = norm === null ? undefined : await norm.item();
-        norm?.dispose();
-        const step = ++this.currentStep;
+        const step = this.currentStep + 1;
         const loss = stepLoss / micro;
-        losses.push({ step, loss });
-        logLoss += loss;
-        logSteps++;
+        const squared = this.gradSquaredNorm(params);
+        const sq = squared === null ? 0 : await squared.item();
+        squared?.dispose();
+        const finite = Number.isFinite(loss) && Number.isFinite(sq);
+        const gradNorm = cfg.clipGradNorm !== undefined && finite ? Math.sqrt(sq) : undefined;
+        if (!finite) {
+          const bad = await this.firstNonfinite('grad');
+          this.optimizer.zeroGrad();
+          const gradPart = bad ? `the first parameter with a non-finite gradient is '${bad.name}' (${bad.value})` : Number.isFinite(sq) ? 'every gradient is finite' : 'the gradient norm overflows float32';
+          const what = `${Number.isFinite(loss) ? 'the loss is finite' : `the loss is ${loss}`}; ${gradPart}`;
+          if (!cfg.skipNonfinite) {
+            const kept = !cfg.outDir ? '' : lastSaved === null ? ' no checkpoint was written;' : ` the last checkpoint (step ${lastSaved}) in ${cfg.outDir} is intact;`;
+            throw new Error(`Trainer: step ${step}: ${what}. Training stopped before the update;${kept} lower the learning rate, or pass skipNonfinite (--skip-nonfinite) to skip such batches`);
+          }
+          skipped++;
+          progress.message(`step ${step}: skipped (${what})`);
+        } else {
+          tidy(() => {
+            // Clipping scales by min(1, max / (norm + 1e-6)): below the threshold the factor is exactly 1.
+            if (cfg.clipGradNorm !== undefined && gradNorm! + 1e-6 > cfg.clipGradNorm * (1 - 1e-4)) clipGradNorm(params, cfg.clipGradNorm);
+            this.optimizer.step();
+            this.optimizer.zeroGrad();
+          });
+        }
+        this.currentStep = step;
+        if (finite) {
+          losses.push({ step, loss });
+          logLoss += loss;
+          logSteps++;
+        }
 
         const now = performance.now();
         const last = step === this.totalSteps;
         const logNow = step % logEvery === 0 || last;
         const tokensPerSecond = counted ? logTokens / Math.max((now - logStart) / 1000, 1e-9) : undefined;
         const eta = ((now - runStart) / 1000 / (step - firstStep)) * (this.totalSteps - step);
-        progress.update(progressLine({ step, total: this.totalSteps, loss: logLoss / logSteps, lr, tokensPerSecond, etaSeconds: eta }), logNow);
+        const shown = logSteps > 0 ? logLoss / logSteps : NaN;
+        progress.update(progressLine({ step, total: this.totalSteps, loss: shown, lr, tokensPerSecond, etaSeconds: eta }), logNow);
         if (logNow) {
-          const r: MetricRecord = { kind: 'train', step, epoch: position.epoch, loss: logLoss / logSteps, lr };
+          const r: MetricRecord = { kind: 'train', step, epoch: position.epoch };
+          if (logSteps > 0) r['loss'] = shown; // a window of skipped steps only has no loss
+          r['lr'] = lr;
           if (gradNorm !== undefined) r['gradNorm'] = gradNorm;
           if (counted) { r['tokens'] = tokens; r['tokensPerSecond'] = tokensPerSecond!; }
+          if (cfg.skipNonfinite) r['skipped'] = skipped;
           await this.record(metrics, r);
           logLoss = 0; logSteps = 0; logTokens = 0; logStart = now;
         }
@@ -402,18 +528,17 @@ export class Trainer<M extends Module, B> {
           }
         }
         if (cfg.outDir && (last || (cfg.checkpointEvery !== undefined && step % cfg.checkpointEvery === 0))) {
-          await this.checkpoint(position, tokens, metrics);
-          savedAt = step;
+          await this.checkpoint(position, tokens, metrics, skipped);
+          savedAt = lastSaved = step;
         }
-        await cfg.onStep?.({ step, totalSteps: this.totalSteps, loss, lr, epoch: position.epoch, ...(gradNorm === undefined ? {} : { gradNorm }) });
+        await cfg.onStep?.({ step, totalSteps: this.totalSteps, loss, lr, epoch: position.epoch, ...(gradNorm === undefined ? {} : { gradNorm }), ...(finite ? {} : { skipped: true }) });
       }
-      if (cfg.outDir && savedAt !== this.currentStep) await this.checkpoint(position, tokens, metrics);
+      if (cfg.outDir && savedAt !== this.currentStep) await this.checkpoint(position, tokens, metrics, skipped);
     } finally {
-      progress.finish();
       await batches.return(undefined);
     }
     if (cfg.outDir) await this.plotLoss(metrics);
-    return { step: this.currentStep, losses, metrics, stopped: this.stopRequested && this.currentStep < this.totalSteps };
+    return { step: this.currentStep, losses, metrics, stopped: this.stopRequested && this.currentStep < this.totalSteps, skipped };
   }
 
   /** Writes outDir/loss.svg: the train loss of each log record and the eval loss of each evaluation, against the step. */

@@ -3,7 +3,7 @@
 import type { BackendBuffer } from '../../tensor/backend.js';
 import { full } from '../../tensor/create.js';
 import { isFloat, promoteTypes, type DType } from '../../tensor/dtype.js';
-import { fmtShape, shapeEq, sizeOf, type Shape } from '../../tensor/shape.js';
+import { fmtShape, normAxis, shapeEq, sizeOf, type Shape } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
 
 /** A tensor or a JavaScript number standing for a 0-d tensor. */
@@ -40,10 +40,20 @@ export function operands(op: string, a: TensorLike, b: TensorLike): [Tensor, Ten
   return [ta, tb];
 }
 
-/** Promotion for arithmetic: like PyTorch, but bool arithmetic computes in int32. */
+/**
+ * Promotion for arithmetic, PyTorch's: the wider type (a JS number next to a tensor takes scalarDType first).
+ * Two bools stay bool: add and maximum are logical or, mul and minimum logical and (binary() picks the op).
+ */
 export function arithmeticType(a: DType, b: DType): DType {
-  const t = promoteTypes(a, b);
-  return t === 'bool' ? 'int32' : t;
+  return promoteTypes(a, b);
+}
+
+/**
+ * A dimension index for an op on a tensor of `ndim` dimensions; a 0-d tensor takes 0 and -1 like a 1-d one
+ * (as PyTorch's dim wrapping does).
+ */
+export function normDim(dim: number, ndim: number, op: string): number {
+  return normAxis(dim, Math.max(ndim, 1), op);
 }
 
 /** Sums a broadcast gradient back down to `shape` (no autograd: used inside backward functions). */

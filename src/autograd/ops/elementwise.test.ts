@@ -1,6 +1,7 @@
 // Elementwise ops against PyTorch (value and gradient) on every backend, plus finite differences in float64.
 
 import { describe, expect, test } from 'vitest';
+import { listDevices } from '../../tensor/backend.js';
 import { tensor } from '../../tensor/create.js';
 import { describeOps } from '../../test-util/op-check.js';
 import { where } from './elementwise.js';
@@ -50,12 +51,13 @@ describeOps('elementwise', {
 describe('elementwise dtype rules', () => {
   test('numbers default to float32; int tensors keep int32 with integer scalars and promote with fractions', async () => {
     const i = tensor([1, 2, 3], { dtype: 'int32' });
-    expect(tensor([1, 2]).dtype).toBe('float32');
+    expect(tensor([1.5, 2]).dtype).toBe('float32');
+    expect(tensor([1, 2]).dtype).toBe('int32');
     expect(i.add(2).dtype).toBe('int32');
     expect(i.mul(0.5).dtype).toBe('float32');
     expect(await i.mul(0.5).tolist()).toEqual([0.5, 1, 1.5]);
     expect(i.div(2).dtype).toBe('float32');
-    expect(tensor([true, false]).add(tensor([true, true])).dtype).toBe('int32');
+    expect(tensor([true, false]).add(tensor([true, true])).dtype).toBe('bool'); // torch: bool + bool is bool
   });
   test('broadcasting errors name the op and shapes', () => {
     expect(() => tensor([[1, 2, 3]]).add(tensor([1, 2]))).toThrow(/add: shapes \[1, 3\] and \[2\] cannot be broadcast/);
@@ -66,3 +68,180 @@ describe('elementwise dtype rules', () => {
     expect((await y.tolist() as number[])[1]).toBeCloseTo(Math.E, 5);
   });
 });
+
+// Issue 15: silent mismatches with PyTorch 1.13 found by a differential test. Every expected value below was
+// printed by torch 1.13 (the snippet is in the comment next to it).
+for (const device of listDevices()) {
+  const i32 = (v: number[]) => tensor(v, { dtype: 'int32', device });
+  const f32 = (v: number[], requiresGrad = false) => tensor(v, { dtype: 'float32', device, requiresGrad });
+  const bools = (v: boolean[]) => tensor(v, { dtype: 'bool', device });
+
+  describe(`elementwise PyTorch parity on ${device}`, () => {
+    test('maskedFill keeps the tensor dtype: the value is cast to it', async () => {
+      // torch.tensor([1,2,3],dtype=torch.int32).masked_fill(torch.tensor([True,False,False]), 2.5) -> int32 [2, 2, 3]
+      const m = bools([true, false, false]);
+      const y = i32([1, 2, 3]).maskedFill(m, 2.5);
+      expect(y.dtype).toBe('int32');
+      expect(await y.tolist()).toEqual([2, 2, 3]);
+      expect(await i32([1, 2, 3]).maskedFill(m, -2.7).tolist()).toEqual([-2, 2, 3]); // torch: [-2, 2, 3]
+      const b = bools([true, false]).maskedFill(bools([false, true]), 2.5); // torch: bool [True, True]
+      expect(b.dtype).toBe('bool');
+      expect(await b.tolist()).toEqual([true, true]);
+      // An int mask fills like a bool one (torch: [2, 2, 3]); a float mask is an error here.
+      expect(await i32([1, 2, 3]).maskedFill(i32([1, 0, 0]), 2).tolist()).toEqual([2, 2, 3]);
+      expect(() => i32([1, 2, 3]).maskedFill(f32([1, 0, 0]), 2)).toThrow(/maskedFill: mask must be a bool tensor, got float32/);
+    });
+
+    test('bool arithmetic stays bool (or / and), sub and pow of two bools raise, bool with a number promotes', async () => {
+      const a = bools([true, false, true, false]), b = bools([true, true, false, false]);
+      // torch: a + b, torch.maximum(a, b) -> [T, T, T, F]; a * b, torch.minimum(a, b) -> [T, F, F, F] (all bool)
+      for (const [y, want] of [[a.add(b), [true, true, true, false]], [a.maximum(b), [true, true, true, false]], [a.mul(b), [true, false, false, false]], [a.minimum(b), [true, false, false, false]]] as const) {
+        expect(y.dtype).toBe('bool');
+        expect(await y.tolist()).toEqual(want);
+      }
+      expect(() => a.sub(b)).toThrow(/sub: subtraction of two bool tensors is not supported/); // torch raises
+      expect(() => a.pow(b)).toThrow(/pow: not implemented for two bool tensors/); // torch: "pow" not implemented for 'Bool'
+      const d = a.div(b); // torch: float32 [1, 0, inf, nan]
+      expect(d.dtype).toBe('float32');
+      expect(await d.tolist()).toEqual([1, 0, Infinity, NaN]);
+      expect(a.mul(2).dtype).toBe('int32'); // torch: int64 [2, 0, 2, 0]
+      expect(await a.mul(2).tolist()).toEqual([2, 0, 2, 0]);
+      expect(a.mul(2.5).dtype).toBe('float32'); // torch: float32
+      expect(i32([1, 2, 3]).add(2.5).dtype).toBe('float32'); // torch: float32 [3.5, 4.5, 5.5]
+      expect(i32([1, 2, 3]).div(i32([1, 2, 3])).dtype).toBe('float32'); // torch: float32
+    });
+
+    test('int32 products wrap like int32', async () => {
+      // (torch.tensor([2147483647, 65536, 46341, -7],dtype=torch.int32) * torch.tensor([2147483647, 65536, 46341, 3],dtype=torch.int32))
+      expect(await i32([2147483647, 65536, 46341, -7]).mul(i32([2147483647, 65536, 46341, 3])).tolist()).toEqual([1, 0, -2147479015, -21]);
+      // torch.tensor([3, 7, -2, 0],dtype=torch.int32).pow(torch.tensor([20, 12, 31, 0],dtype=torch.int32))
+      expect(await i32([3, 7, -2, 0]).pow(i32([20, 12, 31, 0])).tolist()).toEqual([-808182895, 956385313, -2147483648, 1]);
+    });
+
+    test('relu lets NaN through, with its gradient, as PyTorch does', async () => {
+      // x = torch.tensor([nan, -1., 2., 0.], requires_grad=True); torch.relu(x) -> [nan, 0, 2, 0]; grad [1, 0, 1, 0]
+      const x = f32([NaN, -1, 2, 0], true);
+      const y = x.relu();
+      expect(await y.tolist()).toEqual([NaN, 0, 2, 0]);
+      y.sum().backward();
+      expect(await x.grad!.tolist()).toEqual([1, 0, 1, 0]);
+      expect(Object.is((await f32([-0]).relu().tolist() as number[])[0], -0)).toBe(true); // torch.relu(-0.) is -0.
+    });
+
+    test('pow gradients at base 0 follow PyTorch', async () => {
+      // x = torch.tensor([0.,1,2], requires_grad=True); x.pow(0).sum().backward() -> x.grad [0, 0, 0]
+      const x = f32([0, 1, 2], true);
+      x.pow(0).sum().backward();
+      expect(await x.grad!.tolist()).toEqual([0, 0, 0]);
+      // x = torch.zeros(4, requires_grad=True); e = torch.tensor([0.,2,0.5,-1], requires_grad=True); (x**e).sum().backward()
+      // -> x.grad [0, 0, inf, -inf], e.grad [0, 0, 0, -inf]
+      const z = f32([0, 0, 0, 0], true), e = f32([0, 2, 0.5, -1], true);
+      z.pow(e).sum().backward();
+      expect(await z.grad!.tolist()).toEqual([0, 0, Infinity, -Infinity]);
+      expect(await e.grad!.tolist()).toEqual([0, 0, 0, -Infinity]);
+      // x = torch.tensor([0.,1,2]); e = torch.tensor([0.,2,0.5]) -> x.grad [0, 2, 0.35355339], e.grad [0, 0, 0.98025814]
+      const x2 = f32([0, 1, 2], true), e2 = f32([0, 2, 0.5], true);
+      x2.pow(e2).sum().backward();
+      const [gx, ge] = [await x2.grad!.tolist() as number[], await e2.grad!.tolist() as number[]];
+      expect(gx.slice(0, 2)).toEqual([0, 2]);
+      expect(gx[2]).toBeCloseTo(0.35355339, 6);
+      expect(ge.slice(0, 2)).toEqual([0, 0]);
+      expect(ge[2]).toBeCloseTo(0.98025814, 6);
+      // (torch.tensor(0.) ** x).sum().backward() at x = [0, 0] -> x.grad [0, 0]
+      const x3 = f32([0, 0], true);
+      f32([0]).reshape([]).pow(x3).sum().backward();
+      expect(await x3.grad!.tolist()).toEqual([0, 0]);
+    });
+
+    test('ops PyTorch rejects raise here too', () => {
+      const b = bools([true, false]);
+      expect(() => b.neg()).toThrow(/neg: negation of a bool tensor is not supported/); // torch raises
+      expect(() => b.abs()).toThrow(/abs: not implemented for bool/); // torch: "abs_cpu" not implemented for 'Bool'
+      expect(() => b.relu()).toThrow(/relu: not implemented for bool/); // torch: Boolean inputs not supported for relu
+      expect(() => b.floor()).toThrow(/floor: not implemented for bool/);
+      expect(() => i32([1, 2]).gelu()).toThrow(/gelu: expected a floating point tensor, got int32/); // torch: not implemented for 'Int'
+      expect(() => i32([1, 2]).gelu('tanh')).toThrow(/gelu: expected a floating point tensor/);
+      expect(() => i32([1, 2]).silu()).toThrow(/silu: expected a floating point tensor, got int32/);
+      // torch.where(torch.tensor([1.,0]), x, x) -> where expected condition to be a boolean tensor
+      expect(() => where(f32([1, 0]), f32([1, 2]), f32([3, 4]))).toThrow(/where: expected a bool condition, got float32/);
+      expect(() => where(i32([1, 0]), f32([1, 2]), f32([3, 4]))).toThrow(/where: expected a bool condition, got int32/);
+      // torch.tensor([1,2,3],dtype=torch.int32).pow(-1) -> Integers to negative integer powers are not allowed.
+      expect(() => i32([1, 2, 3]).pow(-1)).toThrow(/pow: integers to negative integer powers are not allowed/);
+      expect(() => b.pow(-1)).toThrow(/pow: integers to negative integer powers are not allowed/);
+    });
+
+    test('computes what PyTorch computes on ints and bools', async () => {
+      expect(await i32([1, 2, 3]).relu().tolist()).toEqual([1, 2, 3]); // torch: int32
+      expect(i32([-1, 2]).relu().dtype).toBe('int32');
+      expect(await i32([1, 2, 3]).pow(0).tolist()).toEqual([1, 1, 1]);
+      expect(await bools([true, false]).sign().tolist()).toEqual([true, false]); // torch: bool
+      // torch.where(torch.tensor([True, False]), 1, 0) -> int64 [1, 0]; (1.5, 0) -> float32
+      expect(where(bools([true, false]), 1, 0).dtype).toBe('int32');
+      expect(where(bools([true, false]), 1.5, 0).dtype).toBe('float32');
+    });
+
+    test('sign(NaN) is 0, so abs passes no gradient at NaN; square of bool is int32', async () => {
+      // torch.sign(torch.tensor([nan, -0., 0., 2., -3.])) -> [0, 0, 0, 1, -1]
+      expect(await f32([NaN, -0, 0, 2, -3]).sign().tolist()).toEqual([0, 0, 0, 1, -1]);
+      // x = torch.tensor([nan, 0., -0., 1.], requires_grad=True); x.abs().sum().backward() -> [0, 0, 0, 1]
+      const x = f32([NaN, 0, -0, 1], true);
+      x.abs().sum().backward();
+      expect(await x.grad!.tolist()).toEqual([0, 0, 0, 1]);
+      // torch.tensor([True]).square() -> int64 (int32 here), [1]
+      const sq = bools([true, false]).square();
+      expect(sq.dtype).toBe('int32');
+      expect(await sq.tolist()).toEqual([1, 0]);
+    });
+
+    test('maximum/minimum gradients: ties split, NaN sends the gradient to both sides', async () => {
+      // a = [nan, 1, 2, 3], b = [1, nan, 2, 1]; torch.maximum(a, b).sum().backward() -> a.grad [1, 1, .5, 1], b.grad [1, 1, .5, 0]
+      // torch.minimum -> a.grad [1, 1, .5, 0], b.grad [1, 1, .5, 1]
+      for (const [op, wa, wb] of [['maximum', [1, 1, 0.5, 1], [1, 1, 0.5, 0]], ['minimum', [1, 1, 0.5, 0], [1, 1, 0.5, 1]]] as const) {
+        const a = f32([NaN, 1, 2, 3], true), b = f32([1, NaN, 2, 1], true);
+        (op === 'maximum' ? a.maximum(b) : a.minimum(b)).sum().backward();
+        expect(await a.grad!.tolist(), op).toEqual(wa);
+        expect(await b.grad!.tolist(), op).toEqual(wb);
+      }
+    });
+
+    test('clamp: max wins over min, the gradient passes exactly where min <= x <= max', async () => {
+      // x = torch.tensor([-2., -1, 0, 0.5, 0.7, 1, 2, nan]); x.clamp(-1., 0.7) -> [-1,-1,0,.5,.7,.7,.7,nan]; grad [0,1,1,1,1,0,0,0]
+      const x = f32([-2, -1, 0, 0.5, 0.7, 1, 2, NaN], true);
+      const y = x.clamp(-1, 0.7);
+      expect(await y.tolist()).toEqual([-1, -1, 0, 0.5, Math.fround(0.7), Math.fround(0.7), Math.fround(0.7), NaN]);
+      y.sum().backward();
+      expect(await x.grad!.tolist()).toEqual([0, 1, 1, 1, 1, 0, 0, 0]);
+      // x.clamp(1., 0.5) -> all 0.5, grad all 0; clamp(-1., -1.) on [-2, -1, 0] -> grad [0, 1, 0]; clamp(min=-1.) -> [0, 1, 1]
+      const x2 = f32([-2, -1, 0, 0.5, 0.7, 1, 2], true);
+      const y2 = x2.clamp(1, 0.5);
+      expect(await y2.tolist()).toEqual([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]);
+      y2.sum().backward();
+      expect(await x2.grad!.tolist()).toEqual([0, 0, 0, 0, 0, 0, 0]);
+      const x3 = f32([-2, -1, 0], true);
+      x3.clamp(-1, -1).sum().backward();
+      expect(await x3.grad!.tolist()).toEqual([0, 1, 0]);
+      const x4 = f32([-2, -1, 0], true);
+      x4.clamp(-1).sum().backward();
+      expect(await x4.grad!.tolist()).toEqual([0, 1, 1]);
+    });
+
+    test('exp is finite up to ln(FLT_MAX) and accurate near the top', async () => {
+      // torch.exp(torch.tensor([80., 85., 88., 88.3, 88.376, 88.4, 88.5, 88.6, 88.7, 88.72, 88.7228, 88.72283172607421875]))
+      const xs = [80, 85, 88, 88.3, 88.376, 88.4, 88.5, 88.6, 88.7, 88.72, 88.7228, 88.72283172607421875];
+      const want = [5.540622484676759e+34, 8.223012393018281e+36, 1.6516362661361307e+38, 2.229482622804407e+38, 2.4055195376532847e+38,
+        2.4639553907864616e+38, 2.723087918012828e+38, 3.0094729049031413e+38, 3.325976864406685e+38, 3.3931806003874245e+38,
+        3.4026946730843054e+38, 3.402798519021476e+38];
+      const got = await f32(xs).exp().tolist() as number[];
+      got.forEach((g, i) => expect(Math.abs(g - want[i]!) / want[i]!, `exp(${xs[i]})`).toBeLessThan(3e-7));
+      // The next float32 above overflows (torch: inf), as do larger values and inf.
+      expect(await f32([88.72283935546875, 89, Infinity]).exp().tolist()).toEqual([Infinity, Infinity, Infinity]);
+      // A sweep of the top range against exp in double: within about 2 ulp of float32.
+      const sweep = Array.from({ length: 400 }, (_, i) => Math.fround(80 + (8.7228 * i) / 399));
+      const ys = await f32(sweep).exp().tolist() as number[];
+      ys.forEach((y, i) => {
+        const exact = Math.exp(sweep[i]!);
+        expect(Math.abs(y - exact) / exact, `exp(${sweep[i]})`).toBeLessThan(2.5e-7);
+      });
+    });
+  });
+}

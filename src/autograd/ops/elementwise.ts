@@ -4,7 +4,7 @@ import type { ActivationOp, ArithmeticOp, BinaryOp, CompareOp, UnaryOp } from '.
 import { full } from '../../tensor/create.js';
 import { isFloat, promoteTypes, type DType } from '../../tensor/dtype.js';
 import { broadcastShapes } from '../../tensor/shape.js';
-import type { Tensor } from '../../tensor/tensor.js';
+import { Tensor } from '../../tensor/tensor.js';
 import { record } from '../engine.js';
 import { arithmeticType, checkSameDevice, operands, sumTo, wrap, type TensorLike } from './base.js';
 
@@ -45,13 +45,22 @@ const UNARY_GRAD: Record<UnaryOp, { save: 'x' | 'y' | 'none'; grad: ((g: Tensor,
   not: { save: 'none', grad: null },
 };
 
-const FLOAT_ONLY = new Set<UnaryOp>(['exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'erf', 'gelu', 'geluTanh', 'silu']);
+/** Computed in float32 for integer and bool inputs, as in PyTorch. */
+const FLOAT_ONLY = new Set<UnaryOp>(['exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'erf']);
+/** PyTorch rejects these for integer and bool inputs. */
+const FLOAT_INPUT = new Set<UnaryOp>(['gelu', 'geluTanh', 'silu']);
+/** PyTorch rejects these for bool inputs. */
+const NO_BOOL = new Set<UnaryOp>(['neg', 'abs', 'relu', 'floor', 'ceil', 'round']);
 
 function activationGrad(op: ActivationOp, x: Tensor, g: Tensor): Tensor {
   return wrap(x, x.backend.activationGrad(op, x.buffer, g.buffer), x.shape);
 }
 
 export function unary(op: UnaryOp, x: Tensor): Tensor {
+  if (x.dtype === 'bool' && NO_BOOL.has(op)) {
+    throw new Error(op === 'neg' ? 'neg: negation of a bool tensor is not supported; to invert a mask use logicalNot()' : `${op}: not implemented for bool tensors`);
+  }
+  if (FLOAT_INPUT.has(op) && !isFloat(x.dtype)) throw new Error(`${op === 'geluTanh' ? 'gelu' : op}: expected a floating point tensor, got ${x.dtype} (convert with .float())`);
   if (FLOAT_ONLY.has(op) && !isFloat(x.dtype)) x = cast(x, 'float32');
   if (op === 'not') x = cast(x, 'bool');
   const out = wrap(x, x.backend.unary(op, x.buffer), x.shape);
@@ -87,6 +96,9 @@ export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor =
 
 const COMPARE = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
 
+/** Two bool operands stay bool, as in PyTorch: add and maximum are logical or, mul and minimum logical and. */
+const BOOL_OP: Partial<Record<BinaryOp, BinaryOp>> = { add: 'or', maximum: 'or', mul: 'and', minimum: 'and' };
+
 function computeType(op: BinaryOp, a: DType, b: DType): DType {
   if (op === 'and' || op === 'or') return 'bool';
   if (COMPARE.has(op)) return promoteTypes(a, b);
@@ -97,10 +109,13 @@ function computeType(op: BinaryOp, a: DType, b: DType): DType {
 type Saved = { a?: Tensor; b?: Tensor; y?: Tensor };
 type BinaryGrad = { save: readonly (keyof Saved)[]; grad: (g: Tensor, s: Saved, needs: readonly boolean[]) => [Tensor | null, Tensor | null] };
 
-function tieSplit(g: Tensor, winner: Tensor, tie: Tensor): [Tensor, Tensor] {
-  // Ties split the gradient evenly, as in PyTorch.
-  const m = where(winner, 1, where(tie, 0.5, 0));
-  return [mul(g, m), mul(g, sub(1, m))];
+/**
+ * PyTorch's maximum/minimum gradient: ties split it evenly; each side loses it only where the other side wins, so a
+ * NaN (no winner) sends the whole gradient to both.
+ */
+function tieSplit(g: Tensor, aWins: Tensor, bWins: Tensor, tie: Tensor): [Tensor, Tensor] {
+  const shared = where(tie, mul(g, 0.5), g);
+  return [where(bWins, 0, shared), where(aWins, 0, shared)];
 }
 
 /** Each arithmetic op's gradient before summing back over broadcast dimensions, and what it saves. */
@@ -111,14 +126,25 @@ const BINARY_GRAD: Record<ArithmeticOp, BinaryGrad> = {
   div: { save: ['b', 'y'], grad: (g, { b, y }, n) => [n[0] ? div(g, b!) : null, n[1] ? neg(div(mul(g, y!), b!)) : null] },
   pow: {
     save: ['a', 'b', 'y'],
-    grad: (g, { a, b, y }, n) => [n[0] ? mul(g, mul(b!, pow(a!, sub(b!, 1)))) : null, n[1] ? mul(g, mul(y!, log(a!))) : null],
+    // PyTorch's rules at the edges: no base gradient where the exponent is 0 (x^0 is constant, also at x = 0), and
+    // no exponent gradient where the base is 0 and the exponent >= 0 (0^b is 0 or 1 there, not y * log 0 = NaN).
+    grad: (g, { a, b, y }, n) => [
+      n[0] ? mul(g, where(eq(b!, 0), 0, mul(b!, pow(a!, sub(b!, 1))))) : null,
+      n[1] ? mul(g, where(logicalAnd(eq(a!, 0), ge(b!, 0)), 0, mul(y!, log(a!)))) : null,
+    ],
   },
-  maximum: { save: ['a', 'b'], grad: (g, { a, b }) => tieSplit(g, gt(a!, b!), eq(a!, b!)) },
-  minimum: { save: ['a', 'b'], grad: (g, { a, b }) => tieSplit(g, lt(a!, b!), eq(a!, b!)) },
+  maximum: { save: ['a', 'b'], grad: (g, { a, b }) => tieSplit(g, gt(a!, b!), lt(a!, b!), eq(a!, b!)) },
+  minimum: { save: ['a', 'b'], grad: (g, { a, b }) => tieSplit(g, lt(a!, b!), gt(a!, b!), eq(a!, b!)) },
 };
 
 export function binary(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
   let [ta, tb] = operands(op, a, b);
+  if (ta.dtype === 'bool' && tb.dtype === 'bool') {
+    const logical = BOOL_OP[op];
+    if (logical) return binary(logical, ta, tb);
+    if (op === 'sub') throw new Error('sub: subtraction of two bool tensors is not supported; use ne() for exclusive or');
+    if (op === 'pow') throw new Error('pow: not implemented for two bool tensors');
+  }
   const dtype = computeType(op, ta.dtype, tb.dtype);
   ta = cast(ta, dtype);
   tb = cast(tb, dtype);
@@ -139,7 +165,12 @@ export const add = (a: TensorLike, b: TensorLike): Tensor => binary('add', a, b)
 export const sub = (a: TensorLike, b: TensorLike): Tensor => binary('sub', a, b);
 export const mul = (a: TensorLike, b: TensorLike): Tensor => binary('mul', a, b);
 export const div = (a: TensorLike, b: TensorLike): Tensor => binary('div', a, b);
-export const pow = (a: TensorLike, b: TensorLike): Tensor => binary('pow', a, b);
+export function pow(a: TensorLike, b: TensorLike): Tensor {
+  if (typeof a !== 'number' && typeof b === 'number' && !isFloat(a.dtype) && Number.isInteger(b) && b < 0) {
+    throw new Error(`pow: integers to negative integer powers are not allowed (${a.dtype} tensor to the power ${b}); convert with .float()`);
+  }
+  return binary('pow', a, b);
+}
 export const maximum = (a: TensorLike, b: TensorLike): Tensor => binary('maximum', a, b);
 export const minimum = (a: TensorLike, b: TensorLike): Tensor => binary('minimum', a, b);
 export const compare = (op: CompareOp, a: TensorLike, b: TensorLike): Tensor => binary(op, a, b);
@@ -154,9 +185,11 @@ export const logicalOr = (a: TensorLike, b: TensorLike): Tensor => binary('or', 
 
 // ---- where and its composites ----
 
-/** Elementwise cond ? a : b with broadcasting (cond is read as bool). */
+/** Elementwise cond ? a : b with broadcasting; cond is a bool tensor (uint8 is read as bool, as PyTorch still does). */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
-  if (typeof a === 'number' && typeof b === 'number') a = full([], a, { device: cond.device });
+  if (cond.dtype !== 'bool' && cond.dtype !== 'uint8') throw new Error(`where: expected a bool condition, got ${cond.dtype} (compare first, e.g. x.ne(0))`);
+  // Two numbers: int32 when both are integers (PyTorch: int64), else float32.
+  if (typeof a === 'number' && typeof b === 'number') a = full([], a, { device: cond.device, dtype: Number.isInteger(a) && Number.isInteger(b) ? 'int32' : 'float32' });
   let [ta, tb] = operands('where', a, b);
   checkSameDevice('where', cond, ta);
   const c = cast(cond, 'bool');
@@ -173,18 +206,28 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   ]);
 }
 
-/** x with `value` where mask is true. */
+/** x with `value` where mask is true; the result keeps x's dtype (2.5 into an int32 tensor is 2, as in PyTorch). */
 export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
-  return where(mask, value, x);
+  if (isFloat(mask.dtype)) throw new Error(`maskedFill: mask must be a bool tensor, got ${mask.dtype}`);
+  checkSameDevice('maskedFill', x, mask);
+  return where(cast(mask, 'bool'), full([], value, { dtype: x.dtype, device: x.device }), x);
 }
 
-/** Limits values to [min, max]; the gradient passes where min <= x <= max, as in PyTorch. */
+/**
+ * Limits values to [min, max] (max wins where min > max, NaN stays NaN); the gradient passes exactly where
+ * min <= x <= max, as in PyTorch.
+ */
 export function clamp(x: Tensor, min?: number, max?: number): Tensor {
-  let y = x;
+  let y = new Tensor(x.storage.retain(), x.shape); // x without its graph: the gradient is recorded below
   if (min !== undefined) y = where(lt(y, min), min, y);
   if (max !== undefined) y = where(gt(y, max), max, y);
-  return y;
+  return record('clamp', y, [x], [x], (g, [sx]) => {
+    let pass = min === undefined ? null : ge(sx!, min);
+    if (max !== undefined) pass = pass ? logicalAnd(pass, le(sx!, max)) : le(sx!, max);
+    return [pass ? where(pass, g, 0) : g];
+  });
 }
 
-export const square = (x: Tensor): Tensor => mul(x, x);
+/** x * x; a bool tensor squares to int32 (PyTorch: int64), not to bool. */
+export const square = (x: Tensor): Tensor => (x.dtype === 'bool' ? mul(cast(x, 'int32'), cast(x, 'int32')) : mul(x, x));
 export const reciprocal = (x: Tensor): Tensor => div(1, x);

@@ -1,11 +1,11 @@
 // Indexing with gradients: indexSelect, gather, scatterAdd, embedding lookup, tril/triu masks.
 
-import { arange } from '../../tensor/create.js';
+import { arange, zeros } from '../../tensor/create.js';
 import { isFloat } from '../../tensor/dtype.js';
-import { fmtShape, normAxis, splitAt } from '../../tensor/shape.js';
+import { fmtShape, splitAt } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { record } from '../engine.js';
-import { checkSameDevice, wrap } from './base.js';
+import { checkSameDevice, normDim, wrap } from './base.js';
 import { add, cast, le, mul, ne, sub, where } from './elementwise.js';
 import { reshape, unsqueeze } from './movement.js';
 
@@ -15,16 +15,16 @@ function asIndex(index: Tensor, op: string): Tensor {
   return cast(index, 'int32');
 }
 
-/** Picks whole slices along dim: out has index.numel() entries there. */
-export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
-  checkSameDevice('indexSelect', x, index);
-  const d = normAxis(dim, x.ndim, 'indexSelect');
-  if (index.ndim > 1) throw new Error(`indexSelect: index must be 0-d or 1-d, got ${fmtShape(index.shape)}`);
-  const idx = asIndex(index, 'indexSelect');
+/** Picks whole slices along dim: out has index.numel() entries there. `op` names the op in errors (ops built on it pass theirs). */
+export function indexSelect(x: Tensor, dim: number, index: Tensor, op = 'indexSelect'): Tensor {
+  checkSameDevice(op, x, index);
+  const d = normDim(dim, x.ndim, op);
+  if (index.ndim > 1) throw new Error(`${op}: index must be 0-d or 1-d, got ${fmtShape(index.shape)}`);
+  const idx = asIndex(index, op);
   const [outer, size, inner] = splitAt(x.shape, d);
   const shape = x.shape.map((v, i) => (i === d ? idx.numel() : v));
-  const out = wrap(x, x.backend.indexSelect(x.buffer, idx.buffer, outer, size, inner, 'indexSelect'), shape);
-  return record('indexSelect', out, [x], [idx], (g, [i]) => [wrap(g, g.backend.indexAdd(g.buffer, i!.buffer, outer, size, inner, 'indexSelect'), [...x.shape])]);
+  const out = wrap(x, x.backend.indexSelect(x.buffer, idx.buffer, outer, size, inner, op), shape);
+  return record('indexSelect', out, [x], [idx], (g, [i]) => [wrap(g, g.backend.indexAdd(g.buffer, i!.buffer, outer, size, inner, op), [...x.shape])]);
 }
 
 function checkGatherShapes(op: string, x: Tensor, d: number, index: Tensor): void {
@@ -36,11 +36,11 @@ function checkGatherShapes(op: string, x: Tensor, d: number, index: Tensor): voi
 /** out[..., j, ...] = x[..., index[..., j, ...], ...] along dim (index has x's shape except at dim). */
 export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   checkSameDevice('gather', x, index);
-  const d = normAxis(dim, x.ndim, 'gather');
+  const d = normDim(dim, x.ndim, 'gather');
   checkGatherShapes('gather', x, d, index);
   const idx = asIndex(index, 'gather');
   const [outer, size, inner] = splitAt(x.shape, d);
-  const m = idx.shape[d]!;
+  const m = idx.shape[d] ?? 1;
   const out = wrap(x, x.backend.gather(x.buffer, idx.buffer, outer, size, inner, m, 'gather'), idx.shape);
   const from = x.shape;
   return record('gather', out, [x], [idx], (g, [i]) => [wrap(g, g.backend.scatterAdd(g.buffer, i!.buffer, outer, size, inner, m, 'gather'), from)]);
@@ -49,18 +49,20 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
 /** x plus src added at the positions index names along dim (torch.Tensor.scatter_add). */
 export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
   checkSameDevice('scatterAdd', x, index, src);
-  const d = normAxis(dim, x.ndim, 'scatterAdd');
+  const d = normDim(dim, x.ndim, 'scatterAdd');
   checkGatherShapes('scatterAdd', x, d, index);
   if (index.shape.some((v, i) => v !== src.shape[i]) || index.ndim !== src.ndim) {
     throw new Error(`scatterAdd: src ${fmtShape(src.shape)} must have the shape of index ${fmtShape(index.shape)}`);
   }
+  if (src.dtype !== x.dtype) throw new Error(`scatterAdd: src must have the dtype of the input (${x.dtype}), got ${src.dtype}`);
   const idx = asIndex(index, 'scatterAdd');
-  const s = cast(src, x.dtype);
+  // Bools add as logical or (PyTorch keeps bool): count in int32, then read the counts as bool.
+  const s = src.dtype === 'bool' ? cast(src, 'int32') : src;
   const [outer, size, inner] = splitAt(x.shape, d);
-  const m = idx.shape[d]!;
-  const scattered = wrap(x, x.backend.scatterAdd(s.buffer, idx.buffer, outer, size, inner, m, 'scatterAdd'), x.shape);
+  const m = idx.shape[d] ?? 1;
+  const scattered = wrap(s, s.backend.scatterAdd(s.buffer, idx.buffer, outer, size, inner, m, 'scatterAdd'), x.shape);
   const added = record('scatterAdd', scattered, [s], [idx], (g, [i]) => [wrap(g, g.backend.gather(g.buffer, i!.buffer, outer, size, inner, m, 'scatterAdd'), idx.shape)]);
-  return add(x, added);
+  return add(x, x.dtype === 'bool' ? cast(added, 'bool') : added);
 }
 
 /**
@@ -82,12 +84,17 @@ export function embedding(ids: Tensor, weight: Tensor, paddingIdx?: number): Ten
 
 /** Keeps elements with col - row <= diagonal (lower triangle) of the last two dimensions. */
 export function tril(x: Tensor, diagonal = 0): Tensor {
-  return where(triMask(x, 'tril', diagonal), x, 0);
+  return where(triMask(x, 'tril', diagonal), x, zerosLike(x));
+}
+
+/** A 0-d zero of x's dtype: tril/triu keep the dtype (a bool mask stays bool). */
+function zerosLike(x: Tensor): Tensor {
+  return zeros([], { dtype: x.dtype, device: x.device });
 }
 
 /** Keeps elements with col - row >= diagonal (upper triangle) of the last two dimensions. */
 export function triu(x: Tensor, diagonal = 0): Tensor {
-  return where(triMask(x, 'triu', diagonal - 1), 0, x);
+  return where(triMask(x, 'triu', diagonal - 1), zerosLike(x), x);
 }
 
 function triMask(x: Tensor, op: string, diagonal: number): Tensor {

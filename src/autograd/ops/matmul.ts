@@ -1,6 +1,5 @@
 // Matrix products with their gradients: bmm (the primitive, with transposed operands), matmul, linear.
 
-import { isFloat } from '../../tensor/dtype.js';
 import { broadcastShapes, fmtShape, shapeEq, sizeOf } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { record } from '../engine.js';
@@ -15,19 +14,26 @@ import { sum } from './reduce.js';
  * every row inside the product (no separate pass over the output; its gradient sums the output gradient's rows).
  */
 export function bmm(a: Tensor, b: Tensor, transA = false, transB = false, bias: Tensor | null = null): Tensor {
-  checkSameDevice('bmm', a, b, ...(bias ? [bias] : []));
-  if (a.ndim !== 3 || b.ndim !== 3) throw new Error(`bmm: expected 3-d tensors, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
-  if (a.dtype !== b.dtype || !isFloat(a.dtype)) throw new Error(`bmm: expected floating point tensors of one dtype, got ${a.dtype} and ${b.dtype}`);
+  return product('bmm', a, b, transA, transB, bias);
+}
+
+/** bmm, with errors that name the op the user called (`op`). Integer products wrap like int32, as in PyTorch. */
+function product(op: string, a: Tensor, b: Tensor, transA: boolean, transB: boolean, bias: Tensor | null): Tensor {
+  checkSameDevice(op, a, b, ...(bias ? [bias] : []));
+  if (a.ndim !== 3 || b.ndim !== 3) throw new Error(`${op}: expected 3-d tensors, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  if (a.dtype !== b.dtype || a.dtype === 'bool') {
+    throw new Error(`${op}: expected two floating point or two integer tensors of one dtype, got ${a.dtype} and ${b.dtype}`);
+  }
   const [ba, a1, a2] = a.shape as [number, number, number];
   const [bb, b1, b2] = b.shape as [number, number, number];
   const m = transA ? a2 : a1, k = transA ? a1 : a2;
   const kb = transB ? b2 : b1, n = transB ? b1 : b2;
   // Built only for an error message (formatting shapes on every call shows up in profiles).
   const desc = () => `${fmtShape(a.shape)}${transA ? 'ᵀ' : ''} @ ${fmtShape(b.shape)}${transB ? 'ᵀ' : ''}`;
-  if (k !== kb) throw new Error(`matmul: shapes do not match: ${desc()} (inner sizes ${k} and ${kb})`);
-  if (ba !== bb && ba !== 1 && bb !== 1) throw new Error(`matmul: batch sizes do not match: ${desc()}`);
+  if (k !== kb) throw new Error(`${op}: shapes do not match: ${desc()} (inner sizes ${k} and ${kb})`);
+  if (ba !== bb && ba !== 1 && bb !== 1) throw new Error(`${op}: batch sizes do not match: ${desc()}`);
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== n || bias.dtype !== a.dtype)) {
-    throw new Error(`bmm: bias must be [${n}] ${a.dtype}, got ${fmtShape(bias.shape)} ${bias.dtype}`);
+    throw new Error(`${op}: bias must be [${n}] ${a.dtype}, got ${fmtShape(bias.shape)} ${bias.dtype}`);
   }
   const batch = Math.max(ba, bb);
   const buf = a.backend.matmul(a.buffer, b.buffer, {
@@ -63,11 +69,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   let out: Tensor;
   if (batchB.length === 0) {
     // [..., m, k] @ [k, n]: fold the batch into the rows, one large product.
-    out = reshape(bmm(reshape(a2, [1, sizeOf(batch) * m, k]), reshape(b2, [1, k, n])), [...batch, m, n]);
+    out = reshape(product('matmul', reshape(a2, [1, sizeOf(batch) * m, k]), reshape(b2, [1, k, n]), false, false, null), [...batch, m, n]);
   } else {
     const fit = (t: Tensor, own: readonly number[], r: number, c: number) =>
       sizeOf(own) === 1 ? reshape(t, [1, r, c]) : reshape(shapeEq(own, batch) ? t : expand(t, [...batch, r, c]), [sizeOf(batch), r, c]);
-    out = reshape(bmm(fit(a2, batchA, m, k), fit(b2, batchB, k, n)), [...batch, m, n]);
+    out = reshape(product('matmul', fit(a2, batchA, m, k), fit(b2, batchB, k, n), false, false, null), [...batch, m, n]);
   }
   if (a.ndim === 1) out = squeeze(out, -2);
   if (b.ndim === 1) out = squeeze(out, -1);
@@ -85,9 +91,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (weight.ndim !== 2 || x.shape[x.ndim - 1] !== inF) {
     throw new Error(`linear: input ${fmtShape(x.shape)} does not fit weight ${fmtShape(weight.shape)} (expected last dimension ${inF})`);
   }
-  const rows = x.numel() / inF;
+  const rows = sizeOf(x.shape.slice(0, -1)); // not numel / inF: in_features may be 0
   const fused = fusableBias(bias, x, outF);
-  const y = reshape(bmm(reshape(x, [1, rows, inF]), reshape(weight, [1, outF, inF]), false, true, fused ? bias : null), [...x.shape.slice(0, -1), outF]);
+  const y = reshape(product('linear', reshape(x, [1, rows, inF]), reshape(weight, [1, outF, inF]), false, true, fused ? bias : null), [...x.shape.slice(0, -1), outF]);
   return bias && !fused ? add(y, bias) : y;
 }
 
@@ -95,6 +101,6 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
 export function matmulAdd(x: Tensor, weight: Tensor, bias: Tensor): Tensor {
   const inF = weight.shape[0]!, outF = weight.shape[1]!;
   if (weight.ndim !== 2 || x.ndim < 1 || x.shape[x.ndim - 1] !== inF || !fusableBias(bias, x, outF)) return add(matmul(x, weight), bias);
-  const rows = x.numel() / inF;
-  return reshape(bmm(reshape(x, [1, rows, inF]), reshape(weight, [1, inF, outF]), false, false, bias), [...x.shape.slice(0, -1), outF]);
+  const rows = sizeOf(x.shape.slice(0, -1));
+  return reshape(product('matmul', reshape(x, [1, rows, inF]), reshape(weight, [1, inF, outF]), false, false, bias), [...x.shape.slice(0, -1), outF]);
 }

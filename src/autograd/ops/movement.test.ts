@@ -1,9 +1,10 @@
 // Shape and movement ops against PyTorch (value and gradient) on every backend, plus finite differences in float64.
 
 import { describe, expect, test } from 'vitest';
+import { listDevices } from '../../tensor/backend.js';
 import { tensor, zeros } from '../../tensor/create.js';
 import { describeOps } from '../../test-util/op-check.js';
-import { cat, pad, stack } from './movement.js';
+import { cat, movedim, pad, stack } from './movement.js';
 
 describeOps('movement', {
   reshape: (x) => x.reshape([3, -1]),
@@ -43,3 +44,56 @@ describe('movement errors and views', () => {
     expect(await tensor([1, 2, 3]).slice(0, 5).tolist()).toEqual([]);
   });
 });
+
+// Issue 15: answers printed by torch 1.13 (snippets in the comments).
+for (const device of listDevices()) {
+  describe(`movement PyTorch parity on ${device}`, () => {
+    test('chunk of an empty dimension gives `chunks` empty pieces', () => {
+      // [c.shape for c in torch.zeros(0).chunk(3)] -> [0], [0], [0]; torch.zeros(2).chunk(3) -> [1], [1]; zeros(5).chunk(3) -> [2], [2], [1]
+      expect(zeros([0], { device }).chunk(3).map((c) => c.shape)).toEqual([[0], [0], [0]]);
+      expect(zeros([2, 0], { device }).chunk(2, 1).map((c) => c.shape)).toEqual([[2, 0], [2, 0]]);
+      expect(zeros([2], { device }).chunk(3).map((c) => c.shape)).toEqual([[1], [1]]);
+      expect(zeros([5], { device }).chunk(3).map((c) => c.shape)).toEqual([[2], [2], [1]]);
+      expect(zeros([6], { device }).chunk(4).map((c) => c.shape)).toEqual([[2], [2], [2]]);
+      expect(zeros([0], { device }).split(2).map((c) => c.shape)).toEqual([[0]]); // torch: one piece
+    });
+
+    test('cat and stack promote mixed dtypes', async () => {
+      // torch.cat([torch.tensor([1,2,3],dtype=torch.int32), torch.tensor([1.,2.])]) -> float32 [1,2,3,1,2]
+      const i = tensor([1, 2, 3], { dtype: 'int32', device }), f = tensor([1, 2], { dtype: 'float32', device });
+      const b = tensor([true, false], { dtype: 'bool', device });
+      const c = cat([i, f]);
+      expect(c.dtype).toBe('float32');
+      expect(await c.tolist()).toEqual([1, 2, 3, 1, 2]);
+      // torch.cat([torch.tensor([True,False]), torch.tensor([1,2,3],dtype=torch.int32)]) -> int32 [1,0,1,2,3]
+      const bi = cat([b, i]);
+      expect(bi.dtype).toBe('int32');
+      expect(await bi.tolist()).toEqual([1, 0, 1, 2, 3]);
+      // torch.stack([torch.tensor([1,2],dtype=torch.int32), torch.tensor([1.,2.])]) -> float32 [[1,2],[1,2]]
+      const s = stack([tensor([1, 2], { dtype: 'int32', device }), f]);
+      expect(s.dtype).toBe('float32');
+      expect(await s.tolist()).toEqual([[1, 2], [1, 2]]);
+      // The gradient reaches the float input through the promotion.
+      const fg = tensor([1, 2], { dtype: 'float32', device, requiresGrad: true });
+      cat([i, fg]).sum().backward();
+      expect(await fg.grad!.tolist()).toEqual([1, 1]);
+    });
+
+    test('dim ops take dim 0 and -1 on a 0-d tensor, as PyTorch does; cat/split/chunk of 0-d raise like it', async () => {
+      const x = tensor(2, { dtype: 'float32', device });
+      // torch.tensor(2.).transpose(0, -1) / .movedim(0, -1) / .flip(-1) / .squeeze(-1) / .softmax(-1): all 0-d
+      expect(x.transpose(0, -1).shape).toEqual([]);
+      expect(movedim(x, 0, -1).shape).toEqual([]);
+      expect(x.flip([-1]).shape).toEqual([]);
+      expect(x.squeeze(-1).shape).toEqual([]);
+      expect(x.unsqueeze(-1).shape).toEqual([1]);
+      expect(await x.softmax(-1).item()).toBe(1); // torch: tensor(1.)
+      expect(await x.logSoftmax(0).item()).toBe(0);
+      expect(stack([x], -1).shape).toEqual([1]);
+      // torch.cat([torch.tensor(2.)]) -> zero-dimensional tensor (at position 0) cannot be concatenated
+      expect(() => cat([x])).toThrow(/cat: a 0-d tensor \(at position 0\) cannot be concatenated/);
+      expect(() => x.split(1)).toThrow(/split: expected a tensor with at least 1 dimension/);
+      expect(() => x.chunk(1)).toThrow(/chunk: expected a tensor with at least 1 dimension/);
+    });
+  });
+}

@@ -3,9 +3,11 @@
 
 import { getBackend } from '../../tensor/backend.js';
 import { checkShape, fmtShape, normAxis, shapeEq, sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
+import { promoteTypes } from '../../tensor/dtype.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { record } from '../engine.js';
-import { checkSameDevice, sumTo, wrap } from './base.js';
+import { checkSameDevice, normDim, sumTo, wrap } from './base.js';
+import { cast } from './elementwise.js';
 
 // ---- views ----
 
@@ -44,7 +46,7 @@ export function unflatten(x: Tensor, dim: number, sizes: Shape): Tensor {
 /** Removes size-1 dimensions (all, or the given one if it has size 1). */
 export function squeeze(x: Tensor, dim?: number): Tensor {
   if (dim === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
-  const d = normAxis(dim, x.ndim, 'squeeze');
+  const d = normDim(dim, x.ndim, 'squeeze');
   return x.shape[d] === 1 ? reshape(x, x.shape.filter((_, i) => i !== d)) : x;
 }
 
@@ -73,7 +75,8 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
 }
 
 export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
-  const a = normAxis(dim0, x.ndim, 'transpose'), b = normAxis(dim1, x.ndim, 'transpose');
+  const a = normDim(dim0, x.ndim, 'transpose'), b = normDim(dim1, x.ndim, 'transpose');
+  if (x.ndim === 0) return x;
   const p = [...x.shape.keys()];
   [p[a], p[b]] = [b, a];
   return permute(x, p);
@@ -81,7 +84,8 @@ export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
 
 /** Moves dimension `source` to position `destination`, keeping the others in order. */
 export function movedim(x: Tensor, source: number, destination: number): Tensor {
-  const s = normAxis(source, x.ndim, 'movedim'), d = normAxis(destination, x.ndim, 'movedim');
+  const s = normDim(source, x.ndim, 'movedim'), d = normDim(destination, x.ndim, 'movedim');
+  if (x.ndim === 0) return x;
   const rest = [...x.shape.keys()].filter((i) => i !== s);
   rest.splice(d, 0, s);
   return permute(x, rest);
@@ -152,7 +156,7 @@ export function select(x: Tensor, dim: number, index: number): Tensor {
 
 /** Reverses the order of elements along the given dimensions. */
 export function flip(x: Tensor, dims: readonly number[]): Tensor {
-  const ds = dims.map((d) => normAxis(d, x.ndim, 'flip'));
+  const ds = dims.map((d) => normDim(d, x.ndim, 'flip'));
   const st = stridesOf(x.shape);
   let offset = 0;
   const strides = st.map((v, i) => {
@@ -196,12 +200,17 @@ export function pad(x: Tensor, pads: readonly number[], value = 0): Tensor {
 /** Concatenates along an existing dimension. */
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   if (tensors.length === 0) throw new Error('cat: expected at least one tensor');
-  const first = tensors[0]!;
   checkSameDevice('cat', ...tensors);
+  const zeroD = tensors.findIndex((t) => t.ndim === 0);
+  if (zeroD >= 0) throw new Error(`cat: a 0-d tensor (at position ${zeroD}) cannot be concatenated; use stack`);
+  // Mixed dtypes promote, as in PyTorch.
+  const dtype = tensors.reduce((acc, t) => promoteTypes(acc, t.dtype), tensors[0]!.dtype);
+  tensors = tensors.map((t) => cast(t, dtype));
+  const first = tensors[0]!;
   const d = normAxis(dim, first.ndim, 'cat');
   for (const t of tensors) {
-    if (t.ndim !== first.ndim || t.shape.some((v, i) => i !== d && v !== first.shape[i]) || t.dtype !== first.dtype) {
-      throw new Error(`cat: tensors must match except in dimension ${dim}: got ${tensors.map((x) => `${fmtShape(x.shape)} ${x.dtype}`).join(', ')}`);
+    if (t.ndim !== first.ndim || t.shape.some((v, i) => i !== d && v !== first.shape[i])) {
+      throw new Error(`cat: tensors must match except in dimension ${dim}: got ${tensors.map((x) => fmtShape(x.shape)).join(', ')}`);
     }
   }
   if (tensors.length === 1) return first;
@@ -232,6 +241,7 @@ export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
 
 /** Splits into pieces of `size` (the last may be smaller) or of the listed sizes. */
 export function split(x: Tensor, sizes: number | readonly number[], dim = 0): Tensor[] {
+  if (x.ndim === 0) throw new Error('split: expected a tensor with at least 1 dimension, got a 0-d tensor');
   const d = normAxis(dim, x.ndim, 'split');
   const n = x.shape[d]!;
   let list: number[];
@@ -252,8 +262,12 @@ export function split(x: Tensor, sizes: number | readonly number[], dim = 0): Te
 
 /** Splits into `chunks` pieces of size ceil(n / chunks), like torch.chunk. */
 export function chunk(x: Tensor, chunks: number, dim = 0): Tensor[] {
+  if (x.ndim === 0) throw new Error('chunk: expected a tensor with at least 1 dimension, got a 0-d tensor');
+  if (!Number.isInteger(chunks) || chunks <= 0) throw new Error(`chunk: chunks must be a positive integer, got ${chunks}`);
   const d = normAxis(dim, x.ndim, 'chunk');
-  return split(x, Math.max(1, Math.ceil(x.shape[d]! / chunks)), d);
+  // An empty dimension gives `chunks` empty pieces (PyTorch's answer), not one.
+  if (x.shape[d] === 0) return split(x, new Array<number>(chunks).fill(0), d);
+  return split(x, Math.ceil(x.shape[d]! / chunks), d);
 }
 
 /** Tiles the tensor: repeat([2, 3]) on [a, b] gives [2a, 3b]. */

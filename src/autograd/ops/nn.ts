@@ -1,10 +1,10 @@
 // Fused neural-network primitives, each with its own backward kernel: softmax, log-softmax, layer norm, RMS norm,
 // and cross-entropy over rows.
 
-import { fmtShape, normAxis, sizeOf, type Shape } from '../../tensor/shape.js';
+import { fmtShape, sizeOf, type Shape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { record } from '../engine.js';
-import { checkFloat, checkSameDevice, wrap } from './base.js';
+import { checkFloat, checkSameDevice, normDim, wrap } from './base.js';
 import { cast, mul, ne, neg, where } from './elementwise.js';
 import { gather } from './indexing.js';
 import { squeeze, transpose, unsqueeze } from './movement.js';
@@ -18,7 +18,7 @@ function softmaxLast(x: Tensor, log: boolean): Tensor {
 function softmaxAlong(x: Tensor, dim: number, log: boolean): Tensor {
   const op = log ? 'logSoftmax' : 'softmax';
   checkFloat(op, x);
-  const d = normAxis(dim, x.ndim, op);
+  const d = normDim(dim, x.ndim, op);
   if (d === x.ndim - 1 || x.ndim === 0) return softmaxLast(x, log);
   return transpose(softmaxLast(transpose(x, d, -1), log), d, -1);
 }

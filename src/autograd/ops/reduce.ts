@@ -2,14 +2,24 @@
 
 import type { ReduceOp } from '../../tensor/backend.js';
 import { isFloat } from '../../tensor/dtype.js';
-import { normAxes, normAxis, sizeOf, splitAt, stridesOf, type Shape } from '../../tensor/shape.js';
+import { normAxes, sizeOf, splitAt, stridesOf, type Shape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { record } from '../engine.js';
-import { checkFloat, wrap } from './base.js';
-import { add, cast, div, eq, exp, log, mul, sqrt, sub, where } from './elementwise.js';
+import { checkFloat, normDim, wrap } from './base.js';
+import { abs, add, cast, div, eq, exp, log, mul, sub, where } from './elementwise.js';
 import { expand, reshape } from './movement.js';
 
 export type Dims = number | readonly number[];
+
+/**
+ * The axes to reduce, sorted. A 0-d tensor takes dim 0 or -1 as PyTorch does and reduces over nothing (the
+ * result is 0-d, with or without keepdim).
+ */
+function reduceAxes(dim: Dims | undefined, ndim: number, op: string): number[] {
+  if (ndim > 0 || dim === undefined) return normAxes(dim, ndim, op);
+  normAxes(typeof dim === 'number' ? [normDim(dim, 0, op)] : dim.map((d) => normDim(d, 0, op)), 1, op);
+  return [];
+}
 
 /** The shape with reduced axes set to 1 (keepdim) or removed. */
 function reducedShape(shape: Shape, axes: readonly number[], keepdim: boolean): number[] {
@@ -38,7 +48,7 @@ function reduceRaw(x: Tensor, op: ReduceOp, axes: readonly number[]): Tensor {
 /** Sum over dims (all if omitted). Integer and bool tensors sum to int32. */
 export function sum(x: Tensor, dim?: Dims, keepdim = false): Tensor {
   if (!isFloat(x.dtype) && x.dtype !== 'int32') x = cast(x, 'int32');
-  const axes = normAxes(dim, x.ndim, 'sum');
+  const axes = reduceAxes(dim, x.ndim, 'sum');
   const kept = reduceRaw(x, 'sum', axes);
   const out = keepdim ? kept : reshape(kept, reducedShape(x.shape, axes, false));
   const from = x.shape, keptShape = kept.shape;
@@ -47,14 +57,14 @@ export function sum(x: Tensor, dim?: Dims, keepdim = false): Tensor {
 
 export function mean(x: Tensor, dim?: Dims, keepdim = false): Tensor {
   checkFloat('mean', x);
-  const axes = normAxes(dim, x.ndim, 'mean');
+  const axes = reduceAxes(dim, x.ndim, 'mean');
   const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
   return div(sum(x, axes, keepdim), n);
 }
 
 function extremum(op: 'max' | 'min', x: Tensor, dim: Dims | undefined, keepdim: boolean): Tensor {
-  const axes = normAxes(dim, x.ndim, op);
-  if (x.numel() === 0) throw new Error(`${op}: cannot reduce an empty tensor`);
+  const axes = reduceAxes(dim, x.ndim, op);
+  checkNonEmpty(op, x, axes, dim === undefined);
   const kept = reduceRaw(x, op, axes);
   const out = keepdim ? kept : reshape(kept, reducedShape(x.shape, axes, false));
   const keptShape = kept.shape;
@@ -74,15 +84,24 @@ export function min(x: Tensor, dim?: Dims, keepdim = false): Tensor {
   return extremum('min', x, dim, keepdim);
 }
 
+/** Reducing over an empty dimension has no answer; other dimensions may be empty (the result is then empty). */
+function checkNonEmpty(op: string, x: Tensor, axes: readonly number[], all: boolean): void {
+  if (all && x.numel() === 0) throw new Error(`${op}: cannot reduce an empty tensor ${JSON.stringify(x.shape)} over all dimensions; give a dimension`);
+  for (const a of axes) {
+    if (x.shape[a] === 0) throw new Error(`${op}: cannot reduce over dimension ${a} of size 0 (shape ${JSON.stringify(x.shape)})`);
+  }
+}
+
 function argExtremum(op: 'argmax' | 'argmin', x: Tensor, dim: number | undefined, keepdim: boolean): Tensor {
-  if (x.numel() === 0) throw new Error(`${op}: cannot reduce an empty tensor`);
   if (dim === undefined) {
+    checkNonEmpty(op, x, [], true);
     const flat = reshape(x, [x.numel()]);
     return wrap(x, x.backend.argReduce(op, flat.buffer, 1, x.numel(), 1), keepdim ? x.shape.map(() => 1) : []);
   }
-  const d = normAxis(dim, x.ndim, op);
+  const d = normDim(dim, x.ndim, op);
+  checkNonEmpty(op, x, [d], false);
   const [outer, size, inner] = splitAt(x.shape, d);
-  return wrap(x, x.backend.argReduce(op, x.buffer, outer, size, inner), reducedShape(x.shape, [d], keepdim));
+  return wrap(x, x.backend.argReduce(op, x.buffer, outer, size, inner), x.ndim === 0 ? [] : reducedShape(x.shape, [d], keepdim));
 }
 
 /** Index of the first largest value along dim (of the flattened tensor if omitted), int32. */
@@ -96,7 +115,7 @@ export function argmin(x: Tensor, dim?: number, keepdim = false): Tensor {
 /** Cumulative sum along dim. */
 export function cumsum(x: Tensor, dim: number): Tensor {
   if (!isFloat(x.dtype) && x.dtype !== 'int32') x = cast(x, 'int32');
-  const d = normAxis(dim, x.ndim, 'cumsum');
+  const d = normDim(dim, x.ndim, 'cumsum');
   const [outer, size, inner] = splitAt(x.shape, d);
   const out = wrap(x, x.backend.cumsum(x.buffer, outer, size, inner, false), x.shape);
   return record('cumsum', out, [x], [], (g) => [wrap(g, g.backend.cumsum(g.buffer, outer, size, inner, true), g.shape)]);
@@ -108,24 +127,34 @@ export interface VarOptions {
   keepdim?: boolean;
 }
 
-export function variance(x: Tensor, dim?: Dims, opts: VarOptions = {}): Tensor {
+/** var in float64 (PyTorch accumulates float32 in double too: the squares of 1e30 do not overflow). */
+function variance64(x: Tensor, dim: Dims | undefined, opts: VarOptions): Tensor {
   checkFloat('var', x);
-  const axes = normAxes(dim, x.ndim, 'var');
+  const axes = reduceAxes(dim, x.ndim, 'var');
   const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
-  const d = sub(x, mean(x, axes, true));
+  const xd = cast(x, 'float64');
+  const d = sub(xd, mean(xd, axes, true));
   return div(sum(mul(d, d), axes, opts.keepdim ?? false), Math.max(0, n - (opts.correction ?? 1)));
 }
 
-export function std(x: Tensor, dim?: Dims, opts: VarOptions = {}): Tensor {
-  return sqrt(variance(x, dim, opts));
+export function variance(x: Tensor, dim?: Dims, opts: VarOptions = {}): Tensor {
+  return cast(variance64(x, dim, opts), x.dtype);
 }
 
-/** log(sum(exp(x))) over dims, computed stably. */
+/** sqrt(var); the gradient is 0 where std is 0 (a constant row), as in PyTorch, not g / 0 * 0 = NaN. */
+export function std(x: Tensor, dim?: Dims, opts: VarOptions = {}): Tensor {
+  const v = variance64(x, dim, opts);
+  const out = wrap(v, v.backend.unary('sqrt', v.buffer), v.shape);
+  return cast(record('std', out, [v], [out], (g, [y]) => [where(eq(y!, 0), 0, div(g, mul(y!, 2)))]), x.dtype);
+}
+
+/** log(sum(exp(x))) over dims, computed stably; integer and bool tensors compute in float32, as in PyTorch. */
 export function logsumexp(x: Tensor, dim: Dims, keepdim = false): Tensor {
-  checkFloat('logsumexp', x);
-  const axes = normAxes(dim, x.ndim, 'logsumexp');
+  if (!isFloat(x.dtype)) x = cast(x, 'float32');
+  const axes = reduceAxes(dim, x.ndim, 'logsumexp');
   const m0 = reduceRaw(x, 'max', axes); // not recorded: the result's gradient does not depend on the shift
-  const m = where(eq(m0, -Infinity), 0, m0);
+  // An infinite maximum shifts by 0 (PyTorch's rule): [1, inf] gives inf, not inf - inf = NaN.
+  const m = where(eq(abs(m0), Infinity), 0, m0);
   const s = add(log(sum(exp(sub(x, m)), axes, true)), m);
   return keepdim ? s : reshape(s, reducedShape(x.shape, axes, false));
 }

@@ -16,7 +16,7 @@ export function cast(x: TypedArray, dtype: DType): TypedArray {
 const UNARY: Record<UnaryOp, (x: number) => number> = {
   neg: (x) => -x,
   abs: Math.abs,
-  sign: Math.sign,
+  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : 0), // NaN -> 0 (and so abs' gradient at NaN is 0), as in PyTorch
   exp: Math.exp,
   log: Math.log,
   sqrt: Math.sqrt,
@@ -25,7 +25,7 @@ const UNARY: Record<UnaryOp, (x: number) => number> = {
   cos: Math.cos,
   tanh: Math.tanh,
   sigmoid,
-  relu: (x) => (x > 0 ? x : 0),
+  relu: (x) => (x < 0 ? 0 : x), // NaN and -0 stay, as in PyTorch
   erf,
   gelu,
   geluTanh,
@@ -44,7 +44,7 @@ export function unary(op: UnaryOp, x: TypedArray, dtype: DType): TypedArray {
 }
 
 const ACTIVATION_GRAD: Record<ActivationOp, (x: number) => number> = {
-  relu: (x) => (x > 0 ? 1 : 0),
+  relu: (x) => (x <= 0 ? 0 : 1), // NaN passes the gradient, as PyTorch's threshold_backward does
   gelu: geluGrad,
   geluTanh: geluTanhGrad,
   silu: siluGrad,
@@ -99,8 +99,24 @@ function forEachBroadcast(outShape: Shape, inShapes: readonly Shape[], fn: (i: n
   }
 }
 
+/**
+ * a ** b in wrapping int32 arithmetic (PyTorch's integer pow); a negative exponent truncates 1 / a^|b| toward 0.
+ */
+function powInt(a: number, b: number): number {
+  if (b < 0) return a === 1 ? 1 : a === -1 ? (b % 2 !== 0 ? -1 : 1) : 0;
+  let r = 1, base = a | 0;
+  for (let e = b; e > 0; e = Math.floor(e / 2)) {
+    if (e % 2 === 1) r = Math.imul(r, base);
+    base = Math.imul(base, base);
+  }
+  return r;
+}
+
+/** Integer products wrap like int32 (a double product above 2^53 would lose the low bits). */
+const INT_BINARY: Partial<Record<BinaryOp, (a: number, b: number) => number>> = { mul: Math.imul, pow: powInt };
+
 export function binary(op: BinaryOp, a: TypedArray, aShape: Shape, b: TypedArray, bShape: Shape, outShape: Shape, outDtype: DType): TypedArray {
-  const f = BINARY[op];
+  const f = (outDtype === 'int32' || outDtype === 'uint8' ? INT_BINARY[op] : undefined) ?? BINARY[op];
   const out = allocArray(outDtype, sizeOf(outShape));
   if (a.length === out.length && b.length === out.length) {
     for (let i = 0; i < out.length; i++) out[i] = f(a[i], b[i]);

@@ -1,8 +1,10 @@
 // The TypeScript reference backend ('cpu'): plain loops over typed arrays, the oracle for every other backend.
+// float16 / bfloat16 buffers hold bits (Uint16Array); their kernels compute in float32 (../half.ts).
 
 import type { ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, SgdStepParams, UnaryOp, WindowParams } from '../../tensor/backend.js';
-import { allocArray, type DType, type TypedArray } from '../../tensor/dtype.js';
+import { allocArray, castStorage, decodeHalf, isHalf, toStorage, type DType, type TypedArray } from '../../tensor/dtype.js';
 import type { Shape } from '../../tensor/shape.js';
+import { installHalfKernels } from '../half.js';
 import * as att from './attention.js';
 import * as ew from './elementwise.js';
 import * as idx from './indexing.js';
@@ -32,28 +34,33 @@ export class CpuBackend implements Backend {
   readonly name: string = 'cpu';
   readonly manualMemory = false;
 
+  constructor() {
+    installHalfKernels(this);
+  }
+
+  /** Half dtypes: a Uint16Array is taken as bits, other arrays as values (rounded to nearest even). */
   upload(data: TypedArray, dtype: DType): BackendBuffer {
-    const copy = allocArray(dtype, data.length);
-    copy.set(data);
-    return buf(dtype, copy);
+    return buf(dtype, toStorage(data, dtype));
   }
   fill(dtype: DType, size: number, value: number): BackendBuffer {
     const data = allocArray(dtype, size);
-    if (value !== 0) data.fill(dtype === 'bool' ? Number(value !== 0) : value);
+    const v = toStorage([value], dtype)[0]!;
+    if (v !== 0) data.fill(v);
     return buf(dtype, data);
   }
   async read(b: BackendBuffer): Promise<TypedArray> {
     return this.readSync(b);
   }
+  /** Half dtypes decode to Float32Array. */
   readSync(b: BackendBuffer): TypedArray {
-    return arr(b).slice();
+    return isHalf(b.dtype) ? decodeHalf(arr(b) as Uint16Array, b.dtype) : arr(b).slice();
   }
   free(): void {
     // Typed arrays are garbage collected.
   }
 
   cast(x: BackendBuffer, dtype: DType): BackendBuffer {
-    return buf(dtype, ew.cast(arr(x), dtype));
+    return buf(dtype, castStorage(arr(x), x.dtype, dtype));
   }
   unary(op: UnaryOp, x: BackendBuffer): BackendBuffer {
     return buf(x.dtype, ew.unary(op, arr(x), x.dtype));

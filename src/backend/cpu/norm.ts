@@ -140,8 +140,13 @@ export function crossEntropyGrad(x: TypedArray, target: TypedArray, lse: TypedAr
   const dx = allocArray(dtype, rows * cols);
   for (let r = 0; r < rows; r++) {
     const t = target[r];
-    if (t === ignoreIndex) continue;
-    const o = r * cols, g = dloss[r], l = lse[r];
+    const o = r * cols, l = lse[r];
+    // An ignored row gets 0 * softmax, as PyTorch's log-softmax backward gives it: NaN where the row's logits are NaN.
+    if (t === ignoreIndex) {
+      for (let c = 0; c < cols; c++) dx[o + c] = 0 * Math.exp(x[o + c] - l);
+      continue;
+    }
+    const g = dloss[r];
     for (let c = 0; c < cols; c++) dx[o + c] = g * (Math.exp(x[o + c] - l) - (c === t ? 1 : 0));
   }
   return dx;

@@ -1,6 +1,8 @@
 // The buffer allocator over the wasm linear memory: size classes with free lists, a bump pointer, and
 // on exhaustion a coalescing pass before the memory grows. Runs on the main thread only.
 
+import { describeMemory, fmtBytes } from '../../tensor/memory.js';
+
 /** Block granularity: a cache line, which also lets whole-buffer SIMD loops finish with a full vector. */
 export const ALIGN = 64;
 const PAGE = 65536;
@@ -130,7 +132,9 @@ export class Allocator {
       try {
         this.memory.grow(Math.ceil((needed - have) / PAGE));
       } catch {
-        throw new Error(`wasm backend: out of memory (needed ${needed} bytes of linear memory, have ${have}; live buffers use ${this.inUse} bytes)`);
+        throw new Error(`wasm backend: out of memory: ${fmtBytes(needed)} of linear memory needed, the runtime grants ${fmtBytes(have)}; `
+          + `${describeMemory()}. Free tensors you no longer need with dispose() or tidy(), or await between steps (e.g. await loss.item()) `
+          + 'so that tensors no longer referenced are reclaimed; memory() shows what is live');
       }
     }
     this.onGrow();

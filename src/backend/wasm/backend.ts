@@ -1,12 +1,12 @@
 // The 'wasm' backend: buffers in one WebAssembly linear memory, kernels from assembly/ run on the
 // calling thread or split by tiles over a worker pool. float64 (not a SIMD type here) runs through the
 // reference kernels of src/backend/cpu, as do the float-only kernels (softmax, norms, attention) when
-// handed an integer dtype.
+// handed an integer dtype. float16 / bfloat16 buffers hold bits; their kernels compute in float32 (../half.ts).
 
 import type {
   ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, SgdStepParams, UnaryOp, WindowParams,
 } from '../../tensor/backend.js';
-import type { DType, TypedArray } from '../../tensor/dtype.js';
+import { bytesPerElement, castStorage, decodeHalf, isHalf, toStorage, type DType, type TypedArray } from '../../tensor/dtype.js';
 import { broadcastStrides, fmtShape, sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
 import * as attRef from '../cpu/attention.js';
 import * as ew from '../cpu/elementwise.js';
@@ -17,6 +17,7 @@ import * as normRef from '../cpu/norm.js';
 import * as optimRef from '../cpu/optim.js';
 import * as redRef from '../cpu/reduce.js';
 import { col2im as col2imRef, im2col as im2colRef } from '../cpu/window.js';
+import { installHalfKernels } from '../half.js';
 import type { Allocator, AllocatorStats } from './allocator.js';
 import {
   ACTIVATION_CODE, ARG, attentionScratchBytes, BINARY_CODE, CHUNK, DT_BOOL_CAST, DT_F32, DT_I32, DT_U8, GEMM_KC, GEMM_MC, GEMM_NR, K, MAXDIM, PARAM_SLOTS, REDUCE_CODE, UNARY_CODE,
@@ -64,9 +65,7 @@ const CHEAP_UNARY = new Set<UnaryOp>(['neg', 'abs', 'sign', 'relu', 'floor', 'ce
 function dtCode(dtype: DType): number {
   return dtype === 'float32' ? DT_F32 : dtype === 'int32' ? DT_I32 : DT_U8;
 }
-function esize(dtype: DType): number {
-  return dtype === 'float64' ? 8 : dtype === 'float32' || dtype === 'int32' ? 4 : 1;
-}
+const esize = bytesPerElement;
 
 /**
  * Merges adjacent dims that every stride set walks contiguously (and drops size-1 dims):
@@ -101,6 +100,7 @@ export class WasmBackend implements Backend {
 
   constructor(private readonly rt: WasmRuntime) {
     this.refreshViews();
+    installHalfKernels(this);
   }
 
   /** Called after the memory grows (a non-shared memory detaches its old buffer). */
@@ -150,6 +150,8 @@ export class WasmBackend implements Backend {
       case 'float32': return new Float32Array(mem, w.ptr, w.size);
       case 'float64': return new Float64Array(mem, w.ptr, w.size);
       case 'int32': return new Int32Array(mem, w.ptr, w.size);
+      case 'float16':
+      case 'bfloat16': return new Uint16Array(mem, w.ptr, w.size);
       default: return new Uint8Array(mem, w.ptr, w.size);
     }
   }
@@ -193,21 +195,23 @@ export class WasmBackend implements Backend {
 
   // ---- memory ----
 
+  /** Half dtypes: a Uint16Array is taken as bits, other arrays as values (rounded to nearest even); bool stores 0 / 1. */
   upload(data: TypedArray, dtype: DType): BackendBuffer {
     const b = this.alloc(dtype, data.length);
-    this.view(b).set(data);
+    this.view(b).set(isHalf(dtype) || dtype === 'bool' ? toStorage(data, dtype) : data);
     return b;
   }
   fill(dtype: DType, size: number, value: number): BackendBuffer {
     const b = this.alloc(dtype, size);
-    this.view(b).fill(dtype === 'bool' ? Number(value !== 0) : value);
+    this.view(b).fill(toStorage([value], dtype)[0]!);
     return b;
   }
   async read(b: BackendBuffer): Promise<TypedArray> {
     return this.readSync(b);
   }
+  /** Half dtypes decode to Float32Array. */
   readSync(b: BackendBuffer): TypedArray {
-    return this.view(b).slice();
+    return isHalf(b.dtype) ? decodeHalf(this.view(b) as Uint16Array, b.dtype) : this.view(b).slice();
   }
   free(b: BackendBuffer): void {
     const w = b as WasmBuffer;
@@ -220,7 +224,7 @@ export class WasmBackend implements Backend {
   // ---- elementwise ----
 
   cast(x: BackendBuffer, dtype: DType): BackendBuffer {
-    if (x.dtype === 'float64' || dtype === 'float64') return this.fromRef(dtype, ew.cast(this.view(x), dtype));
+    if (x.dtype === 'float64' || dtype === 'float64' || isHalf(x.dtype) || isHalf(dtype)) return this.fromRef(dtype, castStorage(this.view(x), x.dtype, dtype));
     const out = this.alloc(dtype, x.size);
     this.args(this.p(x), out.ptr, x.size, dtCode(x.dtype), dtype === 'bool' ? DT_BOOL_CAST : dtCode(dtype));
     this.exec(K.cast, Math.ceil(x.size / CHUNK), x.size);
@@ -429,7 +433,7 @@ export class WasmBackend implements Backend {
 
   stridedCopy(x: BackendBuffer, shape: Shape, strides: readonly number[], offset: number): BackendBuffer {
     this.checkStrided('stridedCopy', x, shape, strides, offset);
-    if (x.dtype === 'float64' || coalesce(shape, [strides, stridesOf(shape)]) === null) {
+    if (x.dtype === 'float64' || isHalf(x.dtype) || coalesce(shape, [strides, stridesOf(shape)]) === null) {
       return this.fromRef(x.dtype, stridedCopyRef(this.view(x), shape, strides, offset, x.dtype));
     }
     const out = this.alloc(x.dtype, sizeOf(shape));
@@ -439,7 +443,7 @@ export class WasmBackend implements Backend {
 
   stridedWrite(dst: BackendBuffer, src: BackendBuffer, shape: Shape, strides: readonly number[], offset: number): void {
     this.checkStrided('stridedWrite', dst, shape, strides, offset);
-    if (dst.dtype === 'float64' || coalesce(shape, [stridesOf(shape), strides]) === null) {
+    if (dst.dtype === 'float64' || isHalf(dst.dtype) || coalesce(shape, [stridesOf(shape), strides]) === null) {
       stridedWriteRef(this.view(dst), this.view(src), shape, strides, offset);
       return;
     }

@@ -3,6 +3,7 @@
 
 import { describe, expect, test } from 'vitest';
 import { initWasm } from '../../index.js';
+import { Allocator } from './allocator.js';
 import { mul, relu, sub } from '../../autograd/ops/elementwise.js';
 import { matmul } from '../../autograd/ops/matmul.js';
 import { noGrad } from '../../autograd/engine.js';
@@ -69,5 +70,13 @@ describe('wasm memory over a training loop', () => {
     expect(r.losses[99]!).toBeLessThan(r.losses[0]!);
     expect(new Set(r.live.slice(10))).toEqual(new Set([r.live[10]]));
     expect(new Set(r.top.slice(10))).toEqual(new Set([r.top[10]]));
+  });
+});
+
+describe('out of memory', () => {
+  test('the error says how much is live, in how many tensors, and what to do', () => {
+    const a = new Allocator(new WebAssembly.Memory({ initial: 1, maximum: 2 }), 0, () => {});
+    a.alloc(1000);
+    expect(() => a.alloc(1 << 20)).toThrow(/wasm backend: out of memory: 1\.0 MB of linear memory needed, the runtime grants 65\.5 kB; .* live in [\d,]+ tensors.*dispose\(\) or tidy\(\), or await between steps .*memory\(\) shows what is live/);
   });
 });

@@ -2,17 +2,17 @@
 
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadCheckpoint, readConfig } from '../../io/hf.js';
-import { ConfigReader } from '../../models/base.js';
-import { BertForSequenceClassification, bertConfig } from '../../models/bert.js';
-import { crossEntropy } from '../../nn/functional.js';
-import { getDefaultDevice } from '../../tensor/backend.js';
-import { manualSeed } from '../../tensor/random.js';
-import { fmtShape } from '../../tensor/shape.js';
-import type { Tokenizer } from '../../tokenizers/tokenizer.js';
-import { writeFileAtomic } from '../checkpoint.js';
-import { lineChart } from '../plot.js';
-import { Trainer, type TrainResult } from '../trainer.js';
+import { loadCheckpoint, readConfig } from '../io/hf.js';
+import { ConfigReader } from '../models/base.js';
+import { BertForSequenceClassification, bertConfig } from '../models/bert.js';
+import { crossEntropy } from '../nn/functional.js';
+import { getDefaultDevice } from '../tensor/backend.js';
+import { manualSeed } from '../tensor/random.js';
+import { fmtShape } from '../tensor/shape.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { writeFileAtomic } from '../train/checkpoint.js';
+import { lineChart } from '../train/plot.js';
+import { Trainer, type TrainResult } from '../train/trainer.js';
 import { optionError, type Recipe, type RecipeContext } from './recipe.js';
 import {
   bertConfigJson, binaryScores, checkEncoderShape, encodeExamples, encoderShape, headWords, labelSubset, loadSpamSplit, predict, readTokenizer, saveHfFolder,
@@ -165,7 +165,7 @@ async function run(opts: SpamOptions, ctx: RecipeContext): Promise<Record<string
     evalEvery: opts.evalEvery || undefined,
     checkpointEvery: opts.checkpointEvery || undefined,
     logEvery: Math.min(10, totalSteps),
-    outDir: ctx.outDir, resume: ctx.resume, seed: opts.seed,
+    outDir: ctx.outDir, resume: ctx.resume, seed: opts.seed, skipNonfinite: ctx.skipNonfinite,
   });
   const trainStart = performance.now();
   const result = await trainer.train();

@@ -2,27 +2,27 @@
 
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { noGrad } from '../../autograd/engine.js';
-import { reshape } from '../../autograd/ops/movement.js';
-import { loadBrown, type BrownDocument } from '../../data/brown.js';
-import type { BatchSource } from '../../data/loader.js';
-import { splitDataset } from '../../data/split.js';
-import { generate } from '../../generation/generate.js';
-import { saveSafetensors } from '../../io/safetensors.js';
-import { GPT2LMHeadModel, type GPT2Config } from '../../models/gpt2.js';
-import type { Module } from '../../nn/module.js';
-import { crossEntropy } from '../../nn/functional.js';
-import { getDefaultDevice } from '../../tensor/backend.js';
-import { tensor } from '../../tensor/create.js';
-import { Generator, manualSeed } from '../../tensor/random.js';
-import { tidy } from '../../tensor/scope.js';
-import type { Tensor } from '../../tensor/tensor.js';
-import type { TokenizerJson } from '../../tokenizers/json.js';
-import { Tokenizer } from '../../tokenizers/tokenizer.js';
-import { trainByteLevelBpe } from '../../tokenizers/train-bpe.js';
-import { STATE_FILE, writeFileAtomic, type MetricRecord } from '../checkpoint.js';
-import { lineChart, type Series } from '../plot.js';
-import { METRICS_FILE, Trainer, type Metrics } from '../trainer.js';
+import { noGrad } from '../autograd/engine.js';
+import { reshape } from '../autograd/ops/movement.js';
+import { loadBrown, type BrownDocument } from '../data/brown.js';
+import type { BatchSource } from '../data/loader.js';
+import { splitDataset } from '../data/split.js';
+import { generate } from '../generation/generate.js';
+import { saveSafetensors } from '../io/safetensors.js';
+import { GPT2LMHeadModel, type GPT2Config } from '../models/gpt2.js';
+import type { Module } from '../nn/module.js';
+import { crossEntropy } from '../nn/functional.js';
+import { getDefaultDevice } from '../tensor/backend.js';
+import { tensor } from '../tensor/create.js';
+import { Generator, manualSeed } from '../tensor/random.js';
+import { tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { TokenizerJson } from '../tokenizers/json.js';
+import { Tokenizer } from '../tokenizers/tokenizer.js';
+import { trainByteLevelBpe } from '../tokenizers/train-bpe.js';
+import { STATE_FILE, writeFileAtomic, type MetricRecord } from '../train/checkpoint.js';
+import { lineChart, type Series } from '../train/plot.js';
+import { METRICS_FILE, noDecayParameterNames, Trainer, type Metrics, type TrainerConfig } from '../train/trainer.js';
 import { optionError, type Recipe, type RecipeContext } from './recipe.js';
 
 export const EOT = '<|endoftext|>';
@@ -225,7 +225,8 @@ export interface ArraySpec {
  */
 export interface ExportManifest {
   format: 'attend-gpt-brown-export';
-  version: 1;
+  /** 2: training.noDecay lists the parameters without weight decay (1 decayed every parameter). */
+  version: 2;
   arrays: { train: ArraySpec; val: ArraySpec; batches: ArraySpec; valWindows: ArraySpec };
   /** The initial weights (HF names, float32; lm_head is tied to transformer.wte). */
   init: string;
@@ -235,9 +236,26 @@ export interface ExportManifest {
     seed: number; steps: number; batchSize: number; seqLen: number; batchesPerEpoch: number;
     lr: number; minLr: number; warmupSteps: number; schedule: 'cosine';
     weightDecay: number; betas: [number, number]; eps: number; clipGradNorm: number;
+    /** Parameters (HF names) that weight decay spares: biases and layer norms, as Hugging Face's Trainer. */
+    noDecay: string[];
     logEvery: number; evalEvery: number; evalBatchSize: number;
   };
   loss: string;
+}
+
+/**
+ * The Trainer's options from the export's training section: what the PyTorch reference reads, so that both train
+ * alike (AdamW without decay on training.noDecay, the cosine schedule with warm-up, clipping).
+ */
+export function trainingOptions(t: ExportManifest['training']): Pick<TrainerConfig<GPT2LMHeadModel, LmBatch>, 'optimizer' | 'schedule' | 'clipGradNorm' | 'maxSteps' | 'logEvery'> {
+  const spared = new Set(t.noDecay);
+  return {
+    optimizer: { lr: t.lr, weightDecay: t.weightDecay, betas: t.betas, eps: t.eps, noDecay: (name) => spared.has(name) },
+    schedule: { kind: 'cosine', warmupSteps: t.warmupSteps, minLr: t.minLr },
+    clipGradNorm: t.clipGradNorm,
+    maxSteps: t.steps,
+    logEvery: t.logEvery,
+  };
 }
 
 // ---- the recipe ----
@@ -336,8 +354,13 @@ async function run(opts: GptBrownOptions, ctx: RecipeContext): Promise<Record<st
     activation_function: 'gelu_new', layer_norm_epsilon: 1e-5, embd_pdrop: opts.dropout, attn_pdrop: opts.dropout, resid_pdrop: opts.dropout,
     initializer_range: 0.02, tie_word_embeddings: true, scale_attn_weights: true,
   };
+  // Weights are drawn before the Trainer seeds the global generator, so seed it here: the same model every time.
+  manualSeed(opts.seed);
+  const model = new GPT2LMHeadModel(config);
+  model.to(device);
+
   const manifest: ExportManifest = {
-    format: 'attend-gpt-brown-export', version: 1,
+    format: 'attend-gpt-brown-export', version: 2,
     arrays: {
       train: { file: EXPORT.train, dtype: 'uint16', shape: [data.train.length] },
       val: { file: EXPORT.val, dtype: 'uint16', shape: [data.val.length] },
@@ -349,6 +372,7 @@ async function run(opts: GptBrownOptions, ctx: RecipeContext): Promise<Record<st
       seed: opts.seed, steps: opts.steps, batchSize: B, seqLen: T, batchesPerEpoch: perEpoch,
       lr: opts.lr, minLr: opts.minLr, warmupSteps: opts.warmupSteps, schedule: 'cosine',
       weightDecay: opts.weightDecay, betas: BETAS, eps: EPS, clipGradNorm: opts.clipGradNorm,
+      noDecay: [...noDecayParameterNames(model)],
       logEvery: opts.logEvery, evalEvery: opts.evalEvery, evalBatchSize: opts.evalBatchSize,
     },
     loss: 'mean next-token cross-entropy in nats over the B x T targets of a batch; validation: the same, summed over all windows, over windows x T',
@@ -361,10 +385,6 @@ async function run(opts: GptBrownOptions, ctx: RecipeContext): Promise<Record<st
     }
   }
 
-  // Weights are drawn before the Trainer seeds the global generator, so seed it here: the same model every time.
-  manualSeed(opts.seed);
-  const model = new GPT2LMHeadModel(config);
-  model.to(device);
   ctx.log(`gpt-brown: GPT-2, ${opts.nLayer} layers, n_embd ${opts.nEmbd}, ${opts.nHead} heads, context ${T}: ${model.numParameters().toLocaleString('en-US')} parameters, on ${device}`);
 
   await mkdir(dir, { recursive: true });
@@ -388,14 +408,10 @@ async function run(opts: GptBrownOptions, ctx: RecipeContext): Promise<Record<st
       evalSeconds += (performance.now() - e0) / 1000;
       return { loss, perplexity: perplexity(loss) };
     },
-    optimizer: { lr: opts.lr, weightDecay: opts.weightDecay, betas: BETAS, eps: EPS },
-    schedule: { kind: 'cosine', warmupSteps: opts.warmupSteps, minLr: opts.minLr },
-    clipGradNorm: opts.clipGradNorm,
-    maxSteps: opts.steps,
-    logEvery: opts.logEvery,
+    ...trainingOptions(manifest.training),
     evalEvery: opts.evalEvery || undefined,
     checkpointEvery: opts.checkpointEvery || undefined,
-    outDir: dir, resume: ctx.resume, seed: opts.seed,
+    outDir: dir, resume: ctx.resume, seed: opts.seed, skipNonfinite: ctx.skipNonfinite,
     onStep: ({ step }) => { if (opts.stopAfter > 0 && step >= opts.stopAfter) trainer.stop(); },
   });
   t0 = performance.now();
@@ -479,7 +495,7 @@ export const gptBrownRecipe: Recipe<GptBrownOptions> = {
     lr: 'peak learning rate',
     minLr: 'learning rate at the last step',
     warmupSteps: 'linear warm-up steps before the cosine decay',
-    weightDecay: 'AdamW weight decay (applied to every parameter)',
+    weightDecay: 'AdamW weight decay (not on biases and layer norms, as Hugging Face\'s Trainer)',
     clipGradNorm: 'clip the gradient norm to this',
     logEvery: 'steps between train-loss records',
     evalEvery: 'steps between validation loss evaluations (0 = only at the end)',
@@ -523,6 +539,34 @@ async function metricsFile(path: string): Promise<MetricRecord[]> {
   return readMetrics(text, path);
 }
 
+/** The sharper criterion: the train-loss gap over the first steps, from the same weights on the same batches. */
+export const TRAIN_GAP_STEPS = 50;
+export const TRAIN_GAP_LIMIT = 1e-4;
+
+export interface TrainLossGap {
+  /** Steps of train records both runs have, up to the limit (each record's loss averages its logEvery steps). */
+  steps: number[];
+  /** The largest |torch - attend| / |attend| over those steps. */
+  maxRelativeGap: number;
+  /** Where it is (0 when no step is shared). */
+  worstStep: number;
+}
+
+/** The relative gap between two runs' train losses at every step up to `upTo` that both recorded. */
+export function trainLossGap(ours: readonly MetricRecord[], theirs: readonly MetricRecord[], upTo = TRAIN_GAP_STEPS): TrainLossGap {
+  const losses = (ms: readonly MetricRecord[]) => new Map(ms.filter((r) => r.kind === 'train' && typeof r['loss'] === 'number' && r.step <= upTo).map((r) => [r.step, r['loss'] as number]));
+  const a = losses(ours), b = losses(theirs);
+  const gap: TrainLossGap = { steps: [], maxRelativeGap: 0, worstStep: 0 };
+  for (const [step, l] of a) {
+    const t = b.get(step);
+    if (t === undefined) continue;
+    gap.steps.push(step);
+    const rel = Math.abs(t - l) / Math.abs(l);
+    if (!(rel <= gap.maxRelativeGap)) { gap.maxRelativeGap = rel; gap.worstStep = step; }
+  }
+  return gap;
+}
+
 export interface Comparison {
   attend: { step: number; loss: number; perplexity: number };
   torch: { step: number; loss: number; perplexity: number };
@@ -530,6 +574,8 @@ export interface Comparison {
   relativeDifference: number;
   /** The largest |torch - attend| / attend over the evaluations both runs made at the same step. */
   maxRelativeDifference: number;
+  /** The train-loss gap over the first TRAIN_GAP_STEPS steps (should stay below TRAIN_GAP_LIMIT). */
+  trainLoss: TrainLossGap;
   files: string[];
 }
 
@@ -571,5 +617,5 @@ export async function compareWithTorch(runDir: string, outDirs: readonly string[
       files.push(join(d, name));
     }
   }
-  return { attend, torch, relativeDifference: (torch.loss - attend.loss) / attend.loss, maxRelativeDifference: Math.max(0, ...rel), files };
+  return { attend, torch, relativeDifference: (torch.loss - attend.loss) / attend.loss, maxRelativeDifference: Math.max(0, ...rel), trainLoss: trainLossGap(ours, theirs), files };
 }

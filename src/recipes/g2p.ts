@@ -1,19 +1,19 @@
 // Recipe `g2p`: grapheme-to-phoneme on CMUdict without stress, a small T5 encoder-decoder decoded with beam search, scored by WER and PER.
 
-import { reshape } from '../../autograd/ops/movement.js';
-import { loadCmudict, type CmudictEntry } from '../../data/cmudict.js';
-import { padSequences } from '../../data/loader.js';
-import { splitByKey } from '../../data/split.js';
-import { generate } from '../../generation/generate.js';
-import { T5ForConditionalGeneration, type T5Config } from '../../models/t5.js';
-import { crossEntropy } from '../../nn/functional.js';
-import { noGrad } from '../../autograd/engine.js';
-import { getDefaultDevice } from '../../tensor/backend.js';
-import { tensor } from '../../tensor/create.js';
-import { Generator, manualSeed } from '../../tensor/random.js';
-import { tidy } from '../../tensor/scope.js';
-import type { Tensor } from '../../tensor/tensor.js';
-import { Trainer, type BatchFactory, type Metrics } from '../trainer.js';
+import { reshape } from '../autograd/ops/movement.js';
+import { loadCmudict, type CmudictEntry } from '../data/cmudict.js';
+import { padSequences } from '../data/loader.js';
+import { splitByKey } from '../data/split.js';
+import { generate } from '../generation/generate.js';
+import { T5ForConditionalGeneration, type T5Config } from '../models/t5.js';
+import { crossEntropy } from '../nn/functional.js';
+import { noGrad } from '../autograd/engine.js';
+import { getDefaultDevice } from '../tensor/backend.js';
+import { tensor } from '../tensor/create.js';
+import { Generator, manualSeed } from '../tensor/random.js';
+import { tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Trainer, type BatchFactory, type Metrics } from '../train/trainer.js';
 import { optionError, type Recipe, type RecipeContext } from './recipe.js';
 
 /** The 39 ARPAbet phonemes of CMUdict once the vowels' stress digits are removed. */
@@ -379,7 +379,7 @@ async function run(opts: G2pOptions, ctx: RecipeContext): Promise<Record<string,
     evalEvery: opts.evalEvery || undefined,
     checkpointEvery: opts.checkpointEvery || undefined,
     logEvery: Math.min(50, opts.steps),
-    outDir: ctx.outDir, resume: ctx.resume, seed: opts.seed,
+    outDir: ctx.outDir, resume: ctx.resume, seed: opts.seed, skipNonfinite: ctx.skipNonfinite,
   });
   const trainStart = performance.now();
   const result = await trainer.train();

@@ -5,8 +5,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { trainCommand } from '../../cli/train.js';
-import { loadCmudict, type CmudictEntry } from '../../data/cmudict.js';
+import { trainCommand } from '../cli/train.js';
+import { loadCmudict, type CmudictEntry } from '../data/cmudict.js';
 import { buildVocab, decodePhones, editDistance, encodePhones, encodeWord, EOS, g2pBatches, g2pRecipe, PAD, PHONEMES, scoreG2p, splitG2p, START, UNK, type G2pOptions } from './g2p.js';
 import { parseRecipeArgs } from './recipe.js';
 

@@ -7,19 +7,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { generateCommand } from '../../cli/hf.js';
-import { trainCommand } from '../../cli/train.js';
-import { readSafetensorsHeader } from '../../io/safetensors.js';
-import { loadBrown } from '../../data/brown.js';
-import { AutoModelForCausalLM } from '../../models/auto.js';
-import { AutoTokenizer } from '../../tokenizers/tokenizer.js';
+import { generateCommand } from '../cli/hf.js';
+import { trainCommand } from '../cli/train.js';
+import { readSafetensorsHeader } from '../io/safetensors.js';
+import { loadBrown } from '../data/brown.js';
+import { AutoModelForCausalLM } from '../models/auto.js';
+import { AutoTokenizer } from '../tokenizers/tokenizer.js';
 import {
-  batchesPerEpoch, compareWithTorch, CURVES_FILE, documentText, EOT_ID, epochWindows, EXPORT, gptBrownRecipe, planSource, TORCH_METRICS_FILE, trainPlan,
+  batchesPerEpoch, compareWithTorch, CURVES_FILE, documentText, EOT_ID, epochWindows, EXPORT, gptBrownRecipe, planSource, TORCH_METRICS_FILE, TRAIN_GAP_LIMIT, trainPlan,
   VALIDATION_CURVES_FILE, validationWindows, type ExportManifest, type GptBrownOptions,
 } from './gpt-brown.js';
 
 const PYTHON = '/usr/bin/python3';
-const SCRIPT = fileURLToPath(new URL('../../../reference/gpt_brown.py', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('../../reference/gpt_brown.py', import.meta.url));
 const hasTorch = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
 
 const tempDir = async (name: string) => join(await mkdtemp(join(tmpdir(), 'attend-gpt-brown-')), name);
@@ -111,6 +111,10 @@ describe('the recipe', () => {
     const o = { ...gptBrownRecipe.defaults, ...gptBrownRecipe.smoke };
     expect(m.format).toBe('attend-gpt-brown-export');
     expect(m.training).toMatchObject({ steps: 4, batchSize: o.batchSize, seqLen: o.seqLen, lr: o.lr, schedule: 'cosine', betas: [0.9, 0.95] });
+    // Hugging Face's weight-decay grouping, for the reference to use: biases and layer norms (1 layer) without decay.
+    expect(m.training.noDecay).toEqual(['transformer.h.0.ln_1.weight', 'transformer.h.0.ln_1.bias', 'transformer.h.0.ln_2.weight', 'transformer.h.0.ln_2.bias',
+      'transformer.ln_f.weight', 'transformer.ln_f.bias', 'transformer.h.0.attn.c_attn.bias', 'transformer.h.0.attn.c_proj.bias',
+      'transformer.h.0.mlp.c_fc.bias', 'transformer.h.0.mlp.c_proj.bias']);
     expect(m.model).toMatchObject({ vocab_size: 300, n_positions: o.seqLen, n_embd: o.nEmbd, n_layer: o.nLayer, n_head: o.nHead, activation_function: 'gelu_new' });
     const data = results['data'] as { tokens: { train: number; validation: number }; validationWindows: number };
     expect(m.arrays.train).toEqual({ file: 'train.bin', dtype: 'uint16', shape: [data.tokens.train] });
@@ -169,6 +173,8 @@ describe('the recipe', () => {
     const out = await tempDir('pictures');
     const c = await compareWithTorch(dir, [out]);
     expect(Math.abs(c.relativeDifference)).toBeLessThan(1e-4);
+    expect(c.trainLoss.steps).toEqual([1, 2, 3, 4]);
+    expect(c.trainLoss.maxRelativeGap).toBeLessThan(TRAIN_GAP_LIMIT);
     expect(c.attend.step).toBe(4);
     for (const f of [CURVES_FILE, VALIDATION_CURVES_FILE]) expect(readFileSync(join(out, f), 'utf8')).toContain('PyTorch validation');
   }, 120_000);
@@ -191,6 +197,9 @@ describe('the recipe', () => {
     const c = await compareWithTorch(dir, [dir]);
     expect(c.relativeDifference).toBeCloseTo(0.025, 10);
     expect(c.maxRelativeDifference).toBeCloseTo(0.025, 10);
+    expect(c.trainLoss.steps).toEqual([10]);
+    expect(c.trainLoss.maxRelativeGap).toBeCloseTo(0.04, 10);
+    expect(c.trainLoss.worstStep).toBe(10);
     expect(existsSync(join(dir, CURVES_FILE))).toBe(true);
   });
 

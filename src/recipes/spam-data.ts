@@ -2,23 +2,23 @@
 
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { noGrad } from '../../autograd/engine.js';
-import { argmax } from '../../autograd/ops/reduce.js';
-import { DataLoader, padSequences } from '../../data/loader.js';
-import { loadSpamAssassin, SPAM_ASSASSIN_GROUPS, type SpamEmail, type SpamGroup } from '../../data/spam.js';
-import { splitDataset } from '../../data/split.js';
-import { readJsonFile } from '../../io/hf.js';
-import { saveSafetensors } from '../../io/safetensors.js';
-import { crossEntropy } from '../../nn/functional.js';
-import type { Module } from '../../nn/module.js';
-import { tensor } from '../../tensor/create.js';
-import { Generator } from '../../tensor/random.js';
-import { tidy } from '../../tensor/scope.js';
-import type { Tensor } from '../../tensor/tensor.js';
-import { hf } from '../../tokenizers/hf-lib.js';
-import { Tokenizer } from '../../tokenizers/tokenizer.js';
-import { trainWordPiece } from '../../tokenizers/train-wordpiece.js';
-import { writeFileAtomic } from '../checkpoint.js';
+import { noGrad } from '../autograd/engine.js';
+import { argmax } from '../autograd/ops/reduce.js';
+import { DataLoader, padSequences } from '../data/loader.js';
+import { loadSpamAssassin, SPAM_ASSASSIN_GROUPS, type SpamEmail, type SpamGroup } from '../data/spam.js';
+import { splitDataset } from '../data/split.js';
+import { readJsonFile } from '../io/hf.js';
+import { saveSafetensors } from '../io/safetensors.js';
+import { crossEntropy } from '../nn/functional.js';
+import type { Module } from '../nn/module.js';
+import { tensor } from '../tensor/create.js';
+import { Generator } from '../tensor/random.js';
+import { tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { hf } from '../tokenizers/hf-lib.js';
+import { Tokenizer } from '../tokenizers/tokenizer.js';
+import { trainWordPiece } from '../tokenizers/train-wordpiece.js';
+import { writeFileAtomic } from '../train/checkpoint.js';
 
 /** Class names by id, as config.json's id2label: spam is the positive class of precision, recall and F1. */
 export const SPAM_LABELS = ['ham', 'spam'] as const;

@@ -15,6 +15,8 @@ export interface RecipeContext {
   device?: string;
   /** Progress and summaries (stderr by default; tests collect it). */
   log: (line: string) => void;
+  /** Skip batches with a non-finite loss or gradient instead of stopping (the Trainer's skipNonfinite). */
+  skipNonfinite?: boolean;
 }
 
 export interface Recipe<O extends RecipeOptions = RecipeOptions> {
@@ -74,7 +76,7 @@ export function parseRecipeArgs<O extends RecipeOptions>(recipe: Recipe<O>, args
 
 export function recipeUsage(recipe: Recipe): string {
   const rows = Object.entries(recipe.defaults).map(([k, v]) => `  --${kebab(k).padEnd(22)} ${String(recipe.help[k] ?? '')} (default ${JSON.stringify(v)})`);
-  return `attend train ${recipe.name} [--key value ...] [--smoke] [--out DIR] [--resume] [--device D]
+  return `attend train ${recipe.name} [--key value ...] [--smoke] [--out DIR] [--resume] [--device D] [--skip-nonfinite]
 
 ${recipe.summary}
 Chapter: ${recipe.chapter}
@@ -82,7 +84,9 @@ Chapter: ${recipe.chapter}
 ${rows.join('\n')}
   --smoke                  a tiny configuration that finishes in seconds
   --out DIR                output folder (default runs/${recipe.name})
-  --resume                 continue from the last checkpoint in the output folder`;
+  --resume                 continue from the last checkpoint in the output folder
+  --skip-nonfinite         skip batches whose loss or gradient is not finite (counted as 'skipped' in metrics.jsonl)
+                           instead of stopping with an error`;
 }
 
 /** Writes results.json atomically (temp file + rename). */

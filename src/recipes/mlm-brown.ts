@@ -1,23 +1,23 @@
 // Recipe `mlm-brown`: BERT masked-language-model pretraining on the Brown corpus, saved as a folder that fill-mask and `spam --init` load.
 
-import { noGrad } from '../../autograd/engine.js';
-import { eq } from '../../autograd/ops/elementwise.js';
-import { indexSelect } from '../../autograd/ops/indexing.js';
-import { reshape } from '../../autograd/ops/movement.js';
-import { softmax } from '../../autograd/ops/nn.js';
-import { argmax, sum } from '../../autograd/ops/reduce.js';
-import { loadBrown } from '../../data/brown.js';
-import { splitDataset } from '../../data/split.js';
-import { ConfigReader } from '../../models/base.js';
-import { BertForMaskedLM, bertConfig } from '../../models/bert.js';
-import { crossEntropy } from '../../nn/functional.js';
-import { getDefaultDevice } from '../../tensor/backend.js';
-import { tensor } from '../../tensor/create.js';
-import { Generator, manualSeed } from '../../tensor/random.js';
-import { tidy } from '../../tensor/scope.js';
-import type { Tensor } from '../../tensor/tensor.js';
-import type { Tokenizer } from '../../tokenizers/tokenizer.js';
-import { Trainer, type BatchFactory, type Metrics } from '../trainer.js';
+import { noGrad } from '../autograd/engine.js';
+import { eq } from '../autograd/ops/elementwise.js';
+import { indexSelect } from '../autograd/ops/indexing.js';
+import { reshape } from '../autograd/ops/movement.js';
+import { softmax } from '../autograd/ops/nn.js';
+import { argmax, sum } from '../autograd/ops/reduce.js';
+import { loadBrown } from '../data/brown.js';
+import { splitDataset } from '../data/split.js';
+import { ConfigReader } from '../models/base.js';
+import { BertForMaskedLM, bertConfig } from '../models/bert.js';
+import { crossEntropy } from '../nn/functional.js';
+import { getDefaultDevice } from '../tensor/backend.js';
+import { tensor } from '../tensor/create.js';
+import { Generator, manualSeed } from '../tensor/random.js';
+import { tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { Tokenizer } from '../tokenizers/tokenizer.js';
+import { Trainer, type BatchFactory, type Metrics } from '../train/trainer.js';
 import { optionError, type Recipe, type RecipeContext } from './recipe.js';
 import { bertConfigJson, checkEncoderShape, encoderShape, headWords, loadSpamSplit, pieceIds, saveHfFolder, SPAM_SPLIT, SPECIAL_TOKENS, trainTokenizer } from './spam-data.js';
 
@@ -265,7 +265,7 @@ async function run(opts: MlmOptions, ctx: RecipeContext): Promise<Record<string,
     evalEvery: opts.evalEvery || undefined,
     checkpointEvery: opts.checkpointEvery || undefined,
     logEvery: Math.min(20, opts.steps),
-    outDir: ctx.outDir, resume: ctx.resume, seed: opts.seed,
+    outDir: ctx.outDir, resume: ctx.resume, seed: opts.seed, skipNonfinite: ctx.skipNonfinite,
   });
   const trainStart = performance.now();
   const result = await trainer.train();

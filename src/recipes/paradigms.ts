@@ -2,24 +2,24 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cast, div, mul, relu } from '../../autograd/ops/elementwise.js';
-import { cat, reshape, transpose } from '../../autograd/ops/movement.js';
-import { max, sum } from '../../autograd/ops/reduce.js';
-import { ConfigReader } from '../../models/base.js';
-import { BertForSequenceClassification, bertConfig } from '../../models/bert.js';
-import { Dropout } from '../../nn/activation.js';
-import { Conv1d } from '../../nn/conv.js';
-import { Embedding } from '../../nn/embedding.js';
-import { crossEntropy } from '../../nn/functional.js';
-import { Linear } from '../../nn/linear.js';
-import { Module } from '../../nn/module.js';
-import { LSTM } from '../../nn/rnn.js';
-import { getDefaultDevice } from '../../tensor/backend.js';
-import { manualSeed } from '../../tensor/random.js';
-import type { Tensor } from '../../tensor/tensor.js';
-import { STATE_FILE, writeFileAtomic } from '../checkpoint.js';
-import { lineChart } from '../plot.js';
-import { Trainer } from '../trainer.js';
+import { cast, div, mul, relu } from '../autograd/ops/elementwise.js';
+import { cat, reshape, transpose } from '../autograd/ops/movement.js';
+import { max, sum } from '../autograd/ops/reduce.js';
+import { ConfigReader } from '../models/base.js';
+import { BertForSequenceClassification, bertConfig } from '../models/bert.js';
+import { Dropout } from '../nn/activation.js';
+import { Conv1d } from '../nn/conv.js';
+import { Embedding } from '../nn/embedding.js';
+import { crossEntropy } from '../nn/functional.js';
+import { Linear } from '../nn/linear.js';
+import { Module } from '../nn/module.js';
+import { LSTM } from '../nn/rnn.js';
+import { getDefaultDevice } from '../tensor/backend.js';
+import { manualSeed } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { STATE_FILE, writeFileAtomic } from '../train/checkpoint.js';
+import { lineChart } from '../train/plot.js';
+import { Trainer } from '../train/trainer.js';
 import { optionError, type Recipe, type RecipeContext } from './recipe.js';
 import {
   bertConfigJson, binaryScores, checkEncoderShape, encodeExamples, headWords, labelSubset, loadSpamSplit, predict, SPAM_SPLIT, trainLoader, trainTokenizer,
@@ -257,7 +257,7 @@ async function run(opts: ParadigmsOptions, ctx: RecipeContext): Promise<Record<s
       clipGradNorm: opts.clipGradNorm,
       evalEvery: opts.evalEvery || undefined,
       logEvery: Math.min(10, totalSteps),
-      outDir: dir, resume: resumed, seed: opts.seed,
+      outDir: dir, resume: resumed, seed: opts.seed, skipNonfinite: ctx.skipNonfinite,
     });
     const t0 = performance.now();
     const result = await trainer.train();

@@ -1,0 +1,84 @@
+// MultiheadAttention's attention weights (needWeights / averageAttnWeights) against torch.nn.MultiheadAttention.
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+import '../index.js';
+import { add, mul } from '../autograd/ops/elementwise.js';
+import { sum } from '../autograd/ops/reduce.js';
+import { listDevices } from '../tensor/backend.js';
+import { randn, tensor } from '../tensor/create.js';
+import { manualSeed } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { expectClose, type FixtureTensor } from '../test-util/fixtures.js';
+import { MultiheadAttention } from './attention.js';
+
+interface WeightsCase {
+  average: boolean;
+  state: Record<string, FixtureTensor>;
+  inputs: FixtureTensor[];
+  output: FixtureTensor;
+  weights: FixtureTensor;
+  probe_output: FixtureTensor;
+  probe_weights: FixtureTensor;
+  input_grads: (FixtureTensor | null)[];
+  param_grads: Record<string, FixtureTensor>;
+}
+
+const cases = (JSON.parse(readFileSync(new URL('../../test/data/mha_weights.json', import.meta.url), 'utf8')) as { cases: Record<string, WeightsCase> }).cases;
+const D = 8, H = 2;
+
+const toTensor = (f: FixtureTensor, device: string, requiresGrad = false): Tensor =>
+  tensor(f.data.map(Number), { shape: f.shape, dtype: f.dtype, device, requiresGrad });
+
+type Call = (m: MultiheadAttention, inputs: Tensor[], average: boolean) => [Tensor, Tensor | null];
+const calls: Record<string, Call> = {
+  self_causal_averaged: (m, [x, c], a) => m.forward(x!, x!, x!, { attnMask: c, averageAttnWeights: a }),
+  cross_padding_per_head: (m, [q, kv, p], a) => m.forward(q!, kv!, kv!, { keyPaddingMask: p, averageAttnWeights: a }),
+  cross_additive_averaged: (m, [q, kv, am], a) => m.forward(q!, kv!, kv!, { attnMask: am, averageAttnWeights: a }),
+};
+
+for (const device of listDevices()) {
+  describe(`MultiheadAttention weights on ${device} match torch.nn`, () => {
+    for (const [name, call] of Object.entries(calls)) {
+      test(name, async () => {
+        const c = cases[name]!;
+        const m = new MultiheadAttention(D, H);
+        m.loadStateDict(Object.fromEntries(Object.entries(c.state).map(([k, v]) => [k, toTensor(v, device)])));
+        m.eval().to(device);
+        const inputs = c.inputs.map((f) => toTensor(f, device, f.dtype === 'float32' && f.shape.length === 3));
+        const [y, w] = call(m, inputs, c.average);
+        expect(w).not.toBeNull();
+        expect(w!.shape).toEqual(c.weights.shape);
+        expectClose(await y.data(), c.output.data, 2e-5, 1e-4, `${name} output`);
+        expectClose(await w!.data(), c.weights.data, 2e-5, 1e-4, `${name} weights`);
+        add(sum(mul(y, toTensor(c.probe_output, device))), sum(mul(w!, toTensor(c.probe_weights, device)))).backward();
+        c.input_grads.forEach((g, i) => {
+          if (g) expectClose(inputs[i]!.grad!.dataSync(), g.data, 2e-4, 1e-3, `${name} grad of input ${i}`);
+        });
+        const params = Object.fromEntries(m.namedParameters());
+        for (const [k, g] of Object.entries(c.param_grads)) expectClose(await params[k]!.grad!.data(), g.data, 2e-4, 1e-3, `${name} grad of ${k}`);
+      });
+    }
+
+    test('needWeights false returns null and the same output (the fused path)', async () => {
+      manualSeed(1);
+      const m = new MultiheadAttention(D, H).to(device);
+      const x = randn([2, 5, D], { device });
+      const [a, wa] = m.forward(x, x, x, { isCausal: true });
+      const [b, wb] = m.forward(x, x, x, { isCausal: true, needWeights: false });
+      expect(wa!.shape).toEqual([2, 5, 5]);
+      expect(wb).toBeNull();
+      expectClose(await a.data(), Array.from(await b.data()), 1e-5, 1e-4, 'weights path vs fused path');
+      // every row of the weights is a distribution over the keys it may see
+      expectClose(await sum(wa!, -1).data(), new Array<number>(10).fill(1), 1e-5, 0, 'row sums');
+      const [, perHead] = m.forward(x, x, x, { averageAttnWeights: false });
+      expect(perHead!.shape).toEqual([2, H, 5, 5]);
+    });
+    test('masks of the wrong shape are errors naming MultiheadAttention', () => {
+      const m = new MultiheadAttention(D, H).to(device);
+      const x = randn([2, 5, D], { device });
+      expect(() => m.forward(x, x, x, { attnMask: randn([5, 4], { device }) })).toThrow(/MultiheadAttention: attnMask must be \[5, 5\] or \[4, 5, 5\] \(batch \* heads\), got \[5, 4\]/);
+      expect(() => m.forward(x, x, x, { keyPaddingMask: randn([2, 4], { device }) })).toThrow(/MultiheadAttention: keyPaddingMask must be \[2, 5\], got \[2, 4\]/);
+    });
+  });
+}
