@@ -1,5 +1,6 @@
 # Writes test/data/diff/calls.json: PyTorch 1.13's results for thousands of seeded random op calls (the differential suite).
 # Run: /usr/bin/python3 scripts/gen_diff_fixtures.py   (Debian's python3-torch; checked in, CI does not run it)
+# Exploring beyond the committed calls: --seed N --scale K --out FILE, then replay with DIFF_FIXTURES=FILE.
 #
 # Inputs are never stored: each input is a spec {s: shape, d: dtype, k: kind, seed, view} that src/test-util/diff.ts
 # regenerates bit-for-bit with the same counter-based hash (lowbias32), so both sides see identical float32 values.
@@ -18,7 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-OUT = 'test/data/diff/calls.json'
+ARGS = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+OUT = ARGS.get('--out', 'test/data/diff/calls.json')
+SCALE = float(ARGS.get('--scale', 1))
 SMALL = 64          # outputs with more elements are stored as summaries
 SAMPLES = 48        # sampled elements of a summarised tensor
 SPECIAL = [math.nan, math.inf, -math.inf, 1e30, -1e30, 0.0, -0.0, 88.5]
@@ -96,7 +99,7 @@ def probe(seed, shape):
 # ---- random shapes and inputs ----
 
 
-R = random.Random(0)
+R = random.Random(int(ARGS.get('--seed', 0)))
 DIMS = [0, 1, 1, 2, 2, 3, 3, 4, 5]
 
 
@@ -114,8 +117,8 @@ SEED = [1]
 
 def T(s, d='float32', k=None, lo=None, hi=None, view=True):
     """An input spec of final shape s; with view=True, sometimes reached through transpose/slice/expand."""
-    if k is None:
-        k = {'int32': 'i', 'bool': 'b'}.get(d, 'n')
+    if k is None or d == 'bool' or (d == 'int32' and k not in ('i', 'q', 'I')):
+        k = {'int32': 'i', 'bool': 'b'}.get(d, 'n')  # integer tensors only take integer kinds
     if k in ('i', 'q') and lo is None:
         lo, hi = -3, 4
     SEED[0] += 1
@@ -619,7 +622,7 @@ def t_ce(nll):
 def g_loss():
     a, b = bcast_pair() if R.random() < 0.1 else (lambda s: (s, s))(shape())
     kb = 'b' if R.random() < 0.3 else 'n'
-    tb = T(b, 'float32', 'q', 0, 2) if kb == 'b' else T(b, 'float32', fkind())
+    tb = T(b, 'float32', 'q', 0, 2) if kb == 'b' else T(b, 'float32', R.choice(['n', 'n', 'q']))  # NaN/inf only in inputs
     return [T(a, 'float32', fkind()), tb], {'reduction': R.choice(['mean', 'sum', 'none'])}
 
 
@@ -732,7 +735,8 @@ LOGICAL = {
 
 # name -> (family, tolerance kind, calls, generator, torch call)
 # tolerance kinds (see diff.ts): exact (bitwise / correctly rounded), tr (transcendental: relative),
-# sum (sums of products: atol from the per-element sum of |terms|), nl (composite: relative to the tensor's scale)
+# sum (sums of products: atol from the per-element sum of |terms|), nl (composite: relative to the tensor's scale),
+# norm (as nl, and gradients at the output's scale: layerNorm's gradient is a cancellation of terms of that size)
 OPS = {}
 for n, f in UNARY.items():
     kinds = ('p', 'n', 'q', 'x') if n in ('log', 'sqrt', 'rsqrt', 'reciprocal') else ('n', 'q') if n == 'geluTanh' else ('n', 'q', 'x')
@@ -759,8 +763,8 @@ OPS['bmm'] = ('matmul', 'sum', 80, g_bmm, t_bmm)
 OPS['linear'] = ('matmul', 'sum', 80, g_linear, lambda xs, p: F.linear(xs[0], xs[1], xs[2] if len(xs) > 2 else None))
 OPS['softmax'] = ('norm', 'nl', 90, g_softmax, lambda xs, p: torch.softmax(xs[0], p['dim']))
 OPS['logSoftmax'] = ('norm', 'nl', 90, g_softmax, lambda xs, p: torch.log_softmax(xs[0], p['dim']))
-OPS['layerNorm'] = ('norm', 'nl', 80, g_norm(True), lambda xs, p: F.layer_norm(xs[0], p['ns'], xs[1] if len(xs) > 1 else None, xs[2] if len(xs) > 2 else None, p['eps']))
-OPS['rmsNorm'] = ('norm', 'nl', 80, g_norm(False), t_rms)
+OPS['layerNorm'] = ('norm', 'norm', 80, g_norm(True), lambda xs, p: F.layer_norm(xs[0], p['ns'], xs[1] if len(xs) > 1 else None, xs[2] if len(xs) > 2 else None, p['eps']))
+OPS['rmsNorm'] = ('norm', 'norm', 80, g_norm(False), t_rms)
 for n in ['reshape', 'permute', 'transpose', 'expand', 'squeeze', 'unsqueeze', 'flatten', 'slice', 'narrow', 'select',
           'split', 'chunk', 'flip', 'repeat', 'pad', 'tril', 'triu', 'clone', 'unflatten', 'movedim']:
     OPS[n] = ('movement', 'exact', 60, g_shape_op(n), t_shape_op(n))
@@ -846,7 +850,7 @@ BIG = [
     ('sum', [[600, 300]], {'dim': 1, 'keepdim': False}), ('sum', [[600, 300]], {'dim': None, 'keepdim': False}),
     ('mean', [[300, 600]], {'dim': 0, 'keepdim': True}), ('max', [[300, 600]], {'dim': -1, 'keepdim': False}),
     ('softmax', [[300, 600]], {'dim': -1}), ('logSoftmax', [[600, 300]], {'dim': 0}), ('cumsum', [[400, 400]], {'dim': 1}),
-    ('matmul', [[384, 400], [400, 384]], {}), ('matmul', [[4, 128, 300], [300, 128]], {}),
+    ('matmul', [[256, 520], [520, 64]], {}), ('matmul', [[4, 128, 300], [300, 32]], {}),
     ('layerNorm', [[500, 384], [384], [384]], {'ns': [384], 'eps': 1e-5}), ('rmsNorm', [[500, 384], [384]], {'ns': [384], 'eps': 1e-6}),
     ('transpose', [[400, 500]], {'d0': 0, 'd1': 1}), ('cast', [[140000]], {'dtype': 'int32'}), ('where', [[300, 500], [300, 500], [300, 500]], {}),
     ('crossEntropy', [[3000, 50], [3000]], {'reduction': 'mean'}), ('argmax', [[500, 300]], {'dim': 1, 'keepdim': False}),
@@ -1014,7 +1018,7 @@ def main():
     cid = 0
     for name, (family, tol, count, gen, fn) in OPS.items():
         meta[name] = {'family': family, 'tol': tol}
-        for _ in range(count):
+        for _ in range(round(count * SCALE)):
             specs, p = gen()
             calls.append(run_call(cid, name, fn, tol, specs, p))
             cid += 1

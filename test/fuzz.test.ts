@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import '../src/index.js';
 import { runCli } from '../src/cli/cli.js';
 import { generate, type GenerateOptions } from '../src/generation/generate.js';
-import { loadSafetensors, parseSafetensors } from '../src/io/safetensors.js';
+import { loadSafetensors, parseSafetensors, saveSafetensors } from '../src/io/safetensors.js';
 import { AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification } from '../src/models/auto.js';
 import type { PreTrainedModel } from '../src/models/base.js';
 import { tensor } from '../src/tensor/create.js';
@@ -188,7 +188,7 @@ const ARCHS = [
   { fixture: 'bert-cls', load: AutoModelForSequenceClassification },
 ] as const;
 const CONFIG_VALUES: unknown[] = [null, -1, 0, 1, 2, 3, 4, 7, 64, 1e12, 2 ** 53, 1e300, -1e300, 0.5, 1e-30, 'x', '12', 'gelu', 'gated-gelu', 'llama3', true, false, [], {}, [1, 2], { 0: 'a' }, { rope_type: 'llama3', factor: 8 }];
-const EXTRA_KEYS = ['model_type', 'vocab_size', 'n_head', 'num_key_value_heads', 'head_dim', 'num_labels', 'id2label', 'rope_scaling', 'rope_parameters', 'num_decoder_layers', 'feed_forward_proj', 'n_inner', 'position_embedding_type', 'problem_type', 'eos_token_id'];
+const EXTRA_KEYS = ['model_type', 'vocab_size', 'n_layer', 'num_hidden_layers', 'num_layers', 'n_head', 'num_key_value_heads', 'head_dim', 'num_labels', 'id2label', 'rope_scaling', 'rope_parameters', 'num_decoder_layers', 'feed_forward_proj', 'n_inner', 'position_embedding_type', 'problem_type', 'eos_token_id'];
 
 function mutatedConfig(rng: Rng, base: Record<string, unknown>): string {
   const cfg: Record<string, unknown> = structuredClone(base);
@@ -311,6 +311,37 @@ describe('fuzz: every bad input ends in an error of ours', () => {
     expect(local, report(local)).toEqual([]);
   });
 
+  test('sharded checkpoints: 100 mutated model.safetensors.index.json files', async () => {
+    const rng = new Rng(SEED + 6);
+    const local: Failure[] = [];
+    const dir = await mkdtemp(join(work, 'shards-'));
+    await copyFile(join(hfDir('gpt2'), 'config.json'), join(dir, 'config.json'));
+    const all = await loadSafetensors(join(hfDir('gpt2'), 'model.safetensors'));
+    const names = Object.keys(all).sort();
+    const half = Math.floor(names.length / 2);
+    const shards = ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'];
+    await saveSafetensors(join(dir, shards[0]!), Object.fromEntries(names.slice(0, half).map((k) => [k, all[k]!])));
+    await saveSafetensors(join(dir, shards[1]!), Object.fromEntries(names.slice(half).map((k) => [k, all[k]!])));
+    const map = Object.fromEntries(names.map((k, i) => [k, shards[i < half ? 0 : 1]!]));
+    const OTHER: unknown[] = [shards[0], shards[1], 'missing.safetensors', '../model.safetensors', '', 7, null, [], {}, 'config.json'];
+    for (let i = 0; i < 100; i++) {
+      const m: Record<string, unknown> = { ...map };
+      for (let r = 0, n = 1 + rng.int(3); r < n; r++) {
+        const k = rng.chance(0.9) ? rng.pick(names) : 'extra.weight';
+        if (rng.chance(0.3)) delete m[k];
+        else m[k] = rng.pick(OTHER);
+      }
+      const index = rng.chance(0.1) ? rng.pick(['{', '[]', '{"weight_map": 3}', '{"metadata": {}}', 'null']) : JSON.stringify({ metadata: { total_size: 1 }, weight_map: m });
+      await writeFile(join(dir, 'model.safetensors.index.json'), index);
+      count('index', await attempt(local, 'index', index.slice(0, 300), dir, async () => {
+        (await AutoModelForCausalLM.fromPretrained(dir)).forward({ inputIds: tensor([[1, 2]], { dtype: 'int32' }) }).logits.dispose();
+      }));
+    }
+    for (const t of Object.values(all)) t.dispose();
+    failures.push(...local);
+    expect(local, report(local)).toEqual([]);
+  });
+
   test('tokenizer.json: 300 mutated tokenizers (260 in memory, 40 files with broken JSON) load and encode', async () => {
     const rng = new Rng(SEED + 2);
     const local: Failure[] = [];
@@ -387,7 +418,7 @@ describe('fuzz: every bad input ends in an error of ours', () => {
       temperature: [0.7, 1, 2, 0, -1, Number.NaN, Infinity], topK: [0, 1, 5, -1, 2.5, 1e9], topP: [0.5, 0.9, 1, 0, 2, -0.1],
       minP: [0, 0.05, 1, 5, -1], repetitionPenalty: [1, 1.3, 0.8, 0, -2], numBeams: [1, 2, 3, 0, 1.5], lengthPenalty: [1, 0, -1, 2, Infinity],
       earlyStopping: [true, false, 'never', 'no'], eosTokenId: [2, [2, 3], -1, [0.5], 'x', 1e6], padTokenId: [0, 1, -1, 'x'],
-      seed: [0, 7, -1, 1.5], decoderStartTokenId: [0, 5, -1], attentionMask: [null],
+      seed: [0, 7, -1, 1.5], decoderStartTokenId: [0, 5, -1], attentionMask: [null, [[1, 1, 1]], 'x', tensor([[1, 1, 1]], { dtype: 'int32' })],
     };
     const PROMPTS = [[[5, 17, 300]], [[1], [2]], [[3, 4, 5, 6]]];
     for (let i = 0; i < 150; i++) {

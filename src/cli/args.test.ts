@@ -1,5 +1,6 @@
 // Strict CLI parsing: both --k v and --k=v, negative values reaching the range checks, Hugging Face's ranges, clear errors.
 
+import { spawnSync } from 'node:child_process';
 import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +72,18 @@ describe('numbers are strict and in Hugging Face ranges', () => {
   });
   test('splitEquals turns --k=v into --k v (the recipes\' options), up to --', () => {
     expect(splitEquals(['gpt-brown', '--steps=5', '--smoke', '--out=a=b', '--', '--x=1'])).toEqual(['gpt-brown', '--steps', '5', '--smoke', '--out', 'a=b', '--', '--x=1']);
+  });
+});
+
+describe('the attend binary', () => {
+  test('main.ts prints our message and exits 1 (not Node\'s "argument is ambiguous")', () => {
+    const main = new URL('./main.ts', import.meta.url).pathname;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', main, 'generate', '--model', 'nowhere', '--max-new-tokens', '-5', 'hi'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr.trim()).toBe("attend: --max-new-tokens must be a positive integer, got '-5'");
+    expect(r.status).toBe(1);
+    const unknown = spawnSync(process.execPath, ['--import', 'tsx', main, 'frobnicate'], { encoding: 'utf8', timeout: 60_000 });
+    expect(unknown.stderr).toMatch(/^attend: unknown command 'frobnicate'/);
+    expect(unknown.status).toBe(2);
   });
 });
 

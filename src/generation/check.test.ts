@@ -33,6 +33,11 @@ describe('generate checks before working', () => {
     const model = await AutoModelForCausalLM.fromPretrained(hfDir('gpt2'));
     await expect(generate(model, ids([[1, 2]]), opts as unknown as GenerateOptions)).rejects.toThrow(message);
   });
+  test('inputIds and attentionMask must be tensors', async () => {
+    const model = await AutoModelForCausalLM.fromPretrained(hfDir('gpt2'));
+    await expect(generate(model, [[1, 2]] as never)).rejects.toThrow("generate: inputIds must be an int32 tensor [batch, length], got an array (tensor(ids, { dtype: 'int32' }) makes one)");
+    await expect(generate(model, ids([[1, 2]]), { attentionMask: [[1, 1]] as never })).rejects.toThrow('generate: attentionMask must be a tensor [batch, length] or null, got an array');
+  });
   test('an empty prompt is named, not `select: index -1`', async () => {
     const model = await AutoModelForCausalLM.fromPretrained(hfDir('gpt2'));
     await expect(generate(model, tensor(new Int32Array(0), { shape: [1, 0] }))).rejects.toThrow('generate: the prompt is empty (inputIds is [1, 0])');

@@ -1,7 +1,7 @@
 // Checks made before generation starts: option ranges (Hugging Face's), the prompt, and the model's position limit.
 
 import { fmtShape } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import type { PreTrainedModel } from '../models/base.js';
 
 /** A numeric generation option: what it must be (for messages) and the test. */
@@ -30,7 +30,7 @@ export const GENERATION_NUMBER_RULES = {
 
 export type GenerationNumberOption = keyof typeof GENERATION_NUMBER_RULES;
 
-const describe = (v: unknown): string => (typeof v === 'number' ? String(v) : typeof v === 'object' && v !== null ? Object.prototype.toString.call(v) : JSON.stringify(v) ?? String(v));
+const describe = (v: unknown): string => (typeof v === 'number' ? String(v) : Array.isArray(v) ? 'an array' : typeof v === 'object' && v !== null ? 'an object' : JSON.stringify(v) ?? String(v));
 
 function tokenId(name: string, v: unknown): void {
   if (v !== undefined && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)) throw new Error(`generate: ${name} must be a non-negative integer token id, got ${describe(v)}`);
@@ -41,6 +41,9 @@ function tokenId(name: string, v: unknown): void {
  * option), a non-empty prompt, and that the prompt plus maxNewTokens fits the model's positions.
  */
 export function checkGenerateOptions(model: PreTrainedModel, inputIds: Tensor, opts: Record<string, unknown>): void {
+  if (!(inputIds instanceof Tensor)) throw new Error(`generate: inputIds must be an int32 tensor [batch, length], got ${describe(inputIds)} (tensor(ids, { dtype: 'int32' }) makes one)`);
+  const mask = opts['attentionMask'];
+  if (mask !== undefined && mask !== null && !(mask instanceof Tensor)) throw new Error(`generate: attentionMask must be a tensor [batch, length] or null, got ${describe(mask)}`);
   for (const [name, rule] of Object.entries(GENERATION_NUMBER_RULES) as [GenerationNumberOption, NumberRule][]) {
     const v = opts[name];
     if (v !== undefined && (typeof v !== 'number' || !rule.ok(v))) throw new Error(`generate: ${name} must be ${rule.want}, got ${describe(v)}`);

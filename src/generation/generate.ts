@@ -179,8 +179,9 @@ async function greedyOrSample(model: PreTrainedModel, inputIds: Tensor, o: Gener
       const V = logits[0]!.length;
       const stepScores = new Float32Array(seqs.length * V);
       const chosen = logits.map((row, i) => {
-        // A NaN logit means the model's output is broken: no token may come from it (torch's argmax would pick it).
-        const nan = firstNaN(row);
+        // A NaN logit means the model's output is broken: greedy must not pick a token from it (torch's argmax would
+        // pick the NaN); sampling raises torch.multinomial's error below.
+        const nan = o.doSample ? -1 : firstNaN(row);
         if (nan >= 0) throw new Error(`generate: the logits of row ${i} at step ${n + 1} hold NaN (token ${nan}): the model's weights or inputs are not finite`);
         processRow(row, seqs[i]!, n, o, r);
         let tok: number;

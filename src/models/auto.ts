@@ -1,6 +1,8 @@
 // AutoModelFor*: read config.json, pick the architecture by model_type, build it and load the checkpoint strictly.
 
 import { fileExists, loadCheckpoint, readCheckpointHeader, readConfig, readJsonFile } from '../io/hf.js';
+import type { SafetensorsDType, SafetensorsEntry } from '../io/safetensors.js';
+import type { FloatDType } from '../tensor/dtype.js';
 import { checkWeights, ConfigReader, loadPretrainedWeights, type GenerationDefaults, type PreTrainedModel, type WeightSpec } from './base.js';
 import { BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, bertConfig, bertWeights } from './bert.js';
 import { GPT2LMHeadModel, gpt2Config, gpt2Weights } from './gpt2.js';
@@ -52,9 +54,40 @@ export function registerArchitecture(modelType: string, arch: Architecture): voi
 
 export interface FromPretrainedOptions {
   device?: string;
+  /**
+   * The dtype of the model's floating parameters, as transformers' `torch_dtype`: 'float32' (the default, as
+   * transformers), 'float16', 'bfloat16', 'float64', or 'auto': config.json's "torch_dtype" when present, else the
+   * checkpoint's first floating weight's dtype (so a 2-byte checkpoint stays 2 bytes in memory).
+   */
+  dtype?: ModelDType;
+}
+
+export type ModelDType = FloatDType | 'auto';
+const MODEL_DTYPES: readonly ModelDType[] = ['float32', 'float16', 'bfloat16', 'float64', 'auto'];
+const FROM_STORED: Partial<Record<SafetensorsDType, FloatDType>> = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16' };
+
+/** Throws unless the `dtype` option is absent or one of its values (checked before any file is read). */
+function checkDTypeOption(dtype: unknown): void {
+  if (dtype !== undefined && (typeof dtype !== 'string' || !(MODEL_DTYPES as readonly string[]).includes(dtype))) {
+    throw new Error(`fromPretrained: option "dtype" must be one of ${MODEL_DTYPES.join(', ')}, got ${JSON.stringify(dtype)}`);
+  }
+}
+
+/** The floating dtype to build the model in, for a checked `dtype` option. */
+function modelDType(dtype: ModelDType | undefined, config: Record<string, unknown>, entries: Record<string, SafetensorsEntry>): FloatDType {
+  if (dtype !== 'auto') return dtype ?? 'float32';
+  // transformers' order for torch_dtype='auto': the config's torch_dtype, then the first floating weight.
+  const declared = config['torch_dtype'];
+  if (typeof declared === 'string' && MODEL_DTYPES.includes(declared as ModelDType) && declared !== 'auto') return declared as FloatDType;
+  for (const e of Object.values(entries)) {
+    const d = FROM_STORED[e.dtype];
+    if (d) return d;
+  }
+  return 'float32';
 }
 
 async function fromPretrained(task: Task, dir: string, opts: FromPretrainedOptions): Promise<PreTrainedModel> {
+  checkDTypeOption(opts.dtype);
   const { path, json } = await readConfig(dir);
   const type = json['model_type'];
   if (typeof type !== 'string') throw new Error(`${path}: no "model_type" field`);
@@ -64,13 +97,13 @@ async function fromPretrained(task: Task, dir: string, opts: FromPretrainedOptio
   if (!make) throw new Error(`${path}: model_type '${type}' has no ${task} head (available: ${Object.keys(arch.heads).join(', ')})`);
   const reader = new ConfigReader(json, path);
   const spec = arch.weights?.[task]?.(reader);
-  if (spec) {
-    // Names and shapes from the safetensors headers only: a config that disagrees with its checkpoint fails here,
-    // before the model (or any tensor) is allocated.
-    const header = await readCheckpointHeader(dir);
-    checkWeights(spec, header.entries, header.source, path, arch.ignore);
-  }
-  const model = make(reader);
+  const header = spec || opts.dtype === 'auto' ? await readCheckpointHeader(dir) : null;
+  const dtype = modelDType(opts.dtype, json, header?.entries ?? {});
+  // Names and shapes from the safetensors headers only: a config that disagrees with its checkpoint fails here,
+  // before the model (or any tensor) is allocated.
+  if (spec && header) checkWeights(spec, header.entries, header.source, path, arch.ignore);
+  // Converted before loading, so that weights stored in the model's dtype are copied as they are, never widened.
+  const model = make(reader).to(dtype);
   const { tensors, source } = await loadCheckpoint(dir);
   loadPretrainedWeights(model, tensors, source, arch.ignore);
   for (const t of Object.values(tensors)) t.dispose();

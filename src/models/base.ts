@@ -2,6 +2,7 @@
 
 import { cast } from '../autograd/ops/elementwise.js';
 import { reshape } from '../autograd/ops/movement.js';
+import { isFloat, type FloatDType } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from '../nn/attention.js';
@@ -48,6 +49,11 @@ export abstract class PreTrainedModel extends Module {
   /** True for encoder-decoder models (T5): generation runs the encoder once, then the decoder. */
   readonly isEncoderDecoder: boolean = false;
   generationConfig: GenerationDefaults = {};
+  /** The dtype of the floating parameters (transformers' model.dtype): float32 unless loaded or converted otherwise. */
+  get dtype(): FloatDType {
+    for (const p of this.parameters()) if (isFloat(p.dtype)) return p.dtype;
+    return 'float32';
+  }
   /** The most positions the model can see (config key and value), or null when unlimited (relative positions). */
   positionLimit(): { key: string; value: number } | null {
     return null;
@@ -57,6 +63,9 @@ export abstract class PreTrainedModel extends Module {
     throw new Error(`${this.constructor.name} does not support incremental decoding`);
   }
 }
+
+/** The largest layer or label count a config may give (far above any published model). */
+export const MAX_COUNT = 100_000;
 
 /** A reader of config.json fields that names the file and the key in its errors. */
 export class ConfigReader {
@@ -75,6 +84,15 @@ export class ConfigReader {
   positive(key: string, dflt?: number): number {
     const v = this.json[key] ?? dflt;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) this.fail(key, 'a positive integer');
+    return v;
+  }
+  /**
+   * A count that the loader iterates over before it can compare with the checkpoint (layers, labels): a positive
+   * integer up to `max`, so that a corrupt value is an error instead of a loop over billions.
+   */
+  count(key: string, dflt?: number, max = MAX_COUNT): number {
+    const v = this.positive(key, dflt);
+    if (v > max) this.fail(key, `a positive integer of at most ${max}`);
     return v;
   }
   /** A probability such as a dropout rate: a number in [0, 1]. */

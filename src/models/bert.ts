@@ -52,7 +52,7 @@ export interface BertConfig {
 /** Reads a BERT config.json, checking every field it uses. */
 export function bertConfig(r: ConfigReader): BertConfig {
   const cfg: BertConfig = {
-    vocab_size: r.positive('vocab_size'), hidden_size: r.positive('hidden_size'), num_hidden_layers: r.positive('num_hidden_layers'),
+    vocab_size: r.positive('vocab_size'), hidden_size: r.positive('hidden_size'), num_hidden_layers: r.count('num_hidden_layers'),
     num_attention_heads: r.positive('num_attention_heads'), intermediate_size: r.positive('intermediate_size'),
     hidden_act: r.str('hidden_act', ACTIVATIONS, 'gelu'), hidden_dropout_prob: r.prob('hidden_dropout_prob', 0.1),
     attention_probs_dropout_prob: r.prob('attention_probs_dropout_prob', 0.1), max_position_embeddings: r.positive('max_position_embeddings', 512),
@@ -105,9 +105,10 @@ export function bertWeights(cfg: BertConfig, head: 'maskedLM' | 'sequenceClassif
 
 function labelNames(r: ConfigReader): string[] {
   const map = r.json['id2label'];
-  if (map === undefined || map === null) return Array.from({ length: r.positive('num_labels', 2) }, (_, i) => `LABEL_${i}`);
+  if (map === undefined || map === null) return Array.from({ length: r.count('num_labels', 2) }, (_, i) => `LABEL_${i}`);
   if (typeof map !== 'object' || Array.isArray(map)) throw new Error(`${r.path}: "id2label" must be an object of index -> name`);
   const entries = Object.entries(map as Record<string, unknown>);
+  if (entries.length === 0) throw new Error(`${r.path}: "id2label" must name at least one label`);
   const names = new Array<string>(entries.length);
   for (const [k, v] of entries) {
     const i = Number(k);

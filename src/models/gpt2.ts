@@ -45,7 +45,7 @@ const ACTIVATIONS = ['gelu_new', 'gelu', 'gelu_pytorch_tanh', 'relu', 'silu'] as
 /** Reads a GPT-2 config.json, checking every field it uses. */
 export function gpt2Config(r: ConfigReader): GPT2Config {
   const cfg = {
-    vocab_size: r.positive('vocab_size'), n_positions: r.positive('n_positions'), n_embd: r.positive('n_embd'), n_layer: r.positive('n_layer'), n_head: r.positive('n_head'),
+    vocab_size: r.positive('vocab_size'), n_positions: r.positive('n_positions'), n_embd: r.positive('n_embd'), n_layer: r.count('n_layer'), n_head: r.positive('n_head'),
     n_inner: r.optional('n_inner', (k) => r.positive(k)) ?? null, activation_function: r.str('activation_function', ACTIVATIONS, 'gelu_new'),
     layer_norm_epsilon: r.positiveNum('layer_norm_epsilon', 1e-5), embd_pdrop: r.prob('embd_pdrop', 0.1), attn_pdrop: r.prob('attn_pdrop', 0.1),
     resid_pdrop: r.prob('resid_pdrop', 0.1), initializer_range: r.num('initializer_range', 0.02), tie_word_embeddings: r.bool('tie_word_embeddings', true),

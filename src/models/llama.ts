@@ -69,7 +69,7 @@ export function llamaConfig(r: ConfigReader): LlamaConfig {
     throw new Error(`${r.path}: the head size (head_dim, or hidden_size / num_attention_heads) must be an even integer for rotary positions, got ${headDim}`);
   }
   return {
-    vocab_size: r.positive('vocab_size'), hidden_size: hidden, intermediate_size: r.positive('intermediate_size'), num_hidden_layers: r.positive('num_hidden_layers'),
+    vocab_size: r.positive('vocab_size'), hidden_size: hidden, intermediate_size: r.positive('intermediate_size'), num_hidden_layers: r.count('num_hidden_layers'),
     num_attention_heads: heads, num_key_value_heads: kvHeads, head_dim: headDim, max_position_embeddings: r.positive('max_position_embeddings', 2048),
     rms_norm_eps: r.positiveNum('rms_norm_eps', 1e-6), hidden_act: r.str('hidden_act', ACTIVATIONS, 'silu'), attention_bias: r.bool('attention_bias', false),
     mlp_bias: r.bool('mlp_bias', false), attention_dropout: r.prob('attention_dropout', 0), initializer_range: r.num('initializer_range', 0.02),
@@ -172,20 +172,27 @@ export function ropeInverseFrequencies(rope: RopeParameters, dim: number): Float
 /** cos / sin of position * frequency for every head channel (LlamaRotaryEmbedding); no weights, only a buffer. */
 export class LlamaRotaryEmbedding extends Module {
   inv_freq: Tensor;
+  /** The frequencies in float32: a half-precision model still rotates in float32, as transformers does. */
+  private readonly freqs: Float32Array;
 
   constructor(cfg: LlamaConfig) {
     super();
+    this.freqs = ropeInverseFrequencies(cfg.rope_parameters, cfg.head_dim);
     // Not persistent: checkpoints do not hold it (old ones that do are skipped on load).
-    this.inv_freq = this.registerBuffer('inv_freq', tensor(ropeInverseFrequencies(cfg.rope_parameters, cfg.head_dim)), false);
+    this.inv_freq = this.registerBuffer('inv_freq', tensor(this.freqs), false);
   }
 
   /** positions [B|1, T] -> cos, sin [B|1, 1, T, hs] (broadcast over the heads). */
   forward(positions: Tensor): [Tensor, Tensor] {
     const [B, T] = positions.shape as [number, number];
-    const freqs = mul(reshape(cast(positions, 'float32'), [B, T, 1]), this.inv_freq); // [B, T, hs/2]
+    // After module.half() the buffer is rounded (an angle of position * 2^-11 off): use the float32 values, then
+    // give cos / sin the model's dtype (transformers: computed in float32, cast to x's dtype).
+    const dtype = this.inv_freq.dtype;
+    const invFreq = dtype === 'float32' ? this.inv_freq : tensor(this.freqs, { device: this.inv_freq.device });
+    const freqs = mul(reshape(cast(positions, 'float32'), [B, T, 1]), invFreq); // [B, T, hs/2]
     // The two halves of a head rotate together: channel i pairs with channel i + hs/2.
     const emb = unsqueeze(cat([freqs, freqs], -1), 1);
-    return [cos(emb), sin(emb)];
+    return [cast(cos(emb), dtype), cast(sin(emb), dtype)];
   }
 }
 

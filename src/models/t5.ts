@@ -49,10 +49,10 @@ export interface T5Config {
 /** Reads a T5 config.json, checking every field it uses. */
 export function t5Config(r: ConfigReader): T5Config {
   const tie = r.bool('tie_word_embeddings', true);
-  const numLayers = r.positive('num_layers');
+  const numLayers = r.count('num_layers');
   const cfg: T5Config = {
     vocab_size: r.positive('vocab_size'), d_model: r.positive('d_model'), d_kv: r.positive('d_kv'), d_ff: r.positive('d_ff'), num_layers: numLayers,
-    num_decoder_layers: r.optional('num_decoder_layers', (k) => r.positive(k)) ?? numLayers, num_heads: r.positive('num_heads'),
+    num_decoder_layers: r.optional('num_decoder_layers', (k) => r.count(k)) ?? numLayers, num_heads: r.positive('num_heads'),
     relative_attention_num_buckets: r.positive('relative_attention_num_buckets', 32), relative_attention_max_distance: r.positive('relative_attention_max_distance', 128),
     dropout_rate: r.prob('dropout_rate', 0.1), layer_norm_epsilon: r.positiveNum('layer_norm_epsilon', 1e-6), initializer_factor: r.num('initializer_factor', 1),
     feed_forward_proj: r.str('feed_forward_proj', FEED_FORWARD, 'relu'), tie_word_embeddings: tie,

@@ -82,6 +82,8 @@ describe('checks before work', () => {
     [{ attn_pdrop: 1.5 }, /"attn_pdrop" must be a number in \[0, 1\], got 1.5/],
     [{ layer_norm_epsilon: 0 }, /"layer_norm_epsilon" must be a positive number, got 0/],
     [{ vocab_size: undefined }, /"vocab_size" must be a positive integer, got undefined/],
+    // Counts the loader loops over before it reaches the checkpoint are bounded, so a corrupt one cannot hang it.
+    [{ n_layer: 1e12 }, /"n_layer" must be a positive integer of at most 100000, got 1000000000000/],
   ])('GPT-2 config %j is refused at load, naming the file and key', async (over, re) => {
     const dir = await gpt2Folder(over);
     await expect(AutoModelForCausalLM.fromPretrained(dir)).rejects.toThrow(new RegExp(`${dir}/config.json: ${re.source}`));
@@ -92,6 +94,10 @@ describe('checks before work', () => {
     await expect(AutoModelForSeq2SeqLM.fromPretrained(t5)).rejects.toThrow(/"relative_attention_num_buckets" must be at least 4, got 2/);
     const read = (over: object) => () => llamaConfig(new ConfigReader({ ...fixtureConfig('llama'), ...over }, 'llama/config.json'));
     expect(read({ num_key_value_heads: 0 })).toThrow(/llama\/config.json: "num_key_value_heads" must be a positive integer, got 0/);
+    const bert = (over: object) => () => bertConfig(new ConfigReader({ ...fixtureConfig('bert-cls'), ...over }, 'bert/config.json'));
+    expect(bert({ id2label: null, num_labels: 2 ** 31 })).toThrow(/bert\/config.json: "num_labels" must be a positive integer of at most 100000/);
+    expect(bert({ id2label: {} })).toThrow(/bert\/config.json: "id2label" must name at least one label/);
+    expect(bert({ num_hidden_layers: 2 ** 40 })).toThrow(/"num_hidden_layers" must be a positive integer of at most 100000/);
     expect(read({ hidden_act: 'tanh' })).toThrow(/"hidden_act" must be one of silu, gelu, gelu_new, gelu_pytorch_tanh, relu, got "tanh"/);
   });
 });

@@ -79,7 +79,7 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: NllOptions = {})
  */
 function weightedMean(total: Tensor, count: Tensor): Tensor {
   const none = eq(count, 0);
-  return add(div(total, where(none, 1, count)), where(none, NaN, 0));
+  return add(div(total, where(none, 1, count)), cast(where(none, NaN, 0), total.dtype)); // NaN when nothing counts, in the loss's dtype
 }
 
 /**

@@ -3,7 +3,9 @@
 import { describe, expect, test } from 'vitest';
 import '../index.js';
 import { noGrad } from '../autograd/engine.js';
-import { ones, zeros } from '../tensor/create.js';
+import { listDevices } from '../tensor/backend.js';
+import { ones, tensor, zeros } from '../tensor/create.js';
+import { memory, reclaimMemory } from '../tensor/memory.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Dropout } from './activation.js';
@@ -118,5 +120,83 @@ describe('Module', () => {
     const p = new Parameter(t);
     expect(p.requiresGrad).toBe(true);
     expect(p.storage).toBe(t.storage);
+  });
+});
+
+/** A layer with a float buffer, an integer buffer and a bool buffer next to its parameters (as BatchNorm's count). */
+class Stats extends Module {
+  lin = new Linear(2, 2);
+  running: Tensor;
+  count: Tensor;
+  mask: Tensor;
+  constructor(device: string) {
+    super();
+    this.lin.to(device);
+    this.running = this.registerBuffer('running', tensor([0.1, 1 / 3], { device }));
+    this.count = this.registerBuffer('count', tensor([3], { dtype: 'int32', device }));
+    this.mask = this.registerBuffer('mask', tensor([true, false], { device }));
+  }
+}
+
+// Known answers from torch 1.13: torch.tensor([0.1, 1/3, -2.5, 1e5]).half() / .bfloat16().
+const F16 = [0.0999755859375, 0.333251953125, -2.5, Infinity];
+const BF16 = [0.10009765625, 0.333984375, -2.5, 99840];
+
+describe.each(listDevices())('Module dtype conversion on %s (torch module.to(dtype), half(), ...)', (device) => {
+  const make = (): Stats => {
+    const m = new Stats(device);
+    m.loadStateDict({ 'lin.weight': tensor([[0.1, 1 / 3], [-2.5, 1e5]]), 'lin.bias': tensor([0.1, 1 / 3]), running: tensor([0.1, 1 / 3]), count: tensor([3], { dtype: 'int32' }), mask: tensor([true, false]) });
+    return m;
+  };
+  test.each([['half', 'float16', F16], ['bfloat16', 'bfloat16', BF16]] as const)('%s() rounds floating parameters and buffers, keeps integer buffers, the same objects and requiresGrad', async (method, dtype, want) => {
+    const m = make();
+    const w = m.lin.weight, frozen = m.lin.bias!;
+    frozen.requiresGrad = false;
+    expect(m[method]()).toBe(m);
+    expect(m.lin.weight).toBe(w); // an optimizer built now sees the same Parameter objects
+    expect(m.parameters()).toEqual([w, frozen]);
+    expect([w.dtype, frozen.dtype, m.running.dtype, m.count.dtype, m.mask.dtype]).toEqual([dtype, dtype, dtype, 'int32', 'bool']);
+    expect([w.requiresGrad, frozen.requiresGrad, w.device]).toEqual([true, false, device]);
+    expect(await w.tolist()).toEqual([[want[0], want[1]], [want[2], want[3]]]);
+    expect(await m.running.tolist()).toEqual([want[0], want[1]]);
+    expect(await m.count.tolist()).toEqual([3]);
+    expect(await m.mask.tolist()).toEqual([true, false]);
+    const y = m.lin.forward(tensor([[1, 0]], { device, dtype }));
+    expect(y.dtype).toBe(dtype);
+    expect(await y.tolist()).toEqual(dtype === 'float16' ? [[0.199951171875, NaN]] : [[0.2001953125, -2.171875]]); // torch: inf * 0 is NaN
+  });
+  test('to(dtype) converts gradients present too (torch 1.13), and float() / double() widen back', async () => {
+    const m = make();
+    m.lin.weight.grad = tensor([[0.1, 1 / 3], [1, 2]], { device });
+    const g = m.lin.weight.grad;
+    m.to('float16');
+    expect(m.lin.weight.grad).toBe(g);
+    expect(g.dtype).toBe('float16');
+    expect(await g.tolist()).toEqual([[F16[0], F16[1]], [1, 2]]);
+    m.float();
+    expect([m.lin.weight.dtype, g.dtype, m.running.dtype, m.count.dtype]).toEqual(['float32', 'float32', 'float32', 'int32']);
+    expect(await m.lin.weight.tolist()).toEqual([[F16[0], F16[1]], [F16[2], F16[3]]]); // widening is exact
+    m.double();
+    expect(m.lin.weight.dtype).toBe('float64');
+    expect(await m.running.tolist()).toEqual([F16[0], F16[1]]);
+  });
+  test('to(device, dtype) does both; the bytes per parameter halve', async () => {
+    const m = new Linear(64, 64).to(device);
+    await reclaimMemory(); // the layer's construction temporaries
+    const before = memory().devices[device]!.bytes;
+    m.to(device, 'bfloat16');
+    await reclaimMemory();
+    expect(before - memory().devices[device]!.bytes).toBe(2 * m.numParameters());
+    expect(m.weight.dtype).toBe('bfloat16');
+  });
+  test('bad arguments are clear errors and leave the module as it was', async () => {
+    const m = make();
+    expect(() => m.to('int32')).toThrow(/Module\.to: only floating dtypes are accepted \(float32, float64, float16, bfloat16\), got "int32"/);
+    expect(() => m.to('int64')).toThrow(/got "int64"/);
+    expect(() => m.to(device, 'fp16' as 'float16')).toThrow(/only floating dtypes are accepted .*got "fp16"/);
+    expect(() => m.to('gpu0', 'float16')).toThrow(/Module\.to: unknown device or dtype "gpu0" \(devices: .*cpu.*; dtypes: float32/);
+    expect(() => m.to('fp16')).toThrow(/unknown device or dtype "fp16"/);
+    expect(m.parameters().map((p) => p.dtype)).toEqual(['float32', 'float32']);
+    expect(await m.lin.bias!.tolist()).toEqual([Math.fround(0.1), Math.fround(1 / 3)]);
   });
 });

@@ -3,6 +3,8 @@
 import { noGrad } from '../autograd/engine.js';
 import { cast } from '../autograd/ops/elementwise.js';
 import { clone, toDevice } from '../autograd/ops/movement.js';
+import { listDevices } from '../tensor/backend.js';
+import { isFloat, parseDType, type DTypeLike, type FloatDType } from '../tensor/dtype.js';
 import { keep } from '../tensor/scope.js';
 import { fmtShape, shapeEq } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -165,19 +167,52 @@ export class Module {
     return { missingKeys, unexpectedKeys };
   }
 
-  /** Moves every parameter and buffer to a device, in place (tensor objects stay the same). */
-  to(device: string): this {
+  /**
+   * Moves every parameter and buffer to a device, or converts the floating ones to a floating dtype, in place
+   * (tensor objects stay the same, so an optimizer built later sees the same parameters), as torch's
+   * `module.to(device)`, `module.to(torch.float16)` and `module.to(device, dtype)`. A dtype conversion leaves
+   * integer and bool buffers alone and converts gradients present too, as torch does.
+   */
+  to(deviceOrDType: string, dtype?: DTypeLike): this {
+    const single = dtype === undefined ? parseDType(deviceOrDType) : null;
+    const device = single === null ? deviceOrDType : undefined;
+    const target = single ?? (dtype === undefined ? undefined : parseDType(dtype));
+    const allowed = 'float32, float64, float16, bfloat16';
+    if (target === null || (target !== undefined && !isFloat(target))) {
+      throw new Error(`Module.to: only floating dtypes are accepted (${allowed}), got ${JSON.stringify(dtype ?? deviceOrDType)}`);
+    }
+    // Checked before anything moves, so that a bad argument leaves the module as it was.
+    if (device !== undefined && !listDevices().includes(device)) {
+      throw new Error(`Module.to: unknown device or dtype ${JSON.stringify(device)} (devices: ${listDevices().join(', ')}; dtypes: ${allowed})`);
+    }
     noGrad(() => {
       const seen = new Set<Tensor>();
       for (const [, m] of this.namedModules()) {
         for (const [, t] of [...m.ownTensors('param', false), ...m.ownTensors('buffer', false)]) {
-          if (seen.has(t) || t.device === device) continue;
+          if (seen.has(t)) continue;
           seen.add(t);
-          t.replaceStorage(toDevice(t, device), { allowDevice: true });
+          for (const x of t.grad ? [t, t.grad] : [t]) convertInPlace(x, device, target);
         }
       }
     });
     return this;
+  }
+
+  /** Converts floating parameters and buffers to float16 (torch's `half()`). */
+  half(): this {
+    return this.to('float16');
+  }
+
+  bfloat16(): this {
+    return this.to('bfloat16');
+  }
+
+  float(): this {
+    return this.to('float32');
+  }
+
+  double(): this {
+    return this.to('float64');
   }
 
   /**
@@ -189,4 +224,14 @@ export class Module {
     fn(this);
     return this;
   }
+}
+
+/** Replaces x's storage with a copy on `device` and/or in the floating `dtype` (integer and bool tensors keep theirs). */
+function convertInPlace(x: Tensor, device: string | undefined, dtype: FloatDType | undefined): void {
+  const d = dtype !== undefined && isFloat(x.dtype) ? dtype : x.dtype;
+  if ((device === undefined || x.device === device) && d === x.dtype) return;
+  const moved = device === undefined ? x : toDevice(x, device);
+  const converted = cast(moved, d);
+  if (moved !== x && converted !== moved) moved.dispose();
+  x.replaceStorage(converted === x ? clone(x) : converted, { allowDevice: true, allowDtype: true });
 }

@@ -180,10 +180,10 @@ export class Tensor {
   }
   /**
    * @internal In-place update: this tensor takes `src`'s buffer (same size and dtype; another device
-   * only with allowDevice) and src is disposed. Earlier reshape views keep the old buffer.
+   * only with allowDevice, another dtype only with allowDtype, as Module.to does) and src is disposed. Earlier reshape views keep the old buffer.
    */
-  replaceStorage(src: Tensor, opts: { allowDevice?: boolean } = {}): void {
-    if (src.numel() !== this.numel() || src.dtype !== this.dtype || (src.device !== this.device && !opts.allowDevice)) {
+  replaceStorage(src: Tensor, opts: { allowDevice?: boolean; allowDtype?: boolean } = {}): void {
+    if (src.numel() !== this.numel() || (src.dtype !== this.dtype && !opts.allowDtype) || (src.device !== this.device && !opts.allowDevice)) {
       throw new Error(`in-place update: ${src.describe()} cannot replace ${this.describe()}`);
     }
     const s = src.storage.retain();

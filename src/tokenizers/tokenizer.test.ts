@@ -320,3 +320,115 @@ describe('loading', () => {
     expect(() => wp.encodeBatch(['a'], { padding: true, paddingSide: 'top' as unknown as 'left' })).toThrow(/paddingSide must be 'left' or 'right'/);
   });
 });
+
+describe('long input without spaces', () => {
+  test('Unigram: 200,000 characters encode (the library overflowed the stack at ~130,000), same ids as in pieces', () => {
+    const t5 = tokenizers.unigram;
+    const text = 'abcdefghij'.repeat(20_000);
+    const e = t5.encode(text);
+    // One Metaspace piece: '▁' + the letters, then '</s>'. Check it against the ids of short texts: the Viterbi path of
+    // a repeated unit ends each unit where the unit alone ends when that is how the short case splits.
+    const unit = t5.encode('abcdefghij', { addSpecialTokens: false });
+    const twice = t5.encode('abcdefghij'.repeat(2), { addSpecialTokens: false });
+    expect(e.ids.at(-1)).toBe(1); // </s>
+    expect(e.ids.length).toBeGreaterThan(20_000);
+    expect(e.ids.slice(0, unit.ids.length)).toEqual(unit.ids);
+    const tail = twice.ids.slice(unit.ids.length);
+    expect(e.ids.slice(-1 - tail.length, -1)).toEqual(tail);
+    expect(t5.decode(e.ids, { skipSpecialTokens: true })).toBe(text);
+  });
+
+  test('the byte-level BPE and WordPiece tokenizers take 200,000 characters too', () => {
+    const text = 'ab'.repeat(100_000);
+    const gpt2 = tokenizers['bytelevel-bpe'].encode(text);
+    expect(tokenizers['bytelevel-bpe'].decode(gpt2.ids)).toBe(text);
+    expect(tokenizers.wordpiece.encode(text).tokens).toEqual(['[CLS]', '[UNK]', '[SEP]']); // longer than max_input_chars_per_word
+  });
+});
+
+describe('malformed tokenizer.json files: an error naming the file and the key', () => {
+  const base = (name: Name): Record<string, unknown> & { model: Record<string, unknown> } => structuredClone(rawJson[name]) as Record<string, unknown> & { model: Record<string, unknown> };
+  const load = (json: unknown): Tokenizer => Tokenizer.fromJSON(json, {}, 'bad.json');
+
+  test('added_tokens that are not an array of {id, content}', () => {
+    expect(() => load({ ...base('wordpiece'), added_tokens: 'oops' })).toThrow('bad.json: added_tokens must be an array of {"id", "content", ...} objects, got "oops"');
+    expect(() => load({ ...base('wordpiece'), added_tokens: [5] })).toThrow('bad.json: added_tokens[0] must be an object with "id" and "content", got 5');
+    expect(() => load({ ...base('wordpiece'), added_tokens: [{ id: 'x', content: '[PAD]' }] })).toThrow('bad.json: added_tokens[0].id must be a non-negative integer, got "x"');
+    expect(() => load({ ...base('wordpiece'), added_tokens: [{ id: 0, content: '' }] })).toThrow('bad.json: added_tokens[0].content must be a non-empty string');
+    expect(() => load({ ...base('wordpiece'), added_tokens: [{ id: 0, content: 'a', special: 'yes' }] })).toThrow('bad.json: added_tokens[0].special must be true or false, got "yes"');
+  });
+
+  test('an empty vocabulary is refused at load (it used to encode everything to [])', () => {
+    for (const name of ['bytelevel-bpe', 'wordpiece'] as const) {
+      const json = base(name);
+      json.model.vocab = {};
+      json.model.merges = [];
+      json.added_tokens = [];
+      expect(() => load(json)).toThrow('bad.json: model.vocab is empty: a tokenizer needs at least one token');
+    }
+    const t5 = base('unigram');
+    t5.model.vocab = [];
+    t5.model.unk_id = null;
+    expect(() => load(t5)).toThrow('bad.json: model.vocab is empty');
+  });
+
+  test('model.type, vocab ids, Unigram entries, unk', () => {
+    const json = base('wordpiece');
+    json.model.type = 'Magic';
+    expect(() => load(json)).toThrow('bad.json: model.type "Magic" is not a known tokenizer model (BPE, WordPiece, Unigram, WordLevel)');
+    json.model.type = 7;
+    expect(() => load(json)).toThrow('bad.json: model.type 7 is not a known tokenizer model');
+    const ids = base('wordpiece');
+    (ids.model.vocab as Record<string, unknown>).hello = 1.5;
+    expect(() => load(ids)).toThrow('bad.json: model.vocab["hello"] must be a non-negative integer id, got 1.5');
+    (ids.model.vocab as Record<string, unknown>).hello = 1e9; // made the library walk a billion-slot array (a hang)
+    expect(() => load(ids)).toThrow(/bad\.json: model\.vocab\["hello"\] is id 1000000000, beyond the 806 tokens/);
+    const arr = base('wordpiece');
+    arr.model.vocab = [['a', 0]];
+    expect(() => load(arr)).toThrow('bad.json: model.vocab of a WordPiece model must be an object {token: id}, got [["a",0]]');
+    const t5 = base('unigram');
+    (t5.model.vocab as unknown[])[3] = ['x', 'high'];
+    expect(() => load(t5)).toThrow('bad.json: model.vocab[3] must be a [token, score] pair (a string and a finite number), got ["x","high"]');
+    const unk = base('unigram');
+    unk.model.unk_id = 600;
+    expect(() => load(unk)).toThrow('bad.json: model.unk_id must be null or an index into model.vocab (0 to 599), got 600');
+    const wp = base('wordpiece');
+    wp.model.unk_token = '<nope>';
+    expect(() => load(wp)).toThrow('bad.json: model.unk_token "<nope>" is not in model.vocab or added_tokens');
+    delete wp.model.unk_token;
+    expect(() => load(wp)).toThrow('bad.json: model.unk_token must be a string (the token for unknown words), got nothing');
+  });
+
+  test('BPE merges: not an array, bad entries, tokens outside the vocabulary', () => {
+    const json = base('bytelevel-bpe');
+    json.model.merges = 'a b';
+    expect(() => load(json)).toThrow('bad.json: model.merges must be an array of merges ("a b" strings or ["a", "b"] pairs), got "a b"');
+    json.model.merges = [['Ġ', 'Ġ'], 3];
+    expect(() => load(json)).toThrow('bad.json: model.merges[1] must be an "a b" string or an ["a", "b"] pair, got 3');
+    json.model.merges = [['Ġ', 'Ġ'], 'Ġ Ġ'];
+    expect(() => load(json)).toThrow("bad.json: model.merges[1] is a string but model.merges[0] is a pair; use one format");
+    json.model.merges = [['Ġ', 'nope']];
+    expect(() => load(json)).toThrow('bad.json: model.merges[0] (["Ġ","nope"]): "nope" is not in model.vocab');
+    const bpe = base('bytelevel-bpe');
+    bpe.model.dropout = 2;
+    expect(() => load(bpe)).toThrow('bad.json: model.dropout must be null or a number in [0, 1], got 2');
+  });
+
+  test('components must be objects with a type; unknown types and broken settings name the file', () => {
+    expect(() => load({ ...base('wordpiece'), normalizer: 'lowercase' })).toThrow('bad.json: normalizer must be null or an object with a "type", got "lowercase"');
+    expect(() => load({ ...base('wordpiece'), decoder: { type: 'Nope' } })).toThrow(/^bad\.json: cannot build the tokenizer: /);
+    // The library dropped the text silently on this one ("Hello world" -> [CLS] [SEP]).
+    expect(() => load({ ...base('wordpiece'), pre_tokenizer: { type: 'Split', pattern: 5, behavior: 'Isolated' } })).toThrow('bad.json: pre_tokenizer.pattern must be {"String": text} or {"Regex": pattern}, got 5');
+    expect(() => load({ ...base('wordpiece'), pre_tokenizer: { type: 'Split', pattern: { Regex: '(' }, behavior: 'Isolated' } })).toThrow(/^bad\.json: cannot build the tokenizer: Invalid regular expression/);
+    expect(() => load({ ...base('unigram'), normalizer: { type: 'Sequence', normalizers: 'x' } })).toThrow('bad.json: normalizer.normalizers must be an array, got "x"');
+    expect(() => load({ ...base('unigram'), normalizer: { type: 'Sequence', normalizers: [{ type: 'NFKC' }, null] } })).toThrow('bad.json: normalizer.normalizers[1] must be null or an object with a "type", got null');
+  });
+
+  test('a file that loads but has no id for a token never encodes to undefined ids', () => {
+    // WordLevel goes through the library's legacy model, which has no unk handling: an unknown word has no id.
+    const json = { version: '1.0', added_tokens: [], normalizer: null, pre_tokenizer: { type: 'Whitespace' }, post_processor: null, decoder: null, model: { type: 'WordLevel', vocab: { hello: 0, world: 1 }, unk_token: null } };
+    const tok = load(json);
+    expect(tok.encode('hello world').ids).toEqual([0, 1]);
+    expect(() => tok.encode('hello there')).toThrow('bad.json: cannot encode: token "there" has no id (it is not in the vocabulary, and the model has no unk_token)');
+  });
+});

@@ -5,6 +5,7 @@ import { isTensor, type Tensor } from '../tensor/tensor.js';
 import { avoidStackOverflow, hf, type HfTokenizer } from './hf-lib.js';
 import { arrayAt, isJsonObject, numberAt, objectAt, stringAt, tokenContent, type JsonObject, type TokenizerJson } from './json.js';
 import { OffsetAligner } from './offsets.js';
+import { validateTokenizerJson } from './validate.js';
 import { PostProcessor, type Encoding, type TokenSequence } from './post-process.js';
 import { truncateSequence, truncationLengths, type Side, type TruncationStrategy } from './truncation.js';
 
@@ -107,25 +108,35 @@ export class Tokenizer {
   private constructor(
     private readonly json: JsonObject,
     config: JsonObject,
-    source: string,
+    private readonly source: string,
   ) {
     this.cleanUpSpaces = config.clean_up_tokenization_spaces === true;
     // The library reads these keys without defaults; tokenizer.json files written by older versions may lack them.
     const libJson = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...json };
-    try {
-      this.lib = new hf.Tokenizer(libJson, { ...config, clean_up_tokenization_spaces: this.cleanUpSpaces });
-    } catch (e) {
-      throw new Error(`${source}: cannot build the tokenizer: ${e instanceof Error ? e.message : String(e)}`);
-    }
+    this.lib = this.guard('cannot build the tokenizer', () => new hf.Tokenizer(libJson, { ...config, clean_up_tokenization_spaces: this.cleanUpSpaces }));
     avoidStackOverflow(this.lib);
     this.postProcessor = new PostProcessor(json.post_processor, source);
     const normalizer = this.lib.normalizer;
-    this.aligner = new OffsetAligner(json, { normalize: normalizer ? (t) => normalizer.normalize(t) : null, config });
+    this.aligner = this.guard('cannot read its normalizer or pre_tokenizer', () => new OffsetAligner(json, { normalize: normalizer ? (t) => normalizer.normalize(t) : null, config }));
     const max = numberAt(config, 'model_max_length');
     this.modelMaxLength = max !== undefined && max > 0 && max < NO_MAX_LENGTH ? max : undefined;
     this.paddingSide = checkSide(stringAt(config, 'padding_side') ?? 'right', `${source}: padding_side`);
     this.truncationSide = checkSide(stringAt(config, 'truncation_side') ?? 'right', `${source}: truncation_side`);
     this.specials = this.findSpecialTokens(config);
+  }
+
+  /**
+   * Runs a step done by the library (or by code replaying the file's settings) and turns a failure inside it into an
+   * error naming the file: the file was validated, so what breaks there is one of its settings, not the caller's input.
+   */
+  private guard<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      if (message.startsWith(`${this.source}: `)) throw e;
+      throw new Error(`${this.source}: ${what}: ${message}`);
+    }
   }
 
   /**
@@ -138,6 +149,11 @@ export class Tokenizer {
     if (!model) throw new Error(`${source}: not a tokenizer.json (no "model" object)`);
     if (!('vocab' in model)) throw new Error(`${source}: not a tokenizer.json (its model has no "vocab")`);
     if (!isJsonObject(tokenizerConfig)) throw new Error(`${source}: tokenizer config must be an object, got ${describe(tokenizerConfig)}`);
+    validateTokenizerJson(tokenizerJson, source);
+    const extra = tokenizerConfig.additional_special_tokens;
+    if (extra !== undefined && extra !== null && !Array.isArray(extra)) {
+      throw new Error(`${source}: tokenizer config additional_special_tokens must be an array of tokens, got ${describe(extra)}`);
+    }
     return new Tokenizer(tokenizerJson, plainConfig(tokenizerConfig), source);
   }
 
@@ -258,8 +274,13 @@ export class Tokenizer {
   }
 
   private encodeSequence(text: string): TokenSequence {
-    const { ids, tokens } = this.lib.encode(text, { add_special_tokens: false });
-    return { ids, tokens, offsets: this.aligner.align(text, tokens) };
+    return this.guard('cannot encode', () => {
+      const { ids, tokens } = this.lib.encode(text, { add_special_tokens: false });
+      // The library gives undefined for a token it has no id for (no unk_token to fall back on): never return that.
+      const bad = ids.findIndex((id) => !Number.isInteger(id));
+      if (bad >= 0) throw new Error(`token ${JSON.stringify(tokens[bad])} has no id (it is not in the vocabulary, and the model has no unk_token)`);
+      return { ids, tokens, offsets: this.aligner.align(text, tokens) };
+    });
   }
 
   private resolveMaxLength(maxLength: number | undefined, what: string): number {
@@ -330,10 +351,12 @@ export class Tokenizer {
   decode(ids: ArrayLike<number> | Tensor, options: DecodeOptions = {}): string {
     const list = this.checkIds(ids, 'decode');
     if (list.length === 0) return '';
-    return this.lib.decode(list, {
-      skip_special_tokens: options.skipSpecialTokens ?? false,
-      clean_up_tokenization_spaces: options.cleanUpTokenizationSpaces ?? this.cleanUpSpaces,
-    });
+    return this.guard('cannot decode', () =>
+      this.lib.decode(list, {
+        skip_special_tokens: options.skipSpecialTokens ?? false,
+        clean_up_tokenization_spaces: options.cleanUpTokenizationSpaces ?? this.cleanUpSpaces,
+      }),
+    );
   }
 
   /** `decode` for each row (arrays, or a 2-D tensor [batch, length]). */

@@ -52,7 +52,7 @@ describe('lockDir', () => {
     const refused = await lockDir(dir).then(() => '', (e: Error) => e.message);
     expect(refused).toMatch(new RegExp(`^${dir} is in use by another run: PID ${child.pid} on ${hostname()} \\(started \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z, command: `));
     expect(refused).toContain(`command: ${process.execPath}) holds ${join(dir, LOCK_FILE)}.`);
-    expect(performance.now() - t0).toBeLessThan(1000); // at once, no waiting
+    expect(performance.now() - t0).toBeLessThan(3000); // at once: no waiting for the holder
 
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));

@@ -100,13 +100,19 @@ export interface TrainerConfig<M extends Module, B> {
   logEvery?: number;
   /** Steps between evaluations (default: only after the last step). */
   evalEvery?: number;
-  /** Steps between checkpoints (default: only at the end); needs outDir. */
+  /** Steps between checkpoints (default: only at the end); needs outDir. The latest two are kept, checksummed. */
   checkpointEvery?: number;
-  /** Checkpoints, metrics.jsonl and loss.svg go here. */
+  /**
+   * Checkpoints, metrics.jsonl and loss.svg go here. The folder is locked while training (.attend.lock): another
+   * process's run on it fails at once, naming the holder's PID; a lock left by a killed run is taken over.
+   */
   outDir?: string;
   /** Seeds the default generator and is passed to batch factories (default 0). */
   seed?: number;
-  /** true: continue from the checkpoint in outDir; a path: continue from the checkpoint there (new ones go to outDir). */
+  /**
+   * true: continue from the checkpoint in outDir; a path: continue from the checkpoint there (new ones go to outDir).
+   * A checkpoint whose files fail their SHA-256 is reported and the previous one is used.
+   */
   resume?: boolean | string;
   /** Moves the model to this device ('cpu', 'wasm', ...) first. */
   device?: string;
@@ -219,10 +225,12 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
- * Trains a model: each step averages the loss over gradAccumSteps batches (each in its own tidy scope), clips the
- * gradients, sets the scheduled learning rate and makes one AdamW update. Logs go to metrics.jsonl and a progress line
- * on stderr; checkpoints hold everything needed for the next step to be exactly the one an uninterrupted run makes:
- * weights, optimizer state, the data position, every generator's state and the metrics.
+ * Trains a model: each step averages the loss over gradAccumSteps batches (each in its own tidy scope), checks that
+ * the loss and the gradients are finite (one read: the squared gradient norm), clips the gradients, sets the scheduled
+ * learning rate and makes one AdamW update (weight decay spares biases and normalization weights, as Hugging Face's
+ * Trainer). Logs go to metrics.jsonl and a progress line on stderr; checkpoints hold everything needed for the next
+ * step to be exactly the one an uninterrupted run makes: weights, optimizer state, the data position, every
+ * generator's state and the metrics.
  */
 export class Trainer<M extends Module, B> {
   readonly model: M;

@@ -91,3 +91,18 @@ for (const device of listDevices()) {
 describeOps('packed attention against PyTorch', {
   attention_packed_causal: (qkv) => attentionPacked(qkv, 2, { causal: true }),
 });
+
+describe.each(listDevices())('self-attention with one tensor as q, k and v on %s', (device) => {
+  test('value and gradient equal the composed path (the operands share one buffer)', async () => {
+    manualSeed(3);
+    const x = randn([2, 2, 5, 4], { device, requiresGrad: true });
+    const r = randn([2, 2, 5, 4], { device });
+    const fused = attention(x, x, x, { causal: true });
+    fused.mul(r).sum().backward();
+    const x2 = x.detach().clone().requiresGrad_();
+    const ref2 = composed(x2, x2, x2, { causal: true });
+    ref2.mul(r).sum().backward();
+    expectClose(await fused.data(), Array.from(await ref2.data()), 1e-5, 1e-5, 'self-attention value');
+    expectClose(await x.grad!.data(), Array.from(await x2.grad!.data()), 1e-5, 1e-4, 'self-attention gradient');
+  });
+});

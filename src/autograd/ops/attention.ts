@@ -9,7 +9,7 @@ import { isGradEnabled, record } from '../engine.js';
 import { checkFloat, checkSameDevice, wrap } from './base.js';
 import { add, cast, eq, gt, mul, where } from './elementwise.js';
 import { bmm } from './matmul.js';
-import { detach, reshape, split, transpose } from './movement.js';
+import { clone, detach, reshape, split, transpose } from './movement.js';
 import { softmax } from './nn.js';
 import { max } from './reduce.js';
 
@@ -63,6 +63,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOpOpti
     return reshape(bmm(reshape(p, [B * H, T, S]), reshape(v, [B * H, S, hv])), [B, H, T, hv]);
   }
   if (bias) broadcastShapes(bias.shape, [B, H, T, S], 'attention bias');
+  // One tensor as q, k and v (self-attention on x): the kernel's gradients come back one buffer per distinct input
+  // buffer for disjoint regions, so overlapping operands each get their own copy (the copy's gradient flows back).
+  if (k.buffer === q.buffer) k = clone(k);
+  if (v.buffer === q.buffer || v.buffer === k.buffer) v = clone(v);
   const p: AttentionParams = {
     batch: B, heads: H, t: T, s: S, hs, hv, scale: opts.scale ?? 1 / Math.sqrt(hs), causal: opts.causal ?? false,
     biasStrides: bias ? (broadcastStrides(bias.shape, [B, H, T, S]) as [number, number, number, number]) : null,

@@ -25,10 +25,14 @@ export function checkFloat(op: string, t: Tensor): void {
   if (!isFloat(t.dtype)) throw new Error(`${op}: expected a floating point tensor, got ${t.dtype} (convert with .float())`);
 }
 
-/** The dtype a JS number takes next to a tensor of dtype `other` (PyTorch's "weak" scalar typing). */
+/**
+ * The dtype a JS number takes next to a tensor of dtype `other` (PyTorch's "weak" scalar typing). JS cannot tell 1e30
+ * from an integer: a whole number outside int32's range is read as the float it most likely is.
+ */
 export function scalarDType(value: number, other: DType): DType {
   if (isFloat(other)) return other;
-  return Number.isInteger(value) ? (other === 'bool' ? 'int32' : other) : 'float32';
+  if (!Number.isInteger(value) || Math.abs(value) > 2147483647) return 'float32';
+  return other === 'bool' ? 'int32' : other;
 }
 
 /** Turns two operands (at least one a tensor) into tensors on one device, before dtype promotion. */

@@ -99,7 +99,7 @@ for (const device of listDevices()) {
         expect(y.dtype).toBe('bool');
         expect(await y.tolist()).toEqual(want);
       }
-      expect(() => a.sub(b)).toThrow(/sub: subtraction of two bool tensors is not supported/); // torch raises
+      expect(() => a.sub(b)).toThrow(/sub: subtraction with a bool tensor is not supported/); // torch raises
       expect(() => a.pow(b)).toThrow(/pow: not implemented for two bool tensors/); // torch: "pow" not implemented for 'Bool'
       const d = a.div(b); // torch: float32 [1, 0, inf, nan]
       expect(d.dtype).toBe('float32');
@@ -168,6 +168,20 @@ for (const device of listDevices()) {
       // torch.tensor([1,2,3],dtype=torch.int32).pow(-1) -> Integers to negative integer powers are not allowed.
       expect(() => i32([1, 2, 3]).pow(-1)).toThrow(/pow: integers to negative integer powers are not allowed/);
       expect(() => b.pow(-1)).toThrow(/pow: integers to negative integer powers are not allowed/);
+    });
+
+    test('subtraction with any bool tensor raises; a whole number past int32 next to an int tensor is a float', async () => {
+      // torch.tensor([True]) - torch.tensor([1.]) / - 2.5 / torch.tensor([1.]) - torch.tensor([True]): all raise
+      expect(() => bools([true]).sub(f32([1]))).toThrow(/sub: subtraction with a bool tensor is not supported/);
+      expect(() => bools([true]).sub(2.5)).toThrow(/sub: subtraction with a bool tensor/);
+      expect(() => f32([1]).sub(bools([true]))).toThrow(/sub: subtraction with a bool tensor/);
+      // torch.tensor([1,2],dtype=torch.int32) + 1e30 -> float32 [1e30, 1e30]; * 3e9 -> float32 [3e9, 6e9]; bool + 1e30 -> float32
+      const y = i32([1, 2]).add(1e30);
+      expect(y.dtype).toBe('float32');
+      expect(await y.tolist()).toEqual([Math.fround(1e30), Math.fround(1e30)]);
+      expect(await i32([1, 2]).mul(3e9).tolist()).toEqual([3e9, 6e9]);
+      expect(bools([true]).add(1e30).dtype).toBe('float32');
+      expect(i32([1, 2]).add(2147483647).dtype).toBe('int32');
     });
 
     test('computes what PyTorch computes on ints and bools', async () => {

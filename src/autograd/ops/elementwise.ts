@@ -139,10 +139,13 @@ const BINARY_GRAD: Record<ArithmeticOp, BinaryGrad> = {
 
 export function binary(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
   let [ta, tb] = operands(op, a, b);
+  // PyTorch: subtracting a bool tensor (or from one) is an error, whatever the other operand.
+  if (op === 'sub' && (ta.dtype === 'bool' || tb.dtype === 'bool')) {
+    throw new Error('sub: subtraction with a bool tensor is not supported; use logicalNot() to invert a mask, ne() for exclusive or');
+  }
   if (ta.dtype === 'bool' && tb.dtype === 'bool') {
     const logical = BOOL_OP[op];
     if (logical) return binary(logical, ta, tb);
-    if (op === 'sub') throw new Error('sub: subtraction of two bool tensors is not supported; use ne() for exclusive or');
     if (op === 'pow') throw new Error('pow: not implemented for two bool tensors');
   }
   const dtype = computeType(op, ta.dtype, tb.dtype);

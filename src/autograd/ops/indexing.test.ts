@@ -22,7 +22,7 @@ describe('indexing errors', () => {
     const w = zeros([4, 2]);
     expect(() => embedding(tensor([1, 4], { dtype: 'int32' }), w)).toThrow(/embedding: index 4 is out of range for a dimension of size 4/);
     expect(() => w.indexSelect(0, tensor([-1], { dtype: 'int32' }))).toThrow(/indexSelect: index -1 is out of range/);
-    expect(() => w.gather(1, tensor([[0, 2]], { dtype: 'int32' }))).toThrow(/gather: index .* must match input/);
+    expect(() => w.gather(1, tensor([[0, 2]], { dtype: 'int32' }))).toThrow(/gather: index 2 is out of range for a dimension of size 2/);
   });
   test('float indices are rejected', () => {
     expect(() => zeros([3]).indexSelect(0, tensor([0.5]))).toThrow(/indexSelect: index must be an integer tensor, got float32/);
@@ -51,6 +51,25 @@ for (const device of listDevices()) {
       // torch: scatter(): Expected self.dtype to be equal to src.dtype
       expect(() => zeros([3], { dtype: 'int32', device }).scatterAdd(0, tensor([0], { dtype: 'int32', device }), tensor([1.5], { dtype: 'float32', device })))
         .toThrow(/scatterAdd: src must have the dtype of the input \(int32\), got float32/);
+    });
+
+    test('gather and scatterAdd take an index smaller than the input outside dim, as PyTorch does', async () => {
+      // x = torch.arange(12.).reshape(3,4); x.gather(0, torch.tensor([[2,0],[1,1]])) -> [[8, 1], [4, 5]]
+      // .sum().backward() -> x.grad [[0,1,0,0],[1,1,0,0],[1,0,0,0]]
+      const x = tensor(Array.from({ length: 3 }, (_, r) => Array.from({ length: 4 }, (_, c) => r * 4 + c)), { dtype: 'float32', device, requiresGrad: true });
+      const y = x.gather(0, tensor([[2, 0], [1, 1]], { dtype: 'int32', device }));
+      expect(await y.tolist()).toEqual([[8, 1], [4, 5]]);
+      y.sum().backward();
+      expect(await x.grad!.tolist()).toEqual([[0, 1, 0, 0], [1, 1, 0, 0], [1, 0, 0, 0]]);
+      // torch.zeros(3,4).scatter_add(1, torch.tensor([[0,2],[1,0]]), torch.arange(1.,10.).reshape(3,3))
+      // -> [[1,0,2,0],[5,4,0,0],[0,0,0,0]]
+      const src = tensor([[1, 2, 3], [4, 5, 6], [7, 8, 9]], { dtype: 'float32', device, requiresGrad: true });
+      const z = zeros([3, 4], { device }).scatterAdd(1, tensor([[0, 2], [1, 0]], { dtype: 'int32', device }), src);
+      expect(await z.tolist()).toEqual([[1, 0, 2, 0], [5, 4, 0, 0], [0, 0, 0, 0]]);
+      // (PyTorch's own backward fails here; ours gives src the gradient of the part it read.)
+      z.sum().backward();
+      expect(await src.grad!.tolist()).toEqual([[1, 1, 0], [1, 1, 0], [0, 0, 0]]);
+      expect(() => x.gather(0, tensor([[0, 0, 0, 0, 0]], { dtype: 'int32', device }))).toThrow(/gather: index \[1, 5\] must have the rank of input \[3, 4\] and be no larger/);
     });
 
     test('gather and indexSelect take dim -1 on a 0-d tensor', async () => {

@@ -7,7 +7,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import { record } from '../engine.js';
 import { checkSameDevice, normDim, wrap } from './base.js';
 import { add, cast, le, mul, ne, sub, where } from './elementwise.js';
-import { reshape, unsqueeze } from './movement.js';
+import { pad, reshape, slice, unsqueeze } from './movement.js';
 
 /** Index tensors are int32 on the kernel side; other integer types convert, floats are an error. */
 function asIndex(index: Tensor, op: string): Tensor {
@@ -27,10 +27,20 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor, op = 'indexSe
   return record('indexSelect', out, [x], [idx], (g, [i]) => [wrap(g, g.backend.indexAdd(g.buffer, i!.buffer, outer, size, inner, op), [...x.shape])]);
 }
 
+/** PyTorch's rule: index has x's rank and is no larger than x in every dimension but d. */
 function checkGatherShapes(op: string, x: Tensor, d: number, index: Tensor): void {
-  if (index.ndim !== x.ndim || index.shape.some((v, i) => i !== d && v !== x.shape[i])) {
-    throw new Error(`${op}: index ${fmtShape(index.shape)} must match input ${fmtShape(x.shape)} in every dimension but ${d}`);
+  if (index.ndim !== x.ndim || index.shape.some((v, i) => i !== d && v > x.shape[i]!)) {
+    throw new Error(`${op}: index ${fmtShape(index.shape)} must have the rank of input ${fmtShape(x.shape)} and be no larger in every dimension but ${d}`);
   }
+}
+
+/** x cut down to `shape` (its leading part) in every dimension but `skip` (-1: none), with the gradient. */
+function leading(x: Tensor, shape: readonly number[], skip: number): Tensor {
+  let out = x;
+  shape.forEach((v, i) => {
+    if (i !== skip && v !== out.shape[i]) out = slice(out, i, 0, v);
+  });
+  return out;
 }
 
 /** out[..., j, ...] = x[..., index[..., j, ...], ...] along dim (index has x's shape except at dim). */
@@ -39,6 +49,7 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   const d = normDim(dim, x.ndim, 'gather');
   checkGatherShapes('gather', x, d, index);
   const idx = asIndex(index, 'gather');
+  x = leading(x, idx.shape, d);
   const [outer, size, inner] = splitAt(x.shape, d);
   const m = idx.shape[d] ?? 1;
   const out = wrap(x, x.backend.gather(x.buffer, idx.buffer, outer, size, inner, m, 'gather'), idx.shape);
@@ -51,17 +62,22 @@ export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): 
   checkSameDevice('scatterAdd', x, index, src);
   const d = normDim(dim, x.ndim, 'scatterAdd');
   checkGatherShapes('scatterAdd', x, d, index);
-  if (index.shape.some((v, i) => v !== src.shape[i]) || index.ndim !== src.ndim) {
-    throw new Error(`scatterAdd: src ${fmtShape(src.shape)} must have the shape of index ${fmtShape(index.shape)}`);
+  if (index.ndim !== src.ndim || index.shape.some((v, i) => v > src.shape[i]!)) {
+    throw new Error(`scatterAdd: index ${fmtShape(index.shape)} must have the rank of src ${fmtShape(src.shape)} and be no larger in any dimension`);
   }
   if (src.dtype !== x.dtype) throw new Error(`scatterAdd: src must have the dtype of the input (${x.dtype}), got ${src.dtype}`);
   const idx = asIndex(index, 'scatterAdd');
-  // Bools add as logical or (PyTorch keeps bool): count in int32, then read the counts as bool.
-  const s = src.dtype === 'bool' ? cast(src, 'int32') : src;
-  const [outer, size, inner] = splitAt(x.shape, d);
+  // Only src's leading part of index's shape is read (PyTorch's rule). Bools add as logical or (PyTorch keeps
+  // bool): count in int32, then read the counts as bool.
+  const part = leading(src, idx.shape, -1);
+  const s = part.dtype === 'bool' ? cast(part, 'int32') : part;
+  // Scatter into x's shape cut to index's in every dimension but d, then pad with zeros up to x's shape.
+  const target = idx.shape.map((v, i) => (i === d ? x.shape[d]! : v));
+  const [outer, size, inner] = splitAt(target, d);
   const m = idx.shape[d] ?? 1;
-  const scattered = wrap(s, s.backend.scatterAdd(s.buffer, idx.buffer, outer, size, inner, m, 'scatterAdd'), x.shape);
-  const added = record('scatterAdd', scattered, [s], [idx], (g, [i]) => [wrap(g, g.backend.gather(g.buffer, i!.buffer, outer, size, inner, m, 'scatterAdd'), idx.shape)]);
+  const scattered = wrap(s, s.backend.scatterAdd(s.buffer, idx.buffer, outer, size, inner, m, 'scatterAdd'), target);
+  let added = record('scatterAdd', scattered, [s], [idx], (g, [i]) => [wrap(g, g.backend.gather(g.buffer, i!.buffer, outer, size, inner, m, 'scatterAdd'), idx.shape)]);
+  if (target.some((v, i) => v !== x.shape[i])) added = pad(added, [...target.keys()].reverse().flatMap((i) => [0, x.shape[i]! - target[i]!]));
   return add(x, x.dtype === 'bool' ? cast(added, 'bool') : added);
 }
 

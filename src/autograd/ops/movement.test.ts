@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { listDevices } from '../../tensor/backend.js';
 import { tensor, zeros } from '../../tensor/create.js';
 import { describeOps } from '../../test-util/op-check.js';
-import { cat, movedim, pad, stack } from './movement.js';
+import { cat, movedim, pad, stack, unflatten } from './movement.js';
 
 describeOps('movement', {
   reshape: (x) => x.reshape([3, -1]),
@@ -94,6 +94,18 @@ for (const device of listDevices()) {
       expect(() => cat([x])).toThrow(/cat: a 0-d tensor \(at position 0\) cannot be concatenated/);
       expect(() => x.split(1)).toThrow(/split: expected a tensor with at least 1 dimension/);
       expect(() => x.chunk(1)).toThrow(/chunk: expected a tensor with at least 1 dimension/);
+      // torch.tensor(1.).flatten(0, 1) -> Dimension out of range; torch.tensor(1.)[0:1] / .narrow / .select -> cannot be applied to a 0-dim tensor
+      expect(x.flatten(0, -1).shape).toEqual([1]);
+      expect(() => x.flatten(0, 1)).toThrow(/flatten: dimension 1 is out of range/);
+      expect(() => x.slice(0, 0, 1)).toThrow(/slice: cannot be applied to a 0-d tensor/);
+      expect(() => x.narrow(0, 0, 1)).toThrow(/narrow: cannot be applied to a 0-d tensor/);
+      expect(() => x.select(0, 0)).toThrow(/select: cannot be applied to a 0-d tensor/);
+      // torch.tensor(1.).unflatten(0, (-1, 1)) -> Dimension specified as 0 but tensor has no dimensions
+      expect(() => unflatten(x, 0, [-1, 1])).toThrow(/unflatten: cannot be applied to a 0-d tensor/);
+      // torch.zeros(0, 5).unflatten(-1, (-1, 1)).shape -> [0, 5, 1]; torch.zeros(2, 1, 0, 1).unflatten(1, (-1, 1)).shape -> [2, 1, 1, 0, 1]
+      expect(unflatten(zeros([0, 5], { device }), -1, [-1, 1]).shape).toEqual([0, 5, 1]);
+      expect(unflatten(zeros([2, 1, 0, 1], { device }), 1, [-1, 1]).shape).toEqual([2, 1, 1, 0, 1]);
+      expect(() => unflatten(zeros([2, 6], { device }), 1, [4, -1])).toThrow(/unflatten: sizes \[4, -1\] do not fit dimension 1 of size 6/);
     });
   });
 }

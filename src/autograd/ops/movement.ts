@@ -32,15 +32,24 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
 }
 
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
-  if (x.ndim === 0) return reshape(x, [1]);
+  if (x.ndim === 0) {
+    normDim(startDim, 0, 'flatten');
+    normDim(endDim, 0, 'flatten');
+    return reshape(x, [1]);
+  }
   const s = normAxis(startDim, x.ndim, 'flatten'), e = normAxis(endDim, x.ndim, 'flatten');
   if (s > e) throw new Error(`flatten: startDim ${startDim} comes after endDim ${endDim}`);
   return reshape(x, [...x.shape.slice(0, s), sizeOf(x.shape.slice(s, e + 1)), ...x.shape.slice(e + 1)]);
 }
 
 export function unflatten(x: Tensor, dim: number, sizes: Shape): Tensor {
+  noZeroD(x, 'unflatten');
   const d = normAxis(dim, x.ndim, 'unflatten');
-  return reshape(x, [...x.shape.slice(0, d), ...sizes, ...x.shape.slice(d + 1)]);
+  // A -1 is inferred from the unflattened dimension alone (as PyTorch does), which also works next to empty dimensions.
+  const n = x.shape[d]!, known = sizeOf(sizes.filter((v) => v !== -1));
+  const resolved = sizes.map((v) => (v === -1 && known > 0 && n % known === 0 ? n / known : v));
+  if (sizeOf(resolved) !== n || resolved.some((v) => v < 0)) throw new Error(`unflatten: sizes [${sizes.join(', ')}] do not fit dimension ${dim} of size ${n} (shape ${fmtShape(x.shape)})`);
+  return reshape(x, [...x.shape.slice(0, d), ...resolved, ...x.shape.slice(d + 1)]);
 }
 
 /** Removes size-1 dimensions (all, or the given one if it has size 1). */
@@ -111,6 +120,11 @@ export function expand(x: Tensor, shape: Shape): Tensor {
   return record('expand', out, [x], [], (g) => [sumTo(g, from)]);
 }
 
+/** PyTorch cannot slice, narrow or select a 0-d tensor (there is no dimension to cut). */
+function noZeroD(x: Tensor, op: string): void {
+  if (x.ndim === 0) throw new Error(`${op}: cannot be applied to a 0-d tensor`);
+}
+
 /** Python-style slice bounds along one dimension: negative counts from the end, out of range clamps. */
 function sliceBounds(size: number, start: number, end: number, step: number): [number, number] {
   const norm = (i: number) => Math.min(Math.max(i < 0 ? i + size : i, 0), size);
@@ -120,6 +134,7 @@ function sliceBounds(size: number, start: number, end: number, step: number): [n
 
 /** x[..., start:end:step, ...] along `dim` (step > 0). */
 export function slice(x: Tensor, dim: number, start = 0, end = Infinity, step = 1): Tensor {
+  noZeroD(x, 'slice');
   const d = normAxis(dim, x.ndim, 'slice');
   if (!Number.isInteger(step) || step <= 0) throw new Error(`slice: step must be a positive integer, got ${step}`);
   const [s, n] = sliceBounds(x.shape[d]!, start, end, step);
@@ -138,6 +153,7 @@ export function slice(x: Tensor, dim: number, start = 0, end = Infinity, step = 
 }
 
 export function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
+  noZeroD(x, 'narrow');
   const d = normAxis(dim, x.ndim, 'narrow');
   const size = x.shape[d]!;
   const s = start < 0 ? start + size : start;
@@ -147,6 +163,7 @@ export function narrow(x: Tensor, dim: number, start: number, length: number): T
 
 /** x[..., index, ...]: removes dimension `dim`. */
 export function select(x: Tensor, dim: number, index: number): Tensor {
+  noZeroD(x, 'select');
   const d = normAxis(dim, x.ndim, 'select');
   const size = x.shape[d]!;
   const i = index < 0 ? index + size : index;

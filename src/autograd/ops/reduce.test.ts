@@ -111,6 +111,12 @@ for (const device of listDevices()) {
       expect(Number.isNaN(await f32([NaN, Infinity]).logsumexp(0).item())).toBe(true); // torch: nan
     });
 
+    test('argmax/argmin of bool raise, as in PyTorch', () => {
+      // torch.tensor([True]).argmax() -> "argmax_cpu" not implemented for 'Bool'
+      expect(() => tensor([true, false], { dtype: 'bool', device }).argmax()).toThrow(/argmax: not implemented for bool tensors/);
+      expect(() => tensor([true, false], { dtype: 'bool', device }).argmin(0)).toThrow(/argmin: not implemented for bool tensors/);
+    });
+
     test('logsumexp of an integer or bool tensor computes in float32', async () => {
       // torch.logsumexp(torch.tensor([1,2,3], dtype=torch.int32), 0) -> 3.4076058864593506 (float32)
       const y = tensor([1, 2, 3], { dtype: 'int32', device }).logsumexp(0);

@@ -93,6 +93,7 @@ function checkNonEmpty(op: string, x: Tensor, axes: readonly number[], all: bool
 }
 
 function argExtremum(op: 'argmax' | 'argmin', x: Tensor, dim: number | undefined, keepdim: boolean): Tensor {
+  if (x.dtype === 'bool') throw new Error(`${op}: not implemented for bool tensors (PyTorch neither); cast with .int()`);
   if (dim === undefined) {
     checkNonEmpty(op, x, [], true);
     const flat = reshape(x, [x.numel()]);
