@@ -64,7 +64,7 @@ export type { TokenizerJson } from './tokenizers/json.js';
 export { TiktokenTokenizer, gpt2Encoding, type TiktokenEncodingName, type TiktokenEncodeOptions } from './tokenizers/tiktoken.js';
 export { trainByteLevelBpe, learnBpe, type ByteLevelBpeOptions, type LearnBpeOptions, type LearnedBpe } from './tokenizers/train-bpe.js';
 export { trainWordPiece, type WordPieceTrainerOptions } from './tokenizers/train-wordpiece.js';
-export { AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoModelForSeq2SeqLM, registerArchitecture, type Task, type FromPretrainedOptions } from './models/auto.js';
+export { AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoModelForSeq2SeqLM, registerArchitecture, type Task, type FromPretrainedOptions, type ModelDType } from './models/auto.js';
 export { PreTrainedModel, ConfigReader, loadPretrainedWeights, type ModelInputs, type ModelOutput, type GenerationDefaults } from './models/base.js';
 export { GPT2LMHeadModel, GPT2Model, gpt2Config, type GPT2Config } from './models/gpt2.js';
 export { loadCheckpoint, readConfig } from './io/hf.js';

@@ -21,7 +21,7 @@ describe('differential suite (test/data/diff, scripts/gen_diff_fixtures.py)', ()
     const exp = OPS.exp!, calls = fixtures.calls.filter((c) => c.op === 'exp' && c.out && c.out[0]!.s.length > 0).slice(0, 40);
     try {
       // 84 ulp too large: caught wherever the output has a finite non-zero element (most calls; some hold only 0 / inf / NaN).
-      OPS.exp = (xs, p) => E.mul(exp(xs, p) as Tensor, 1 + 1e-5);
+      OPS.exp = (xs, p, device) => E.mul(exp(xs, p, device) as Tensor, 1 + 1e-5);
       expect(calls.filter((c) => replay(c, 'tr', 'cpu').verdict === 'silent').length).toBeGreaterThan(calls.length / 2);
       OPS.exp = () => { throw new Error('exp: broken'); };
       expect(calls.every((c) => replay(c, 'tr', 'cpu').verdict === 'raise')).toBe(true);

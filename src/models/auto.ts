@@ -55,9 +55,10 @@ export function registerArchitecture(modelType: string, arch: Architecture): voi
 export interface FromPretrainedOptions {
   device?: string;
   /**
-   * The dtype of the model's floating parameters, as transformers' `torch_dtype`: 'float32' (the default, as
-   * transformers), 'float16', 'bfloat16', 'float64', or 'auto': config.json's "torch_dtype" when present, else the
-   * checkpoint's first floating weight's dtype (so a 2-byte checkpoint stays 2 bytes in memory).
+   * The dtype of the model's floating parameters, as transformers' `dtype` (`torch_dtype` before version 5):
+   * 'float32' (the default, as transformers), 'float16', 'bfloat16', 'float64', or 'auto': config.json's "dtype"
+   * (or "torch_dtype") when present, else the checkpoint's first floating weight's dtype (so a 2-byte checkpoint
+   * stays 2 bytes in memory).
    */
   dtype?: ModelDType;
 }
@@ -76,8 +77,9 @@ function checkDTypeOption(dtype: unknown): void {
 /** The floating dtype to build the model in, for a checked `dtype` option. */
 function modelDType(dtype: ModelDType | undefined, config: Record<string, unknown>, entries: Record<string, SafetensorsEntry>): FloatDType {
   if (dtype !== 'auto') return dtype ?? 'float32';
-  // transformers' order for torch_dtype='auto': the config's torch_dtype, then the first floating weight.
-  const declared = config['torch_dtype'];
+  // transformers' order for dtype='auto': the config's dtype ("torch_dtype" before transformers 5), then the first
+  // floating weight.
+  const declared = config['dtype'] ?? config['torch_dtype'];
   if (typeof declared === 'string' && MODEL_DTYPES.includes(declared as ModelDType) && declared !== 'auto') return declared as FloatDType;
   for (const e of Object.values(entries)) {
     const d = FROM_STORED[e.dtype];

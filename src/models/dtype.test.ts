@@ -9,11 +9,13 @@ import '../index.js';
 import { generateWithScores } from '../generation/generate.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { listDevices } from '../tensor/backend.js';
+import { tensor } from '../tensor/create.js';
 import { memory, reclaimMemory } from '../tensor/memory.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { hfDir, loadRef } from '../test-util/hf-fixtures.js';
-import { AutoModelForCausalLM, type FromPretrainedOptions } from './auto.js';
+import { AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, type FromPretrainedOptions } from './auto.js';
 import type { PreTrainedModel } from './base.js';
+import type { LlamaForCausalLM } from './llama.js';
 
 /** The largest |a - b| and the largest |a|. */
 async function diff(a: Tensor, b: Tensor): Promise<{ maxDiff: number; maxAbs: number }> {
@@ -39,6 +41,12 @@ async function loadMeasured(dir: string, opts: FromPretrainedOptions & { device:
 const TOL = { float16: 2e-3, bfloat16: 8e-3 } as const;
 
 let root = '';
+
+/** config.json of the GPT-2 fixture with `changes` (undefined deletes a key) written to dir. */
+async function writeConfig(dir: string, changes: Record<string, string | undefined>): Promise<void> {
+  const config = JSON.parse(await readFile(join(hfDir('gpt2'), 'config.json'), 'utf8')) as Record<string, unknown>;
+  await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, ...changes }));
+}
 const halfDir = (dtype: string): string => join(root, dtype);
 
 beforeAll(async () => {
@@ -47,7 +55,7 @@ beforeAll(async () => {
   for (const dtype of ['float16', 'bfloat16'] as const) {
     await mkdir(halfDir(dtype));
     await saveSafetensors(join(halfDir(dtype), 'model.safetensors'), weights, undefined, { dtype });
-    await copyFile(join(hfDir('gpt2'), 'config.json'), join(halfDir(dtype), 'config.json'));
+    await writeConfig(halfDir(dtype), { dtype }); // as save_pretrained writes a half model's config
   }
 });
 afterAll(async () => {
@@ -90,7 +98,7 @@ describe.each(listDevices())('GPT-2 in half precision on %s', (device) => {
     }
     expect(maxDiff).toBeLessThan(TOL[dtype]); // measured 5.5e-4 (float16), 4.4e-3 (bfloat16)
   });
-  test('dtype auto: a 2-byte checkpoint stays 2 bytes (same values), a float32 one float32, config.json\'s torch_dtype first', async () => {
+  test('dtype auto: a 2-byte checkpoint stays 2 bytes (same values), a float32 one float32, config.json\'s dtype first', async () => {
     const f16 = await loadSafetensors(join(halfDir('float16'), 'model.safetensors'), { device });
     const { model, bytes } = await loadMeasured(halfDir('float16'), { device, dtype: 'auto' });
     expect(new Set(model.parameters().map((p) => p.dtype))).toEqual(new Set(['float16']));
@@ -101,17 +109,58 @@ describe.each(listDevices())('GPT-2 in half precision on %s', (device) => {
     expect(new Set(bf.parameters().map((p) => p.dtype))).toEqual(new Set(['bfloat16']));
     const f32 = await AutoModelForCausalLM.fromPretrained(hfDir('gpt2'), { device, dtype: 'auto' });
     expect(new Set(f32.parameters().map((p) => p.dtype))).toEqual(new Set(['float32']));
-    // transformers reads config.json's torch_dtype before the weights: float16 weights, bfloat16 declared.
-    const dir = join(root, `declared-${device}`);
-    await mkdir(dir);
-    await copyFile(join(halfDir('float16'), 'model.safetensors'), join(dir, 'model.safetensors'));
-    const config = JSON.parse(await readFile(join(hfDir('gpt2'), 'config.json'), 'utf8')) as Record<string, unknown>;
-    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, torch_dtype: 'bfloat16' }));
-    const declared = await AutoModelForCausalLM.fromPretrained(dir, { device, dtype: 'auto' });
-    expect(new Set(declared.parameters().map((p) => p.dtype))).toEqual(new Set(['bfloat16']));
+    // transformers reads config.json's dtype (torch_dtype before version 5), then the first floating weight; float16
+    // weights here.
+    const cases = [
+      ['torch_dtype', { dtype: undefined, torch_dtype: 'bfloat16' }, 'bfloat16'],
+      ['dtype', { dtype: 'float32' }, 'float32'],
+      ['none', { dtype: undefined }, 'float16'],
+    ] as const;
+    for (const [name, changes, want] of cases) {
+      const dir = join(root, `declared-${name}-${device}`);
+      await mkdir(dir);
+      await copyFile(join(halfDir('float16'), 'model.safetensors'), join(dir, 'model.safetensors'));
+      await writeConfig(dir, changes);
+      const model = await AutoModelForCausalLM.fromPretrained(dir, { device, dtype: 'auto' });
+      expect(model.dtype, name).toBe(want);
+    }
     // The default stays float32, as transformers (an F16 checkpoint is widened).
     const dflt = await AutoModelForCausalLM.fromPretrained(halfDir('float16'), { device });
     expect(new Set(dflt.parameters().map((p) => p.dtype))).toEqual(new Set(['float32']));
+  });
+});
+
+describe.each(listDevices())('LLaMA, BERT and T5 in half precision on %s', (device) => {
+  const cases = [['llama', AutoModelForCausalLM], ['bert-mlm', AutoModelForMaskedLM], ['bert-cls', AutoModelForSequenceClassification], ['t5', AutoModelForSeq2SeqLM]] as const;
+  test.each(cases.flatMap(([name, auto]) => (['float16', 'bfloat16'] as const).map((dtype) => [name, dtype, auto] as const)))('%s in %s: logits close to transformers\' float32', async (name, dtype, auto) => {
+    const ref = await loadRef(name, device);
+    const model = await auto.fromPretrained(hfDir(name), { device, dtype });
+    expect(model.dtype).toBe(dtype);
+    const opt = (k: string): Tensor | undefined => ref[k]?.int();
+    const out = model.forward({ inputIds: opt('input_ids')!, attentionMask: opt('attention_mask'), tokenTypeIds: opt('token_type_ids'), decoderInputIds: opt('decoder_input_ids') });
+    expect(out.logits.dtype).toBe(dtype);
+    const { maxDiff, maxAbs } = await diff(out.logits, ref['logits']!);
+    // measured (cpu, wasm) float16 / bfloat16: llama 4.8e-4 / 3.7e-3, bert-mlm 6.9e-4 / 5.1e-3, bert-cls 4e-5 / 2.6e-4,
+    // t5 (|logit| up to 5.3) 4.1e-3 / 3.4e-2
+    expect(maxDiff).toBeLessThan(TOL[dtype] * Math.max(1, maxAbs));
+    expect(maxDiff).toBeGreaterThan(0);
+    if (name === 'llama') {
+      const gen = await generateWithScores(model, ref['gen.input_ids']!.int(), { maxNewTokens: 12, minNewTokens: 12 });
+      expect(await gen.sequences.tolist()).toEqual(await ref['greedy.sequences']!.int().tolist());
+    }
+  });
+  test('a half LLaMA still rotates in float32 (only cos / sin are rounded), as transformers', async () => {
+    const model = (await AutoModelForCausalLM.fromPretrained(hfDir('llama'), { device })) as LlamaForCausalLM;
+    const rotary = model.model.rotary_emb;
+    const pos = tensor([[1000, 4095]], { device });
+    const [c32, s32] = rotary.forward(pos);
+    model.half();
+    expect(rotary.inv_freq.dtype).toBe('float16'); // the buffer is converted, as torch's module.half()
+    const [c16, s16] = rotary.forward(pos);
+    expect(c16.dtype).toBe('float16');
+    // Rounded once from the float32 values; from the rounded frequencies, position 4095 would be up to 1 radian off.
+    expect(await c16.tolist()).toEqual(await c32.half().tolist());
+    expect(await s16.tolist()).toEqual(await s32.half().tolist());
   });
 });
 

@@ -233,5 +233,5 @@ function convertInPlace(x: Tensor, device: string | undefined, dtype: FloatDType
   const moved = device === undefined ? x : toDevice(x, device);
   const converted = cast(moved, d);
   if (moved !== x && converted !== moved) moved.dispose();
-  x.replaceStorage(converted === x ? clone(x) : converted, { allowDevice: true, allowDtype: true });
+  x.replaceStorage(converted, { allowDevice: true, allowDtype: true }); // a new tensor: something changed
 }

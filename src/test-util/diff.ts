@@ -13,7 +13,7 @@ import * as M from '../autograd/ops/movement.js';
 import * as N from '../autograd/ops/nn.js';
 import * as R from '../autograd/ops/reduce.js';
 import * as Fn from '../nn/functional.js';
-import { tensor } from '../tensor/create.js';
+import { arange, eye, full, linspace, tensor } from '../tensor/create.js';
 import type { DType, TypedArray } from '../tensor/dtype.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -28,11 +28,13 @@ type Num = number | string;
 export interface InputSpec {
   s: number[];
   d: DType;
-  k: 'n' | 'p' | 'q' | 'i' | 'b' | 'x' | 'I';
+  k: 'n' | 'p' | 'q' | 'i' | 'b' | 'x' | 'I' | 'v';
   seed: number;
   lo?: number;
   hi?: number;
   view?: Json[][];
+  /** The values of kind 'v' (the regression calls). */
+  vals?: Num[];
   /** A float input that does not require grad (class weights). */
   ng?: boolean;
 }
@@ -92,7 +94,8 @@ const SPECIAL = [NaN, Infinity, -Infinity, 1e30, -1e30, 0, -0, 88.5];
 const EXTREME = [2147483647, -2147483648, 65536, 46341, -1, 0];
 
 /** The values of an input spec, identical to the Python side's. */
-export function specValues(spec: { s: number[]; k: InputSpec['k']; seed: number; lo?: number; hi?: number }): Float64Array {
+export function specValues(spec: { s: number[]; k: InputSpec['k']; seed: number; lo?: number; hi?: number; vals?: Num[] }): Float64Array {
+  if (spec.k === 'v') return decode(spec.vals!);
   const n = spec.s.reduce((a, b) => a * b, 1);
   const k1 = h32(spec.seed), k2 = h32((spec.seed ^ 0x5bd1e995) >>> 0);
   const out = new Float64Array(n);
@@ -147,7 +150,7 @@ const dims = (v: Json | undefined): R.Dims | undefined => (v === null || v === u
 const bool = (v: Json | undefined): boolean => v === true;
 const pair = (v: Json | undefined): [number, number] => [n((v as Num[])[0]), n((v as Num[])[1])];
 
-type OpCall = (xs: Tensor[], p: Params) => Tensor | Tensor[];
+type OpCall = (xs: Tensor[], p: Params, device: string) => Tensor | Tensor[];
 
 /** A binary op called as op(x, y), op(x, scalar) or op(scalar, x). */
 const bin = (f: (a: TensorLike, b: TensorLike) => Tensor): OpCall => (xs, p) =>
@@ -245,6 +248,10 @@ const BASE_OPS: Record<string, OpCall> = {
   maxPool2d: (xs, p) => Fn.maxPool2d(xs[0]!, n(p.k), { ...(p.stride !== null ? { stride: n(p.stride) } : {}), padding: n(p.padding) }),
   avgPool2d: (xs, p) => Fn.avgPool2d(xs[0]!, n(p.k), { ...(p.stride !== null ? { stride: n(p.stride) } : {}), padding: n(p.padding) }),
   unfold: (xs, p) => Fn.unfold(xs[0]!, { kernel: pair(p.k), stride: pair(p.stride), padding: pair(p.padding), dilation: pair(p.dilation) }),
+  arange: (_, p, device) => arange(n(p.start), n(p.end), n(p.step), { device }),
+  linspace: (_, p, device) => linspace(n(p.start), n(p.end), n(p.steps), { device }),
+  eye: (_, p, device) => eye(n(p.n), optN(p.m), { device }),
+  full: (_, p, device) => full(ns(p.shape), typeof p.value === 'boolean' ? p.value : n(p.value), { device }),
   scaledDotProductAttention: (xs, p) => Fn.scaledDotProductAttention(xs[0]!, xs[1]!, xs[2]!, {
     isCausal: bool(p.causal), ...(p.mask ? { attnMask: xs[3]! } : {}), ...(p.scale !== undefined ? { scale: n(p.scale) } : {}),
   }),
@@ -307,7 +314,7 @@ function compareTensor(t: Tensor, st: StoredTensor, kind: Tolerance, gradScale: 
   const data = t.dataSync();
   const ref = decode(st.v);
   // float32 (and half) references are stored as shortest float32 decimals: round them back to float32.
-  if (st.d !== 'float64') for (let i = 0; i < ref.length; i++) ref[i] = Math.fround(ref[i]!);
+  if (st.d === 'float32' || st.d === 'float16' || st.d === 'bfloat16') for (let i = 0; i < ref.length; i++) ref[i] = Math.fround(ref[i]!);
   const at = st.i ?? null;
   if (at) {
     let nan = 0, inf = 0, sum = 0;
@@ -346,7 +353,7 @@ export function replay(call: Call, kind: Tolerance, device: string): Outcome {
     const leaves = made.map((m) => m[0]), xs = made.map((m) => m[1]);
     let outs: Tensor[];
     try {
-      const y = op(xs, call.p);
+      const y = op(xs, call.p, device);
       outs = Array.isArray(y) ? y : [y];
     } catch (e) {
       return call.raise !== undefined ? ok(call) : { call, verdict: 'raise', detail: `attend raises: ${errorText(e)}` };

@@ -83,8 +83,11 @@ type TemplateItem = { ids: number[]; tokens: string[]; typeId: number } | { sequ
 
 function templateProcessor(config: JsonObject, source: string): Processor {
   const specials = objectAt(config, 'special_tokens');
-  const parse = (key: string): TemplateItem[] =>
-    (arrayAt(config, key) ?? []).map((item): TemplateItem => {
+  const parse = (key: string): TemplateItem[] => {
+    if (!Array.isArray(config[key])) {
+      throw new Error(`${source}: post_processor TemplateProcessing ${key} must be an array of template items, got ${JSON.stringify(config[key])?.slice(0, 60)}`);
+    }
+    return (arrayAt(config, key) ?? []).map((item): TemplateItem => {
       const special = objectAt(isJsonObject(item) ? item : undefined, 'SpecialToken');
       const sequence = objectAt(isJsonObject(item) ? item : undefined, 'Sequence');
       const typeId = numberAt(special ?? sequence, 'type_id') ?? 0;
@@ -101,6 +104,7 @@ function templateProcessor(config: JsonObject, source: string): Processor {
       if (sequence) return { sequence: stringAt(sequence, 'id') === 'B' ? 1 : 0, typeId };
       throw new Error(`${source}: post_processor TemplateProcessing has an unreadable ${key} template item ${JSON.stringify(item)}`);
     });
+  };
   const single = parse('single');
   const pair = parse('pair');
   return (parts, addSpecialTokens) => {

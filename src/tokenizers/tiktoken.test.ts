@@ -198,10 +198,22 @@ describe('linear-time merge: ids equal to js-tiktoken (the reference)', async ()
     }
   });
 
+  test('cl100k_base and o200k_base: ordinary text, long words and unicode as js-tiktoken', async () => {
+    const docs = await loadBrown({ categories: ['humor'] });
+    const rand = rng(6);
+    const text = `${docs.map((d) => d.sentences.join(' ')).join('\n\n').slice(0, 60_000)} ${randomLetters(1200, rand)} 12345678 日本語のテキスト 👍🏽 ${'A'.repeat(500)}`;
+    for (const name of ['cl100k_base', 'o200k_base'] as const) {
+      const ours = await TiktokenTokenizer.fromEncoding(name);
+      const data = (await import(`js-tiktoken/ranks/${name}`)) as { default: TiktokenBPE };
+      expect(ours.encode(text), name).toEqual(new Tiktoken(data.default).encode(text));
+    }
+  });
+
   test('bad rank data names the problem', () => {
     const ok = (bpe_ranks: string): TiktokenBPE => ({ pat_str: '\\S+', special_tokens: {}, bpe_ranks });
     expect(() => TiktokenTokenizer.fromRanks(ok('x y YQ=='), 'mine')).toThrow(/mine: bad rank line "x y YQ=="/);
     expect(() => TiktokenTokenizer.fromRanks(ok('x 0 YQ== YQ=='), 'mine')).toThrow(/mine: token "YQ==" or rank 1 appears twice/);
     expect(() => TiktokenTokenizer.fromRanks(ok('x 0 @@@'), 'mine')).toThrow(/mine: token "@@@" of rank 0 is not base64/);
+    expect(() => TiktokenTokenizer.fromRanks({ ...ok('x 0 YQ=='), pat_str: '(' }, 'mine')).toThrow(/mine: pat_str is not a valid regular expression/);
   });
 });

@@ -83,7 +83,11 @@ export class TiktokenTokenizer {
       end = Math.max(end, first + fields.length - 2);
     }
     this.merger = new BytePairEncoder(ranks);
-    this.pattern = new RegExp(data.pat_str, 'gu');
+    try {
+      this.pattern = new RegExp(data.pat_str, 'gu');
+    } catch (e) {
+      throw new Error(`${name}: pat_str is not a valid regular expression (${e instanceof Error ? e.message : String(e)})`);
+    }
     this.specialTokens = { ...data.special_tokens };
     this.vocabSize = Math.max(end, ...Object.values(this.specialTokens).map((id) => id + 1));
   }

@@ -5,7 +5,7 @@ import { isTensor, type Tensor } from '../tensor/tensor.js';
 import { avoidStackOverflow, hf, type HfTokenizer } from './hf-lib.js';
 import { arrayAt, isJsonObject, numberAt, objectAt, stringAt, tokenContent, type JsonObject, type TokenizerJson } from './json.js';
 import { OffsetAligner } from './offsets.js';
-import { validateTokenizerJson } from './validate.js';
+import { validateTokenizerConfig, validateTokenizerJson } from './validate.js';
 import { PostProcessor, type Encoding, type TokenSequence } from './post-process.js';
 import { truncateSequence, truncationLengths, type Side, type TruncationStrategy } from './truncation.js';
 
@@ -112,10 +112,11 @@ export class Tokenizer {
   ) {
     this.cleanUpSpaces = config.clean_up_tokenization_spaces === true;
     // The library reads these keys without defaults; tokenizer.json files written by older versions may lack them.
-    const libJson = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...json };
+    const libJson = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...json, added_tokens: json.added_tokens ?? [] };
+    // Ours first: it checks the post-processor's settings and names the key, where the library's fails with a TypeError.
+    this.postProcessor = this.guard('cannot read its post_processor', () => new PostProcessor(json.post_processor, source));
     this.lib = this.guard('cannot build the tokenizer', () => new hf.Tokenizer(libJson, { ...config, clean_up_tokenization_spaces: this.cleanUpSpaces }));
     avoidStackOverflow(this.lib);
-    this.postProcessor = new PostProcessor(json.post_processor, source);
     const normalizer = this.lib.normalizer;
     this.aligner = this.guard('cannot read its normalizer or pre_tokenizer', () => new OffsetAligner(json, { normalize: normalizer ? (t) => normalizer.normalize(t) : null, config }));
     const max = numberAt(config, 'model_max_length');
@@ -150,10 +151,7 @@ export class Tokenizer {
     if (!('vocab' in model)) throw new Error(`${source}: not a tokenizer.json (its model has no "vocab")`);
     if (!isJsonObject(tokenizerConfig)) throw new Error(`${source}: tokenizer config must be an object, got ${describe(tokenizerConfig)}`);
     validateTokenizerJson(tokenizerJson, source);
-    const extra = tokenizerConfig.additional_special_tokens;
-    if (extra !== undefined && extra !== null && !Array.isArray(extra)) {
-      throw new Error(`${source}: tokenizer config additional_special_tokens must be an array of tokens, got ${describe(extra)}`);
-    }
+    validateTokenizerConfig(tokenizerConfig, `${source} (tokenizer config)`);
     return new Tokenizer(tokenizerJson, plainConfig(tokenizerConfig), source);
   }
 
@@ -162,7 +160,9 @@ export class Tokenizer {
     const json = await readJson(path);
     const dir = path.slice(0, Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
     const config = (await readOptionalJson(`${dir}tokenizer_config.json`)) ?? {};
+    validateTokenizerConfig(config, `${dir}tokenizer_config.json`);
     const specialMap = (await readOptionalJson(`${dir}special_tokens_map.json`)) ?? {};
+    validateTokenizerConfig(specialMap, `${dir}special_tokens_map.json`);
     return Tokenizer.fromJSON(json, { ...config, ...specialMap }, path);
   }
 

@@ -10,7 +10,7 @@ type ModelType = (typeof MODEL_TYPES)[number];
 const COMPONENTS = ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'] as const;
 
 /** A value for an error message: short, and typed where JSON.stringify would hide it. */
-export function show(v: unknown): string {
+function show(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   const text = JSON.stringify(v) ?? String(v);
@@ -111,7 +111,7 @@ export function validateTokenizerJson(json: JsonObject, source: string): void {
     for (const key of ['fuse_unk', 'byte_fallback', 'ignore_merges']) optional(key, 'boolean');
     const dropout = m.dropout;
     if (dropout !== undefined && dropout !== null && (typeof dropout !== 'number' || !(dropout >= 0 && dropout <= 1))) fail(`model.dropout must be null or a number in [0, 1], got ${show(dropout)}`);
-    const merges = m.merges ?? [];
+    const merges = m.merges;
     if (!Array.isArray(merges)) fail(`model.merges must be an array of merges ("a b" strings or ["a", "b"] pairs), got ${show(merges)}`);
     const prefix = typeof m.continuing_subword_prefix === 'string' ? m.continuing_subword_prefix : '';
     const vocab = m.vocab as JsonObject;
@@ -173,4 +173,37 @@ function checkComponent(v: JsonValue, key: string, fail: (msg: string) => never)
     const ok = isJsonObject(pattern) && (typeof pattern.String === 'string' || typeof pattern.Regex === 'string');
     if (!ok) fail(`${key}.pattern must be {"String": text} or {"Regex": pattern}, got ${show(pattern)}`);
   }
+}
+
+const SPECIAL_KEYS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'];
+
+/** A token as tokenizer_config.json writes it: a string, an AddedToken object {"content": ...}, or null. */
+const isTokenValue = (v: JsonValue | undefined): boolean => v === undefined || v === null || typeof v === 'string' || (isJsonObject(v) && typeof v.content === 'string');
+
+/**
+ * Checks the keys of a tokenizer_config.json / special_tokens_map.json that the tokenizer reads, naming `source`
+ * (the file they came from) and the key.
+ */
+export function validateTokenizerConfig(config: JsonObject, source: string): void {
+  const fail = (msg: string): never => {
+    throw new Error(`${source}: ${msg}`);
+  };
+  for (const key of SPECIAL_KEYS) {
+    if (!isTokenValue(config[key])) fail(`${key} must be a token string, an AddedToken object {"content": ...} or null, got ${show(config[key])}`);
+  }
+  const extra = config.additional_special_tokens;
+  if (extra !== undefined && extra !== null) {
+    if (!Array.isArray(extra)) fail(`additional_special_tokens must be an array of tokens, got ${show(extra)}`);
+    (extra as JsonValue[]).forEach((t, i) => {
+      if (t === null || !isTokenValue(t)) fail(`additional_special_tokens[${i}] must be a token string or an AddedToken object, got ${show(t)}`);
+    });
+  }
+  for (const key of ['padding_side', 'truncation_side']) {
+    const v = config[key];
+    if (v !== undefined && v !== null && v !== 'left' && v !== 'right') fail(`${key} must be 'left' or 'right', got ${show(v)}`);
+  }
+  const max = config.model_max_length;
+  if (max !== undefined && max !== null && (typeof max !== 'number' || !(max > 0))) fail(`model_max_length must be a positive number, got ${show(max)}`);
+  const clean = config.clean_up_tokenization_spaces;
+  if (clean !== undefined && clean !== null && typeof clean !== 'boolean') fail(`clean_up_tokenization_spaces must be true or false, got ${show(clean)}`);
 }
