@@ -72,13 +72,14 @@ export function softmaxTile(p: usize, t: i32): void {
       if (!log) store<f32>(yr + (<usize>i << 2), <f32>e);
       total += e;
     }
-    // Pass 2: scale, or subtract max + log(sum).
+    // Pass 2: scale, or subtract max, then log(sum) (as PyTorch: one shift max + log(sum) would round to max for
+    // huge logits, and the backward's exp(y) of tied 1e30 logits would be 1 each, not 0.5).
     i = 0;
     if (log) {
-      const shift = f32x4.splat(<f32>(<f64>mx + Math.log(total)));
-      for (; i + 4 <= cols; i += 4) v128.store(yr + (<usize>i << 2), f32x4.sub(v128.load(xr + (<usize>i << 2)), shift));
-      const sh = f32x4.extract_lane(shift, 0);
-      for (; i < cols; i++) store<f32>(yr + (<usize>i << 2), load<f32>(xr + (<usize>i << 2)) - sh);
+      const ls = <f32>Math.log(total);
+      const lv = f32x4.splat(ls);
+      for (; i + 4 <= cols; i += 4) v128.store(yr + (<usize>i << 2), f32x4.sub(f32x4.sub(v128.load(xr + (<usize>i << 2)), mv), lv));
+      for (; i < cols; i++) store<f32>(yr + (<usize>i << 2), (load<f32>(xr + (<usize>i << 2)) - mx) - ls);
     } else {
       const inv = <f32>(1.0 / total);
       const iv = f32x4.splat(inv);

@@ -1,8 +1,9 @@
-// `npm run bench:memory [-- --device wasm --steps 2000]`: a 3M-parameter GPT trained PyTorch-style (forward,
+// `npm run bench:memory [-- --device wasm --steps 2000 --tidy]`: a 3M-parameter GPT trained PyTorch-style (forward,
 // backward, step, zeroGrad, await loss.item(); no tidy, no dispose) — prints live bytes, live tensors and process
-// RSS every 100 steps, and whether both stayed flat over the second half of the run.
+// RSS every 100 steps, and whether both stayed flat over the second half of the run. --tidy wraps each step in
+// tidy() instead, to measure what reclamation costs against explicit disposal.
 
-import { AdamW, GPT2LMHeadModel, manualSeed, memory, randint, ready } from '../src/index.js';
+import { AdamW, GPT2LMHeadModel, manualSeed, memory, randint, ready, tidy } from '../src/index.js';
 
 function option(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -12,6 +13,7 @@ function option(name: string, dflt: string): string {
 await ready();
 const device = option('device', 'wasm');
 const steps = Number(option('steps', '2000'));
+const useTidy = process.argv.includes('--tidy');
 manualSeed(0);
 // 3.05M parameters: 6 layers of width 192 (2.66M) plus a 2,048-token embedding and 128 positions.
 const model = new GPT2LMHeadModel({ vocab_size: 2048, n_positions: 128, n_embd: 192, n_layer: 6, n_head: 6 }).to(device);
@@ -19,15 +21,25 @@ const nParams = model.parameters().reduce((n, p) => n + p.numel(), 0);
 const opt = new AdamW(model.parameters(), { lr: 3e-4 });
 const ids = randint(0, 2048, [8, 128], { device });
 const mb = (n: number) => (n / 2 ** 20).toFixed(1);
-console.log(`GPT ${(nParams / 1e6).toFixed(2)}M parameters on ${device}, batch [8, 128], ${steps} steps, no tidy`);
+console.log(`GPT ${(nParams / 1e6).toFixed(2)}M parameters on ${device}, batch [8, 128], ${steps} steps, ${useTidy ? 'each step in tidy()' : 'no tidy'}`);
 const rows: { step: number; live: number; rss: number }[] = [];
 const t0 = performance.now();
 for (let step = 1; step <= steps; step++) {
-  const { loss } = model.forward({ inputIds: ids, labels: ids });
-  loss!.backward();
-  opt.step();
-  opt.zeroGrad();
-  const value = await loss!.item();
+  const value = useTidy
+    ? await tidy(async () => {
+      const { loss } = model.forward({ inputIds: ids, labels: ids });
+      loss!.backward();
+      opt.step();
+      opt.zeroGrad();
+      return loss!.item();
+    })
+    : await (async () => {
+      const { loss } = model.forward({ inputIds: ids, labels: ids });
+      loss!.backward();
+      opt.step();
+      opt.zeroGrad();
+      return loss!.item();
+    })();
   const m = memory();
   rows.push({ step, live: m.devices[device]!.bytes, rss: process.memoryUsage().rss });
   if (step % 100 === 0 || step === 1) {

@@ -25,7 +25,8 @@ OUT = ARGS.get('--out', 'test/data/diff/calls.json')
 SCALE = float(ARGS.get('--scale', 1))
 SMALL = 64          # outputs with more elements are stored as summaries
 SAMPLES = 48        # sampled elements of a summarised tensor
-SPECIAL = [math.nan, math.inf, -math.inf, 1e30, -1e30, 0.0, -0.0, 88.5]
+INF, NAN = math.inf, math.nan
+SPECIAL = [NAN, INF, -INF, 1e30, -1e30, 0.0, -0.0, 88.5]
 EXTREME = [2147483647, -2147483648, 65536, 46341, -1, 0]
 DT = {'float32': torch.float32, 'float64': torch.float64, 'float16': torch.float16, 'bfloat16': torch.bfloat16,
       'int32': torch.int32, 'bool': torch.bool}
@@ -515,9 +516,16 @@ def g_where():
 
 
 def t_where(xs, p):
+    # torch 1.13's where takes no Python scalars: a 0-d tensor stands for one, in the other operand's float dtype so
+    # that the value is not rounded through float32 (a 0-d tensor never widens a dimensioned one of its category).
+    other = xs[1] if len(xs) > 1 and xs[1].is_floating_point() else None
+
+    def sc(v):
+        v = pyscalar(v)
+        return torch.tensor(v, dtype=other.dtype) if other is not None and isinstance(v, float) else torch.tensor(v)
     it = iter(xs[1:])
-    a = torch.tensor(pyscalar(p['sa'])) if 'sa' in p else next(it)
-    b = torch.tensor(pyscalar(p['sb'])) if 'sb' in p else next(it)
+    a = sc(p['sa']) if 'sa' in p else next(it)
+    b = sc(p['sb']) if 'sb' in p else next(it)
     return torch.where(xs[0], a, b)
 
 
@@ -683,11 +691,9 @@ def g_create(name):
             return [], {'start': R.choice([0, -1, 0.5, 3]), 'end': R.choice([1, 10, -2, 0.1]), 'steps': R.choice([0, 1, 2, 5, 7])}
         if name == 'eye':
             return [], {'n': R.choice([0, 1, 3]), 'm': R.choice([None, 2, 4])}
-        return [], {'shape': shape(), 'value': R.choice([0, 1, 2.5, -3, True, False, INF_])}
+        return [], {'shape': shape(), 'value': R.choice([0, 1, 2.5, -3, True, False, INF])}
     return g
 
-
-INF_ = math.inf
 
 
 def t_create(name):
@@ -1007,6 +1013,20 @@ def wide_run(cid, fn, specs, p):
         return None
 
 
+def norm_scale(name, specs, p):
+    """Per element of a normalisation's output: the size of what its rounding errors are relative to, in float64:
+    (|x| + |mean|) * rstd * |w| + |b| for layerNorm (x - mean cancels), |x| * rstd * |w| for rmsNorm."""
+    xs = [make(s, True)[1].detach() for s in specs]
+    x, dims = xs[0], tuple(range(-len(p['ns']), 0))
+    w = xs[1].abs() if len(xs) > 1 else 1.0
+    if name.endswith('layerNorm'):
+        mean = x.mean(dims, keepdim=True)
+        rstd = torch.rsqrt(x.var(dims, unbiased=False, keepdim=True) + p['eps'])
+        return [(x.abs() + mean.abs()) * rstd * w + (xs[2].abs() if len(xs) > 2 else 0.0)]
+    rstd = torch.rsqrt(x.pow(2).mean(dims, keepdim=True) + p['eps'])
+    return [x.abs() * rstd * w]
+
+
 def run_call(cid, name, fn, tol, specs, p):
     rec = {'id': cid, 'op': name, 'in': specs, 'p': enc_params(p)}
     try:
@@ -1016,12 +1036,14 @@ def run_call(cid, name, fn, tol, specs, p):
         return rec
     wide = wide_run(cid, fn, specs, p)
     scales = None
+    if tol == 'norm':
+        scales = norm_scale(name, specs, p)
     if tol == 'sum':
         try:
             scales = abs_scale(fn, specs, p)
         except Exception:
             scales = None
-    rec['out'] = [record_tensor(y, scales[i] if scales and scales[i].shape == y.shape and y.is_floating_point() else None, cid * 7 + i) for i, y in enumerate(ys)]
+    rec['out'] = [record_tensor(y, scales[i] if scales and i < len(scales) and scales[i].shape == y.shape and y.is_floating_point() else None, cid * 7 + i) for i, y in enumerate(ys)]
     if wide and len(wide[0]) == len(ys):
         for r, y, y64 in zip(rec['out'], ys, wide[0]):
             r['e'] = f32_error(y, y64)
@@ -1054,7 +1076,6 @@ def V(vals, shape=None, d='float32', ng=False):
     return spec
 
 
-INF, NAN = math.inf, math.nan
 ALL_IGNORED = V([-100, -100], d='int32')
 REGRESSION = [
     ('triu', [V([1, 1, 1, 1], [2, 2], 'bool')], {'diagonal': 0}), ('tril', [V([1, 1, 1, 1], [2, 2], 'bool')], {'diagonal': 0}),

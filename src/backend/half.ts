@@ -63,6 +63,13 @@ export function installHalfKernels(backend: Backend): void {
   }
 }
 
+/**
+ * Statistics a forward kernel saves for its backward (layerNorm's mean/rstd, rmsNorm's rstd, crossEntropy's and
+ * attention's lse) stay float32, as PyTorch keeps them for half inputs: rounded to float16 the rstd of a
+ * near-constant row is off enough to double its gradient. Backward kernels take them as they are.
+ */
+const FLOAT32_STATS = new Set(['mean', 'rstd', 'lse']);
+
 /** Rounds the float32 buffers of a kernel result (a buffer, or an object of them) back to `half`, freeing the float32 ones. */
 function narrowResult(backend: Backend, result: unknown, half: HalfDType, freed: Set<BackendBuffer>): unknown {
   const narrowed = new Map<BackendBuffer, BackendBuffer>();
@@ -78,7 +85,7 @@ function narrowResult(backend: Backend, result: unknown, half: HalfDType, freed:
   };
   if (isBuffer(result)) return narrow(result);
   if (typeof result === 'object' && result !== null) {
-    return Object.fromEntries(Object.entries(result).map(([k, v]) => [k, narrow(v)]));
+    return Object.fromEntries(Object.entries(result).map(([k, v]) => [k, FLOAT32_STATS.has(k) ? v : narrow(v)]));
   }
   return result;
 }

@@ -67,6 +67,30 @@ for (const device of listDevices()) {
   const near = (got: unknown, want: number[], digits = 6) => (got as number[]).flat(3).forEach((g, i) => expect(g).toBeCloseTo(want[i]!, digits));
 
   describe(`losses PyTorch parity on ${device}`, () => {
+    test('an ignored row contributes exactly 0 whatever its logits hold (-inf, NaN), with or without weight', async () => {
+      // lg = torch.tensor([[[-inf, 1.68], [1e30, -inf]], [[-1.54, -1.75], [-1.00, -1.50]]], requires_grad=True)
+      // l = F.nll_loss(F.log_softmax(lg, 1), torch.tensor([[-1, 0], [-1, 0]]), ignore_index=-1) -> 0.412969708442688;
+      // l.backward() -> lg.grad [[[0, 0], [0, 0]], [[0, -0.2810882329940796], [0, 0.281088262796402]]]
+      const lg = f32([[[-Infinity, 1.68], [1e30, -Infinity]], [[-1.54, -1.75], [-1.0, -1.5]]], true);
+      const l = F.nllLoss(F.logSoftmax(lg, 1), i32([[-1, 0], [-1, 0]]), { ignoreIndex: -1 });
+      expect(await l.item()).toBeCloseTo(0.412969708442688, 6);
+      l.backward();
+      near(await lg.grad!.tolist(), [0, 0, 0, 0, 0, -0.2810882329940796, 0, 0.281088262796402]);
+      // F.cross_entropy(torch.tensor([[88.5, nan], [-0.539, -0.372]]), torch.tensor([-100, -100]),
+      //   weight=torch.tensor([1.58, 0.99]), reduction='sum') -> 0.0
+      const x = f32([[88.5, NaN], [-0.539, -0.372]]);
+      expect(await F.crossEntropy(x, i32([-100, -100]), { weight: f32([1.58, 0.99]), reduction: 'sum' }).item()).toBe(0);
+      // same with target [-100, 1], reduction='mean' -> 0.6131292581558228; without weight, reduction='none' -> [0, 0.6131292581558228]
+      expect(await F.crossEntropy(x, i32([-100, 1]), { weight: f32([1.58, 0.99]) }).item()).toBeCloseTo(0.6131292581558228, 6);
+      near(await F.crossEntropy(x, i32([-100, 1]), { reduction: 'none' }).tolist(), [0, 0.6131292581558228]);
+      // F.cross_entropy(torch.tensor([[-inf, 2.], [-0.539, -0.372]]), torch.tensor([-100, 1]), label_smoothing=0.1) -> 0.6214792728424072
+      expect(await F.crossEntropy(f32([[-Infinity, 2], [-0.539, -0.372]]), i32([-100, 1]), { labelSmoothing: 0.1 }).item()).toBeCloseTo(0.6214792728424072, 6);
+      // F.nll_loss(F.log_softmax(torch.tensor([[0.857, 1e30, inf]]), 1), torch.tensor([0]), ignore_index=0,
+      //   weight=torch.tensor([1.1, 1.6, 0.6]), reduction='none') -> [0.0]
+      const o = F.nllLoss(F.logSoftmax(f32([[0.857, 1e30, Infinity]]), 1), i32([0]), { ignoreIndex: 0, weight: f32([1.1, 1.6, 0.6]), reduction: 'none' });
+      expect(await o.tolist()).toEqual([0]);
+    });
+
     test('every target ignored: the loss is NaN and the gradient 0, on every path', async () => {
       // lg = torch.tensor([[1.,2,3],[0,1,-1]], requires_grad=True); F.cross_entropy(lg, torch.tensor([-100,-100]), **kw)
       // -> nan, lg.grad all 0, for kw = {}, {label_smoothing: 0.1}, {weight: [1,2,3]}, {weight: [1,2,3], label_smoothing: 0.2}

@@ -61,10 +61,11 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: NllOptions = {})
   const validF = cast(valid, lp.dtype);
   const picked = squeeze(gather(lp, 1, unsqueeze(safe, 1)), 1);
   const w = weight ? mul(indexSelect(weight, 0, safe), validF) : validF;
-  let loss = neg(mul(picked, w));
+  // where, not a product with 0: an ignored row contributes exactly 0 even when its log-probs hold -inf or NaN.
+  let loss = where(valid, neg(mul(picked, w)), 0);
   if (labelSmoothing > 0) {
     const perClass = weight ? mul(lp, weight) : lp;
-    const smooth = mul(neg(sum(perClass, 1)), validF);
+    const smooth = where(valid, neg(sum(perClass, 1)), 0);
     loss = add(mul(loss, 1 - labelSmoothing), mul(smooth, labelSmoothing / classes));
   }
   if (reduction === 'none') return reshape(loss, expected);

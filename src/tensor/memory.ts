@@ -114,10 +114,22 @@ export function fmtBytes(n: number): string {
 
 /** Below this many bytes allocated since the last reclamation, awaits do not reclaim. */
 const MIN_PRESSURE = 64 * 2 ** 20;
+/** Past this many (or twice what was live), awaits reclaim whatever it costs. */
+const MAX_PRESSURE = 512 * 2 ** 20;
+/** Between the two, reclaim only if the time since the last one is this many times what that one took (<= ~4% of the time in GC). */
+const TIME_RATIO = 25;
 
-/** True when enough has been allocated since the last reclamation that garbage may hold much of it. */
+let lastReclaimEnd = 0;
+let lastReclaimCost = 0;
+
+/**
+ * True when enough has been allocated since the last reclamation that garbage may hold much of it: past the
+ * soft limit if reclaiming would not take more than a small share of the time, past the hard limit always.
+ */
 export function underPressure(): boolean {
-  return allocatedSinceReclaim > Math.max(MIN_PRESSURE, liveAfterReclaim / 2);
+  if (allocatedSinceReclaim > Math.max(MAX_PRESSURE, 2 * liveAfterReclaim)) return true;
+  if (allocatedSinceReclaim <= Math.max(MIN_PRESSURE, liveAfterReclaim / 2)) return false;
+  return performance.now() - lastReclaimEnd >= TIME_RATIO * lastReclaimCost;
 }
 
 let gcFn: (() => void) | null | undefined;
@@ -155,6 +167,7 @@ function nextTask(): Promise<void> {
 export async function reclaimMemory(): Promise<number> {
   const gc = await getGc();
   await nextTask();
+  const start = performance.now();
   gc?.();
   let freed = 0;
   for (const e of live) {
@@ -168,6 +181,8 @@ export async function reclaimMemory(): Promise<number> {
   reclaimedTensors += freed;
   allocatedSinceReclaim = 0;
   liveAfterReclaim = totalBytes();
+  lastReclaimEnd = performance.now();
+  lastReclaimCost = lastReclaimEnd - start;
   return freed;
 }
 

@@ -297,7 +297,9 @@ function tolerance(kind: Tolerance, st: StoredTensor, ref: Float64Array, sc: Flo
     case 'tr': return (i) => 16 * eps * Math.abs(ref[i]!) + 4 * eps + e4;
     // Sums of products: eps times the sum of |terms| of that element.
     case 'sum': return sc ? (i) => 16 * eps * sc[i]! + 2 * eps * Math.abs(ref[i]!) + e4 : (i) => 64 * eps * (maxAbs + Math.abs(ref[i]!)) + e4;
-    case 'nl': case 'norm': return (i) => 64 * eps * (maxAbs + Math.abs(ref[i]!)) + e4;
+    case 'nl': return (i) => 64 * eps * (maxAbs + Math.abs(ref[i]!)) + e4;
+    // Normalisation: eps times what the rounding errors are relative to ((|x| + |mean|) * rstd * |w| + |b|, stored).
+    case 'norm': return (i) => 16 * eps * (sc ? sc[i]! : maxAbs) + 64 * eps * (maxAbs + Math.abs(ref[i]!)) + e4;
   }
 }
 

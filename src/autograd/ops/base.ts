@@ -45,11 +45,18 @@ export function operands(op: string, a: TensorLike, b: TensorLike): [Tensor, Ten
 }
 
 /**
- * Promotion for arithmetic, PyTorch's: the wider type (a JS number next to a tensor takes scalarDType first).
+ * PyTorch's result_type for two operands (a JS number already stands as a 0-d tensor of scalarDType): dimensioned
+ * tensors outrank 0-d tensors, and a 0-d tensor changes the type only when it is of a higher category
+ * (bool < integer < float): float64 0-d * float32 [3] is float32, float64 0-d * int32 [3] is float64.
  * Two bools stay bool: add and maximum are logical or, mul and minimum logical and (binary() picks the op).
  */
-export function arithmeticType(a: DType, b: DType): DType {
-  return promoteTypes(a, b);
+export function resultType(a: Tensor, b: Tensor): DType {
+  if ((a.ndim === 0) === (b.ndim === 0)) return promoteTypes(a.dtype, b.dtype);
+  const [higher, lower] = a.ndim === 0 ? [b.dtype, a.dtype] : [a.dtype, b.dtype];
+  // c10's combine_categories: a float dimensioned type wins; otherwise only a higher category promotes.
+  if (isFloat(higher)) return higher;
+  if (higher === 'bool' || isFloat(lower)) return promoteTypes(higher, lower);
+  return higher;
 }
 
 /**

@@ -259,3 +259,64 @@ for (const device of listDevices()) {
     });
   });
 }
+
+// Issue 15 classes L and M: values printed by torch 1.13 (snippets in the comments).
+for (const device of listDevices()) {
+  describe(`promotion and pow special cases on ${device}`, () => {
+    const t = (v: number | number[], dtype: 'float32' | 'float64' | 'float16' | 'int32' | 'uint8' | 'bool', requiresGrad = false) =>
+      tensor(v, { dtype, device, requiresGrad });
+
+    test('a 0-d tensor promotes a dimensioned tensor only by category, as torch.result_type', async () => {
+      // (torch.tensor(2., dtype=torch.float64) * torch.ones(3)).dtype -> torch.float32; same for div/maximum/minimum/add/sub/eq
+      const s = t(2, 'float64'), v = t([1, 2, 3], 'float32');
+      for (const y of [s.mul(v), v.mul(s), v.div(s), s.div(v), s.maximum(v), v.minimum(s), s.add(v), v.sub(s), v.pow(s)]) expect(y.dtype).toBe('float32');
+      // torch.tensor([1.,2,3]) / torch.tensor(3., dtype=torch.float64) -> [0.3333333432674408, 0.6666666865348816, 1.0] (float32)
+      expect(await v.div(t(3, 'float64')).tolist()).toEqual([0.3333333432674408, 0.6666666865348816, 1]);
+      // torch.where(torch.tensor([True,False]), torch.tensor(0.1, dtype=torch.float64), torch.tensor([1.,2])) -> float32 [0.10000000149011612, 2.0]
+      const w = where(tensor([true, false], { device }), t(0.1, 'float64'), t([1, 2], 'float32'));
+      expect(w.dtype).toBe('float32');
+      expect(await w.tolist()).toEqual([0.10000000149011612, 2]);
+      // A higher category does promote: (torch.tensor(2.5, dtype=torch.float64) * torch.ones(3, dtype=torch.int32)).dtype -> float64,
+      // int32 0-d * float16 [3] -> float16, int32 0-d * bool [3] -> int32, int32 0-d * uint8 [3] -> uint8, float16 0-d * int32 [3] -> float16
+      expect(t(2.5, 'float64').mul(t([1, 1, 1], 'int32')).dtype).toBe('float64');
+      expect(await t(2.5, 'float64').mul(t([1, 1, 1], 'int32')).tolist()).toEqual([2.5, 2.5, 2.5]);
+      expect(t(2, 'int32').mul(t([1, 1, 1], 'float16')).dtype).toBe('float16');
+      expect(t(2, 'int32').mul(t([1, 1, 1], 'bool')).dtype).toBe('int32');
+      expect(t(2, 'int32').mul(t([1, 1, 1], 'uint8')).dtype).toBe('uint8');
+      expect(t(2, 'float16').mul(t([1, 1, 1], 'int32')).dtype).toBe('float16');
+      // Two 0-d tensors (or two dimensioned ones) promote as usual: torch.where(c, tensor(2., f64), tensor(1.)) -> float64
+      expect(where(tensor([true, false], { device }), t(2, 'float64'), t(1, 'float32')).dtype).toBe('float64');
+      expect(t([2], 'float64').mul(t([1, 2, 3], 'float32')).dtype).toBe('float64');
+      // Gradients keep each operand's dtype: x = torch.tensor([1.,2,3], requires_grad=True);
+      // s = torch.tensor(2., dtype=torch.float64, requires_grad=True); (x*s).sum().backward() -> x.grad float32, s.grad float64 6.0
+      const x = t([1, 2, 3], 'float32', true), sg = t(2, 'float64', true);
+      x.mul(sg).sum().backward();
+      expect(x.grad!.dtype).toBe('float32');
+      expect(sg.grad!.dtype).toBe('float64');
+      expect(await sg.grad!.item()).toBe(6);
+    });
+
+    test('pow with a scalar exponent matches torch at ±inf, NaN, 0 and negative bases (±0.5 are sqrt / rsqrt)', async () => {
+      // x = torch.tensor([-inf, 4, 0, nan, -4, inf]); torch.pow(x, e).tolist()
+      const xs = [-Infinity, 4, 0, NaN, -4, Infinity];
+      const want: [number, number[]][] = [
+        [0.5, [NaN, 2, 0, NaN, NaN, Infinity]],
+        [-0.5, [NaN, 0.5, Infinity, NaN, NaN, 0]],
+        [2, [Infinity, 16, 0, NaN, 16, Infinity]],
+        [-1, [-0, 0.25, Infinity, NaN, -0.25, 0]],
+        [-2, [0, 0.0625, Infinity, NaN, 0.0625, 0]],
+        [3, [-Infinity, 64, 0, NaN, -64, Infinity]],
+        [1.5, [Infinity, 8, 0, NaN, NaN, Infinity]],
+      ];
+      for (const [e, w] of want) expect(await t(xs, 'float32').pow(e).tolist(), `pow(x, ${e})`).toEqual(w);
+      // The gradient stays 0.5 * x^-0.5 / -0.5 * x^-1.5: x = torch.tensor([-inf, 4, 0, -4, inf], requires_grad=True);
+      // x.pow(0.5).sum().backward() -> [nan, 0.25, inf, nan, 0]; x.pow(-0.5) -> [-0.0, -0.0625, -inf, nan, -0.0]
+      const a = t([-Infinity, 4, 0, -4, Infinity], 'float32', true);
+      a.pow(0.5).sum().backward();
+      expect(await a.grad!.tolist()).toEqual([NaN, 0.25, Infinity, NaN, 0]);
+      const b = t([-Infinity, 4, 0, -4, Infinity], 'float32', true);
+      b.pow(-0.5).sum().backward();
+      expect(await b.grad!.tolist()).toEqual([-0, -0.0625, -Infinity, NaN, -0]);
+    });
+  });
+}

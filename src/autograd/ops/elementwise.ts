@@ -2,11 +2,11 @@
 
 import type { ActivationOp, ArithmeticOp, BinaryOp, CompareOp, UnaryOp } from '../../tensor/backend.js';
 import { full } from '../../tensor/create.js';
-import { isFloat, promoteTypes, type DType } from '../../tensor/dtype.js';
+import { isFloat, type DType } from '../../tensor/dtype.js';
 import { broadcastShapes } from '../../tensor/shape.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { record } from '../engine.js';
-import { arithmeticType, checkSameDevice, operands, sumTo, wrap, type TensorLike } from './base.js';
+import { noGrad, record } from '../engine.js';
+import { checkSameDevice, operands, resultType, sumTo, wrap, type TensorLike } from './base.js';
 
 // ---- cast ----
 
@@ -94,15 +94,12 @@ export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor =
 
 // ---- binary ----
 
-const COMPARE = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
-
 /** Two bool operands stay bool, as in PyTorch: add and maximum are logical or, mul and minimum logical and. */
 const BOOL_OP: Partial<Record<BinaryOp, BinaryOp>> = { add: 'or', maximum: 'or', mul: 'and', minimum: 'and' };
 
-function computeType(op: BinaryOp, a: DType, b: DType): DType {
+function computeType(op: BinaryOp, a: Tensor, b: Tensor): DType {
   if (op === 'and' || op === 'or') return 'bool';
-  if (COMPARE.has(op)) return promoteTypes(a, b);
-  const t = arithmeticType(a, b);
+  const t = resultType(a, b);
   return op === 'div' && !isFloat(t) ? 'float32' : t;
 }
 
@@ -148,7 +145,7 @@ export function binary(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
     if (logical) return binary(logical, ta, tb);
     if (op === 'pow') throw new Error('pow: not implemented for two bool tensors');
   }
-  const dtype = computeType(op, ta.dtype, tb.dtype);
+  const dtype = computeType(op, ta, tb);
   ta = cast(ta, dtype);
   tb = cast(tb, dtype);
   const shape = broadcastShapes(ta.shape, tb.shape, op);
@@ -171,6 +168,12 @@ export const div = (a: TensorLike, b: TensorLike): Tensor => binary('div', a, b)
 export function pow(a: TensorLike, b: TensorLike): Tensor {
   if (typeof a !== 'number' && typeof b === 'number' && !isFloat(a.dtype) && Number.isInteger(b) && b < 0) {
     throw new Error(`pow: integers to negative integer powers are not allowed (${a.dtype} tensor to the power ${b}); convert with .float()`);
+  }
+  // PyTorch computes a float tensor to a scalar ±0.5 as sqrt / rsqrt, so (-inf)^0.5 is NaN there, not C pow's inf;
+  // its gradient stays b * x^(b - 1) (0 at -inf for b = -0.5, where rsqrt's own would be NaN).
+  if (typeof a !== 'number' && isFloat(a.dtype) && (b === 0.5 || b === -0.5)) {
+    const y = noGrad(() => (b > 0 ? sqrt(a) : rsqrt(a)));
+    return record('pow', y, [a], [a], (g, [x]) => [mul(g, mul(pow(x!, b - 1), b))]);
   }
   return binary('pow', a, b);
 }
@@ -196,7 +199,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   let [ta, tb] = operands('where', a, b);
   checkSameDevice('where', cond, ta);
   const c = cast(cond, 'bool');
-  const dtype = promoteTypes(ta.dtype, tb.dtype);
+  const dtype = resultType(ta, tb);
   ta = cast(ta, dtype);
   tb = cast(tb, dtype);
   const shape = broadcastShapes(broadcastShapes(c.shape, ta.shape, 'where'), tb.shape, 'where');

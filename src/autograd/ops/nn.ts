@@ -5,7 +5,7 @@ import { fmtShape, sizeOf, type Shape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { record } from '../engine.js';
 import { checkFloat, checkSameDevice, normDim, wrap } from './base.js';
-import { cast, mul, ne, neg, where } from './elementwise.js';
+import { cast, ne, neg, where } from './elementwise.js';
 import { gather } from './indexing.js';
 import { squeeze, transpose, unsqueeze } from './movement.js';
 
@@ -89,7 +89,7 @@ export function crossEntropyRows(logits: Tensor, target: Tensor, ignoreIndex = -
   if (!b.crossEntropy || !b.crossEntropyGrad) {
     const valid = ne(t, ignoreIndex);
     const picked = squeeze(gather(logSoftmax(logits, 1), 1, unsqueeze(where(valid, t, 0), 1)), 1);
-    return mul(neg(picked), cast(valid, logits.dtype));
+    return where(valid, neg(picked), 0); // exactly 0 for an ignored row, whatever its logits hold
   }
   const r = b.crossEntropy(logits.buffer, t.buffer, rows, cols, ignoreIndex, 'crossEntropy');
   const loss = wrap(logits, r.loss, [rows]);

@@ -111,6 +111,26 @@ for (const device of listDevices()) {
       expect(Number.isNaN(await f32([NaN, Infinity]).logsumexp(0).item())).toBe(true); // torch: nan
     });
 
+    test('logsumexp gradient is exp(x - lse): 0 for every finite x when lse is inf', async () => {
+      // x = torch.tensor([[inf, 0.79, 1e30]], requires_grad=True); x.logsumexp(1).sum().backward() -> [[nan, 0, 0]]
+      const x = f32([[Infinity, 0.79, 1e30]], true);
+      x.logsumexp(1).sum().backward();
+      expect(await x.grad!.tolist()).toEqual([[NaN, 0, 0]]);
+      // torch.tensor([[1e30, 1e30, 0.]]).logsumexp(1) backward -> [[1, 1, 0]] (lse rounds to 1e30 in float32)
+      const t = f32([[1e30, 1e30, 0]], true);
+      t.logsumexp(1).sum().backward();
+      expect(await t.grad!.tolist()).toEqual([[1, 1, 0]]);
+      // x = torch.tensor([[1.,2,3],[-1,0,inf]], requires_grad=True); y = x.logsumexp(1) -> [3.4076058864593506, inf];
+      // (y * torch.tensor([1.,2])).sum().backward() -> [[0.09003058075904846, 0.24472849071025848, 0.665241003036499], [0, 0, nan]]
+      const z = f32([[1, 2, 3], [-1, 0, Infinity]], true);
+      const y = z.logsumexp(1);
+      expect(await y.tolist()).toEqual([3.4076058864593506, Infinity]);
+      y.mul(f32([1, 2])).sum().backward();
+      const g = await z.grad!.tolist() as number[][];
+      [0.09003058075904846, 0.24472849071025848, 0.665241003036499].forEach((v, i) => expect(g[0]![i]).toBeCloseTo(v, 6));
+      expect(g[1]).toEqual([0, 0, NaN]);
+    });
+
     test('argmax/argmin of bool raise, as in PyTorch', () => {
       // torch.tensor([True]).argmax() -> "argmax_cpu" not implemented for 'Bool'
       expect(() => tensor([true, false], { dtype: 'bool', device }).argmax()).toThrow(/argmax: not implemented for bool tensors/);

@@ -4,7 +4,7 @@ import type { ReduceOp } from '../../tensor/backend.js';
 import { isFloat } from '../../tensor/dtype.js';
 import { normAxes, sizeOf, splitAt, stridesOf, type Shape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { record } from '../engine.js';
+import { noGrad, record } from '../engine.js';
 import { checkFloat, normDim, wrap } from './base.js';
 import { abs, add, cast, div, eq, exp, log, mul, sub, where } from './elementwise.js';
 import { expand, reshape } from './movement.js';
@@ -156,7 +156,11 @@ export function logsumexp(x: Tensor, dim: Dims, keepdim = false): Tensor {
   const m0 = reduceRaw(x, 'max', axes); // not recorded: the result's gradient does not depend on the shift
   // An infinite maximum shifts by 0 (PyTorch's rule): [1, inf] gives inf, not inf - inf = NaN.
   const m = where(eq(abs(m0), Infinity), 0, m0);
-  const s = add(log(sum(exp(sub(x, m)), axes, true)), m);
-  return keepdim ? s : reshape(s, reducedShape(x.shape, axes, false));
+  const s = noGrad(() => add(log(sum(exp(sub(x, m)), axes, true)), m));
+  // PyTorch's gradient g * exp(x - lse): with lse = inf every finite x gets 0 (the chain rule through the shifted
+  // sum would give 0 * exp(1e30) = NaN).
+  const keptShape = s.shape;
+  const out = record('logsumexp', s, [x], [x, s], (g, [sx, ss]) => [mul(reshape(g, keptShape), exp(sub(sx!, ss!)))]);
+  return keepdim ? out : reshape(out, reducedShape(x.shape, axes, false));
 }
 
