@@ -54,4 +54,5 @@ for (const k of ['live', 'rss'] as const) {
   const a = peak(firstQ, k), b = peak(lastQ, k);
   console.log(`${k}: peak ${mb(a)} MiB over steps ${firstQ[0]!.step}-${firstQ[firstQ.length - 1]!.step}, ${mb(b)} MiB over ${lastQ[0]!.step}-${lastQ[lastQ.length - 1]!.step} (${((b / a - 1) * 100).toFixed(1)}%)`);
 }
-console.log(`${((performance.now() - t0) / steps).toFixed(1)} ms per step`);
+const m = memory();
+console.log(`${((performance.now() - t0) / steps).toFixed(1)} ms per step; ${m.reclaims} reclamations took ${(m.reclaimMs / steps).toFixed(1)} ms per step`);
