@@ -2,7 +2,7 @@
 
 import type { BackendBuffer } from './backend.js';
 import type { TypedArray } from './dtype.js';
-import { fmtShape, type Shape } from './shape.js';
+import { fmtShape, stridesOf, type Shape } from './shape.js';
 import { Tensor } from './tensor.js';
 
 /** torch.set_printoptions' knobs, with its defaults. sciMode null = choose from the values, as torch does. */
@@ -152,16 +152,6 @@ const isCut = (size: number, summarize: boolean): boolean => summarize && size >
 function runs(size: number, summarize: boolean): [number, number][] {
   const e = opts.edgeitems;
   return isCut(size, summarize) ? [[0, e], [size - e, e]] : [[0, size]];
-}
-
-function stridesOf(shape: Shape): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d]!;
-  }
-  return s;
 }
 
 /** A region of the buffer to read: one run per dimension, and where it goes in the shown array. */
