@@ -69,6 +69,7 @@ export { PreTrainedModel, ConfigReader, loadPretrainedWeights, type ModelInputs,
 export { GPT2LMHeadModel, GPT2Model, gpt2Config, type GPT2Config } from './models/gpt2.js';
 export { loadCheckpoint, readConfig } from './io/hf.js';
 export { generate, generateWithScores, streamGenerate, type GenerateOptions, type GenerateOutput } from './generation/generate.js';
+export { assistedGenerate, type AssistedGenerateOptions, type AssistedGenerateOutput } from './generation/speculative.js';
 export { parseEmail, decodeHeaderValue, decodeCharset, decodeQuotedPrintable, decodeBase64, type ParsedEmail, type EmailHeader } from './data/email.js';
 export { htmlToText, decodeEntities } from './data/html.js';
 export { loadSpamAssassin, spamAssassinDir, SPAM_ASSASSIN_GROUPS, type SpamEmail, type SpamGroup, type SpamLabel, type LoadSpamAssassinOptions } from './data/spam.js';

@@ -115,8 +115,10 @@ declare module '../tensor/tensor.js' {
     half(): Tensor;
     bfloat16(): Tensor;
 
-    /** Accumulates d this / d leaf into every leaf's .grad (this must have one element unless gradient is given). */
-    /** backward(), backward(gradient, opts) or backward(opts) (PyTorch's keyword form: `{ retainGraph: true }`). */
+    /**
+     * Accumulates d this / d leaf into every leaf's .grad (this must have one element unless gradient is given).
+     * backward(), backward(gradient, opts) or backward(opts) (PyTorch's keyword form: `{ retainGraph: true }`).
+     */
     backward(gradient?: Tensor | BackwardOptions | null, opts?: BackwardOptions): void;
     /** In-place (the buffer is replaced): this = src, under noGrad for leaves that require grad. */
     copy_(src: Tensor): this;

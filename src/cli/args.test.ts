@@ -129,5 +129,7 @@ describe('the commands check before working', () => {
     await expect(runCli(['train', 'gpt-brown', '--steps=0x10'])).rejects.toThrow("gpt-brown: --steps must be a number, got '0x10'");
     await expect(runCli(['train', 'gpt-brown', '--lr', ' 1'])).rejects.toThrow("gpt-brown: --lr must be a number, got ' 1'");
     await expect(runCli(['train', 'gpt-brown', '--steps', '-5'])).rejects.toThrow(/--steps must be a positive integer, got -5/);
+    // Flags take =true / =false as elsewhere: the next error is about --bogus, not an unexpected 'true'.
+    await expect(runCli(['train', 'gpt-brown', '--smoke=true', '--resume=false', '--bogus', '1'])).rejects.toThrow(/gpt-brown: unknown option --bogus/);
   });
 });

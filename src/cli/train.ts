@@ -30,10 +30,13 @@ attend train <recipe> --help lists a recipe's options and defaults.`;
     for (let i = 0; i < rest.length; i++) {
       const a = rest[i]!;
       if (!GENERIC.has(a)) { own.push(a); continue; }
-      if (a === '--smoke') smoke = true;
-      else if (a === '--resume') resume = true;
-      else if (a === '--skip-nonfinite') skipNonfinite = true;
-      else {
+      if (a === '--smoke' || a === '--resume' || a === '--skip-nonfinite') {
+        // A flag may take =true / =false, as the other commands' flags (splitEquals made it a separate argument).
+        const next = rest[i + 1];
+        const on = next !== 'false';
+        if (next === 'true' || next === 'false') i++;
+        if (a === '--smoke') smoke = on; else if (a === '--resume') resume = on; else skipNonfinite = on;
+      } else {
         const v = rest[++i];
         if (v === undefined) throw new Error(`${a} needs a value`);
         if (a === '--out') outDir = v; else device = v;

@@ -12,6 +12,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from '../nn/attention.js';
 import { PreTrainedModel } from '../models/base.js';
 import { checkGenerateOptions } from './check.js';
+import { assistedGenerate } from './speculative.js';
 import { applyRepetitionPenalty, argmax, badScores, checkProbabilities, firstNaN, logSoftmax, sampleIndex, softmax, suppress, warp, type LogitsOptions } from './logits.js';
 
 export interface GenerateOptions extends LogitsOptions {
@@ -35,6 +36,10 @@ export interface GenerateOptions extends LogitsOptions {
   seed?: number;
   /** Streaming: called after each step with the new token of every row (greedy and sampling). */
   onToken?: (tokens: number[]) => void;
+  /** Assisted generation (HF's assistant_model): a draft sharing the vocabulary speeds up greedy decoding; see assistedGenerate. */
+  assistantModel?: PreTrainedModel;
+  numAssistantTokens?: number;
+  numAssistantTokensSchedule?: 'constant' | 'heuristic';
 }
 
 export interface GenerateOutput {
@@ -137,7 +142,6 @@ async function prepare(model: PreTrainedModel, inputIds: Tensor, o: GenerateOpti
   }
   const d = model.generationConfig;
   const maxNew = o.maxNewTokens ?? 20, minNew = o.minNewTokens ?? 0;
-  if (!Number.isInteger(maxNew) || maxNew < 1) throw new Error(`generate: maxNewTokens must be a positive integer, got ${maxNew}`);
   const eosOpt = o.eosTokenId ?? d.eosTokenId;
   const eos = eosOpt === undefined ? [] : Array.isArray(eosOpt) ? eosOpt : [eosOpt];
   const pad = o.padTokenId ?? d.padTokenId ?? eos[0] ?? 0;
@@ -312,8 +316,8 @@ async function beamSearch(model: PreTrainedModel, inputIds: Tensor, o: GenerateO
 /** Generates and returns sequences with the per-step scores (greedy, sampling) or sequence scores (beams). */
 export function generateWithScores(model: PreTrainedModel, inputIds: Tensor, opts: GenerateOptions = {}): Promise<GenerateOutput> {
   checkGenerateOptions(model, inputIds, opts as Record<string, unknown>); // before any work: ranges, empty prompt, positions
+  if (opts.assistantModel) return assistedGenerate(model, opts.assistantModel, inputIds, opts);
   const nb = opts.numBeams ?? 1;
-  if (!Number.isInteger(nb) || nb < 1) throw new Error(`generate: numBeams must be a positive integer, got ${nb}`);
   if (nb > 1 && opts.doSample) throw new Error('generate: beam sampling is not supported; use numBeams or doSample');
   if (opts.onToken && nb > 1) throw new Error('generate: streaming works with greedy decoding and sampling, not beam search');
   return nb > 1 ? beamSearch(model, inputIds, opts) : greedyOrSample(model, inputIds, opts);

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import '../index.js';
 import { tensor } from '../tensor/create.js';
+import { memory } from '../tensor/memory.js';
 import type { TypedArray } from '../tensor/dtype.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { loadSafetensors, parseSafetensors, readSafetensorsHeader, saveSafetensors, serializeSafetensors } from './safetensors.js';
@@ -317,6 +318,18 @@ describe('malformed files are errors naming the file and the problem', () => {
     await expectRejected('i64-big', build({ ids: { dtype: 'I64', shape: [3], data_offsets: [0, 24] } }, data), /tensor 'ids': I64 value 2147483648 at element 1 does not fit in int32/, true);
     const low = new Uint8Array(new BigInt64Array([-(2n ** 31n) - 1n]).buffer);
     await expectRejected('i64-small', build({ ids: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, low), /I64 value -2147483649 at element 0 does not fit in int32/, true);
+  });
+  test('a tensor that fails to load frees the ones loaded before it', async () => {
+    // F32 'a' at bytes 0..4 loads first; I64 'ids' at 4..12 holds 2^40, which int32 cannot.
+    const data = new Uint8Array(12);
+    new DataView(data.buffer).setBigInt64(4, 2n ** 40n, true);
+    const bytes = build({ a: f32([1], 0, 4), ids: { dtype: 'I64', shape: [1], data_offsets: [4, 12] } }, data);
+    const path = join(dir, 'partial.safetensors');
+    await writeFile(path, bytes);
+    const before = memory().tensors;
+    await expect(loadSafetensors(path)).rejects.toThrow(/tensor 'ids': I64 value 1099511627776 at element 0 does not fit in int32/);
+    expect(() => parseSafetensors(bytes, 'partial')).toThrow(/tensor 'ids': I64 value/);
+    expect(memory().tensors).toBe(before);
   });
   test('BOOL bytes other than 0 and 1 read as true', async () => {
     const t = parseSafetensors(build({ m: { dtype: 'BOOL', shape: [3], data_offsets: [0, 3] } }, new Uint8Array([0, 2, 255])));

@@ -242,12 +242,23 @@ export function parseSafetensors(bytes: Uint8Array, name = '<buffer>', opts: Loa
   checkLoadOptions(opts, name);
   const n = headerLength(bytes, bytes.length, name);
   const header = parseHeader(bytes.subarray(8, 8 + n), 8 + n, bytes.length - 8 - n, name);
-  const out = loadPlan(header, name).map((item): [string, Tensor] => {
-    const [begin, end] = item.entry.dataOffsets;
-    // slice copies into a fresh buffer: aligned for typed-array views, and never aliasing the caller's bytes.
-    return [item.key, toTensor(bytes.slice(header.dataStart + begin, header.dataStart + end), item, name, opts)];
-  });
+  const out: [string, Tensor][] = [];
+  try {
+    for (const item of loadPlan(header, name)) {
+      const [begin, end] = item.entry.dataOffsets;
+      // slice copies into a fresh buffer: aligned for typed-array views, and never aliasing the caller's bytes.
+      out.push([item.key, toTensor(bytes.slice(header.dataStart + begin, header.dataStart + end), item, name, opts)]);
+    }
+  } catch (e) {
+    disposeAll(out);
+    throw e;
+  }
   return Object.fromEntries(out);
+}
+
+/** Frees the tensors loaded before a later one failed (an I64 out of range, a short read): nothing is left behind. */
+function disposeAll(loaded: [string, Tensor][]): void {
+  for (const [, t] of loaded) t.dispose();
 }
 
 async function readExactly(handle: FileHandle, into: Uint8Array, position: number, file: string): Promise<void> {
@@ -307,11 +318,16 @@ export async function loadSafetensors(path: string, opts: LoadSafetensorsOptions
   try {
     const header = await readHeaderFrom(handle, path);
     const out: [string, Tensor][] = [];
-    for (const item of loadPlan(header, path)) {
-      const [begin, end] = item.entry.dataOffsets;
-      const bytes = new Uint8Array(end - begin);
-      await readExactly(handle, bytes, header.dataStart + begin, path);
-      out.push([item.key, toTensor(bytes, item, path, opts)]);
+    try {
+      for (const item of loadPlan(header, path)) {
+        const [begin, end] = item.entry.dataOffsets;
+        const bytes = new Uint8Array(end - begin);
+        await readExactly(handle, bytes, header.dataStart + begin, path);
+        out.push([item.key, toTensor(bytes, item, path, opts)]);
+      }
+    } catch (e) {
+      disposeAll(out);
+      throw e;
     }
     return Object.fromEntries(out);
   } finally {

@@ -56,9 +56,9 @@ export interface FromPretrainedOptions {
   device?: string;
   /**
    * The dtype of the model's floating parameters, as transformers' `dtype` (`torch_dtype` before version 5):
-   * 'float32' (the default, as transformers), 'float16', 'bfloat16', 'float64', or 'auto': config.json's "dtype"
-   * (or "torch_dtype") when present, else the checkpoint's first floating weight's dtype (so a 2-byte checkpoint
-   * stays 2 bytes in memory).
+   * 'float32' (the default, as in transformers 4; version 5 defaults to 'auto'), 'float16', 'bfloat16', 'float64',
+   * or 'auto': config.json's "dtype" (or "torch_dtype") when present, else the checkpoint's first floating weight's
+   * dtype (so a 2-byte checkpoint stays 2 bytes in memory).
    */
   dtype?: ModelDType;
 }
@@ -104,12 +104,14 @@ async function fromPretrained(task: Task, dir: string, opts: FromPretrainedOptio
   // Names and shapes from the safetensors headers only: a config that disagrees with its checkpoint fails here,
   // before the model (or any tensor) is allocated.
   if (spec && header) checkWeights(spec, header.entries, header.source, path, arch.ignore);
+  // Read before the model is built, so that a bad generation_config.json allocates nothing.
+  const generationConfig = await generationDefaults(dir, json);
   // Converted before loading, so that weights stored in the model's dtype are copied as they are, never widened.
   const model = make(reader).to(dtype);
   const { tensors, source } = await loadCheckpoint(dir);
   loadPretrainedWeights(model, tensors, source, arch.ignore);
   for (const t of Object.values(tensors)) t.dispose();
-  model.generationConfig = await generationDefaults(dir, json);
+  model.generationConfig = generationConfig;
   if (opts.device) model.to(opts.device);
   return model.eval();
 }

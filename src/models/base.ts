@@ -171,8 +171,8 @@ export function loadPretrainedWeights(model: Module, tensors: Record<string, Ten
   const present = new Set(Object.keys(tensors).filter((k) => k in own).map((k) => own[k]!));
   const missing = Object.keys(own).filter((k) => !(k in tensors) && !present.has(own[k]!));
   const unexpected = Object.keys(tensors).filter((k) => !(k in own) && !ignore.some((r) => r.test(k)));
-  if (missing.length) throw new Error(`${source}: missing weights for ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? `, ... (${missing.length} in all)` : ''}`);
-  if (unexpected.length) throw new Error(`${source}: unexpected weights ${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? `, ... (${unexpected.length} in all)` : ''} (is this checkpoint for another architecture?)`);
+  if (missing.length) throw new Error(`${source}: missing weights for ${listSome(missing)}`);
+  if (unexpected.length) throw new Error(`${source}: unexpected weights ${listSome(unexpected)} (is this checkpoint for another architecture?)`);
   for (const [k, t] of Object.entries(tensors)) {
     const target = own[k];
     if (target && (target.ndim !== t.ndim || target.shape.some((d, i) => d !== t.shape[i]))) {

@@ -63,8 +63,9 @@ export function llamaConfig(r: ConfigReader): LlamaConfig {
   const hidden = r.positive('hidden_size'), heads = r.positive('num_attention_heads');
   const kvHeads = r.optional('num_key_value_heads', (k) => r.positive(k)) ?? heads;
   r.divides('num_key_value_heads', kvHeads, 'num_attention_heads', heads);
-  if (r.optional('head_dim', (k) => r.positive(k)) === undefined) r.divides('num_attention_heads', heads, 'hidden_size', hidden);
-  const headDim = r.optional('head_dim', (k) => r.positive(k)) ?? hidden / heads;
+  const explicitHeadDim = r.optional('head_dim', (k) => r.positive(k));
+  if (explicitHeadDim === undefined) r.divides('num_attention_heads', heads, 'hidden_size', hidden);
+  const headDim = explicitHeadDim ?? hidden / heads;
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
     throw new Error(`${r.path}: the head size (head_dim, or hidden_size / num_attention_heads) must be an even integer for rotary positions, got ${headDim}`);
   }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import '../index.js';
 import { hfDir } from '../test-util/hf-fixtures.js';
+import { memory } from '../tensor/memory.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AutoModelForCausalLM, AutoModelForSeq2SeqLM } from './auto.js';
 import { ConfigReader, type PreTrainedModel, type WeightSpec } from './base.js';
@@ -87,6 +88,13 @@ describe('checks before work', () => {
   ])('GPT-2 config %j is refused at load, naming the file and key', async (over, re) => {
     const dir = await gpt2Folder(over);
     await expect(AutoModelForCausalLM.fromPretrained(dir)).rejects.toThrow(new RegExp(`${dir}/config.json: ${re.source}`));
+  });
+  test('a generation_config.json that is not an object fails before the model is built', async () => {
+    const dir = await gpt2Folder({});
+    await writeFile(join(dir, 'generation_config.json'), '[1, 2]');
+    const before = memory().tensors;
+    await expect(AutoModelForCausalLM.fromPretrained(dir)).rejects.toThrow(`${dir}/generation_config.json: expected a JSON object`);
+    expect(memory().tensors).toBe(before);
   });
   test('T5 and LLaMA widths and heads', async () => {
     const t5 = await mkdtemp(join(tmpdir(), 'attend-weights-'));

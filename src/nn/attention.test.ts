@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import '../index.js';
-import { add, mul } from '../autograd/ops/elementwise.js';
+import { add, cast, mul } from '../autograd/ops/elementwise.js';
 import { sum } from '../autograd/ops/reduce.js';
 import { listDevices } from '../tensor/backend.js';
 import { randn, tensor } from '../tensor/create.js';
@@ -73,6 +73,23 @@ for (const device of listDevices()) {
       expectClose(await sum(wa!, -1).data(), new Array<number>(10).fill(1), 1e-5, 0, 'row sums');
       const [, perHead] = m.forward(x, x, x, { averageAttnWeights: false });
       expect(perHead!.shape).toEqual([2, H, 5, 5]);
+    });
+    test('a float16 module stays float16 with a bool mask: weights path, fused path, and dropout in training', async () => {
+      manualSeed(2);
+      const m = new MultiheadAttention(D, H).to(device);
+      const x = randn([2, 5, D], { device });
+      const causal = tensor(Array.from({ length: 5 }, (_, i) => Array.from({ length: 5 }, (_, j) => j > i)), { device });
+      const [ref] = m.forward(x, x, x, { attnMask: causal, needWeights: false });
+      const want = Array.from(await ref.data());
+      m.half();
+      const xh = cast(x, 'float16');
+      const [a, w] = m.forward(xh, xh, xh, { attnMask: causal });
+      const [b] = m.forward(xh, xh, xh, { attnMask: causal, needWeights: false });
+      expect([a.dtype, w!.dtype, b.dtype]).toEqual(['float16', 'float16', 'float16']);
+      expectClose(await a.data(), want, 1e-2, 1e-2, 'float16 weights path vs float32');
+      expectClose(await b.data(), want, 1e-2, 1e-2, 'float16 fused path vs float32');
+      const drop = new MultiheadAttention(D, H, { dropout: 0.5 }).to(device).half().train();
+      expect(drop.forward(xh, xh, xh, { attnMask: causal, needWeights: false })[0].dtype).toBe('float16');
     });
     test('masks of the wrong shape are errors naming MultiheadAttention', () => {
       const m = new MultiheadAttention(D, H).to(device);

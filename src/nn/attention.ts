@@ -45,6 +45,18 @@ export class KVCache {
     this.value = value;
   }
 
+  /** Keeps the first `length` positions (HF's DynamicCache.crop): speculative decoding drops rejected tokens. */
+  crop(length: number): void {
+    if (!Number.isInteger(length) || length < 0) throw new Error(`KVCache.crop: length must be a non-negative integer, got ${length}`);
+    if (!this.key || !this.value || length >= this.length) return;
+    if (length === 0) return this.dispose();
+    const key = keep(slice(this.key, 2, 0, length));
+    const value = keep(slice(this.value, 2, 0, length));
+    this.dispose();
+    this.key = key;
+    this.value = value;
+  }
+
   dispose(): void {
     this.key?.dispose();
     this.value?.dispose();
@@ -155,7 +167,8 @@ export class MultiheadAttention extends Module {
     let y: Tensor, weights: Tensor | null = null;
     if (opts.needWeights ?? true) {
       // The probabilities are needed, so compose the attention instead of the fused kernel.
-      const bias = attnMask && attnMask.dtype === 'bool' ? where(attnMask, 0, -Infinity) : attnMask;
+      // In q's dtype, so that a float16 model's probabilities (and output) stay float16.
+      const bias = attnMask && cast(attnMask.dtype === 'bool' ? where(attnMask, 0, -Infinity) : attnMask, q.dtype);
       const nh = this.numHeads, hs = this.headDim;
       const p = dropout(attentionProbs(q, k, { bias, causal: opts.isCausal ?? false }), dropoutP, this.training);
       y = reshape(bmm(reshape(p, [B * nh, T, S]), reshape(v, [B * nh, S, hs])), [B, nh, T, hs]);

@@ -209,6 +209,13 @@ for (const device of listDevices()) {
       expect(() => F.oneHot(i32([-1, 0]), 3)).toThrow(/oneHot: index -1 is out of range for a dimension of size 3/);
       expect(() => F.oneHot(i32([3, 0]), 3)).toThrow(/oneHot: index 3 is out of range/);
       expect(() => F.oneHot(f32([1, 0]), 3)).toThrow(/oneHot: ids must be an integer tensor, got float32/);
+      expect(await F.oneHot(tensor([2, 0], { dtype: 'uint8', device }), 3).tolist()).toEqual([[0, 0, 1], [1, 0, 0]]);
+    });
+    test("oneHot over GPT-2's vocabulary allocates ids x classes, not classes^2", async () => {
+      const y = F.oneHot(i32([5, 50000]), 50257);
+      expect(y.shape).toEqual([2, 50257]);
+      const data = await y.data();
+      expect([data[5], data[50257 + 50000], Array.from(data).reduce((a, b) => a + b, 0)]).toEqual([1, 1, 2]);
     });
   });
 }

@@ -10,7 +10,7 @@ import { record } from '../autograd/engine.js';
 import { crossEntropyRows, layerNorm, logSoftmax, rmsNorm, softmax } from '../autograd/ops/nn.js';
 import { argmax, mean, sum } from '../autograd/ops/reduce.js';
 import { unfold, type Window2d } from '../autograd/ops/window.js';
-import { eye, rand } from '../tensor/create.js';
+import { arange, rand } from '../tensor/create.js';
 import { isFloat } from '../tensor/dtype.js';
 import type { Generator } from '../tensor/random.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -280,7 +280,8 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
     const m = opts.attnMask;
     // A [B, T, S] mask for [B, T, hs] inputs belongs to the batch dimension, not the heads.
     const m4 = nd === 3 && m.ndim === 3 ? unsqueeze(m, 1) : m;
-    bias = m.dtype === 'bool' ? where(m4, 0, -Infinity) : m4;
+    // In q's dtype: the composed path (dropout) would otherwise compute a float16 model's probabilities in float32.
+    bias = cast(m.dtype === 'bool' ? where(m4, 0, -Infinity) : m4, q.dtype);
   }
   const a = { bias, causal: opts.isCausal ?? false, scale: opts.scale };
   let out: Tensor;
@@ -299,7 +300,9 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
 export function oneHot(ids: Tensor, numClasses: number): Tensor {
   if (isFloat(ids.dtype) || ids.dtype === 'bool') throw new Error(`oneHot: ids must be an integer tensor, got ${ids.dtype}`);
   if (!Number.isInteger(numClasses) || numClasses < 0) throw new Error(`oneHot: numClasses must be a non-negative integer, got ${numClasses}`);
-  // Rows of the identity: the index kernel rejects an id outside [0, numClasses) with a clear error.
-  const rows = indexSelect(eye(numClasses, numClasses, { dtype: 'int32', device: ids.device }), 0, reshape(ids, [ids.numel()]), 'oneHot');
-  return reshape(rows, [...ids.shape, numClasses]);
+  const classes = arange(numClasses, undefined, 1, { dtype: 'int32', device: ids.device });
+  // The index kernel rejects an id outside [0, numClasses) with a clear error (the gathered values are not needed).
+  // Not rows of eye(numClasses): that would be numClasses^2 elements, 10 GB for GPT-2's vocabulary.
+  indexSelect(classes, 0, reshape(ids, [ids.numel()]), 'oneHot').dispose();
+  return cast(eq(unsqueeze(ids, -1), classes), 'int32');
 }

@@ -1,8 +1,6 @@
 // Loss modules (torch.nn.CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCEWithLogitsLoss) over the functional losses.
 
 import { abs, add, exp, log, maximum, mul, neg, sub } from '../autograd/ops/elementwise.js';
-import { reshape } from '../autograd/ops/movement.js';
-import { logSoftmax } from '../autograd/ops/nn.js';
 import { mean, sum } from '../autograd/ops/reduce.js';
 import { isFloat } from '../tensor/dtype.js';
 import { fmtShape, shapeEq } from '../tensor/shape.js';
@@ -98,24 +96,10 @@ export class CrossEntropyLoss extends Module {
 
   forward(input: Tensor, target: Tensor): Tensor {
     checkClassTarget('CrossEntropyLoss', input, target, this.weight);
-    if (isFloat(target.dtype)) {
-      checkSameShape('CrossEntropyLoss', input, target);
-      if (this.weight) return this.weightedProbabilities(input, target, this.weight);
-    }
+    if (isFloat(target.dtype)) checkSameShape('CrossEntropyLoss', input, target);
     return crossEntropy(input, target, {
       weight: this.weight ?? undefined, ignoreIndex: this.ignoreIndex, reduction: this.reduction, labelSmoothing: this.labelSmoothing,
     });
-  }
-
-  /** PyTorch's class-probability loss with per-class weights: -sum_c w_c p_c log softmax(x)_c (the mean is over rows, unweighted). */
-  private weightedProbabilities(input: Tensor, target: Tensor, weight: Tensor): Tensor {
-    const dim = input.ndim === 1 ? 0 : 1;
-    const classes = input.shape[dim]!;
-    const eps = this.labelSmoothing;
-    const p = eps > 0 ? add(mul(target, 1 - eps), eps / classes) : target;
-    const w = reshape(weight, [classes, ...new Array<number>(input.ndim - dim - 1).fill(1)]);
-    const loss = neg(sum(mul(mul(logSoftmax(input, dim), p), w), dim));
-    return this.reduction === 'mean' ? mean(loss) : this.reduction === 'sum' ? sum(loss) : loss;
   }
 }
 

@@ -237,13 +237,12 @@ describe('steps, gradients and memory', () => {
   });
 
   test.each([['fused updates', true], ['composed updates', false]] as const)('a training loop does not grow memory on a backend with manual memory (%s)', (_, fused) => {
-    // The CPU backend, seen through a proxy that calls itself manual-memory and counts live buffers.
+    // The CPU backend, seen through a proxy that counts live buffers.
     const live = new Set<BackendBuffer>();
     const cpu = new CpuBackend();
     const counted = new Proxy(cpu, {
       get(target, prop, receiver) {
         if (prop === 'name') return fused ? 'counted' : 'counted-composed';
-        if (prop === 'manualMemory') return true;
         // Without the fused kernels the optimizers fall back to elementwise ops.
         if (!fused && (prop === 'adamStep' || prop === 'sgdStep')) return undefined;
         const v: unknown = Reflect.get(target, prop, receiver);

@@ -52,7 +52,7 @@ export function parseRecipeArgs<O extends RecipeOptions>(recipe: Recipe<O>, args
     const arg = args[i]!;
     if (!arg.startsWith('--')) throw new Error(`${recipe.name}: unexpected argument '${arg}' (options are --key value)`);
     const key = camel(arg.slice(2));
-    if (!(key in recipe.defaults)) {
+    if (!Object.hasOwn(recipe.defaults, key)) { // not `in`: --to-string would find Object.prototype.toString
       throw new Error(`${recipe.name}: unknown option ${arg}; options: ${Object.keys(recipe.defaults).map((k) => `--${kebab(k)}`).join(', ')}`);
     }
     const dflt = recipe.defaults[key]!;
@@ -85,6 +85,7 @@ ${rows.join('\n')}
   --smoke                  a tiny configuration that finishes in seconds
   --out DIR                output folder (default runs/${recipe.name})
   --resume                 continue from the last checkpoint in the output folder
+  --device D               backend (default: the fastest registered)
   --skip-nonfinite         skip batches whose loss or gradient is not finite (counted as 'skipped' in metrics.jsonl)
                            instead of stopping with an error`;
 }

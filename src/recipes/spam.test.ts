@@ -109,6 +109,7 @@ describe('the recipe', () => {
 
   test('bad options and bad --init folders are errors that say what is wrong, before anything is written', async () => {
     expect(() => parseRecipeArgs(spamRecipe, ['--bogus', '1'], true)).toThrow(/unknown option --bogus; options: --seed/);
+    expect(() => parseRecipeArgs(spamRecipe, ['--to-string', '1'], true)).toThrow(/unknown option --to-string; options: --seed/);
     expect(() => parseRecipeArgs(spamRecipe, ['--train-fraction', 'half'], true)).toThrow(/--train-fraction must be a number/);
     const base = await mkdtemp(join(tmpdir(), 'attend-spam-bad-'));
     const never = join(base, 'never');

@@ -135,8 +135,6 @@ export interface SgdStepParams {
 
 export interface Backend {
   readonly name: string;
-  /** True where buffers live outside the JS heap and must be freed (wasm, webgpu). */
-  readonly manualMemory: boolean;
 
   // ---- memory ----
   upload(data: TypedArray, dtype: DType): BackendBuffer;

@@ -57,7 +57,7 @@ export interface MemoryStats {
   /** Bytes held by live buffers on every device. */
   bytes: number;
   devices: Record<string, DeviceMemory>;
-  /** Times unreferenced tensors were reclaimed, and how many buffers that freed in all. */
+  /** Times unreferenced tensors were reclaimed, and how many tensors that released in all. */
   reclaims: number;
   reclaimedTensors: number;
   /** Milliseconds spent reclaiming (the GC and the sweep; not the one-task yield before them). */
@@ -119,7 +119,7 @@ export function fmtBytes(n: number): string {
 const MIN_PRESSURE = 64 * 2 ** 20;
 
 /** True when enough has been allocated since the last reclamation that garbage may hold much of it. */
-export function underPressure(): boolean {
+function underPressure(): boolean {
   return allocatedSinceReclaim > Math.max(MIN_PRESSURE, liveAfterReclaim / 2);
 }
 

@@ -268,7 +268,7 @@ function copyBlock(t: Tensor, b: Block): BackendBuffer {
 }
 
 /** Synchronous form: the values where the backend reads synchronously, else a placeholder pointing at print(). */
-export function formatTensor(t: Tensor): string {
+function formatTensor(t: Tensor): string {
   if (t.isDisposed) return disposed(t);
   const backend = t.backend;
   const read = backend.readSync?.bind(backend);
@@ -284,7 +284,7 @@ export function formatTensor(t: Tensor): string {
 }
 
 /** The full printed form on any backend (GPU included). */
-export async function formatTensorAsync(t: Tensor): Promise<string> {
+async function formatTensorAsync(t: Tensor): Promise<string> {
   if (t.isDisposed) return disposed(t);
   const backend = t.backend;
   if (t.numel() === 0) return render(t, null, false);

@@ -78,3 +78,10 @@ export function normAxes(axes: number | readonly number[] | undefined, ndim: num
 export function splitAt(shape: Shape, axis: number): [number, number, number] {
   return [sizeOf(shape.slice(0, axis)), shape[axis] ?? 1, sizeOf(shape.slice(axis + 1))];
 }
+
+/** Python-style slice bounds along one dimension (step > 0): [first, count]; negative counts from the end, out of range clamps. */
+export function sliceBounds(size: number, start: number, end: number, step: number): [number, number] {
+  const norm = (i: number) => Math.min(Math.max(i < 0 ? i + size : i, 0), size);
+  const s = norm(start), e = norm(end);
+  return [s, Math.max(0, Math.ceil((e - s) / step))];
+}

@@ -2,6 +2,7 @@
 
 import { describe, expect, test } from 'vitest';
 import '../index.js';
+import { listDevices } from './backend.js';
 import { arange, eye, full, linspace, rand, randint, randn, randperm, tensor, zeros } from './create.js';
 import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from './dtype.js';
 import { Generator, manualSeed } from './random.js';
@@ -31,6 +32,8 @@ describe('creation', () => {
     expect(await linspace(0, 1, 5).tolist()).toEqual([0, 0.25, 0.5, 0.75, 1]);
     expect(await eye(2, 3).tolist()).toEqual([[1, 0, 0], [0, 1, 0]]);
     expect(await full([2], 7, { dtype: 'int32' }).tolist()).toEqual([7, 7]);
+    // torch.full((2,), -0.0) keeps the sign (1 / x is -inf), on every device.
+    for (const device of listDevices()) expect(Array.from(await full([2], -0, { dtype: 'float32', device }).data()).map((v) => 1 / v)).toEqual([-Infinity, -Infinity]);
   });
   test('item, dataSync and size', async () => {
     const t = tensor([[1, 2, 3]]);

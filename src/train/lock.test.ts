@@ -96,6 +96,7 @@ describe('lockDir', () => {
     const outer = await lockDir(dir);
     const inner = await lockDir(dir);
     await inner.release();
+    await inner.release(); // twice: still the outer's
     expect(existsSync(join(dir, LOCK_FILE))).toBe(true);
     await outer.release();
     expect(existsSync(dir)).toBe(false);

@@ -23,7 +23,7 @@ export interface LockOwner {
   procStart: number | null;
 }
 
-/** A held lock; release() removes it (and the folder, when the lock created it and it is still empty). */
+/** A held lock; release() removes it (and the folder, when the lock created it and it is still empty); a second call does nothing. */
 export interface DirLock {
   readonly dir: string;
   readonly path: string;
@@ -108,7 +108,10 @@ async function exists(path: string): Promise<boolean> {
 export async function lockDir(dir: string, opts: { log?: (line: string) => void } = {}): Promise<DirLock> {
   const abs = resolve(dir);
   const path = join(abs, LOCK_FILE);
+  let released = false;
   const release = async (): Promise<void> => {
+    if (released) return; // a second release of one handle must not release another holder's count
+    released = true;
     const h = held.get(abs);
     if (!h) return;
     if (--h.count > 0) return;

@@ -131,6 +131,15 @@ describe('checkpoints carry checksums', () => {
     expect(readdirSync(dir)).not.toContain('model-00000008.safetensors'); // the damaged one is gone, not rotated in
   });
 
+  test('resume given as a path to outDir spelled differently adopts the previous checkpoint as resume: true does', async () => {
+    const dir = await stopped();
+    flip(join(dir, 'model-00000008.safetensors'));
+    const result = await makeTrainer({ outDir: dir, resume: `${dir}/`, progress: false }).train();
+    expect(result.losses).toEqual((await reference).slice(4));
+    expect(JSON.parse(readFileSync(join(dir, PREV_STATE_FILE), 'utf8')).step).toBe(4); // not the damaged step 8
+    expect(readdirSync(dir)).not.toContain('model-00000008.safetensors');
+  });
+
   test('a flipped bit in the optimizer state or in trainer_state.json is caught too; both checkpoints damaged is an error', async () => {
     const dir = await stopped();
     flip(join(dir, 'optimizer-00000008.safetensors'), 200);

@@ -258,6 +258,10 @@ describe('Trainer', () => {
     expect(existsSync(out)).toBe(false);
     expect(readdirSync(empty)).toEqual([]);
     await expect(makeTrainer({ outDir: refDir }).train()).rejects.toThrow(/already holds a checkpoint; pass resume: true/);
+    // Resuming from another folder into one that holds a checkpoint would mix the two runs' checkpoints.
+    const other = tmp();
+    await makeTrainer({ outDir: other }).train();
+    await expect(makeTrainer({ outDir: other, resume: refDir }).train()).rejects.toThrow(/already holds a checkpoint; pass resume: true/);
     await expect(makeTrainer({ outDir: out, resume: refDir, seed: 4 }).train()).rejects.toThrow(/trained with seed 3, this run has seed 4/);
   });
 

@@ -17,7 +17,7 @@ import { constantSchedule, cosineSchedule, linearSchedule, setLr, type Schedule 
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
-import { adoptCheckpoint, loadCheckpointTensors, readCheckpoint, saveCheckpoint, STATE_FILE, writeFileAtomic, type CheckpointChoice, type MetricRecord, type TrainerState } from './checkpoint.js';
+import { adoptCheckpoint, loadCheckpointTensors, PREV_STATE_FILE, readCheckpoint, saveCheckpoint, STATE_FILE, writeFileAtomic, type CheckpointChoice, type MetricRecord, type TrainerState } from './checkpoint.js';
 import { lockDir, type DirLock } from './lock.js';
 import { lineChart } from './plot.js';
 import { Progress, progressLine, type ProgressStream } from './progress.js';
@@ -304,12 +304,23 @@ export class Trainer<M extends Module, B> {
     this.stopRequested = true;
   }
 
+  /** Whether the run resumes from the checkpoint in its own outDir (however the path is spelled). */
+  private resumesInPlace(): boolean {
+    const { outDir, resume } = this.config;
+    return outDir !== undefined && (resume === true || (typeof resume === 'string' && resolve(resume) === resolve(outDir)));
+  }
+
   /** Restores a checkpoint (when resuming) and prepares outDir; nothing is written before every check has passed. */
   private async prepare(progress: Progress): Promise<{ position: LoaderPosition; tokens: number; metrics: MetricRecord[]; skipped: number }> {
     const { outDir, resume } = this.config;
     const resumeDir = resume === true ? outDir! : typeof resume === 'string' ? resume : null;
     let state: TrainerState | null = null;
     let choice: CheckpointChoice | null = null;
+    // A checkpoint already in outDir is continued (resume: true) or left alone: a run from scratch, or one resumed from
+    // another folder, would rotate it into trainer_state.prev.json and mix two runs' checkpoints.
+    if (outDir && !this.resumesInPlace() && ((await exists(join(outDir, STATE_FILE))) || (await exists(join(outDir, PREV_STATE_FILE))))) {
+      throw new Error(`Trainer: ${outDir} already holds a checkpoint; pass resume: true to continue it, or choose another outDir`);
+    }
     if (resumeDir !== null) {
       choice = await readCheckpoint(resumeDir);
       state = choice.state;
@@ -323,15 +334,12 @@ export class Trainer<M extends Module, B> {
       for (const [name, g] of Object.entries(this.generators)) g.setState(state.generators[name]!);
       this.currentStep = state.step;
     } else {
-      if (outDir && (await exists(join(outDir, STATE_FILE)))) {
-        throw new Error(`Trainer: ${outDir} already holds a checkpoint; pass resume: true to continue it, or choose another outDir`);
-      }
       defaultGenerator.manualSeed(this.seed);
     }
     const metrics = state ? [...state.metrics] : [];
     if (outDir) {
       await mkdir(outDir, { recursive: true });
-      if (state && resumeDir === outDir) await adoptCheckpoint(outDir, choice!);
+      if (state && this.resumesInPlace()) await adoptCheckpoint(outDir, choice!);
       // Records after the checkpoint belong to steps that will run again.
       await writeFileAtomic(join(outDir, METRICS_FILE), metrics.map((r) => `${JSON.stringify(r)}\n`).join(''));
     }
@@ -456,8 +464,7 @@ export class Trainer<M extends Module, B> {
     let logLoss = 0, logSteps = 0, logTokens = 0, logStart = runStart, counted = false;
     let savedAt = this.currentStep;
     // The step of the newest checkpoint in outDir, if any (resuming elsewhere from another folder leaves none yet).
-    const inPlace = cfg.outDir !== undefined && (cfg.resume === true || (typeof cfg.resume === 'string' && resolve(cfg.resume) === resolve(cfg.outDir)));
-    let lastSaved: number | null = inPlace ? this.currentStep : null;
+    let lastSaved: number | null = this.resumesInPlace() ? this.currentStep : null;
     this.model.train();
     const batches = this.stream(position);
     try {

@@ -237,6 +237,8 @@ for (const device of listDevices()) {
       const x4 = f32([-2, -1, 0], true);
       x4.clamp(-1).sum().backward();
       expect(await x4.grad!.tolist()).toEqual([0, 1, 1]);
+      // torch.clamp(x) raises "At least one of 'min' or 'max' must not be None".
+      expect(() => x4.clamp()).toThrow("clamp: at least one of 'min' and 'max' must be given");
     });
 
     test('exp is finite up to ln(FLT_MAX) and accurate near the top', async () => {

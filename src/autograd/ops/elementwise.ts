@@ -224,6 +224,7 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
  * min <= x <= max, as in PyTorch.
  */
 export function clamp(x: Tensor, min?: number, max?: number): Tensor {
+  if (min === undefined && max === undefined) throw new Error("clamp: at least one of 'min' and 'max' must be given");
   let y = new Tensor(x.storage.retain(), x.shape); // x without its graph: the gradient is recorded below
   if (min !== undefined) y = where(lt(y, min), min, y);
   if (max !== undefined) y = where(gt(y, max), max, y);

@@ -100,17 +100,17 @@ export function embedding(ids: Tensor, weight: Tensor, paddingIdx?: number): Ten
 
 /** Keeps elements with col - row <= diagonal (lower triangle) of the last two dimensions. */
 export function tril(x: Tensor, diagonal = 0): Tensor {
-  return where(triMask(x, 'tril', diagonal), x, zerosLike(x));
+  return where(triMask(x, 'tril', diagonal), x, zeroOf(x));
 }
 
 /** A 0-d zero of x's dtype: tril/triu keep the dtype (a bool mask stays bool). */
-function zerosLike(x: Tensor): Tensor {
+function zeroOf(x: Tensor): Tensor {
   return zeros([], { dtype: x.dtype, device: x.device });
 }
 
 /** Keeps elements with col - row >= diagonal (upper triangle) of the last two dimensions. */
 export function triu(x: Tensor, diagonal = 0): Tensor {
-  return where(triMask(x, 'triu', diagonal - 1), zerosLike(x), x);
+  return where(triMask(x, 'triu', diagonal - 1), zeroOf(x), x);
 }
 
 function triMask(x: Tensor, op: string, diagonal: number): Tensor {

@@ -2,7 +2,7 @@
 // Tensors are always contiguous: reshape shares the buffer, every other op copies through a strided kernel.
 
 import { getBackend } from '../../tensor/backend.js';
-import { checkShape, fmtShape, normAxis, shapeEq, sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
+import { checkShape, fmtShape, normAxis, shapeEq, sizeOf, sliceBounds, stridesOf, type Shape } from '../../tensor/shape.js';
 import { promoteTypes } from '../../tensor/dtype.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { record } from '../engine.js';
@@ -123,13 +123,6 @@ export function expand(x: Tensor, shape: Shape): Tensor {
 /** PyTorch cannot slice, narrow or select a 0-d tensor (there is no dimension to cut). */
 function noZeroD(x: Tensor, op: string): void {
   if (x.ndim === 0) throw new Error(`${op}: cannot be applied to a 0-d tensor`);
-}
-
-/** Python-style slice bounds along one dimension: negative counts from the end, out of range clamps. */
-function sliceBounds(size: number, start: number, end: number, step: number): [number, number] {
-  const norm = (i: number) => Math.min(Math.max(i < 0 ? i + size : i, 0), size);
-  const s = norm(start), e = norm(end);
-  return [s, Math.max(0, Math.ceil((e - s) / step))];
 }
 
 /** x[..., start:end:step, ...] along `dim` (step > 0). */

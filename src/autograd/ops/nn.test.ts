@@ -23,6 +23,14 @@ describe('nn primitive edge cases', () => {
   test('layerNorm checks the normalized shape', () => {
     expect(() => layerNorm(zeros([2, 4]), [5])).toThrow(/layerNorm: input \[2, 4\] does not end with normalized shape \[5\]/);
   });
+  test('layerNorm / rmsNorm refuse parameters of another dtype (torch: "expected scalar type Float but found Half")', () => {
+    for (const device of listDevices()) {
+      const x = zeros([1, 4], { device }), h = zeros([4], { dtype: 'float16', device });
+      expect(() => layerNorm(x, [4], h)).toThrow("layerNorm: parameter dtype float16 does not match the input's float32 (convert one with .to())");
+      expect(() => layerNorm(x.half(), [4], h, zeros([4], { device }))).toThrow("layerNorm: parameter dtype float32 does not match the input's float16");
+      expect(() => rmsNorm(x, [4], h)).toThrow("rmsNorm: parameter dtype float16 does not match the input's float32");
+    }
+  });
 });
 
 // Issue 15 classes I and P: values printed by torch 1.13 (snippets in the comments).

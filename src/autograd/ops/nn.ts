@@ -40,6 +40,8 @@ function normRows(op: string, x: Tensor, normalizedShape: Shape, params: (Tensor
   for (const p of params) {
     if (p && p.numel() !== sizeOf(normalizedShape)) throw new Error(`${op}: parameter ${fmtShape(p.shape)} does not match normalized shape ${fmtShape(normalizedShape)}`);
     if (p) checkSameDevice(op, x, p);
+    // The kernels read every buffer as x's dtype (a float16 weight beside float32 x would be read as garbage); torch raises too.
+    if (p && p.dtype !== x.dtype) throw new Error(`${op}: parameter dtype ${p.dtype} does not match the input's ${x.dtype} (convert one with .to())`);
   }
   const cols = sizeOf(normalizedShape);
   return [x.numel() / Math.max(cols, 1), cols];

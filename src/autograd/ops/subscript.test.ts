@@ -137,6 +137,14 @@ for (const device of listDevices()) {
       expect(() => scalar.at(0)).toThrow(/at: too many indices for a tensor of dimension 0/);
     });
 
+    test('a uint8 index tensor is a mask, as PyTorch reads it (x[torch.tensor([1, 0, 1], dtype=torch.uint8)])', async () => {
+      const x = arange(0, 12, 1, { dtype: 'int32', device }).reshape([3, 4]);
+      const m = tensor([1, 0, 1], { dtype: 'uint8', device });
+      expect(await x.at(m).tolist()).toEqual([[0, 1, 2, 3], [8, 9, 10, 11]]);
+      expect(await x.at([m, ':']).tolist()).toEqual([[0, 1, 2, 3], [8, 9, 10, 11]]);
+      expect(await x.indexPut([m], -1).tolist()).toEqual([[-1, -1, -1, -1], [4, 5, 6, 7], [-1, -1, -1, -1]]);
+    });
+
     test('reading ints from an int tensor keeps the dtype; a float read is a new buffer', async () => {
       const ids = tensor([[5, 6, 7]], { dtype: 'int32', device });
       expect(ids.at('0, 1:').dtype).toBe('int32');

@@ -6,7 +6,7 @@
 //   x[..., None, :]                x.at('..., None, :')  or x.at(['...', null, ':'])
 //   x[idx], x[:, i, j]             x.at([idx]), x.at([':', i, j])   (integer tensors: advanced indexing)
 //   x[[0, 2]], x[[True, False]]    x.at([[0, 2]]), x.at([[true, false]])   (the outer array is Python's tuple)
-//   x[mask], x[:, m]               x.at([mask]), x.at([':', m])   (boolean tensors: the dims they cover)
+//   x[mask], x[:, m]               x.at([mask]), x.at([':', m])   (bool or uint8 tensors: the dims they cover)
 //   y = x.clone(); y[s] = v        y = x.indexPut(s, v)  (differentiable in x and v)
 //   x[s] = v                       x.set(s, v)           (in place, copy_'s rules)
 //
@@ -17,7 +17,7 @@
 
 import { full, ones, tensor, zeros } from '../../tensor/create.js';
 import { isFloat } from '../../tensor/dtype.js';
-import { broadcastShapes, fmtShape, shapeEq, sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
+import { broadcastShapes, fmtShape, shapeEq, sizeOf, sliceBounds, stridesOf, type Shape } from '../../tensor/shape.js';
 import { Tensor, type NestedArray } from '../../tensor/tensor.js';
 import { record } from '../engine.js';
 import { checkSameDevice, wrap, type TensorLike } from './base.js';
@@ -86,12 +86,15 @@ export function parseSubscript(spec: string, op = 'at'): readonly Basic[] {
   return items;
 }
 
+/** A uint8 index tensor is a mask, as PyTorch still reads it (deprecated there in favour of bool). */
+const asMask = (it: IndexItem): IndexItem => (it instanceof Tensor && it.dtype === 'uint8' ? cast(it, 'bool') : it);
+
 function toItems(spec: IndexSpec, op: string): readonly IndexItem[] {
   if (typeof spec === 'string') return parseSubscript(spec, op);
-  if (!Array.isArray(spec)) return [spec as IndexItem];
+  if (!Array.isArray(spec)) return [asMask(spec as IndexItem)];
   return (spec as readonly IndexItem[]).flatMap<IndexItem>((it) => {
     if (typeof it === 'string') return parseSubscript(it, op);
-    if (!Array.isArray(it)) return [it];
+    if (!Array.isArray(it)) return [asMask(it)];
     // A Python list index: an integer tensor, or a mask when it holds booleans.
     const bool = typeof (it as unknown[]).flat(Infinity)[0] === 'boolean';
     return [tensor(it, { dtype: bool ? 'bool' : 'int32' })];
@@ -147,7 +150,7 @@ interface Plan {
 }
 
 /** Python-style slice bounds along one dimension: [first, count, step] (negative counts from the end, out of range clamps). */
-function sliceBounds(s: Slice, size: number, op: string, dim: number): [number, number, number] {
+function resolveSlice(s: Slice, size: number, op: string, dim: number): [number, number, number] {
   const step = s.step ?? 1;
   if (!Number.isInteger(step)) throw new Error(`${op}: slice step must be an integer, got ${step}`);
   if (step === 0) throw new Error(`${op}: slice step cannot be zero (dimension ${dim})`);
@@ -155,9 +158,7 @@ function sliceBounds(s: Slice, size: number, op: string, dim: number): [number, 
   for (const v of [s.start, s.stop]) {
     if (v !== null && !Number.isInteger(v)) throw new Error(`${op}: slice bounds must be integers, got ${s.toString()}`);
   }
-  const norm = (i: number) => Math.min(Math.max(i < 0 ? i + size : i, 0), size);
-  const first = norm(s.start ?? 0), end = norm(s.stop ?? size);
-  return [first, Math.max(0, Math.ceil((end - first) / step)), step];
+  return [...sliceBounds(size, s.start ?? 0, s.stop ?? size, step), step];
 }
 
 /** How many dimensions of x an item uses up. */
@@ -234,7 +235,7 @@ function plan(x: Tensor, items: readonly Resolved[], op: string): Plan {
       p.offset += i * st[d]!;
       d++;
     } else if (it instanceof Slice) {
-      const [first, n, step] = sliceBounds(it, x.shape[d]!, op, d);
+      const [first, n, step] = resolveSlice(it, x.shape[d]!, op, d);
       if (n > 0) p.offset += first * st[d]!;
       p.shape.push(n);
       p.strides.push(st[d]! * step);

@@ -1,17 +1,9 @@
-// Reference elementwise kernels: casts, unary math, activation gradients, broadcast binary ops, where.
+// Reference elementwise kernels (casts live in dtype.ts' castStorage): unary math, activation gradients, broadcast binary ops, where.
 
 import type { ActivationOp, BinaryOp, UnaryOp } from '../../tensor/backend.js';
 import { allocArray, type DType, type TypedArray } from '../../tensor/dtype.js';
 import { broadcastStrides, sizeOf, type Shape } from '../../tensor/shape.js';
 import { erf, gelu, geluGrad, geluTanh, geluTanhGrad, roundHalfEven, sigmoid, silu, siluGrad } from './math.js';
-
-export function cast(x: TypedArray, dtype: DType): TypedArray {
-  const out = allocArray(dtype, x.length);
-  if (dtype === 'bool') for (let i = 0; i < x.length; i++) out[i] = x[i] !== 0 ? 1 : 0;
-  else if (dtype === 'int32' || dtype === 'uint8') for (let i = 0; i < x.length; i++) out[i] = Math.trunc(x[i]) || 0;
-  else out.set(x);
-  return out;
-}
 
 const UNARY: Record<UnaryOp, (x: number) => number> = {
   neg: (x) => -x,

@@ -32,7 +32,6 @@ const COMPARE_OR_LOGIC = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 
 
 export class CpuBackend implements Backend {
   readonly name: string = 'cpu';
-  readonly manualMemory = false;
 
   constructor() {
     installHalfKernels(this);
@@ -45,7 +44,7 @@ export class CpuBackend implements Backend {
   fill(dtype: DType, size: number, value: number): BackendBuffer {
     const data = allocArray(dtype, size);
     const v = toStorage([value], dtype)[0]!;
-    if (v !== 0) data.fill(v);
+    if (!Object.is(v, 0)) data.fill(v); // -0 too: a fresh array holds +0
     return buf(dtype, data);
   }
   async read(b: BackendBuffer): Promise<TypedArray> {

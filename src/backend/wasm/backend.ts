@@ -93,7 +93,6 @@ function coalesce(shape: Shape, strides: readonly (readonly number[])[]): { shap
 
 export class WasmBackend implements Backend {
   readonly name: string = 'wasm';
-  readonly manualMemory = true;
   private slotsI32!: Int32Array;
   private slotsF32!: Float32Array;
   private liveBuffers = 0;
