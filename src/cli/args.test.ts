@@ -131,5 +131,6 @@ describe('the commands check before working', () => {
     await expect(runCli(['train', 'gpt-brown', '--steps', '-5'])).rejects.toThrow(/--steps must be a positive integer, got -5/);
     // Flags take =true / =false as elsewhere: the next error is about --bogus, not an unexpected 'true'.
     await expect(runCli(['train', 'gpt-brown', '--smoke=true', '--resume=false', '--bogus', '1'])).rejects.toThrow(/gpt-brown: unknown option --bogus/);
+    await expect(runCli(['train', 'gpt-brown', '--out', '--resume'])).rejects.toThrow('--out needs a value');
   });
 });

@@ -38,7 +38,8 @@ attend train <recipe> --help lists a recipe's options and defaults.`;
         if (a === '--smoke') smoke = on; else if (a === '--resume') resume = on; else skipNonfinite = on;
       } else {
         const v = rest[++i];
-        if (v === undefined) throw new Error(`${a} needs a value`);
+        // `--out --resume` must not name a folder '--resume'.
+        if (v === undefined || (v.startsWith('--') && v.length > 2)) throw new Error(`${a} needs a value`);
         if (a === '--out') outDir = v; else device = v;
       }
     }

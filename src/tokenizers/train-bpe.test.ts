@@ -54,6 +54,9 @@ function corpus(): string[] {
 }
 
 describe('trainByteLevelBpe', () => {
+  test('one string instead of an array of texts is an error, not a corpus of its characters', () => {
+    expect(() => trainByteLevelBpe('one text' as unknown as string[], { vocabSize: 300 })).toThrow('trainByteLevelBpe: texts must be an array (or iterable) of strings, got one string; pass [text]');
+  });
   const json = trainByteLevelBpe(corpus(), { vocabSize: 400 });
   const tok = Tokenizer.fromJSON(json);
 

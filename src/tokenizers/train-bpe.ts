@@ -257,6 +257,8 @@ export function vocabObject(vocab: readonly string[]): JsonObject {
  */
 export function trainByteLevelBpe(texts: Iterable<string>, opts: ByteLevelBpeOptions): TokenizerJson {
   checkOptions(opts, 'trainByteLevelBpe');
+  // A string is iterable too, as its characters: one text must come as [text].
+  if (typeof texts === 'string') throw new Error('trainByteLevelBpe: texts must be an array (or iterable) of strings, got one string; pass [text]');
   const specials = [...new Set(opts.specialTokens ?? ['<|endoftext|>'])];
   const addPrefixSpace = opts.addPrefixSpace ?? false;
   if (opts.vocabSize < specials.length + 256) {

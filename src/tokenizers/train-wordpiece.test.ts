@@ -78,3 +78,7 @@ describe('trainWordPiece', () => {
     expect(() => trainWordPiece(corpus, { vocabSize: -5 })).toThrow(/vocabSize must be an integer/);
   });
 });
+
+test('trainWordPiece: one string instead of an array of texts is an error, not a corpus of its characters', () => {
+  expect(() => trainWordPiece('one text' as unknown as string[], { vocabSize: 100 })).toThrow('trainWordPiece: texts must be an array (or iterable) of strings, got one string; pass [text]');
+});

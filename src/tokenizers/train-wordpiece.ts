@@ -30,6 +30,8 @@ const PREFIX = '##';
  * BertPreTokenizer, '##' continuation pieces, and the [CLS] A [SEP] / [CLS] A [SEP] B [SEP] template.
  */
 export function trainWordPiece(texts: Iterable<string>, opts: WordPieceTrainerOptions): TokenizerJson {
+  // A string is iterable too, as its characters: one text must come as [text].
+  if (typeof texts === 'string') throw new Error('trainWordPiece: texts must be an array (or iterable) of strings, got one string; pass [text]');
   const specials = [...new Set(opts.specialTokens ?? ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'])];
   for (const required of ['[UNK]', '[CLS]', '[SEP]']) {
     if (!specials.includes(required)) throw new Error(`trainWordPiece: specialTokens must include ${required} (got ${specials.join(', ')})`);

@@ -16,9 +16,9 @@ import { add, mul, relu, sqrt, sub } from '../autograd/ops/elementwise.js';
 import { sum } from '../autograd/ops/reduce.js';
 import { crossEntropy } from '../nn/functional.js';
 import { Linear } from '../nn/linear.js';
-import { Module } from '../nn/module.js';
+import { Module, Parameter } from '../nn/module.js';
 import { LayerNorm, RMSNorm } from '../nn/normalization.js';
-import { tensor } from '../tensor/create.js';
+import { tensor, zeros } from '../tensor/create.js';
 import { Generator, manualSeed } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { PREV_STATE_FILE, STATE_FILE } from './checkpoint.js';
@@ -218,6 +218,12 @@ describe('weight decay as Hugging Face', () => {
       rms = new RMSNorm(4);
     }
     expect([...noDecayParameterNames(new WithNorms())].sort()).toEqual(['lin.bias', 'ln.bias', 'ln.weight', 'rms.weight']);
+    // Names are matched lower-cased, as transformers' get_decay_parameter_names does.
+    class Upper extends Module {
+      proj = new Linear(4, 4);
+      outBias = new Parameter(zeros([4]));
+    }
+    expect([...noDecayParameterNames(new Upper())].sort()).toEqual(['outBias', 'proj.bias']);
     const groups = (t: Trainer<Net, Batch>) => t.optimizer.paramGroups.map((g) => [g.weightDecay, g.params.length]);
     const names = (t: Trainer<Net, Batch>, i: number) => {
       const byTensor = new Map(t.model.namedParameters().map(([n, p]) => [p as Tensor, n]));

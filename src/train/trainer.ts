@@ -199,7 +199,7 @@ export function noDecayParameterNames(model: Module): Set<string> {
     if (!(m instanceof LayerNorm || m instanceof RMSNorm || /Norm$/.test(m.constructor.name))) continue;
     for (const [name] of m.namedParameters()) out.add(prefix ? `${prefix}.${name}` : name);
   }
-  for (const [name] of model.namedParameters()) if (name.includes('bias') || NORM_NAME.test(name)) out.add(name);
+  for (const [name] of model.namedParameters()) if (name.toLowerCase().includes('bias') || NORM_NAME.test(name)) out.add(name);
   return out;
 }
 
