@@ -38,7 +38,7 @@ export * from './autograd/ops/window.js';
 export type { TensorLike } from './autograd/ops/base.js';
 export * as F from './nn/functional.js';
 export { crossEntropy, nllLoss, mseLoss, l1Loss, binaryCrossEntropyWithLogits, dropout, conv1d, conv2d, maxPool1d, maxPool2d, avgPool1d, avgPool2d, scaledDotProductAttention, oneHot } from './nn/functional.js';
-export type { Reduction, NllOptions, ConvOptions, Conv1dOptions, PoolOptions, AttentionOptions } from './nn/functional.js';
+export type { Reduction, NllOptions, BceOptions, ConvOptions, Conv1dOptions, PoolOptions, AttentionOptions } from './nn/functional.js';
 export { Module, Parameter, type LoadResult } from './nn/module.js';
 export * as init from './nn/init.js';
 export { Linear, Identity, type LinearOptions } from './nn/linear.js';

@@ -2,6 +2,7 @@
 // numbers checked against the ranges the library checks (Hugging Face's for generation), every error naming the option.
 
 import { GENERATION_NUMBER_RULES, type GenerationNumberOption, type NumberRule } from '../generation/check.js';
+import { isDecimal } from '../recipes/recipe.js';
 
 export interface ParsedArgs {
   /** Option values by name (without the dashes): strings, or true for flags; absent when not given. */
@@ -25,7 +26,7 @@ export function parseOptions(args: readonly string[], options: Record<string, 's
       positionals.push(...args.slice(i + 1));
       break;
     }
-    if (!arg.startsWith('-') || arg === '-' || isNumber(arg)) {
+    if (!arg.startsWith('-') || arg === '-' || isDecimal(arg)) {
       if (!allowPositionals) throw new Error(`${command}: unexpected argument '${arg}'`);
       positionals.push(arg);
       continue;
@@ -50,11 +51,6 @@ export function parseOptions(args: readonly string[], options: Record<string, 's
   return { values, positionals };
 }
 
-/** Decimal numbers only: no hex, no empty string or whitespace, which Number() would accept. */
-function isNumber(s: string): boolean {
-  return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(s);
-}
-
 /** A string option's value, or undefined; a flag given where a value belongs is refused. */
 export function stringOption(values: ParsedArgs['values'], name: string): string | undefined {
   const v = values[name];
@@ -66,7 +62,7 @@ export function stringOption(values: ParsedArgs['values'], name: string): string
 export function numberOption(values: ParsedArgs['values'], name: string, rule: NumberRule): number | undefined {
   const raw = stringOption(values, name);
   if (raw === undefined) return undefined;
-  const n = isNumber(raw) ? Number(raw) : Number.NaN;
+  const n = isDecimal(raw) ? Number(raw) : Number.NaN;
   if (!rule.ok(n) || (rule.integer && !Number.isInteger(n))) throw new Error(`--${name} must be ${rule.want}, got '${raw}'`);
   return n;
 }
@@ -88,18 +84,4 @@ export function splitEquals(args: readonly string[]): string[] {
     const eq = a.indexOf('=');
     return (end < 0 || i < end) && a.startsWith('--') && eq > 2 ? [a.slice(0, eq), a.slice(eq + 1)] : [a];
   });
-}
-
-/**
- * Checks the values of a recipe's numeric options (those whose default is a number) as decimal numbers, the same
- * strict syntax as the other commands (no '0x10', '', ' 5'); the recipe then checks their ranges. Returns `args`.
- */
-export function strictRecipeNumbers(recipe: string, defaults: Readonly<Record<string, unknown>>, args: readonly string[]): readonly string[] {
-  for (let i = 0; i < args.length - 1; i++) {
-    const arg = args[i]!;
-    if (!arg.startsWith('--')) continue;
-    const key = arg.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    if (typeof defaults[key] === 'number' && !isNumber(args[i + 1]!)) throw new Error(`${recipe}: ${arg} must be a number, got '${args[i + 1]}'`);
-  }
-  return args;
 }

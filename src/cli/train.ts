@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { RECIPES, recipe } from '../recipes/index.js';
 import { parseRecipeArgs, recipeUsage, saveResults } from '../recipes/recipe.js';
 import { lockDir } from '../train/lock.js';
-import { splitEquals, strictRecipeNumbers } from './args.js';
+import { splitEquals } from './args.js';
 import type { CliCommand, Out } from './hf.js';
 
 const GENERIC = new Set(['--smoke', '--resume', '--out', '--device', '--skip-nonfinite']);
@@ -43,7 +43,7 @@ attend train <recipe> --help lists a recipe's options and defaults.`;
         if (a === '--out') outDir = v; else device = v;
       }
     }
-    const opts = parseRecipeArgs(r, [...strictRecipeNumbers(r.name, r.defaults, own)], smoke);
+    const opts = parseRecipeArgs(r, own, smoke);
     const started = Date.now();
     const log = (l: string) => { process.stderr.write(`${l}\n`); };
     // The whole run holds the folder: a second run on it stops at once, before writing anything.

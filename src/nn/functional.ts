@@ -122,11 +122,19 @@ export function l1Loss(input: Tensor, target: Tensor, reduction: Reduction = 'me
   return reduce(abs(sub(input, target)), reduction);
 }
 
+export interface BceOptions {
+  /** Rescales each element's loss; broadcast against the logits. */
+  weight?: Tensor | null;
+  /** Weight of the positive term, broadcast over the last dimension (PyTorch's pos_weight). */
+  posWeight?: Tensor | null;
+}
+
 /**
  * Sigmoid + binary cross-entropy, PyTorch's stable expression (1 - y) x + m + log(exp(-m) + exp(-x - m)) with
  * m = max(-x, 0), and its gradients sigmoid(x) - y and -x, so that infinite logits give what PyTorch gives.
+ * `weight` rescales each element's loss, `posWeight` the positive term per class (F.binary_cross_entropy_with_logits).
  */
-export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, reduction: Reduction = 'mean'): Tensor {
+export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, reduction: Reduction = 'mean', opts: BceOptions = {}): Tensor {
   if (logits.ndim !== target.ndim || logits.shape.some((d, i) => d !== target.shape[i])) {
     throw new Error(`binaryCrossEntropyWithLogits: target ${fmtShape(target.shape)} must have the logits' shape ${fmtShape(logits.shape)}`);
   }
@@ -137,7 +145,14 @@ export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, red
     needs[0] ? mul(g, sub(sigmoid(sx!), sy!)) : null,
     needs[1] ? mul(g, neg(sx!)) : null,
   ]);
-  return reduce(loss, reduction);
+  let weighted = loss;
+  if (opts.posWeight) {
+    // PyTorch: (1 - y) x + (1 + (pw - 1) y) softplus(-x), i.e. the plain loss plus (pw - 1) y softplus(-x).
+    const softplusNeg = add(maximum(neg(logits), 0), log(add(exp(neg(abs(logits))), 1)));
+    weighted = add(weighted, mul(mul(target, sub(opts.posWeight, 1)), softplusNeg));
+  }
+  if (opts.weight) weighted = mul(weighted, opts.weight);
+  return reduce(weighted, reduction);
 }
 
 // ---- regularisation ----

@@ -1,7 +1,5 @@
 // Loss modules (torch.nn.CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCEWithLogitsLoss) over the functional losses.
 
-import { abs, add, exp, log, maximum, mul, neg, sub } from '../autograd/ops/elementwise.js';
-import { mean, sum } from '../autograd/ops/reduce.js';
 import { isFloat } from '../tensor/dtype.js';
 import { fmtShape, shapeEq } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -103,31 +101,31 @@ export class CrossEntropyLoss extends Module {
   }
 }
 
-/** torch.nn.MSELoss: mean (or sum, or none) of (input - target)^2; target must have the input's shape. */
-export class MSELoss extends Module {
+/** A loss of each element of input against target (same shape), then reduced: MSELoss and L1Loss. */
+class ElementwiseLoss extends Module {
   readonly reduction: Reduction;
-  constructor(opts: { reduction?: Reduction } = {}) {
+  constructor(private readonly lossName: string, private readonly loss: (input: Tensor, target: Tensor, r: Reduction) => Tensor, opts: { reduction?: Reduction }) {
     super();
-    this.reduction = checkReduction('MSELoss', opts.reduction ?? 'mean');
+    this.reduction = checkReduction(lossName, opts.reduction ?? 'mean');
   }
   forward(input: Tensor, target: Tensor): Tensor {
-    checkFloatInput('MSELoss', 'input', input);
-    checkSameShape('MSELoss', input, target);
-    return mseLoss(input, target, this.reduction);
+    checkFloatInput(this.lossName, 'input', input);
+    checkSameShape(this.lossName, input, target);
+    return this.loss(input, target, this.reduction);
+  }
+}
+
+/** torch.nn.MSELoss: mean (or sum, or none) of (input - target)^2; target must have the input's shape. */
+export class MSELoss extends ElementwiseLoss {
+  constructor(opts: { reduction?: Reduction } = {}) {
+    super('MSELoss', mseLoss, opts);
   }
 }
 
 /** torch.nn.L1Loss: mean (or sum, or none) of |input - target|; target must have the input's shape. */
-export class L1Loss extends Module {
-  readonly reduction: Reduction;
+export class L1Loss extends ElementwiseLoss {
   constructor(opts: { reduction?: Reduction } = {}) {
-    super();
-    this.reduction = checkReduction('L1Loss', opts.reduction ?? 'mean');
-  }
-  forward(input: Tensor, target: Tensor): Tensor {
-    checkFloatInput('L1Loss', 'input', input);
-    checkSameShape('L1Loss', input, target);
-    return l1Loss(input, target, this.reduction);
+    super('L1Loss', l1Loss, opts);
   }
 }
 
@@ -161,14 +159,6 @@ export class BCEWithLogitsLoss extends Module {
     if (this.pos_weight && this.pos_weight.ndim > 0 && this.pos_weight.shape[this.pos_weight.ndim - 1] !== last && this.pos_weight.shape[this.pos_weight.ndim - 1] !== 1) {
       throw new Error(`${op}: posWeight ${fmtShape(this.pos_weight.shape)} does not broadcast over the input's last dimension (${last})`);
     }
-    if (!this.weight && !this.pos_weight) return binaryCrossEntropyWithLogits(input, target, this.reduction);
-    let loss = binaryCrossEntropyWithLogits(input, target, 'none');
-    if (this.pos_weight) {
-      // PyTorch: (1 - y) x + (1 + (pw - 1) y) softplus(-x), i.e. the plain loss plus (pw - 1) y softplus(-x).
-      const softplusNeg = add(maximum(neg(input), 0), log(add(exp(neg(abs(input))), 1)));
-      loss = add(loss, mul(mul(target, sub(this.pos_weight, 1)), softplusNeg));
-    }
-    if (this.weight) loss = mul(loss, this.weight);
-    return this.reduction === 'mean' ? mean(loss) : this.reduction === 'sum' ? sum(loss) : loss;
+    return binaryCrossEntropyWithLogits(input, target, this.reduction, { weight: this.weight, posWeight: this.pos_weight });
   }
 }

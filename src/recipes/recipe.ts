@@ -42,6 +42,11 @@ export function optionError<O extends RecipeOptions>(recipe: string, opts: O): (
   };
 }
 
+/** Decimal numbers only: no hex, no empty string or whitespace, no Infinity, which Number() would accept. */
+export function isDecimal(s: string): boolean {
+  return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(s);
+}
+
 /**
  * Reads `--key value` pairs (and `--flag` for booleans) against a recipe's defaults: each value takes the type
  * of its default; unknown keys and bad values are errors that list what the recipe accepts.
@@ -64,9 +69,8 @@ export function parseRecipeArgs<O extends RecipeOptions>(recipe: Recipe<O>, args
     const raw = args[++i];
     if (raw === undefined) throw new Error(`${recipe.name}: ${arg} needs a value`);
     if (typeof dflt === 'number') {
-      const n = Number(raw);
-      if (raw.trim() === '' || !Number.isFinite(n)) throw new Error(`${recipe.name}: ${arg} must be a number, got '${raw}'`);
-      opts[key] = n;
+      if (!isDecimal(raw)) throw new Error(`${recipe.name}: ${arg} must be a number, got '${raw}'`);
+      opts[key] = Number(raw);
     } else {
       opts[key] = raw;
     }

@@ -146,11 +146,8 @@ export class Tokenizer {
    */
   static fromJSON(tokenizerJson: unknown, tokenizerConfig: unknown = {}, source = 'tokenizer.json'): Tokenizer {
     if (!isJsonObject(tokenizerJson)) throw new Error(`${source}: expected a tokenizer.json object, got ${describe(tokenizerJson)}`);
-    const model = objectAt(tokenizerJson, 'model');
-    if (!model) throw new Error(`${source}: not a tokenizer.json (no "model" object)`);
-    if (!('vocab' in model)) throw new Error(`${source}: not a tokenizer.json (its model has no "vocab")`);
-    if (!isJsonObject(tokenizerConfig)) throw new Error(`${source}: tokenizer config must be an object, got ${describe(tokenizerConfig)}`);
     validateTokenizerJson(tokenizerJson, source);
+    if (!isJsonObject(tokenizerConfig)) throw new Error(`${source}: tokenizer config must be an object, got ${describe(tokenizerConfig)}`);
     validateTokenizerConfig(tokenizerConfig, `${source} (tokenizer config)`);
     return new Tokenizer(tokenizerJson, plainConfig(tokenizerConfig), source);
   }

@@ -40,7 +40,7 @@ export function validateTokenizerJson(json: JsonObject, source: string): void {
     throw new Error(`${source}: ${msg}`);
   };
   const model = json.model;
-  if (!isJsonObject(model)) fail(`not a tokenizer.json ("model" must be an object, got ${show(model)})`);
+  if (!isJsonObject(model)) fail('not a tokenizer.json (no "model" object)');
   const m = model as JsonObject;
   if (!('vocab' in m)) fail('not a tokenizer.json (its model has no "vocab")');
   const type = modelType(m, fail);
