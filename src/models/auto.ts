@@ -9,7 +9,7 @@ import { GPT2LMHeadModel, gpt2Config, gpt2Weights } from './gpt2.js';
 import { LlamaForCausalLM, llamaConfig, llamaWeights } from './llama.js';
 import { T5ForConditionalGeneration, t5Config, t5Weights } from './t5.js';
 
-export type Task = 'causalLM' | 'maskedLM' | 'sequenceClassification' | 'tokenClassification' | 'seq2seqLM';
+export type Task = 'causalLM' | 'maskedLM' | 'sequenceClassification' | 'tokenClassification' | 'seq2seqLM' | 'imageClassification' | 'speechSeq2Seq' | 'ctc';
 
 type Factory = (config: ConfigReader) => PreTrainedModel;
 
@@ -158,5 +158,23 @@ export class AutoModelForTokenClassification {
 export class AutoModelForSeq2SeqLM {
   static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
     return fromPretrained('seq2seqLM', dir, opts);
+  }
+}
+/** Loads a Hugging Face image classifier (ViT): forward({ pixelValues }) -> logits. */
+export class AutoModelForImageClassification {
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+    return fromPretrained('imageClassification', dir, opts);
+  }
+}
+/** Loads a Hugging Face speech-to-text encoder-decoder (Whisper): forward({ inputFeatures, decoderInputIds }). */
+export class AutoModelForSpeechSeq2Seq {
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+    return fromPretrained('speechSeq2Seq', dir, opts);
+  }
+}
+/** Loads a Hugging Face CTC speech model (wav2vec2): forward({ inputValues }) -> per-frame logits. */
+export class AutoModelForCTC {
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+    return fromPretrained('ctc', dir, opts);
   }
 }

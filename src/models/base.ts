@@ -9,8 +9,8 @@ import type { KVCache } from '../nn/attention.js';
 import { Module } from '../nn/module.js';
 
 export interface ModelInputs {
-  /** [B, T] token ids. */
-  inputIds: Tensor;
+  /** [B, T] token ids (text models; see requireInput). */
+  inputIds?: Tensor | null;
   /** [B, T] (or [B, past + T] with a cache): 1 for tokens, 0 for padding. */
   attentionMask?: Tensor | null;
   tokenTypeIds?: Tensor | null;
@@ -25,6 +25,14 @@ export interface ModelInputs {
   encoderHiddenStates?: Tensor | null;
   /** Decoders with learned or rotary positions: [B, T] positions (generation derives them from a left-padded mask). */
   positionIds?: Tensor | null;
+  /** Vision models: [B, C, H, W] images as the image processor makes them. */
+  pixelValues?: Tensor | null;
+  /** Speech encoder-decoders (Whisper): [B, nMels, frames] log-mel features. */
+  inputFeatures?: Tensor | null;
+  /** Speech encoders on raw audio (wav2vec2): [B, samples] normalised waveform. */
+  inputValues?: Tensor | null;
+  /** Return each layer's attention probabilities [B, nh, T, T] as `attentions`. */
+  outputAttentions?: boolean;
 }
 
 export interface ModelOutput {
@@ -32,6 +40,14 @@ export interface ModelOutput {
   lastHiddenState?: Tensor;
   encoderLastHiddenState?: Tensor;
   loss?: Tensor;
+  /** One [B, nh, T, T] attention map per layer, when `outputAttentions` was asked for. */
+  attentions?: Tensor[];
+}
+
+/** The input a model cannot run without, or an error naming the model and the missing field. */
+export function requireInput(value: Tensor | null | undefined, field: keyof ModelInputs, model: string): Tensor {
+  if (!value) throw new Error(`${model}: forward needs "${field}"`);
+  return value;
 }
 
 /** Token ids generation falls back on (from config.json, then generation_config.json). */

@@ -19,7 +19,7 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { LayerNorm } from '../nn/normalization.js';
-import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, requireInput, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's BertConfig field names) ----
 
@@ -398,7 +398,7 @@ export class BertForMaskedLM extends PreTrainedModel {
   }
 
   forward({ inputIds, attentionMask, tokenTypeIds, labels }: ModelInputs): ModelOutput {
-    const hidden = this.bert.forward(inputIds, attentionMask, tokenTypeIds);
+    const hidden = this.bert.forward(requireInput(inputIds, 'inputIds', 'BERT'), attentionMask, tokenTypeIds);
     const logits = this.cls.forward(hidden);
     return labels ? { logits, lastHiddenState: hidden, loss: tokenLoss(logits, labels) } : { logits, lastHiddenState: hidden };
   }
@@ -424,7 +424,7 @@ export class BertForSequenceClassification extends PreTrainedModel {
    * floats for multi-label (binary cross-entropy), chosen by problem_type or inferred as transformers does.
    */
   forward({ inputIds, attentionMask, tokenTypeIds, labels }: ModelInputs): ModelOutput {
-    const hidden = this.bert.forward(inputIds, attentionMask, tokenTypeIds);
+    const hidden = this.bert.forward(requireInput(inputIds, 'inputIds', 'BERT'), attentionMask, tokenTypeIds);
     const logits = this.classifier.forward(this.dropout.forward(this.bert.pooler!.forward(hidden)));
     if (!labels) return { logits, lastHiddenState: hidden };
     const problem = this.config.problem_type
@@ -453,7 +453,7 @@ export class BertForTokenClassification extends PreTrainedModel {
   }
 
   forward({ inputIds, attentionMask, tokenTypeIds, labels }: ModelInputs): ModelOutput {
-    const hidden = this.bert.forward(inputIds, attentionMask, tokenTypeIds);
+    const hidden = this.bert.forward(requireInput(inputIds, 'inputIds', 'BERT'), attentionMask, tokenTypeIds);
     const logits = this.classifier.forward(this.dropout.forward(hidden));
     return labels ? { logits, lastHiddenState: hidden, loss: tokenLoss(logits, labels) } : { logits, lastHiddenState: hidden };
   }

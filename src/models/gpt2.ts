@@ -18,7 +18,7 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { LayerNorm } from '../nn/normalization.js';
-import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, requireInput, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's GPT2Config field names) ----
 
@@ -232,7 +232,7 @@ export class GPT2LMHeadModel extends PreTrainedModel {
 
   /** labels [B, T] are shifted inside (position t predicts labels[t + 1]); -100 is ignored. */
   forward({ inputIds, attentionMask, labels, pastKeyValues, positionIds }: ModelInputs): ModelOutput {
-    const hidden = this.transformer.forward(inputIds, attentionMask, pastKeyValues, positionIds);
+    const hidden = this.transformer.forward(requireInput(inputIds, 'inputIds', 'GPT-2'), attentionMask, pastKeyValues, positionIds);
     const logits = this.lm_head.forward(hidden);
     if (!labels) return { logits, lastHiddenState: hidden };
     const [B, T, V] = logits.shape as [number, number, number];

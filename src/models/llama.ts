@@ -16,7 +16,7 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { RMSNorm } from '../nn/normalization.js';
-import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, requireInput, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's LlamaConfig field names) ----
 
@@ -357,7 +357,7 @@ export class LlamaForCausalLM extends PreTrainedModel {
 
   /** labels [B, T] are shifted inside (position t predicts labels[t + 1]); -100 is ignored. */
   forward({ inputIds, attentionMask, labels, pastKeyValues, positionIds }: ModelInputs): ModelOutput {
-    const hidden = this.model.forward(inputIds, attentionMask, pastKeyValues, positionIds);
+    const hidden = this.model.forward(requireInput(inputIds, 'inputIds', 'LLaMA'), attentionMask, pastKeyValues, positionIds);
     const logits = this.lm_head.forward(hidden);
     if (!labels) return { logits, lastHiddenState: hidden };
     const [B, T, V] = logits.shape as [number, number, number];

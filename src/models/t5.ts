@@ -17,7 +17,7 @@ import { constant_, normal_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { RMSNorm } from '../nn/normalization.js';
-import { ConfigReader, keyMask, PreTrainedModel, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, requireInput, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's T5Config field names) ----
 
@@ -446,7 +446,7 @@ export class T5ForConditionalGeneration extends PreTrainedModel {
    */
   forward({ inputIds, attentionMask, decoderInputIds, decoderAttentionMask, labels, pastKeyValues, encoderHiddenStates }: ModelInputs): ModelOutput {
     const C = this.config.d_model;
-    const encoded = encoderHiddenStates ?? this.encoder.forward(inputIds, attentionMask);
+    const encoded = encoderHiddenStates ?? this.encoder.forward(requireInput(inputIds, 'inputIds', 'T5'), attentionMask);
     if (encoded.ndim !== 3 || encoded.shape[2] !== C) throw new Error(`T5: encoderHiddenStates must be [batch, time, ${C}], got ${fmtShape(encoded.shape)}`);
     let ids = decoderInputIds;
     if (!ids) {
