@@ -5,6 +5,8 @@ import { intOption, parseOptions, stringOption } from './args.js';
 import { runDemo } from './demo.js';
 import { classifyCommand, fillMaskCommand, generateCommand, tokenizeCommand, type CliCommand, type Out } from './hf.js';
 import { trainCommand } from './train.js';
+import { classifyImageCommand } from './vision.js';
+import { transcribeCommand } from './speech.js';
 
 export const COMMANDS: Record<string, CliCommand> = {
   demo: {
@@ -25,6 +27,8 @@ prints the training and validation loss as it goes, and writes a few generated s
   generate: generateCommand,
   'fill-mask': fillMaskCommand,
   classify: classifyCommand,
+  'classify-image': classifyImageCommand,
+  transcribe: transcribeCommand,
   tokenize: tokenizeCommand,
   train: trainCommand,
 };

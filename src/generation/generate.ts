@@ -8,14 +8,23 @@ import { tensor } from '../tensor/create.js';
 import { defaultGenerator, Generator } from '../tensor/random.js';
 import { keep, tidy } from '../tensor/scope.js';
 import { fmtShape } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from '../nn/attention.js';
 import { PreTrainedModel } from '../models/base.js';
 import { checkGenerateOptions } from './check.js';
 import { assistedGenerate } from './speculative.js';
 import { applyRepetitionPenalty, argmax, badScores, checkProbabilities, firstNaN, logSoftmax, sampleIndex, softmax, suppress, warp, type LogitsOptions } from './logits.js';
+import { whisperInitTokens, type WhisperPromptOptions } from './whisper.js';
 
-export interface GenerateOptions extends LogitsOptions {
+/** An encoder-decoder's non-text input (HF's generate(input_features=...)): Whisper's [B, nMels, frames] features. */
+export interface EncoderInputs {
+  inputFeatures: Tensor;
+}
+
+/** What generate() starts from: token ids (a decoder-only prompt, or T5's encoder input), or an encoder's features. */
+export type GenerateInput = Tensor | EncoderInputs;
+
+export interface GenerateOptions extends LogitsOptions, WhisperPromptOptions {
   /** New tokens to generate at most (default 20). */
   maxNewTokens?: number;
   /** End-of-sequence tokens are forbidden before this many new tokens. */
@@ -29,6 +38,9 @@ export interface GenerateOptions extends LogitsOptions {
   eosTokenId?: number | number[];
   padTokenId?: number;
   decoderStartTokenId?: number;
+  /** Tokens never generated, and tokens not generated first (HF's suppress_tokens / begin_suppress_tokens; default: the generation config's). */
+  suppressTokens?: number[];
+  beginSuppressTokens?: number[];
   /** [B, T]: 1 for tokens, 0 for (left) padding of the prompt. */
   attentionMask?: Tensor | null;
   /** Seeded sampling: a generator, or a seed for a fresh one (default: the global generator). */
@@ -58,25 +70,42 @@ class Session {
   private encoderMask: Tensor | null;
   private started = false;
 
-  /** encoderIds and encoderMask become the session's: it disposes them (pass copies of the caller's tensors). */
-  constructor(private readonly model: PreTrainedModel, private readonly encoderIds: Tensor, encoderMask: Tensor | null, private mask: number[][] | null, private readonly ownsIds: boolean) {
+  private readonly device: string;
+
+  /**
+   * The encoder input (token ids or features) and encoderMask become the session's: it disposes them when it owns
+   * them (pass copies of the caller's tensors).
+   */
+  constructor(private readonly model: PreTrainedModel, private readonly encoderInput: { inputIds?: Tensor; inputFeatures?: Tensor }, encoderMask: Tensor | null, private mask: number[][] | null, private readonly ownsInput: boolean) {
     this.caches = model.newCache();
     this.encoderMask = encoderMask && keep(encoderMask);
+    this.device = (encoderInput.inputIds ?? encoderInput.inputFeatures)!.device;
+  }
+
+  /** One decoder pass over `tokens` without the cache (Whisper's language detection): [rows][V] last-position logits. */
+  async peek(tokens: number[][]): Promise<Float64Array[]> {
+    return this.run(tokens, false);
   }
 
   /** Feeds new tokens (the whole prefix on the first call) and returns [rows][V] logits of the last position. */
   async step(tokens: number[][]): Promise<Float64Array[]> {
-    const device = this.encoderIds.device;
+    const rows = await this.run(tokens, true);
+    this.started = true;
+    return rows;
+  }
+
+  private async run(tokens: number[][], cached: boolean): Promise<Float64Array[]> {
+    const device = this.device;
     const B = tokens.length, T = tokens[0]!.length;
     const ids = tensor(Int32Array.from(tokens.flat()), { shape: [B, T], device });
     const logits = noGrad(() => tidy(() => {
       let out;
       if (this.model.isEncoderDecoder) {
         out = this.model.forward({
-          inputIds: this.encoderIds, attentionMask: this.encoderMask, decoderInputIds: ids,
-          pastKeyValues: this.caches, encoderHiddenStates: this.encoderStates,
+          ...(this.encoderStates ? {} : this.encoderInput), attentionMask: this.encoderMask, decoderInputIds: ids,
+          pastKeyValues: cached ? this.caches : undefined, encoderHiddenStates: this.encoderStates,
         });
-        if (!this.started) this.encoderStates = keep(out.encoderLastHiddenState!);
+        this.encoderStates ??= keep(out.encoderLastHiddenState!);
       } else {
         let attentionMask: Tensor | null = null, positionIds: Tensor | null = null;
         if (this.mask) {
@@ -94,7 +123,6 @@ class Session {
       }
       return select(out.logits, 1, -1); // [B, V]
     }));
-    this.started = true;
     const data = await logits.data();
     logits.dispose();
     const V = data.length / B;
@@ -103,7 +131,7 @@ class Session {
 
   /** Beam search: row i continues old row order[i]. */
   reorder(order: number[]): void {
-    const idx = tensor(Int32Array.from(order), { dtype: 'int32', device: this.encoderIds.device });
+    const idx = tensor(Int32Array.from(order), { dtype: 'int32', device: this.device });
     for (const c of this.caches) c.reorder(idx);
     const swap = (t: Tensor | null) => {
       if (!t) return t;
@@ -121,7 +149,7 @@ class Session {
     for (const c of this.caches) c.dispose();
     this.encoderStates?.dispose();
     this.encoderMask?.dispose();
-    if (this.ownsIds) this.encoderIds.dispose();
+    if (this.ownsInput) for (const t of Object.values(this.encoderInput)) t?.dispose();
   }
 }
 
@@ -134,13 +162,18 @@ interface Resolved {
   session: Session;
   /** Tokens of the prompt that the decoder sees (0 for decoder-only models: the prompt is the sequence). */
   decoderPromptLen: number;
+  suppress: number[];
+  beginSuppress: number[];
 }
 
-async function prepare(model: PreTrainedModel, inputIds: Tensor, o: GenerateOptions, repeat: number): Promise<Resolved> {
-  if (inputIds.ndim !== 2 || !['int32', 'uint8'].includes(inputIds.dtype)) {
+async function prepare(model: PreTrainedModel, input: GenerateInput, o: GenerateOptions, repeat: number): Promise<Resolved> {
+  const features = input instanceof Tensor ? null : input.inputFeatures;
+  const inputIds = input instanceof Tensor ? input : input.inputFeatures;
+  if (!features && (inputIds.ndim !== 2 || !['int32', 'uint8'].includes(inputIds.dtype))) {
     throw new Error(`generate: inputIds must be an int32 tensor [batch, length], got ${fmtShape(inputIds.shape)} ${inputIds.dtype}`);
   }
   const d = model.generationConfig;
+  const suppressIds = o.suppressTokens ?? d.suppressTokens ?? [], beginSuppress = o.beginSuppressTokens ?? d.beginSuppressTokens ?? [];
   const maxNew = o.maxNewTokens ?? 20, minNew = o.minNewTokens ?? 0;
   const eosOpt = o.eosTokenId ?? d.eosTokenId;
   const eos = eosOpt === undefined ? [] : Array.isArray(eosOpt) ? eosOpt : [eosOpt];
@@ -150,29 +183,64 @@ async function prepare(model: PreTrainedModel, inputIds: Tensor, o: GenerateOpti
   const rows = (flat: ArrayLike<number>) => Array.from({ length: B * repeat }, (_, i) => Array.from(flat).slice(Math.floor(i / repeat) * T, (Math.floor(i / repeat) + 1) * T));
   const order = Int32Array.from({ length: B * repeat }, (_, i) => Math.floor(i / repeat));
   const mask = o.attentionMask ?? null;
+  if (mask && features) throw new Error('generate: attentionMask is for token ids; Whisper\'s encoder attends to every frame of inputFeatures (pad the audio instead)');
   if (mask && (mask.ndim !== 2 || mask.shape[0] !== B || mask.shape[1] !== T)) throw new Error(`generate: attentionMask must be [${B}, ${T}], got ${fmtShape(mask.shape)}`);
   if (model.isEncoderDecoder) {
     const start = o.decoderStartTokenId ?? d.decoderStartTokenId;
     if (start === undefined) throw new Error('generate: the model has no decoder_start_token_id; pass decoderStartTokenId');
+    const { tokens: init, detectAt } = whisperInitTokens(d, start, o);
+    checkDecoderPositions(model, init.length, maxNew);
     const idx = tensor(order, { dtype: 'int32', device: inputIds.device });
     // Copies (repeated per beam): the session frees them, never the caller's tensors.
     const enc = noGrad(() => indexSelect(inputIds, 0, idx));
     const encMask = mask && noGrad(() => indexSelect(mask, 0, idx));
     idx.dispose();
-    return { maxNew, minNew, eos, pad, prompt: Array.from({ length: B * repeat }, () => [start]), session: new Session(model, enc, encMask, null, true), decoderPromptLen: 1 };
+    const session = new Session(model, features ? { inputFeatures: enc } : { inputIds: enc }, encMask, null, true);
+    let prompt = Array.from({ length: B * repeat }, () => [...init]);
+    if (detectAt >= 0) {
+      try {
+        prompt = await detectLanguage(session, prompt, detectAt, Object.values(d.langToId!));
+      } catch (e) {
+        session.dispose();
+        throw e;
+      }
+    }
+    return { maxNew, minNew, eos, pad, prompt: prompt as number[][], session, decoderPromptLen: init.length, suppress: suppressIds, beginSuppress };
   }
+  if (features) throw new Error(`generate: inputFeatures are for encoder-decoder models (Whisper); ${model.constructor.name} takes token ids`);
   const maskRows = mask ? rows(await mask.data()) : null;
-  return { maxNew, minNew, eos, pad, prompt: rows(await inputIds.data()), session: new Session(model, inputIds, null, maskRows, false), decoderPromptLen: T };
+  return { maxNew, minNew, eos, pad, prompt: rows(await inputIds.data()), session: new Session(model, { inputIds }, null, maskRows, false), decoderPromptLen: T, suppress: suppressIds, beginSuppress };
 }
 
-/** Applies the processors HF applies before choosing (repetition penalty, minimum length). */
+/** The decoder's prompt plus the new tokens must fit its positions (Whisper: max_target_positions). */
+function checkDecoderPositions(model: PreTrainedModel, promptLen: number, maxNew: number): void {
+  const limit = model.positionLimit();
+  // The last new token is never fed back.
+  if (limit && promptLen + maxNew - 1 > limit.value) {
+    throw new Error(`generate: a decoder prompt of ${promptLen} tokens plus maxNewTokens = ${maxNew} needs ${promptLen + maxNew - 1} positions, more than the model's ${limit.key} = ${limit.value} (use maxNewTokens <= ${limit.value - promptLen + 1})`);
+  }
+}
+
+/** transformers' Whisper detect_language: the most likely language token after the start token, per row. */
+async function detectLanguage(session: Session, prompt: (number | null)[][], at: number, languageIds: number[]): Promise<number[][]> {
+  const logits = await session.peek(prompt.map((p) => p.slice(0, at) as number[]));
+  return prompt.map((p, i) => {
+    const row = logits[i]!;
+    const best = languageIds.reduce((a, b) => (row[b]! > row[a]! ? b : a));
+    return p.map((t, j) => (j === at ? best : t!));
+  });
+}
+
+/** Applies the processors HF applies before choosing (repetition penalty, minimum length, suppressed tokens). */
 function processRow(scores: Float64Array, seq: number[], newCount: number, o: GenerateOptions, r: Resolved): void {
   if (o.repetitionPenalty !== undefined) applyRepetitionPenalty(scores, seq, o.repetitionPenalty);
   if (newCount < r.minNew) suppress(scores, r.eos);
+  suppress(scores, r.suppress);
+  if (newCount === 0) suppress(scores, r.beginSuppress);
 }
 
-async function greedyOrSample(model: PreTrainedModel, inputIds: Tensor, o: GenerateOptions): Promise<GenerateOutput> {
-  const r = await prepare(model, inputIds, o, 1);
+async function greedyOrSample(model: PreTrainedModel, input: GenerateInput, o: GenerateOptions): Promise<GenerateOutput> {
+  const r = await prepare(model, input, o, 1);
   const gen = o.generator ?? (o.seed !== undefined ? new Generator(o.seed) : defaultGenerator);
   const seqs = r.prompt.map((p) => [...p]);
   const finished = seqs.map(() => false);
@@ -212,7 +280,7 @@ async function greedyOrSample(model: PreTrainedModel, inputIds: Tensor, o: Gener
   } finally {
     r.session.dispose();
   }
-  return { sequences: tensor(Int32Array.from(seqs.flat()), { shape: [seqs.length, seqs[0]!.length], device: inputIds.device }), scores };
+  return { sequences: tensor(Int32Array.from(seqs.flat()), { shape: [seqs.length, seqs[0]!.length], device: inputTensor(input).device }), scores };
 }
 
 /** The finished hypotheses of one batch entry (HF's BeamHypotheses). */
@@ -241,10 +309,10 @@ class Hypotheses {
   }
 }
 
-async function beamSearch(model: PreTrainedModel, inputIds: Tensor, o: GenerateOptions): Promise<GenerateOutput> {
+async function beamSearch(model: PreTrainedModel, input: GenerateInput, o: GenerateOptions): Promise<GenerateOutput> {
   const nb = o.numBeams!;
-  const B = inputIds.shape[0]!;
-  const r = await prepare(model, inputIds, o, nb);
+  const B = inputTensor(input).shape[0]!;
+  const r = await prepare(model, input, o, nb);
   const lp = o.lengthPenalty ?? 1;
   const early = o.earlyStopping ?? false;
   const maxLength = r.prompt[0]!.length + r.maxNew;
@@ -310,34 +378,55 @@ async function beamSearch(model: PreTrainedModel, inputIds: Tensor, o: GenerateO
     out.set(h.tokens, b * width);
     if (h.tokens.length < width && r.eos.length) out[b * width + h.tokens.length] = r.eos[0]!;
   });
-  return { sequences: tensor(out, { shape: [B, width], device: inputIds.device }), scores: [], sequencesScores: best.map((h) => h.score) };
+  return { sequences: tensor(out, { shape: [B, width], device: inputTensor(input).device }), scores: [], sequencesScores: best.map((h) => h.score) };
+}
+
+const inputTensor = (input: GenerateInput): Tensor => (input instanceof Tensor ? input : input.inputFeatures);
+
+const isEncoderInputs = (input: unknown): input is EncoderInputs => typeof input === 'object' && input !== null && !Array.isArray(input) && !(input instanceof Tensor) && 'inputFeatures' in input;
+
+/** Checks { inputFeatures } (token ids and the options are checked by checkGenerateOptions): a float [B, nMels, frames] tensor. */
+function checkEncoderInputs(input: unknown): void {
+  if (!isEncoderInputs(input)) return;
+  const f: unknown = input.inputFeatures;
+  if (!(f instanceof Tensor)) throw new Error('generate: inputFeatures must be a float tensor [batch, mel bins, frames]');
+  if (f.ndim !== 3 || f.shape.some((n) => n === 0) || !['float32', 'float16', 'bfloat16', 'float64'].includes(f.dtype)) {
+    throw new Error(`generate: inputFeatures must be a non-empty float tensor [batch, mel bins, frames], got ${fmtShape(f.shape)} ${f.dtype}`);
+  }
 }
 
 /** Generates and returns sequences with the per-step scores (greedy, sampling) or sequence scores (beams). */
-export function generateWithScores(model: PreTrainedModel, inputIds: Tensor, opts: GenerateOptions = {}): Promise<GenerateOutput> {
-  checkGenerateOptions(model, inputIds, opts as Record<string, unknown>); // before any work: ranges, empty prompt, positions
-  if (opts.assistantModel) return assistedGenerate(model, opts.assistantModel, inputIds, opts);
+export function generateWithScores(model: PreTrainedModel, input: GenerateInput, opts: GenerateOptions = {}): Promise<GenerateOutput> {
+  checkEncoderInputs(input);
+  checkGenerateOptions(model, isEncoderInputs(input) ? input.inputFeatures : input, opts as Record<string, unknown>); // before any work: ranges, empty prompt, positions
+  if (opts.assistantModel) {
+    if (!(input instanceof Tensor)) throw new Error('generate: assisted generation takes token ids, not inputFeatures');
+    return assistedGenerate(model, opts.assistantModel, input, opts);
+  }
   const nb = opts.numBeams ?? 1;
   if (nb > 1 && opts.doSample) throw new Error('generate: beam sampling is not supported; use numBeams or doSample');
   if (opts.onToken && nb > 1) throw new Error('generate: streaming works with greedy decoding and sampling, not beam search');
-  return nb > 1 ? beamSearch(model, inputIds, opts) : greedyOrSample(model, inputIds, opts);
+  return nb > 1 ? beamSearch(model, input, opts) : greedyOrSample(model, input, opts);
 }
 
-/** HF's model.generate: int32 [B, L] sequences, the prompt (or decoder start token) first. */
-export async function generate(model: PreTrainedModel, inputIds: Tensor, opts: GenerateOptions = {}): Promise<Tensor> {
-  return (await generateWithScores(model, inputIds, opts)).sequences;
+/**
+ * HF's model.generate: int32 [B, L] sequences, the prompt (or the decoder prompt: start token, Whisper's language,
+ * task and no-timestamps tokens) first. Whisper: generate(model, { inputFeatures }, { language: 'en' }).
+ */
+export async function generate(model: PreTrainedModel, input: GenerateInput, opts: GenerateOptions = {}): Promise<Tensor> {
+  return (await generateWithScores(model, input, opts)).sequences;
 }
 
 /**
  * Streams generation as an async iterator of each step's new tokens (one per row), e.g. to print text
  * as it comes: for await (const [t] of streamGenerate(model, ids)) process.stdout.write(tok.decode([t])).
  */
-export async function* streamGenerate(model: PreTrainedModel, inputIds: Tensor, opts: GenerateOptions = {}): AsyncGenerator<number[]> {
+export async function* streamGenerate(model: PreTrainedModel, input: GenerateInput, opts: GenerateOptions = {}): AsyncGenerator<number[]> {
   const queue: number[][] = [];
   let wake: (() => void) | null = null;
   let finished = false;
   let failure: unknown = null;
-  const run = generate(model, inputIds, { ...opts, onToken: (t) => { queue.push(t); wake?.(); } })
+  const run = generate(model, input, { ...opts, onToken: (t) => { queue.push(t); wake?.(); } })
     .then((s) => s.dispose(), (e: unknown) => { failure = e; })
     .finally(() => { finished = true; wake?.(); });
   while (!finished || queue.length) {
@@ -352,10 +441,10 @@ export async function* streamGenerate(model: PreTrainedModel, inputIds: Tensor, 
 declare module '../models/base.js' {
   interface PreTrainedModel {
     /** HF's generate(): greedy, sampling or beam search; returns int32 sequences [B, L]. */
-    generate(inputIds: Tensor, opts?: GenerateOptions): Promise<Tensor>;
+    generate(input: GenerateInput, opts?: GenerateOptions): Promise<Tensor>;
   }
 }
 
-PreTrainedModel.prototype.generate = function (inputIds, opts) {
-  return generate(this, inputIds, opts);
+PreTrainedModel.prototype.generate = function (input, opts) {
+  return generate(this, input, opts);
 };

@@ -8,6 +8,9 @@ import { BertForMaskedLM, BertForSequenceClassification, BertForTokenClassificat
 import { GPT2LMHeadModel, gpt2Config, gpt2Weights } from './gpt2.js';
 import { LlamaForCausalLM, llamaConfig, llamaWeights } from './llama.js';
 import { T5ForConditionalGeneration, t5Config, t5Weights } from './t5.js';
+import { Wav2Vec2ForCTC, wav2vec2Config, wav2vec2RenameKey, wav2vec2Weights } from './wav2vec2.js';
+import { ViTForImageClassification, vitConfig, vitWeights } from './vit.js';
+import { WhisperForConditionalGeneration, whisperConfig, whisperWeights } from './whisper.js';
 
 export type Task = 'causalLM' | 'maskedLM' | 'sequenceClassification' | 'tokenClassification' | 'seq2seqLM' | 'imageClassification' | 'speechSeq2Seq' | 'ctc';
 
@@ -19,6 +22,8 @@ interface Architecture {
   weights?: Partial<Record<Task, (config: ConfigReader) => WeightSpec>>;
   /** Checkpoint keys that are not weights of ours (old buffers such as GPT-2's causal mask). */
   ignore?: RegExp[];
+  /** Maps old checkpoint key names to current ones (transformers' key fixes on load), before any check. */
+  rename?: (key: string) => string;
 }
 
 const ARCHITECTURES = new Map<string, Architecture>([
@@ -45,6 +50,11 @@ const ARCHITECTURES = new Map<string, Architecture>([
   }],
   // Original T5 checkpoints carry an unused relative bias on the first cross-attention.
   ['t5', { heads: { seq2seqLM: (r) => new T5ForConditionalGeneration(t5Config(r)) }, weights: { seq2seqLM: (r) => t5Weights(t5Config(r)) }, ignore: [/^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$/] }],
+  // masked_spec_embed is SpecAugment's mask vector (training only, not implemented); weight_g / weight_v are renamed.
+  ['wav2vec2', { heads: { ctc: (r) => new Wav2Vec2ForCTC(wav2vec2Config(r)) }, weights: { ctc: (r) => wav2vec2Weights(wav2vec2Config(r)) }, ignore: [/^wav2vec2\.masked_spec_embed$/], rename: wav2vec2RenameKey }],
+  // Pre-training checkpoints (google/vit-base-patch16-224-in21k) carry a pooler that the classifier does not use.
+  ['vit', { heads: { imageClassification: (r) => new ViTForImageClassification(vitConfig(r)) }, weights: { imageClassification: (r) => vitWeights(vitConfig(r)) }, ignore: [/^vit\.pooler\./] }],
+  ['whisper', { heads: { speechSeq2Seq: (r) => new WhisperForConditionalGeneration(whisperConfig(r)) }, weights: { speechSeq2Seq: (r) => whisperWeights(whisperConfig(r)) } }],
 ]);
 
 /** Adds (or replaces) an architecture: model files call this for their model_type. */
@@ -99,7 +109,8 @@ async function fromPretrained(task: Task, dir: string, opts: FromPretrainedOptio
   if (!make) throw new Error(`${path}: model_type '${type}' has no ${task} head (available: ${Object.keys(arch.heads).join(', ')})`);
   const reader = new ConfigReader(json, path);
   const spec = arch.weights?.[task]?.(reader);
-  const header = spec || opts.dtype === 'auto' ? await readCheckpointHeader(dir) : null;
+  const rawHeader = spec || opts.dtype === 'auto' ? await readCheckpointHeader(dir) : null;
+  const header = rawHeader && arch.rename ? { ...rawHeader, entries: renameKeys(rawHeader.entries, arch.rename) } : rawHeader;
   const dtype = modelDType(opts.dtype, json, header?.entries ?? {});
   // Names and shapes from the safetensors headers only: a config that disagrees with its checkpoint fails here,
   // before the model (or any tensor) is allocated.
@@ -108,12 +119,18 @@ async function fromPretrained(task: Task, dir: string, opts: FromPretrainedOptio
   const generationConfig = await generationDefaults(dir, json);
   // Converted before loading, so that weights stored in the model's dtype are copied as they are, never widened.
   const model = make(reader).to(dtype);
-  const { tensors, source } = await loadCheckpoint(dir);
+  const loaded = await loadCheckpoint(dir);
+  const { source } = loaded, tensors = arch.rename ? renameKeys(loaded.tensors, arch.rename) : loaded.tensors;
   loadPretrainedWeights(model, tensors, source, arch.ignore);
   for (const t of Object.values(tensors)) t.dispose();
   model.generationConfig = generationConfig;
   if (opts.device) model.to(opts.device);
   return model.eval();
+}
+
+/** The same values under renamed keys. */
+function renameKeys<T>(entries: Record<string, T>, rename: (key: string) => string): Record<string, T> {
+  return Object.fromEntries(Object.entries(entries).map(([k, v]) => [rename(k), v]));
 }
 
 /** Special token ids from config.json, overridden by generation_config.json where present (as transformers does). */
@@ -131,7 +148,45 @@ async function generationDefaults(dir: string, config: Record<string, unknown>):
   };
   const eos = pick('eos_token_id');
   const eosTokenId = Array.isArray(eos) ? eos.map((v) => { if (!Number.isInteger(v)) throw new Error(`${path}: "eos_token_id" must hold integers`); return v as number; }) : id('eos_token_id');
-  return { bosTokenId: id('bos_token_id'), eosTokenId, padTokenId: id('pad_token_id'), decoderStartTokenId: id('decoder_start_token_id') };
+  return { bosTokenId: id('bos_token_id'), eosTokenId, padTokenId: id('pad_token_id'), decoderStartTokenId: id('decoder_start_token_id'), ...whisperPromptConfig(gen, config, path) };
+}
+
+/** Whisper's prompt and suppression fields (generation_config.json, else config.json), each checked; absent ones left out. */
+function whisperPromptConfig(gen: Record<string, unknown>, config: Record<string, unknown>, path: string): Partial<GenerationDefaults> {
+  const pick = (key: string): unknown => gen[key] ?? config[key];
+  const isId = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+  const ids = (key: string): number[] | undefined => {
+    const v = pick(key);
+    if (v === undefined || v === null) return undefined;
+    if (!Array.isArray(v) || !v.every(isId)) throw new Error(`${path}: "${key}" must be an array of token ids, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const idMap = (key: string): Record<string, number> | undefined => {
+    const v = pick(key);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'object' || Array.isArray(v) || !Object.values(v).every(isId)) throw new Error(`${path}: "${key}" must map names to token ids`);
+    return v as Record<string, number>;
+  };
+  const out: Partial<GenerationDefaults> = {};
+  // Only generation_config.json's: config.json's copy in older checkpoints forces English, which transformers overrides.
+  const forced = gen['forced_decoder_ids'];
+  if (forced !== undefined && forced !== null) {
+    const ok = Array.isArray(forced) && forced.every((p) => Array.isArray(p) && p.length === 2 && isId(p[0]) && (p[1] === null || isId(p[1])));
+    if (!ok) throw new Error(`${path}: "forced_decoder_ids" must be [position, token id or null] pairs, got ${JSON.stringify(forced)}`);
+    out.forcedDecoderIds = forced as [number, number | null][];
+  }
+  const suppressTokens = ids('suppress_tokens'), beginSuppressTokens = ids('begin_suppress_tokens');
+  const langToId = idMap('lang_to_id'), taskToId = idMap('task_to_id');
+  const noTs = pick('no_timestamps_token_id'), multi = pick('is_multilingual');
+  if (noTs !== undefined && noTs !== null && !isId(noTs)) throw new Error(`${path}: "no_timestamps_token_id" must be a token id, got ${JSON.stringify(noTs)}`);
+  if (multi !== undefined && multi !== null && typeof multi !== 'boolean') throw new Error(`${path}: "is_multilingual" must be true or false`);
+  if (suppressTokens?.length) out.suppressTokens = suppressTokens;
+  if (beginSuppressTokens?.length) out.beginSuppressTokens = beginSuppressTokens;
+  if (langToId) out.langToId = langToId;
+  if (taskToId) out.taskToId = taskToId;
+  if (isId(noTs)) out.noTimestampsTokenId = noTs;
+  if (typeof multi === 'boolean') out.isMultilingual = multi;
+  return out;
 }
 
 /** Loads a Hugging Face causal language model (config.json + model.safetensors or shards), in eval mode. */

@@ -56,6 +56,16 @@ export interface GenerationDefaults {
   eosTokenId?: number | number[];
   padTokenId?: number;
   decoderStartTokenId?: number;
+  /** Whisper's generation_config.json: [position, token | null] pairs that start the decoder prompt. */
+  forcedDecoderIds?: [number, number | null][];
+  /** Tokens never generated (HF's suppress_tokens), and tokens not generated first (begin_suppress_tokens). */
+  suppressTokens?: number[];
+  beginSuppressTokens?: number[];
+  /** Whisper's prompt tokens: '<|en|>' -> id, 'transcribe' / 'translate' -> id, <|notimestamps|>. */
+  langToId?: Record<string, number>;
+  taskToId?: Record<string, number>;
+  noTimestampsTokenId?: number;
+  isMultilingual?: boolean;
 }
 
 /** Base of the Hugging Face architectures: a Module with a config and forward(inputs) -> outputs. */

@@ -17,6 +17,7 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export { embedding, gelu, layerNorm, linear, logSoftmax, relu, rmsNorm, sigmoid, silu, softmax, tanh, unfold };
+export { ctcLoss, type CtcLossOptions } from '../autograd/ops/ctc.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -320,4 +321,25 @@ export function oneHot(ids: Tensor, numClasses: number): Tensor {
   // Not rows of eye(numClasses): that would be numClasses^2 elements, 10 GB for GPT-2's vocabulary.
   indexSelect(classes, 0, reshape(ids, [ids.numel()]), 'oneHot').dispose();
   return cast(eq(unsqueeze(ids, -1), classes), 'int32');
+}
+
+/**
+ * Group normalisation (torch.nn.functional.group_norm): x [B, C, *] in `numGroups` groups of C / numGroups channels,
+ * each group of each example normalised over its channels and positions (biased variance), then weight [C] and
+ * bias [C] per channel. Composed: one layer norm over [B, G, -1], then the per-channel affine.
+ */
+export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  const C = x.shape[1];
+  if (x.ndim < 2 || C === undefined) throw new Error(`groupNorm: expected input [B, C, *], got ${fmtShape(x.shape)}`);
+  if (!Number.isInteger(numGroups) || numGroups < 1 || C % numGroups !== 0) throw new Error(`groupNorm: ${C} channels are not divisible into ${numGroups} groups (input ${fmtShape(x.shape)})`);
+  for (const [name, p] of [['weight', weight], ['bias', bias]] as const) {
+    if (p && (p.ndim !== 1 || p.shape[0] !== C)) throw new Error(`groupNorm: ${name} must be [${C}], got ${fmtShape(p.shape)}`);
+  }
+  const B = x.shape[0]!, perGroup = x.numel() / Math.max(B * numGroups, 1);
+  // [B, C, *] -> [B, G, C/G * prod(*)]: each row is one group of one example.
+  const normed = reshape(layerNorm(reshape(x, [B, numGroups, perGroup]), [perGroup], null, null, eps), x.shape);
+  // weight / bias [C] -> [1, C, 1, ...] to broadcast over batch and positions.
+  const perChannel = [1, C, ...Array<number>(x.ndim - 2).fill(1)];
+  const scaled = weight ? mul(normed, reshape(weight, perChannel)) : normed;
+  return bias ? add(scaled, reshape(bias, perChannel)) : scaled;
 }

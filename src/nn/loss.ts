@@ -5,6 +5,7 @@ import { fmtShape, shapeEq } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { binaryCrossEntropyWithLogits, crossEntropy, l1Loss, mseLoss, nllLoss, type Reduction } from './functional.js';
 import { Module } from './module.js';
+import { ctcLoss, type CtcLossOptions } from '../autograd/ops/ctc.js';
 
 const REDUCTIONS: readonly string[] = ['mean', 'sum', 'none'];
 
@@ -160,5 +161,24 @@ export class BCEWithLogitsLoss extends Module {
       throw new Error(`${op}: posWeight ${fmtShape(this.pos_weight.shape)} does not broadcast over the input's last dimension (${last})`);
     }
     return binaryCrossEntropyWithLogits(input, target, this.reduction, { weight: this.weight, posWeight: this.pos_weight });
+  }
+}
+
+/** torch.nn.CTCLoss: forward(logProbs [T, B, C], targets, inputLengths, targetLengths), options as F.ctcLoss. */
+export class CTCLoss extends Module {
+  readonly blank: number;
+  readonly reduction: Reduction;
+  readonly zeroInfinity: boolean;
+
+  constructor(opts: CtcLossOptions = {}) {
+    super();
+    this.blank = opts.blank ?? 0;
+    if (!Number.isInteger(this.blank) || this.blank < 0) throw new Error(`CTCLoss: blank must be a non-negative integer, got ${this.blank}`);
+    this.reduction = checkReduction('CTCLoss', opts.reduction ?? 'mean');
+    this.zeroInfinity = opts.zeroInfinity ?? false;
+  }
+
+  forward(logProbs: Tensor, targets: Tensor, inputLengths: Tensor | readonly number[] | number, targetLengths: Tensor | readonly number[] | number): Tensor {
+    return ctcLoss(logProbs, targets, inputLengths, targetLengths, { blank: this.blank, reduction: this.reduction, zeroInfinity: this.zeroInfinity });
   }
 }

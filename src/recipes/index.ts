@@ -6,6 +6,8 @@ import { mlmBrownRecipe } from './mlm-brown.js';
 import { paradigmsRecipe } from './paradigms.js';
 import type { Recipe, RecipeOptions } from './recipe.js';
 import { spamRecipe } from './spam.js';
+import { speechDigitsRecipe } from './speech-digits.js';
+import { vitFashionRecipe } from './vit-fashion.js';
 
 export const RECIPES: Record<string, Recipe<RecipeOptions>> = {
   g2p: g2pRecipe,
@@ -13,6 +15,8 @@ export const RECIPES: Record<string, Recipe<RecipeOptions>> = {
   spam: spamRecipe,
   'mlm-brown': mlmBrownRecipe,
   paradigms: paradigmsRecipe,
+  'speech-digits': speechDigitsRecipe,
+  'vit-fashion': vitFashionRecipe,
 };
 
 /** The recipe called `name`, or an error listing the recipes. */

@@ -3,6 +3,7 @@
 import { tensor } from '../tensor/create.js';
 import { isTensor, type Tensor } from '../tensor/tensor.js';
 import { avoidStackOverflow, hf, type HfTokenizer } from './hf-lib.js';
+import { ChatTemplates, type ChatMessage, type ChatTemplateOptions } from './chat-template.js';
 import { arrayAt, isJsonObject, numberAt, objectAt, stringAt, tokenContent, type JsonObject, type TokenizerJson } from './json.js';
 import { OffsetAligner } from './offsets.js';
 import { validateTokenizerConfig, validateTokenizerJson } from './validate.js';
@@ -98,6 +99,8 @@ export class Tokenizer {
   private readonly specials: Record<SpecialName, string | null>;
   private readonly cleanUpSpaces: boolean;
   private size: number | undefined;
+  private chatTemplates: ChatTemplates;
+  private readonly additionalSpecialTokens: string[];
   /** tokenizer_config's model_max_length, when it sets a real one. */
   readonly modelMaxLength: number | undefined;
   /** Default side for padding (HF `padding_side`); settable. */
@@ -109,6 +112,7 @@ export class Tokenizer {
     private readonly json: JsonObject,
     config: JsonObject,
     private readonly source: string,
+    configSource = `${source} (tokenizer config)`,
   ) {
     this.cleanUpSpaces = config.clean_up_tokenization_spaces === true;
     // The library reads these keys without defaults; tokenizer.json files written by older versions may lack them.
@@ -124,6 +128,8 @@ export class Tokenizer {
     this.paddingSide = checkSide(stringAt(config, 'padding_side') ?? 'right', `${source}: padding_side`);
     this.truncationSide = checkSide(stringAt(config, 'truncation_side') ?? 'right', `${source}: truncation_side`);
     this.specials = this.findSpecialTokens(config);
+    this.chatTemplates = new ChatTemplates(config.chat_template, configSource);
+    this.additionalSpecialTokens = (arrayAt(config, 'additional_special_tokens') ?? []).filter((t): t is string => typeof t === 'string');
   }
 
   /**
@@ -142,14 +148,14 @@ export class Tokenizer {
 
   /**
    * From the parsed contents of a tokenizer.json (and optionally of tokenizer_config.json); works in browsers.
-   * `source` names the data in error messages.
+   * `source` names the data in error messages; `configSource` names the config (and its chat_template).
    */
-  static fromJSON(tokenizerJson: unknown, tokenizerConfig: unknown = {}, source = 'tokenizer.json'): Tokenizer {
+  static fromJSON(tokenizerJson: unknown, tokenizerConfig: unknown = {}, source = 'tokenizer.json', configSource?: string): Tokenizer {
     if (!isJsonObject(tokenizerJson)) throw new Error(`${source}: expected a tokenizer.json object, got ${describe(tokenizerJson)}`);
     validateTokenizerJson(tokenizerJson, source);
     if (!isJsonObject(tokenizerConfig)) throw new Error(`${source}: tokenizer config must be an object, got ${describe(tokenizerConfig)}`);
     validateTokenizerConfig(tokenizerConfig, `${source} (tokenizer config)`);
-    return new Tokenizer(tokenizerJson, plainConfig(tokenizerConfig), source);
+    return new Tokenizer(tokenizerJson, plainConfig(tokenizerConfig), source, configSource);
   }
 
   /** Reads a tokenizer.json, and the tokenizer_config.json and special_tokens_map.json beside it when present (Node). */
@@ -160,7 +166,11 @@ export class Tokenizer {
     validateTokenizerConfig(config, `${dir}tokenizer_config.json`);
     const specialMap = (await readOptionalJson(`${dir}special_tokens_map.json`)) ?? {};
     validateTokenizerConfig(specialMap, `${dir}special_tokens_map.json`);
-    return Tokenizer.fromJSON(json, { ...config, ...specialMap }, path);
+    // transformers >= 4.50 saves the template as chat_template.jinja beside the config, which it then prefers.
+    const jinja = await readText(`${dir}chat_template.jinja`);
+    const chat = jinja === null ? {} : { chat_template: jinja };
+    const configSource = jinja === null ? `${dir}tokenizer_config.json` : `${dir}chat_template.jinja`;
+    return Tokenizer.fromJSON(json, { ...config, ...specialMap, ...chat }, path, configSource);
   }
 
   /** The tokenizer.json contents (for saving or inspection). */
@@ -340,6 +350,40 @@ export class Tokenizer {
     const shape = [out.inputIds.length, width];
     const toTensor = (rows: number[][]): Tensor => tensor(Int32Array.from(rows.flat()), { dtype: 'int32', shape });
     return { inputIds: toTensor(out.inputIds), attentionMask: toTensor(out.attentionMask), tokenTypeIds: toTensor(out.tokenTypeIds) };
+  }
+
+  // ---- chat ----
+
+  /**
+   * Formats a conversation with the tokenizer's chat template, as transformers' `apply_chat_template`: the template gets
+   * `messages`, `add_generation_prompt`, `tools`, `documents`, the special tokens (bos_token, eos_token, ...) and
+   * `templateKwargs`. Token ids by default, encoded without adding special tokens (the template writes its own bos);
+   * the text with `tokenize: false`.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions & { tokenize: false }): string;
+  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions & { tokenize?: true }): number[];
+  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string | number[];
+  applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string | number[] {
+    const special: Record<string, unknown> = {};
+    for (const name of SPECIAL_NAMES) if (this.specials[name] !== null) special[`${name}_token`] = this.specials[name];
+    if (this.additionalSpecialTokens.length > 0) special.additional_special_tokens = this.additionalSpecialTokens;
+    const text = this.chatTemplates.render(messages, options, special);
+    return options.tokenize === false ? text : this.encode(text, { addSpecialTokens: false }).ids;
+  }
+
+  /** The chat template as tokenizer_config.json holds it (a string, or the named list), or null (HF `chat_template`). */
+  get chatTemplate(): string | { name: string; template: string }[] | null {
+    return this.chatTemplates.toJSON();
+  }
+
+  /** Sets the chat template (e.g. for a tokenizer trained here), checked as when read from a config. */
+  set chatTemplate(value: string | { name: string; template: string }[] | null) {
+    this.chatTemplates = new ChatTemplates(value, this.chatTemplates.source);
+  }
+
+  /** Names of the chat templates in the config (['default'] for a single template; [] for none). */
+  get chatTemplateNames(): string[] {
+    return this.chatTemplates.names;
   }
 
   // ---- decoding ----

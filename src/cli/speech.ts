@@ -1,0 +1,101 @@
+// CLI command over Hugging Face speech models: transcribe (Whisper: audio file -> text, streamed as it decodes).
+
+import { generate, type GenerateOptions } from '../generation/generate.js';
+import { whisperInitTokens } from '../generation/whisper.js';
+import { AutoModelForSpeechSeq2Seq } from '../models/auto.js';
+import { loadAudio } from '../processors/audio.js';
+import { WhisperFeatureExtractor } from '../processors/whisper.js';
+import { AutoTokenizer } from '../tokenizers/tokenizer.js';
+import { generationOption, parseOptions, stringOption } from './args.js';
+import type { CliCommand, Out } from './hf.js';
+
+const stdout: Out = (t) => { process.stdout.write(t); };
+
+export interface TranscribeOptions extends Pick<GenerateOptions, 'language' | 'task' | 'numBeams' | 'maxNewTokens'> {
+  /** Called with the text decoded so far whenever it grows (greedy decoding only). */
+  onText?: (text: string) => void;
+}
+
+export interface Transcription {
+  text: string;
+  /** The whole decoder sequence: start token, language, task, no-timestamps, the text's tokens, eos. */
+  ids: number[];
+}
+
+/**
+ * Transcribes one audio file with the Whisper model in `dir`: the audio is read (WAV, resampled to the model's
+ * rate), turned into log-mel features by preprocessor_config.json's extractor and checked before the model loads;
+ * audio longer than one chunk (30 s) is an error naming the file.
+ */
+export async function transcribe(dir: string, file: string, opts: TranscribeOptions = {}): Promise<Transcription> {
+  const fe = await WhisperFeatureExtractor.fromPretrained(dir);
+  const samples = await loadAudio(file, { samplingRate: fe.config.sampling_rate });
+  let inputFeatures;
+  try {
+    ({ inputFeatures } = fe.call(samples, { samplingRate: fe.config.sampling_rate, truncation: false }));
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+  const tok = await AutoTokenizer.fromPretrained(dir);
+  const model = await AutoModelForSpeechSeq2Seq.fromPretrained(dir);
+  // Default: as many tokens as the decoder has positions left after its prompt (transformers' max_length = 448).
+  const start = model.generationConfig.decoderStartTokenId ?? 0;
+  const promptLen = whisperInitTokens(model.generationConfig, start, opts).tokens.length;
+  const limit = model.positionLimit()?.value ?? promptLen + 447;
+  const generated: number[] = [];
+  let shown = '';
+  const onToken = opts.onText && (opts.numBeams ?? 1) === 1
+    ? ([t]: number[]) => {
+      generated.push(t!);
+      // Decode all so far and report what is new: a token can end inside a character.
+      const text = tok.decode(generated, { skipSpecialTokens: true });
+      if (!text.endsWith('\uFFFD') && text !== shown) {
+        shown = text;
+        opts.onText!(text);
+      }
+    }
+    : undefined;
+  const seq = await generate(model, { inputFeatures }, {
+    language: opts.language, task: opts.task, numBeams: opts.numBeams, maxNewTokens: opts.maxNewTokens ?? limit - promptLen + 1, onToken,
+  });
+  const ids = ((await seq.tolist()) as number[][])[0]!;
+  return { text: tok.decode(ids, { skipSpecialTokens: true }), ids };
+}
+
+export const transcribeCommand: CliCommand = {
+  summary: 'transcribe (or translate) a WAV file with a speech-to-text model (Whisper), streaming the text',
+  usage: `attend transcribe --model DIR [options] audio.wav
+
+DIR is a Hugging Face Whisper folder: config.json, model.safetensors, tokenizer.json, generation_config.json
+(decoder prompt: forced_decoder_ids, lang_to_id, task_to_id, suppress_tokens) and preprocessor_config.json
+(log-mel features; Whisper's defaults when absent). The audio is resampled to the model's rate; up to 30 s.
+  --language L         'en', 'english' or '<|en|>' (default: detected, for multilingual models)
+  --task T             transcribe (default) or translate (into English)
+  --num-beams N        beam search (prints the text at the end)
+  --max-new-tokens N   tokens to decode at most (default: what the decoder's positions allow)
+  --ids                also print the decoded token ids`,
+  async run(args, out: Out = stdout) {
+    const { values, positionals } = parseOptions(args, {
+      model: 'string', language: 'string', task: 'string', 'num-beams': 'string', 'max-new-tokens': 'string', ids: 'boolean', help: 'boolean',
+    }, 'transcribe');
+    if (values['help']) return out(`${this.usage}\n`);
+    const numBeams = generationOption(values, 'num-beams', 'numBeams');
+    const maxNewTokens = generationOption(values, 'max-new-tokens', 'maxNewTokens');
+    const task = stringOption(values, 'task');
+    if (task !== undefined && task !== 'transcribe' && task !== 'translate') throw new Error(`--task must be transcribe or translate, got '${task}'`);
+    const dir = stringOption(values, 'model');
+    if (!dir) throw new Error(`--model DIR is required\n\n${this.usage}`);
+    if (positionals.length !== 1) throw new Error(`expected one audio file\n\n${this.usage}`);
+    let shown = '';
+    const result = await transcribe(dir, positionals[0]!, {
+      language: stringOption(values, 'language'), task, numBeams, maxNewTokens,
+      onText: (text) => {
+        out(text.startsWith(shown) ? text.slice(shown.length) : `\n${text}`);
+        shown = text;
+      },
+    });
+    if (shown !== result.text) out(result.text.startsWith(shown) ? result.text.slice(shown.length) : `\n${result.text}`);
+    out('\n');
+    if (values['ids']) out(`ids: ${result.ids.join(' ')}\n`);
+  },
+};

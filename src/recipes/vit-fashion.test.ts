@@ -1,0 +1,172 @@
+// The vit-fashion recipe: its batches (normalisation, shifts, flips, erasing), split, scores, rollout and PNG by hand;
+// a smoke run whose saved folder AutoModelForImageClassification reloads to the same predictions; the missing dataset.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, test } from 'vitest';
+import '../index.js';
+import { trainCommand } from '../cli/train.js';
+import type { ImageSet } from '../data/fashion-mnist.js';
+import { AutoModelForImageClassification } from '../models/auto.js';
+import { Generator } from '../tensor/random.js';
+import { vitFashionRecipe } from './vit-fashion.js';
+import { attentionRollout, encodePngGray, makeBatch, pixelStats, predict, scores, splitTrain, type Subset } from './vit-fashion.js';
+
+/** n 28x28 images: image i has pixel (y, x) = (i + y * 28 + x) % 256, label i % 10. */
+function synthetic(n: number): ImageSet {
+  const images = new Uint8Array(n * 784);
+  for (let i = 0; i < n; i++) for (let p = 0; p < 784; p++) images[i * 784 + p] = (i + p) % 256;
+  return { images, labels: Uint8Array.from({ length: n }, (_, i) => i % 10), count: n, rows: 28, cols: 28 };
+}
+const all = (set: ImageSet): Subset => ({ set, indices: Int32Array.from({ length: set.count }, (_, i) => i) });
+
+describe('data', () => {
+  const norm = { mean: 0.25, std: 0.5 };
+  test('batches without augmentation: (x / 255 - mean) / std in [B, 1, 28, 28], with the labels', async () => {
+    const s = all(synthetic(4));
+    const { pixelValues, labels } = makeBatch(s, [3, 1], norm, 'cpu');
+    expect(pixelValues.shape).toEqual([2, 1, 28, 28]);
+    const x = await pixelValues.data();
+    for (const [b, i] of [[0, 3], [1, 1]] as const) for (const p of [0, 100, 783]) expect(x[b * 784 + p]).toBeCloseTo((((i + p) % 256) / 255 - 0.25) / 0.5, 5);
+    expect(Array.from(await labels.data())).toEqual([3, 1]);
+  });
+  test('augmentation: each image is its original shifted by at most the padding, maybe mirrored, background outside', async () => {
+    const s = all(synthetic(64));
+    const aug = { cropPadding: 2, flip: true, erasing: 0 };
+    const x = await makeBatch(s, Array.from(s.indices), norm, 'cpu', aug, new Generator(1)).pixelValues.data();
+    const value = (i: number, y: number, c: number) => (y < 0 || y > 27 || c < 0 || c > 27 ? -0.5 : (((i + y * 28 + c) % 256) / 255 - 0.25) / 0.5);
+    const seen = new Set<string>();
+    for (let i = 0; i < 64; i++) {
+      const img = Array.from(x.subarray(i * 784, (i + 1) * 784));
+      const found: string[] = [];
+      for (let dy = -2; dy <= 2; dy++) for (let dx = -2; dx <= 2; dx++) for (const flip of [false, true]) {
+        const ok = img.every((v, p) => {
+          const y = Math.floor(p / 28), c = p % 28, sx = flip ? 27 - (c + dx) : c + dx;
+          return Math.abs(v - value(i, y + dy, sx)) < 1e-5;
+        });
+        if (ok) found.push(`${dy},${dx},${flip}`);
+      }
+      expect(found, `image ${i}`).toHaveLength(1);
+      seen.add(found[0]!);
+    }
+    expect(seen.size).toBeGreaterThan(20); // shifts and flips do vary
+    // The same generator state gives the same batch; another gives another.
+    expect(Array.from(await makeBatch(s, [5], norm, 'cpu', aug, new Generator(9)).pixelValues.data())).toEqual(Array.from(await makeBatch(s, [5], norm, 'cpu', aug, new Generator(9)).pixelValues.data()));
+  });
+  test('random erasing sets one rectangle to 0 (the mean), leaving the rest', async () => {
+    const s = all(synthetic(8));
+    const plain = await makeBatch(s, Array.from(s.indices), norm, 'cpu').pixelValues.data();
+    const x = await makeBatch(s, Array.from(s.indices), norm, 'cpu', { cropPadding: 0, flip: false, erasing: 0.999 }, new Generator(3)).pixelValues.data();
+    for (let i = 0; i < 8; i++) {
+      const changed = Array.from({ length: 784 }, (_, p) => p).filter((p) => x[i * 784 + p] !== plain[i * 784 + p]);
+      expect(changed.every((p) => x[i * 784 + p] === 0)).toBe(true);
+      const ys = changed.map((p) => Math.floor(p / 28)), xs = changed.map((p) => p % 28);
+      const h = Math.max(...ys) - Math.min(...ys) + 1, w = Math.max(...xs) - Math.min(...xs) + 1;
+      // A filled rectangle of 2%..33% of the image (pixels already 0 may hide a corner, never more than a few).
+      expect(changed.length).toBeGreaterThanOrEqual(h * w - 2);
+      expect(h * w).toBeGreaterThanOrEqual(0.02 * 784 - 2);
+      expect(h * w).toBeLessThanOrEqual(0.33 * 784 + 28);
+    }
+  });
+  test('the validation split is seeded, disjoint from training, and the pixel statistics are the plain mean and std', () => {
+    const set = synthetic(100);
+    const a = splitTrain(set, 10, 4, 0), b = splitTrain(set, 10, 4, 0), c = splitTrain(set, 10, 5, 0);
+    expect(a.val.indices.length).toBe(10);
+    expect(new Set([...a.val.indices, ...a.train.indices]).size).toBe(100);
+    expect(Array.from(a.val.indices)).toEqual(Array.from(b.val.indices));
+    expect(Array.from(a.val.indices)).not.toEqual(Array.from(c.val.indices));
+    expect(splitTrain(set, 10, 4, 7).train.indices.length).toBe(7);
+    const flat = { images: new Uint8Array(2 * 784).fill(255, 0, 784), labels: new Uint8Array(2), count: 2, rows: 28, cols: 28 };
+    const st = pixelStats(all(flat));
+    expect(st.mean).toBeCloseTo(0.5, 10);
+    expect(st.std).toBeCloseTo(0.5, 10);
+  });
+  test('scores: accuracy, confusion[true][predicted] and per-class accuracy', () => {
+    const s = all(synthetic(4)); // labels 0, 1, 2, 3
+    const r = scores([0, 1, 1, 0], s, 0.5);
+    expect(r.accuracy).toBe(0.5);
+    expect(r.confusion[2]![1]).toBe(1);
+    expect(r.confusion[3]![0]).toBe(1);
+    expect(r.perClass).toMatchObject({ 'T-shirt/top': 1, Trouser: 1, Pullover: 0, Dress: 0 });
+  });
+});
+
+describe('pictures', () => {
+  test('attention rollout: one uniform layer gives the uniform map; two layers multiply, worked by hand', () => {
+    const T = 3, uniform = new Float32Array(T * T).fill(1 / 3);
+    expect(Array.from(attentionRollout([uniform], T, 1))).toEqual([0.5 / 3, 0.5 / 3].map((v) => expect.closeTo(v, 6)));
+    // Two heads that average to "everyone attends to [CLS]": each layer is 0.5 A + 0.5 I.
+    const toCls = new Float32Array(2 * T * T);
+    for (let h = 0; h < 2; h++) for (let i = 0; i < T; i++) toCls[h * T * T + i * T] = 1;
+    // A' rows: [1, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5]; (A' A') row 0 = [1, 0, 0].
+    expect(Array.from(attentionRollout([toCls, toCls], T, 2))).toEqual([0, 0]);
+    const mixed = attentionRollout([toCls, uniform], T, 2); // uniform' = 0.5/3 + 0.5 I, times toCls'
+    // row 0 of U' x C' = [(0.5/3 + 0.5) * 1 + 0.5/3 * 0.5 + 0.5/3 * 0.5, 0.5/3 * 0.5, 0.5/3 * 0.5]
+    expect(Array.from(mixed)).toEqual([0.5 / 6, 0.5 / 6].map((v) => expect.closeTo(v, 6)));
+  });
+  test('the PNG encoder writes what an independent decoder (sharp / libspng) reads back', async () => {
+    const px = Uint8Array.from({ length: 28 * 20 }, (_, i) => (i * 37) % 256);
+    const { data, info } = await sharp(Buffer.from(encodePngGray(px, 28, 20))).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height, info.channels]).toEqual([28, 20, 1]);
+    expect(Array.from(data)).toEqual(Array.from(px));
+  });
+});
+
+describe('the recipe', () => {
+  let dir: string;
+  let results: Record<string, unknown>;
+  beforeAll(async () => {
+    dir = join(await mkdtemp(join(tmpdir(), 'attend-vit-fashion-')), 'run');
+    await trainCommand.run(['vit-fashion', '--smoke', '--out', dir], () => undefined);
+    results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as Record<string, unknown>;
+  }, 60_000);
+
+  test('--smoke learns above chance and writes the results, pictures and Hugging Face folder', () => {
+    expect(results['data']).toMatchObject({ train: 1536, validation: 500, test: 500 });
+    const vit = results['vit'] as { test: { accuracy: number; confusion: number[][] }; steps: number };
+    const cnn = results['cnn'] as { test: { accuracy: number } };
+    // Chance is 10%; 500 test images put 20% more than 7 standard deviations above it.
+    expect(vit.test.accuracy).toBeGreaterThan(0.2);
+    expect(cnn.test.accuracy).toBeGreaterThan(0.2);
+    expect(vit.test.confusion.flat().reduce((a, b) => a + b, 0)).toBe(500);
+    expect(results['table']).toMatch(/\| ViT \|.*\n\| CNN \|/);
+    for (const f of ['config.json', 'model.safetensors', 'preprocessor_config.json', 'confusion.svg', 'confusion-cnn.svg', 'attention.svg', 'loss.svg', 'metrics.jsonl']) expect(existsSync(join(dir, f)), f).toBe(true);
+    expect(readFileSync(join(dir, 'attention.svg'), 'utf8')).toMatch(/data:image\/png;base64,/);
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config).toMatchObject({ model_type: 'vit', num_channels: 1, image_size: 28, patch_size: 7, architectures: ['ViTForImageClassification'] });
+    expect(config['id2label']).toMatchObject({ 0: 'T-shirt/top', 9: 'Ankle boot' });
+    const pre = JSON.parse(readFileSync(join(dir, 'preprocessor_config.json'), 'utf8')) as Record<string, unknown>;
+    const norm = (results['data'] as { normalization: { mean: number; std: number } }).normalization;
+    expect(pre).toMatchObject({ image_processor_type: 'ViTImageProcessor', do_resize: true, size: { height: 28, width: 28 }, do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: [norm.mean], image_std: [norm.std] });
+  });
+
+  test('the saved folder reloads through AutoModelForImageClassification to the same test predictions', async () => {
+    const { loadFashionMnist } = await import('../data/fashion-mnist.js');
+    const model = await AutoModelForImageClassification.fromPretrained(dir);
+    const fm = await loadFashionMnist();
+    const test: Subset = { set: fm.test, indices: Int32Array.from({ length: 500 }, (_, i) => i) };
+    const norm = (results['data'] as { normalization: { mean: number; std: number } }).normalization;
+    const { predictions, loss } = await predict(model, (m, x) => (m as typeof model).forward({ pixelValues: x }).logits, test, norm, 250, 'wasm');
+    const saved = (results['vit'] as { test: { confusion: number[][]; loss: number } }).test;
+    expect(scores(predictions, test, loss).confusion).toEqual(saved.confusion);
+    expect(loss).toBeCloseTo(saved.loss, 5);
+  });
+
+  test('a missing dataset names the Debian package and how to install it', async () => {
+    const empty = await mkdtemp(join(tmpdir(), 'attend-no-fashion-'));
+    const opts = { ...vitFashionRecipe.defaults, ...vitFashionRecipe.smoke, dataDir: empty };
+    const err = vitFashionRecipe.run(opts, { outDir: join(empty, 'out'), resume: false, log: () => undefined });
+    await expect(err).rejects.toThrow(/Fashion-MNIST not found: .*train-images-idx3-ubyte\.gz is missing\. It comes with the Debian package 'dataset-fashion-mnist' \(sudo apt-get install dataset-fashion-mnist\)/);
+  });
+
+  test('bad options name the option', async () => {
+    const bad = (patch: Record<string, unknown>) => vitFashionRecipe.run({ ...vitFashionRecipe.defaults, ...patch } as typeof vitFashionRecipe.defaults, { outDir: '/nonexistent', resume: false, log: () => undefined });
+    await expect(bad({ patchSize: 5 })).rejects.toThrow(/--patch-size must be a divisor of the image size 28/);
+    await expect(bad({ heads: 3 })).rejects.toThrow(/--hidden \(64\) must be divisible by --heads \(3\)/);
+    await expect(bad({ valSize: 60000 })).rejects.toThrow(/--val-size must be below the 60000 training images/);
+    await expect(bad({ erasing: 1.5 })).rejects.toThrow(/--erasing must be a number in \[0, 1\)/);
+  });
+});
