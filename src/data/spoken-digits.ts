@@ -255,9 +255,9 @@ export interface SynthesizeSetOptions {
 
 export interface SynthesizedSet {
   audio: Float32Array[];
-  /** The cache key (SHA-256 of the espeak-ng version and the specs). */
+  /** The cache key of the whole list (SHA-256 of the espeak-ng version and the specs). */
   key: string;
-  /** True when the set came from the cache. */
+  /** True when every chunk came from the cache. */
   cached: boolean;
 }
 
@@ -272,60 +272,75 @@ export function cacheKey(specs: readonly UtteranceSpec[], espeakVersion: string)
   return createHash('sha256').update(JSON.stringify({ format: 1, rate: SAMPLE_RATE, espeakVersion, specs })).digest('hex').slice(0, 24);
 }
 
+/** Utterances per cache file: a killed run keeps what it finished, and a longer list reuses a shorter one's chunks. */
+export const CACHE_CHUNK = 500;
+
+async function readChunk(pcmPath: string, indexPath: string, count: number): Promise<Float32Array[] | null> {
+  if (!existsSync(pcmPath) || !existsSync(indexPath)) return null;
+  const index = JSON.parse(await readFile(indexPath, 'utf8')) as { lengths: number[] };
+  const bytes = await readFile(pcmPath);
+  const total = index.lengths.reduce((a, b) => a + b, 0);
+  if (index.lengths.length !== count || bytes.byteLength !== 2 * total) return null; // damaged or partial: synthesise again
+  const pcm = new Int16Array(bytes.buffer, bytes.byteOffset, total);
+  let at = 0;
+  return index.lengths.map((n) => {
+    const x = new Float32Array(n);
+    for (let i = 0; i < n; i++) x[i] = pcm[at + i]! / 32768;
+    at += n;
+    return x;
+  });
+}
+
+async function writeChunk(pcmPath: string, indexPath: string, audio: readonly Float32Array[], meta: Record<string, unknown>): Promise<void> {
+  const total = audio.reduce((n, a) => n + a.length, 0);
+  const pcm = new Int16Array(total);
+  let at = 0;
+  for (const a of audio) {
+    for (let i = 0; i < a.length; i++) pcm[at + i] = Math.round(a[i]! * 32768);
+    at += a.length;
+  }
+  const tmp = `.tmp-${process.pid}`;
+  await writeFile(pcmPath + tmp, new Uint8Array(pcm.buffer));
+  await rename(pcmPath + tmp, pcmPath);
+  await writeFile(indexPath + tmp, JSON.stringify({ ...meta, lengths: audio.map((a) => a.length) }));
+  await rename(indexPath + tmp, indexPath);
+}
+
 /**
- * Synthesises every spec (espeak-ng runs `concurrency` at a time while this thread resamples), or reads them from
- * the cache: `<key>.pcm` (16-bit little-endian samples, concatenated) and `<key>.json` (lengths), written atomically.
+ * Synthesises every spec (espeak-ng runs `concurrency` at a time while this thread resamples), or reads it from the
+ * cache: per chunk of CACHE_CHUNK specs, `<chunk key>.pcm` (16-bit little-endian samples, concatenated) and
+ * `<chunk key>.json` (lengths), written atomically.
  */
 export async function synthesizeSet(specs: readonly UtteranceSpec[], opts: SynthesizeSetOptions = {}): Promise<SynthesizedSet> {
   const bin = opts.bin ?? 'espeak-ng';
   const { version } = checkEspeak(bin);
-  const key = cacheKey(specs, version);
   const dir = opts.cacheDir === undefined ? defaultCacheDir() : opts.cacheDir;
-  const pcmPath = dir ? join(dir, `${key}.pcm`) : '', indexPath = dir ? join(dir, `${key}.json`) : '';
-  if (dir && existsSync(pcmPath) && existsSync(indexPath)) {
-    const index = JSON.parse(await readFile(indexPath, 'utf8')) as { lengths: number[] };
-    const bytes = await readFile(pcmPath);
-    const total = index.lengths.reduce((a, b) => a + b, 0);
-    if (index.lengths.length === specs.length && bytes.byteLength === 2 * total) {
-      const pcm = new Int16Array(bytes.buffer, bytes.byteOffset, total);
-      let at = 0;
-      const audio = index.lengths.map((n) => {
-        const x = new Float32Array(n);
-        for (let i = 0; i < n; i++) x[i] = pcm[at + i]! / 32768;
-        at += n;
-        return x;
-      });
-      opts.onProgress?.(specs.length, specs.length);
-      return { audio, key, cached: true };
+  if (dir) await mkdir(dir, { recursive: true });
+  const audio: Float32Array[] = [];
+  let cached = true;
+  for (let c = 0; c < specs.length; c += CACHE_CHUNK) {
+    const chunk = specs.slice(c, c + CACHE_CHUNK);
+    const key = cacheKey(chunk, version);
+    const pcmPath = dir ? join(dir, `${key}.pcm`) : '', indexPath = dir ? join(dir, `${key}.json`) : '';
+    const hit = dir ? await readChunk(pcmPath, indexPath, chunk.length) : null;
+    if (hit) {
+      audio.push(...hit);
+      opts.onProgress?.(audio.length, specs.length);
+      continue;
     }
-    // A damaged or partial entry: synthesise again and replace it.
+    cached = false;
+    const out = new Array<Float32Array>(chunk.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < chunk.length) {
+        const i = next++;
+        out[i] = quantize(await synthesize(chunk[i]!, bin));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 2) }, worker));
+    if (dir) await writeChunk(pcmPath, indexPath, out, { key, espeakVersion: version, sampleRate: SAMPLE_RATE });
+    audio.push(...out);
+    opts.onProgress?.(audio.length, specs.length);
   }
-  const audio = new Array<Float32Array>(specs.length);
-  const concurrency = Math.max(1, opts.concurrency ?? 2);
-  let next = 0, done = 0;
-  const worker = async () => {
-    while (next < specs.length) {
-      const i = next++;
-      audio[i] = quantize(await synthesize(specs[i]!, bin));
-      done++;
-      if (done % 500 === 0 || done === specs.length) opts.onProgress?.(done, specs.length);
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  if (dir) {
-    await mkdir(dir, { recursive: true });
-    const total = audio.reduce((n, a) => n + a.length, 0);
-    const pcm = new Int16Array(total);
-    let at = 0;
-    for (const a of audio) {
-      for (let i = 0; i < a.length; i++) pcm[at + i] = Math.round(a[i]! * 32768);
-      at += a.length;
-    }
-    const tmp = `.tmp-${process.pid}`;
-    await writeFile(pcmPath + tmp, new Uint8Array(pcm.buffer));
-    await rename(pcmPath + tmp, pcmPath);
-    await writeFile(indexPath + tmp, JSON.stringify({ key, espeakVersion: version, sampleRate: SAMPLE_RATE, lengths: audio.map((a) => a.length) }));
-    await rename(indexPath + tmp, indexPath);
-  }
-  return { audio, key, cached: false };
+  return { audio, key: cacheKey(specs, version), cached };
 }

@@ -69,7 +69,6 @@ class Session {
   private encoderStates: Tensor | null = null;
   private encoderMask: Tensor | null;
   private started = false;
-
   private readonly device: string;
 
   /**
@@ -168,6 +167,7 @@ interface Resolved {
 
 async function prepare(model: PreTrainedModel, input: GenerateInput, o: GenerateOptions, repeat: number): Promise<Resolved> {
   const features = input instanceof Tensor ? null : input.inputFeatures;
+  // The encoder's input (token ids or features): only its batch size and device matter for features.
   const inputIds = input instanceof Tensor ? input : input.inputFeatures;
   if (!features && (inputIds.ndim !== 2 || !['int32', 'uint8'].includes(inputIds.dtype))) {
     throw new Error(`generate: inputIds must be an int32 tensor [batch, length], got ${fmtShape(inputIds.shape)} ${inputIds.dtype}`);
@@ -395,9 +395,23 @@ function checkEncoderInputs(input: unknown): void {
   }
 }
 
+/** Whisper's options: token id lists and strings (their values are checked against the generation config later). */
+function checkWhisperOptions(opts: GenerateOptions): void {
+  for (const name of ['suppressTokens', 'beginSuppressTokens'] as const) {
+    const v: unknown = opts[name];
+    if (v !== undefined && (!Array.isArray(v) || !v.every((t) => Number.isSafeInteger(t) && (t as number) >= 0))) {
+      throw new Error(`generate: ${name} must be an array of token ids, got ${JSON.stringify(v)}`);
+    }
+  }
+  for (const name of ['language', 'task'] as const) {
+    if (opts[name] !== undefined && typeof opts[name] !== 'string') throw new Error(`generate: ${name} must be a string, got ${JSON.stringify(opts[name])}`);
+  }
+}
+
 /** Generates and returns sequences with the per-step scores (greedy, sampling) or sequence scores (beams). */
 export function generateWithScores(model: PreTrainedModel, input: GenerateInput, opts: GenerateOptions = {}): Promise<GenerateOutput> {
   checkEncoderInputs(input);
+  checkWhisperOptions(opts);
   checkGenerateOptions(model, isEncoderInputs(input) ? input.inputFeatures : input, opts as Record<string, unknown>); // before any work: ranges, empty prompt, positions
   if (opts.assistantModel) {
     if (!(input instanceof Tensor)) throw new Error('generate: assisted generation takes token ids, not inputFeatures');

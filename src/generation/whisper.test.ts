@@ -153,6 +153,8 @@ describe('Whisper generation: bad input', () => {
     await expect(generate(model, { inputFeatures: tensor([[1, 2]]) })).rejects.toThrow(/inputFeatures must be a non-empty float tensor \[batch, mel bins, frames\], got \[1, 2\]/);
     await expect(generate(model, { inputFeatures: features }, { numBeams: 2, onToken: () => {} })).rejects.toThrow(/streaming works with greedy/);
     await expect(generate(model, { inputFeatures: features }, { attentionMask: tensor([[1]]) })).rejects.toThrow(/attentionMask is for token ids/);
+    await expect(generate(model, { inputFeatures: features }, { suppressTokens: ['x'] as never })).rejects.toThrow(/suppressTokens must be an array of token ids/);
+    await expect(generate(model, { inputFeatures: features }, { language: 5 as never })).rejects.toThrow(/language must be a string/);
     const gpt2 = await AutoModelForCausalLM.fromPretrained(hfDir('gpt2'));
     await expect(generate(gpt2, { inputFeatures: features })).rejects.toThrow(/inputFeatures are for encoder-decoder models/);
     const bad = await fixtureWithConfig({ suppress_tokens: [1, 'x'] });

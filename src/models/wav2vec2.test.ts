@@ -13,12 +13,14 @@ import { AdamW } from '../optim/adamw.js';
 import { loadAudio } from '../processors/audio.js';
 import { Wav2Vec2FeatureExtractor } from '../processors/wav2vec2.js';
 import { listDevices } from '../tensor/backend.js';
-import { ones, tensor, zeros } from '../tensor/create.js';
+import { ones, randn, tensor, zeros } from '../tensor/create.js';
+import { manualSeed } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { expectClose } from '../test-util/fixtures.js';
 import { expectGradsMatch, expectTensorClose, hfDir, loadRef } from '../test-util/hf-fixtures.js';
 import { AutoModelForCTC } from './auto.js';
-import { Wav2Vec2ForCTC } from './wav2vec2.js';
+import { ConfigReader } from './base.js';
+import { Wav2Vec2ForCTC, wav2vec2Config } from './wav2vec2.js';
 
 /**
  * The attention key biases shift every score of a query row by the same amount, so softmax cancels them: their true
@@ -151,6 +153,29 @@ describe('wav2vec2 frames, masks and loading', () => {
     expect(logits.shape).toEqual([1, model.featureLengths([samples.length])[0], 32]);
     expect(Array.from(await logits.data()).every(Number.isFinite)).toBe(true);
   });
+  test('a model built from a config trains: the CTC loss of one utterance falls (train mode: dropout, LayerDrop)', async () => {
+    manualSeed(0);
+    const config = wav2vec2Config(new ConfigReader({
+      vocab_size: 6, hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 32, conv_dim: [8, 8], conv_kernel: [4, 3],
+      conv_stride: [2, 2], num_conv_pos_embeddings: 4, num_conv_pos_embedding_groups: 2, ctc_loss_reduction: 'mean', layerdrop: 0.2,
+    }, 'config.json'));
+    const model = new Wav2Vec2ForCTC(config).train();
+    // The weight norm starts at g = ||v||: the conv weight equals v.
+    const wn = model.wav2vec2.encoder.pos_conv_embed.conv.parametrizations.weight;
+    expectClose(await wn.weight().data(), Array.from(await wn.original1.data()), 1e-6, 1e-5, 'initial weight');
+    const inputValues = randn([1, 400]), labels = tensor([[1, 2, 3, 3, 4]], { dtype: 'int32' });
+    const opt = new AdamW(model.parameters(), { lr: 3e-3 });
+    const losses: number[] = [];
+    for (let step = 0; step < 40; step++) {
+      const { loss } = model.forward({ inputValues, labels });
+      loss!.backward();
+      opt.step();
+      opt.zeroGrad();
+      losses.push(await loss!.item());
+    }
+    expect(losses.every(Number.isFinite)).toBe(true);
+    expect(losses.slice(-5).reduce((a, b) => a + b) / 5).toBeLessThan(0.5 * losses[0]!);
+  });
   test('old checkpoints with weight_g / weight_v load to the same model', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'attend-w2v-'));
     await copyFile(join(hfDir('wav2vec2'), 'config.json'), join(dir, 'config.json'));
@@ -193,5 +218,6 @@ describe('wav2vec2 frames, masks and loading', () => {
     expect(() => model.forward({ inputValues: zeros([1, 1, 4000]) })).toThrow(/must be \[batch, samples\], got \[1, 1, 4000\]/);
     expect(() => model.forward({ inputValues: zeros([1, 4000]), attentionMask: ones([1, 3999]) })).toThrow(/wav2vec2: attentionMask must be \[1, 4000\] like inputValues, got \[1, 3999\]/);
     expect(() => model.forward({ inputIds: zeros([1, 4], { dtype: 'int32' }) })).toThrow(/wav2vec2: forward needs "inputValues"/);
+    expect(() => model.forward({ inputValues: zeros([1, 4000], { dtype: 'int32' }) })).toThrow(/wav2vec2: inputValues must be floating point audio samples, got int32/);
   });
 });

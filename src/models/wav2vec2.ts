@@ -9,12 +9,13 @@ import { reshape, slice, transpose, unsqueeze } from '../autograd/ops/movement.j
 import { sum } from '../autograd/ops/reduce.js';
 import { arange, full, zeros } from '../tensor/create.js';
 import { defaultGenerator } from '../tensor/random.js';
+import { isFloat } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Dropout } from '../nn/activation.js';
 import { Conv1d } from '../nn/conv.js';
 import { conv1d, scaledDotProductAttention } from '../nn/functional.js';
-import { constant_, normal_, zeros_ } from '../nn/init.js';
+import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { GroupNorm, LayerNorm } from '../nn/normalization.js';
@@ -263,31 +264,39 @@ export class Parametrizations extends Module {
   }
 }
 
+/** A grouped Conv1d whose weight is weight-normed (the positional conv), padded by k // 2 on both sides. */
+export class WeightNormConv1d extends Module {
+  bias: Parameter;
+  parametrizations: Parametrizations;
+
+  constructor(channels: number, private readonly k: number, private readonly groups: number) {
+    super();
+    // transformers' init: N(0, 2 / sqrt(k * H)) weight, zero bias.
+    this.bias = new Parameter(zeros([channels]));
+    this.parametrizations = new Parametrizations(new WeightNorm(normal_(zeros([channels, channels / groups, k]), 0, 2 * Math.sqrt(1 / (k * channels)))));
+  }
+
+  /** [B, H, T] -> [B, H, T + 1 - k % 2] */
+  forward(x: Tensor): Tensor {
+    return conv1d(x, this.parametrizations.weight.weight(), this.bias, { padding: Math.floor(this.k / 2), groups: this.groups });
+  }
+}
+
 export class Wav2Vec2PositionalConvEmbedding extends Module {
-  conv: Module & { bias: Parameter; parametrizations: Parametrizations };
-  private readonly k: number;
-  private readonly groups: number;
+  conv: WeightNormConv1d;
   private readonly act: (x: Tensor) => Tensor;
 
   constructor(cfg: Wav2Vec2Config) {
     super();
-    const H = cfg.hidden_size, k = cfg.num_conv_pos_embeddings, g = cfg.num_conv_pos_embedding_groups;
-    // transformers' init: N(0, 2 / sqrt(k * H)) weight, zero bias.
-    const v = normal_(zeros([H, H / g, k]), 0, 2 * Math.sqrt(1 / (k * H)));
-    const conv = new Module() as Module & { bias: Parameter; parametrizations: Parametrizations };
-    conv.bias = new Parameter(constant_(zeros([H]), 0));
-    conv.parametrizations = new Parametrizations(new WeightNorm(v));
-    this.conv = conv;
-    this.k = k;
-    this.groups = g;
+    this.conv = new WeightNormConv1d(cfg.hidden_size, cfg.num_conv_pos_embeddings, cfg.num_conv_pos_embedding_groups);
     this.act = activation(cfg.feat_extract_activation);
   }
 
   /** [B, T, H] -> [B, T, H] */
   forward(x: Tensor): Tensor {
     const T = x.shape[1]!;
-    // [B, T, H] -> [B, H, T]; padding k // 2 on both sides gives T + 1 frames for an even k: the last is dropped.
-    const y = conv1d(transpose(x, 1, 2), this.conv.parametrizations.weight.weight(), this.conv.bias, { padding: Math.floor(this.k / 2), groups: this.groups });
+    // [B, T, H] -> [B, H, T]; an even kernel gives T + 1 frames: the last is dropped (transformers' SamePadLayer).
+    const y = this.conv.forward(transpose(x, 1, 2));
     const same = y.shape[2] === T ? y : slice(y, 2, 0, T);
     return transpose(this.act(same), 1, 2); // [B, H, T] -> [B, T, H]
   }
@@ -426,9 +435,10 @@ export class Wav2Vec2Model extends Module {
     return minSamples(this.config);
   }
 
-  /** inputValues [B, S], attentionMask [B, S] (1 = sample, 0 = padding) -> hidden states [B, frames, H] and the frame mask. */
-  forward(inputValues: Tensor, attentionMask?: Tensor | null): { hidden: Tensor; frames: Tensor | null } {
+  /** inputValues [B, S], attentionMask [B, S] (1 = sample, 0 = padding) -> the encoder's hidden states [B, frames, H]. */
+  forward(inputValues: Tensor, attentionMask?: Tensor | null): Tensor {
     if (inputValues.ndim !== 2) throw new Error(`wav2vec2: inputValues must be [batch, samples], got ${fmtShape(inputValues.shape)}`);
+    if (!isFloat(inputValues.dtype)) throw new Error(`wav2vec2: inputValues must be floating point audio samples, got ${inputValues.dtype}`);
     const [B, S] = inputValues.shape as [number, number];
     const need = minSamples(this.config);
     if (S < need) {
@@ -441,7 +451,7 @@ export class Wav2Vec2Model extends Module {
     const F = features.shape[1]!;
     // Frame f is real when f < the frames of the example's unpadded length.
     const frames = attentionMask ? lt(unsqueeze(arange(0, F, 1, { device: features.device }), 0), unsqueeze(featureLengthsTensor(this.config, sum(cast(attentionMask, 'int32'), -1)), 1)) : null; // [B, F]
-    return { hidden: this.encoder.forward(this.feature_projection.forward(features), frames), frames };
+    return this.encoder.forward(this.feature_projection.forward(features), frames);
   }
 }
 
@@ -477,7 +487,7 @@ export class Wav2Vec2ForCTC extends PreTrainedModel {
    */
   forward({ inputValues, attentionMask, labels }: ModelInputs): ModelOutput {
     const x = requireInput(inputValues, 'inputValues', 'wav2vec2');
-    const { hidden } = this.wav2vec2.forward(x, attentionMask);
+    const hidden = this.wav2vec2.forward(x, attentionMask);
     const logits = this.lm_head.forward(this.dropout.forward(hidden));
     if (!labels) return { logits, lastHiddenState: hidden };
     return { logits, lastHiddenState: hidden, loss: this.ctcLossFor(logits, x, attentionMask ?? null, labels) };

@@ -263,6 +263,10 @@ export class WhisperEncoder extends Module {
     const C = cfg.d_model;
     this.conv1 = new Conv1d(cfg.num_mel_bins, C, 3, { padding: 1 });
     this.conv2 = new Conv1d(C, C, 3, { stride: 2, padding: 1 });
+    for (const conv of [this.conv1, this.conv2]) { // transformers' _init_weights: N(0, init_std), zero bias
+      normal_(conv.weight, 0, cfg.init_std);
+      zeros_(conv.bias!);
+    }
     this.embed_positions = new Embedding(cfg.max_source_positions, C);
     this.embed_positions.weight = new Parameter(sinusoids(cfg.max_source_positions, C), false);
     this.layers = Array.from({ length: cfg.encoder_layers }, () => new WhisperEncoderLayer(cfg));

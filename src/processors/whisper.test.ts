@@ -24,6 +24,16 @@ describe('WhisperFeatureExtractor', () => {
     expectClose(await inputFeatures.data(), Array.from(await ref['fe.input_features']!.data()), 1e-4, 0, 'input_features');
   });
 
+  test('a batch: one row per signal, each as when given alone', async () => {
+    const ref = await loadRef('whisper');
+    const audio = (await ref['fe.audio']!.data()) as Float32Array;
+    const other = audio.map((v, i) => v * 0.5 + Math.sin(i * 0.01) * 0.01);
+    const fe = new WhisperFeatureExtractor();
+    const both = await fe.call([audio, other]).inputFeatures.data();
+    expectClose(both.subarray(0, 240000), Array.from(await ref['fe.input_features']!.data()), 1e-4, 0, 'row 0');
+    expectClose(both.subarray(240000), Array.from(await fe.call(other).inputFeatures.data()), 0, 0, 'row 1');
+  });
+
   test('logMel of the unpadded clip: 150 frames, equal to the padded features away from the end', async () => {
     const ref = await loadRef('whisper');
     const audio = (await ref['fe.audio']!.data()) as Float32Array;
@@ -86,5 +96,6 @@ describe('WhisperFeatureExtractor', () => {
     const long = new Float32Array(16000 * 31).fill(0.01);
     expect(() => fe.call(long, { truncation: false })).toThrow(/31.00 s .* longer than the model accepts \(30 s/);
     expect(fe.call(long).inputFeatures.shape).toEqual([1, 80, 3000]);
+    expect(() => fe.call([new Float32Array(400), new Float32Array(0)])).toThrow(/audio 1 is empty/);
   });
 });

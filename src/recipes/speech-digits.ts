@@ -590,7 +590,7 @@ export const speechDigitsRecipe: Recipe<SpeechDigitsOptions> = {
   summary: 'spoken digit strings (espeak-ng voices, noise): a conv + transformer CTC recognizer from scratch, tested on unseen voices beside pocketsphinx',
   chapter: 'speech: a transformer encoder with CTC',
   defaults: {
-    seed: 0, trainUtterances: 10000, valUtterances: 400, testUtterances: 1000, testVariants: 12, valVariants: 6,
+    seed: 0, trainUtterances: 8000, valUtterances: 400, testUtterances: 1000, testVariants: 12, valVariants: 6,
     maxDigits: 7, snrMin: 5, snrMax: 40, cacheDir: '',
     dModel: 144, layers: 4, heads: 4, dFf: 576, dropout: 0.1, freqMasks: 2, timeMasks: 2,
     batchSize: 32, steps: 2500, lr: 1.5e-3, warmupSteps: 250, minLr: 1e-5, weightDecay: 0.01, clipGradNorm: 1,

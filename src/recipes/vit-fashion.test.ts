@@ -122,15 +122,15 @@ describe('the recipe', () => {
     dir = join(await mkdtemp(join(tmpdir(), 'attend-vit-fashion-')), 'run');
     await trainCommand.run(['vit-fashion', '--smoke', '--out', dir], () => undefined);
     results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as Record<string, unknown>;
-  }, 60_000);
+  }, 120_000);
 
   test('--smoke learns above chance and writes the results, pictures and Hugging Face folder', () => {
     expect(results['data']).toMatchObject({ train: 1536, validation: 500, test: 500 });
     const vit = results['vit'] as { test: { accuracy: number; confusion: number[][] }; steps: number };
     const cnn = results['cnn'] as { test: { accuracy: number } };
-    // Chance is 10%; 500 test images put 20% more than 7 standard deviations above it.
-    expect(vit.test.accuracy).toBeGreaterThan(0.2);
-    expect(cnn.test.accuracy).toBeGreaterThan(0.2);
+    // Chance is 10%; with 500 test images 25% is more than 10 standard deviations above it.
+    expect(vit.test.accuracy).toBeGreaterThan(0.25);
+    expect(cnn.test.accuracy).toBeGreaterThan(0.25);
     expect(vit.test.confusion.flat().reduce((a, b) => a + b, 0)).toBe(500);
     expect(results['table']).toMatch(/\| ViT \|.*\n\| CNN \|/);
     for (const f of ['config.json', 'model.safetensors', 'preprocessor_config.json', 'confusion.svg', 'confusion-cnn.svg', 'attention.svg', 'loss.svg', 'metrics.jsonl']) expect(existsSync(join(dir, f)), f).toBe(true);

@@ -303,7 +303,7 @@ export function confusionSvg(confusion: number[][], title: string): string {
     parts.push(`<text x="${left - 6}" y="${top + i * cell + cell / 2 + 4}" text-anchor="end" font-size="11">${esc(FASHION_MNIST_CLASSES[i] ?? String(i))}</text>`);
     parts.push(`<text transform="translate(${left + i * cell + cell / 2},${top - 6}) rotate(-35)" font-size="11">${esc(FASHION_MNIST_CLASSES[i] ?? String(i))}</text>`);
   });
-  const w = left + n * cell + 20, h = top + n * cell + 40;
+  const w = left + n * cell + 60, h = top + n * cell + 40;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="${w / 2}" y="18" text-anchor="middle" font-size="14">${esc(title)}</text>
@@ -351,12 +351,12 @@ export interface AttentionPanel {
 
 /** attention.svg: per image, the image, the last layer's [CLS] attention over it and the rollout, each patch shaded. */
 export function attentionSvg(panels: readonly AttentionPanel[], grid: number, title: string): string {
-  const scale = 5, px = SIZE * scale, gap = 14, rowH = px + 34, colW = 3 * px + 2 * gap + 30;
+  const scale = 5, px = SIZE * scale, gap = 14, rowH = px + 34, colW = 3 * px + 2 * gap + 30, top = 68;
   const cols = Math.min(2, panels.length), rows = Math.ceil(panels.length / cols);
-  const w = cols * colW + 20, h = rows * rowH + 60;
+  const w = cols * colW + 20, h = rows * rowH + top;
   const out: string[] = [];
   panels.forEach((p, n) => {
-    const x0 = 10 + (n % cols) * colW, y0 = 50 + Math.floor(n / cols) * rowH;
+    const x0 = 10 + (n % cols) * colW, y0 = top + Math.floor(n / cols) * rowH;
     const href = `data:image/png;base64,${Buffer.from(encodePngGray(p.image, SIZE, SIZE)).toString('base64')}`;
     const ok = p.label === p.predicted;
     out.push(`<text x="${x0}" y="${y0 - 6}" font-size="11" fill="${ok ? '#000' : '#b2182b'}">${esc(FASHION_MNIST_CLASSES[p.label]!)}${ok ? '' : ` (predicted ${esc(FASHION_MNIST_CLASSES[p.predicted]!)})`}</text>`);
@@ -364,14 +364,15 @@ export function attentionSvg(panels: readonly AttentionPanel[], grid: number, ti
       const x = x0 + k * (px + gap);
       out.push(`<image x="${x}" y="${y0}" width="${px}" height="${px}" href="${href}" style="image-rendering:pixelated"/>`);
       if (!map) return;
-      const max = Math.max(...map), cell = px / grid;
+      const lo = Math.min(...map), span = Math.max(...map) - lo || 1, cell = px / grid;
       map.forEach((v, i) => {
-        const t = v / max;
+        const t = (v - lo) / span;
         out.push(`<rect x="${(x + (i % grid) * cell).toFixed(1)}" y="${(y0 + Math.floor(i / grid) * cell).toFixed(1)}" width="${cell.toFixed(1)}" height="${cell.toFixed(1)}" fill="${heat(t)}" fill-opacity="${(0.15 + 0.6 * t).toFixed(2)}"/>`);
       });
     });
   });
-  const heads = ['image', 'last layer [CLS] attention', 'attention rollout'].map((t, k) => `<text x="${10 + k * (px + gap)}" y="36" font-size="11" fill="#555">${t}</text>`).join('');
+  const heads = Array.from({ length: cols }, (_, c) => ['image', 'last layer [CLS] attention', 'attention rollout']
+    .map((t, k) => `<text x="${10 + c * colW + k * (px + gap)}" y="38" font-size="11" fill="#555">${t}</text>`).join('')).join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="#fff"/>
 <text x="10" y="18" font-size="14">${esc(title)}</text>
@@ -549,7 +550,8 @@ export const vitFashionRecipe: Recipe<VitFashionOptions> = {
   },
   smoke: {
     valSize: 500, trainLimit: 1536, testLimit: 500, hidden: 32, layers: 2, heads: 2, intermediate: 64, patchSize: 7,
-    batchSize: 64, epochs: 2, warmup: 0.1, evalEvery: 0, checkpointEvery: 0, cnnEpochs: 1, cnnChannels: 8, attentionImages: 4,
+    batchSize: 64, epochs: 3, lr: 5e-3, warmup: 0.1, labelSmoothing: 0, cropPadding: 0, erasing: 0, evalEvery: 0, checkpointEvery: 0,
+    cnnEpochs: 1, cnnChannels: 8, attentionImages: 4,
   },
   help: {
     seed: 'seed of the validation split, the initial weights, the batch order and the augmentation',
