@@ -94,10 +94,16 @@ function layerSizes(m: BaseLayer): [number, number] {
   return m instanceof Conv1D ? [d0, d1] : [d1, d0];
 }
 
+/**
+ * The output heads 'all-linear' leaves out, as PEFT leaves out the model's get_output_embeddings(): lm_head (causal and
+ * seq2seq LMs; also Wav2Vec2ForCTC's, which PEFT would adapt), BertForMaskedLM's decoder, Whisper's proj_out.
+ */
+const OUTPUT_HEADS = ['lm_head', 'cls.predictions.decoder', 'proj_out'];
+
 /** PEFT's check_target_module_exists: a regex over the whole name, or a name the dotted path ends with. */
 function matches(name: string, targets: readonly string[] | string): boolean {
   if (typeof targets === 'string') {
-    if (targets === 'all-linear') return name !== 'lm_head' && !name.endsWith('.lm_head');
+    if (targets === 'all-linear') return !OUTPUT_HEADS.some((h) => name === h || name.endsWith(`.${h}`));
     return new RegExp(`^(?:${targets})$`).test(name);
   }
   return targets.some((t) => name === t || name.endsWith(`.${t}`));
@@ -115,10 +121,14 @@ function findTargets(model: Module, opts: Required<LoraOptions>, source: string)
     }
   }
   if (!out.length) {
-    const layers = model.namedModules().filter(([, m]) => m instanceof Linear || m instanceof Conv1D).map(([n]) => n.split('.').at(-1)!);
-    throw new Error(`${source}: target_modules ${JSON.stringify(opts.targetModules)} match no layer of the model (its linear layers: ${[...new Set(layers)].join(', ')})`);
+    throw new Error(`${source}: target_modules ${JSON.stringify(opts.targetModules)} match no layer of the model (its linear layers: ${linearNames(model).join(', ')})`);
   }
   return out;
+}
+
+/** The distinct last names of the model's Linear / Conv1D layers (what target_modules lists), in model order. */
+function linearNames(model: Module): string[] {
+  return [...new Set(model.namedModules().filter(([, m]) => m instanceof Linear || m instanceof Conv1D).map(([n]) => n.split('.').at(-1)!))];
 }
 
 /** Puts `m` where the dotted `path` points (array entries included), replacing what was there. */
@@ -148,6 +158,11 @@ function checkOptions(opts: LoraOptions, source: string): Required<LoraOptions> 
 export function addLora(model: Module, opts: LoraOptions): string[] {
   const o = checkOptions(opts, 'addLora');
   const targets = findTargets(model, o, 'addLora');
+  // A new adapter is stricter than PEFT: every listed name must match a layer, so that a typo is not a silent no-op.
+  if (typeof o.targetModules !== 'string') {
+    const unmatched = o.targetModules.filter((t) => !targets.some(([n]) => matches(n, [t])));
+    if (unmatched.length) throw new Error(`addLora: target_modules ${unmatched.map((t) => JSON.stringify(t)).join(', ')} match no layer of the model (its linear layers: ${linearNames(model).join(', ')})`);
+  }
   for (const [name, base] of targets) setSubmodule(model, name, new LoraLinear(base, o.r, o.alpha, o.dropout, o.useRslora));
   adapters.set(model, o);
   return targets.map(([n]) => n);

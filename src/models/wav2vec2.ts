@@ -3,6 +3,7 @@
 // Paper: Baevski et al., "wav2vec 2.0: A Framework for Self-Supervised Learning of Speech Representations" (2020).
 // Reference: transformers/models/wav2vec2/modeling_wav2vec2.py (Wav2Vec2ForCTC).
 
+import { ctcLoss } from '../autograd/ops/ctc.js';
 import { add, cast, div, floor, ge, gelu, lt, mul, relu, silu, sqrt, sub, where } from '../autograd/ops/elementwise.js';
 import { logSoftmax } from '../autograd/ops/nn.js';
 import { reshape, slice, transpose, unsqueeze } from '../autograd/ops/movement.js';
@@ -19,7 +20,6 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { GroupNorm, LayerNorm } from '../nn/normalization.js';
-import { ctcLoss } from '../autograd/ops/ctc.js';
 import { ConfigReader, PreTrainedModel, requireInput, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's Wav2Vec2Config field names) ----

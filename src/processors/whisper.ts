@@ -56,10 +56,10 @@ export function melFilterBank(numFrequencyBins: number, numMelFilters: number, m
 }
 
 /**
- * A complex FFT of one fixed length (any length; fast when its prime factors are small, as Whisper's 400 = 4*4*5*5),
- * on real input: kissfft's mixed-radix recursion with generic butterflies, in float64.
+ * A complex FFT of one fixed length (any length; fast when its prime factors are small, as 200 = 4*2*5*5): kissfft's
+ * mixed-radix recursion with generic butterflies, in float64.
  */
-class RealFft {
+class ComplexFft {
   /** [p0, m0, p1, m1, ...]: at each level, p sub-transforms of length m. */
   private readonly factors: number[] = [];
   private readonly twRe: Float64Array;
@@ -82,17 +82,17 @@ class RealFft {
     this.scratchIm = new Float64Array(largest);
   }
 
-  /** outRe/outIm[k] = sum_t input[t] exp(-2 pi i k t / n). */
-  transform(input: Float64Array, outRe: Float64Array, outIm: Float64Array): void {
-    this.work(outRe, outIm, 0, input, 0, 1, 0);
+  /** out[k] = sum_t in[t] exp(-2 pi i k t / n). */
+  transform(inRe: Float64Array, inIm: Float64Array, outRe: Float64Array, outIm: Float64Array): void {
+    this.work(outRe, outIm, 0, inRe, inIm, 0, 1, 0);
   }
 
-  private work(re: Float64Array, im: Float64Array, out: number, input: Float64Array, at: number, stride: number, level: number): void {
+  private work(re: Float64Array, im: Float64Array, out: number, inRe: Float64Array, inIm: Float64Array, at: number, stride: number, level: number): void {
     const p = this.factors[level]!, m = this.factors[level + 1]!;
     if (m === 1) {
-      for (let k = 0; k < p; k++) { re[out + k] = input[at + k * stride]!; im[out + k] = 0; }
+      for (let k = 0; k < p; k++) { re[out + k] = inRe[at + k * stride]!; im[out + k] = inIm[at + k * stride]!; }
     } else {
-      for (let k = 0; k < p; k++) this.work(re, im, out + k * m, input, at + k * stride, stride * p, level + 2);
+      for (let k = 0; k < p; k++) this.work(re, im, out + k * m, inRe, inIm, at + k * stride, stride * p, level + 2);
     }
     // Generic radix-p butterflies over the p transforms of length m.
     const { scratchRe: sRe, scratchIm: sIm, twRe, twIm, n } = this;
@@ -109,6 +109,53 @@ class RealFft {
         re[out + k] = accRe;
         im[out + k] = accIm;
       }
+    }
+  }
+}
+
+/**
+ * The first n / 2 + 1 bins of a real signal's DFT. An even length packs the signal into n / 2 complex points
+ * (z[t] = x[2t] + i x[2t+1]) and unpacks the even and odd halves: half the work of a complex FFT of length n.
+ */
+class RealFft {
+  private readonly fft: ComplexFft;
+  private readonly zRe: Float64Array;
+  private readonly zIm: Float64Array;
+  private readonly fRe: Float64Array;
+  private readonly fIm: Float64Array;
+  /** exp(-2 pi i k / n) for the unpacking, k = 0 .. n / 2. */
+  private readonly wRe: Float64Array;
+  private readonly wIm: Float64Array;
+
+  constructor(readonly n: number) {
+    const len = n % 2 === 0 ? n / 2 : n;
+    this.fft = new ComplexFft(len);
+    [this.zRe, this.zIm, this.fRe, this.fIm] = [0, 1, 2, 3].map(() => new Float64Array(len)) as [Float64Array, Float64Array, Float64Array, Float64Array];
+    this.wRe = Float64Array.from({ length: Math.floor(n / 2) + 1 }, (_, k) => Math.cos((-2 * Math.PI * k) / n));
+    this.wIm = Float64Array.from({ length: Math.floor(n / 2) + 1 }, (_, k) => Math.sin((-2 * Math.PI * k) / n));
+  }
+
+  /** re/im[k] for k = 0 .. n / 2. */
+  transform(x: Float64Array, re: Float64Array, im: Float64Array): void {
+    const { n, zRe, zIm, fRe, fIm } = this;
+    if (n % 2 !== 0) {
+      zRe.set(x);
+      zIm.fill(0);
+      this.fft.transform(zRe, zIm, fRe, fIm);
+      for (let k = 0; k <= (n - 1) / 2; k++) { re[k] = fRe[k]!; im[k] = fIm[k]!; }
+      return;
+    }
+    const M = n / 2;
+    for (let t = 0; t < M; t++) { zRe[t] = x[2 * t]!; zIm[t] = x[2 * t + 1]!; }
+    this.fft.transform(zRe, zIm, fRe, fIm);
+    for (let k = 0; k <= M; k++) {
+      const a = k % M, b = (M - k) % M;
+      // E = (Z[k] + conj Z[M-k]) / 2, O = (Z[k] - conj Z[M-k]) / 2i, X[k] = E + exp(-2 pi i k / n) O
+      const eRe = (fRe[a]! + fRe[b]!) / 2, eIm = (fIm[a]! - fIm[b]!) / 2;
+      const oRe = (fIm[a]! + fIm[b]!) / 2, oIm = -(fRe[a]! - fRe[b]!) / 2;
+      const c = this.wRe[k]!, s = this.wIm[k]!;
+      re[k] = eRe + c * oRe - s * oIm;
+      im[k] = eIm + c * oIm + s * oRe;
     }
   }
 }
@@ -245,7 +292,7 @@ export class WhisperFeatureExtractor {
     const frames = Math.floor((len + 2 * half - nFft) / hop); // centered frames, minus the dropped last one
     const reflect = (i: number): number => (i < 0 ? -i : i >= len ? 2 * (len - 1) - i : i);
     const frame = new Float64Array(nFft);
-    const specRe = new Float64Array(nFft), specIm = new Float64Array(nFft);
+    const specRe = new Float64Array(bins), specIm = new Float64Array(bins);
     const power = new Float64Array(bins);
     const logSpec = new Float64Array(nMels * frames);
     let max = -Infinity;

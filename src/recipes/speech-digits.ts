@@ -439,9 +439,9 @@ async function run(opts: SpeechDigitsOptions, ctx: RecipeContext): Promise<Recor
   };
   const cacheDir = opts.cacheDir || defaultCacheDir();
   const synth = async (name: string, s: UtteranceSpec[]) => {
-    const set = await synthesizeSet(s, { cacheDir, onProgress: (d, n) => { if (d < n) ctx.log(`speech-digits: synthesised ${d}/${n} ${name} utterances`); } });
+    const set = await synthesizeSet(s, { cacheDir, onProgress: (d, n) => { if (d < n) ctx.log(`speech-digits: ${name}: ${d}/${n} utterances ready`); } });
     const secs = set.audio.reduce((n, a) => n + a.length, 0) / SAMPLE_RATE;
-    ctx.log(`speech-digits: ${name}: ${s.length} utterances, ${(secs / 60).toFixed(1)} min of audio (${set.cached ? 'from the cache' : 'synthesised'}, ${join(cacheDir, set.key)}.pcm)`);
+    ctx.log(`speech-digits: ${name}: ${s.length} utterances, ${(secs / 60).toFixed(1)} min of audio (${set.cached ? 'all from the cache' : 'synthesised'} in ${cacheDir})`);
     return { ...set, seconds: secs };
   };
   const audio = { train: await synth('train', specs.train), val: await synth('validation', specs.val), test: await synth('test', specs.test) };
