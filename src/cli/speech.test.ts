@@ -2,10 +2,10 @@
 // the printed ids against a direct generate() call, and bad input.
 
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import '../index.js';
 import { generate } from '../generation/generate.js';
 import { AutoModelForSpeechSeq2Seq } from '../models/auto.js';
@@ -68,6 +68,7 @@ describe('attend transcribe', () => {
     wav = join(dir, 'digits.wav');
     if (espeak) execFileSync('espeak-ng', ['-w', wav, 'four two seven']); // 22,050 Hz: loadAudio resamples it
   });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
 
   test('the tokenizer written for the fixture has its 512 ids, specials first', async () => {
     const tok = await Tokenizer.fromFile(join(dir, 'tokenizer.json'));

@@ -1,10 +1,10 @@
 // Whisper generation: the decoder prompt transformers builds (forced ids, language, task, no timestamps) from real
 // openai/whisper generation configs; greedy and beam decoding from inputFeatures against an uncached reference loop.
 
-import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { afterAll, describe, expect, test } from 'vitest';
 import '../index.js';
 import { noGrad } from '../autograd/engine.js';
 import { listDevices } from '../tensor/backend.js';
@@ -49,9 +49,13 @@ describe('the Whisper decoder prompt (transformers _retrieve_init_tokens)', () =
   });
 });
 
+const folders: string[] = [];
+afterAll(() => Promise.all(folders.map((d) => rm(d, { recursive: true, force: true }))));
+
 /** The fixture model with a Whisper-style generation_config.json for its 512-token vocabulary. */
 async function fixtureWithConfig(extra: Record<string, unknown> = {}): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'attend-whisper-gen-'));
+  folders.push(dir);
   for (const f of ['config.json', 'model.safetensors']) await copyFile(join(hfDir('whisper'), f), join(dir, f));
   await writeFile(join(dir, 'generation_config.json'), JSON.stringify({
     decoder_start_token_id: 1, bos_token_id: 1, eos_token_id: 2, pad_token_id: 0, is_multilingual: true,

@@ -74,6 +74,21 @@ for (const device of listDevices()) {
   });
 }
 
+describe.each(listDevices())('Whisper in half precision on %s', (device) => {
+  test.each(['float16', 'bfloat16'] as const)('%s: float32 features are read in the model dtype; logits close to transformers\' float32', async (dtype) => {
+    const ref = await loadRef('whisper', device);
+    const model = await AutoModelForSpeechSeq2Seq.fromPretrained(hfDir('whisper'), { device, dtype });
+    const logits = model.forward({ inputFeatures: ref['input_features']!, decoderInputIds: ref['decoder_input_ids']!.int() }).logits;
+    expect(logits.dtype).toBe(dtype);
+    const a = await logits.data(), b = await ref['logits']!.data();
+    let maxDiff = 0;
+    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+    // Rounding of 2^-11 (float16) or 2^-8 (bfloat16) relative through 2 + 2 layers; logits are at most 0.54.
+    expect(maxDiff).toBeLessThan(dtype === 'float16' ? 2e-3 : 2e-2); // measured 3.8e-4, 3.7e-3 on cpu
+    expect(maxDiff).toBeGreaterThan(0);
+  });
+});
+
 describe('Whisper: construction, loss and bad input', () => {
   test('encoder positions built from the config equal the checkpoint sinusoids', async () => {
     const want = (await loadSafetensors(`${hfDir('whisper')}/model.safetensors`))['model.encoder.embed_positions.weight']!;

@@ -4,9 +4,10 @@
 // Paper: Radford et al., "Robust Speech Recognition via Large-Scale Weak Supervision" (2022).
 // Reference: transformers/models/whisper/modeling_whisper.py (WhisperForConditionalGeneration).
 
-import { add, eq, gelu, relu, silu, where } from '../autograd/ops/elementwise.js';
+import { add, cast, eq, gelu, relu, silu, where } from '../autograd/ops/elementwise.js';
 import { cat, reshape, slice, transpose } from '../autograd/ops/movement.js';
 import { full, tensor } from '../tensor/create.js';
+import { isFloat } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Dropout } from '../nn/activation.js';
@@ -282,8 +283,11 @@ export class WhisperEncoder extends Module {
     }
     const frames = features.shape[2]!;
     if (frames > 2 * P) throw new Error(`Whisper: inputFeatures has ${frames} frames: audio longer than the model accepts (max_source_positions*2 = ${2 * P} frames)`);
+    // The extractor gives float32; a float16 / bfloat16 model reads the features in its own dtype (as the pipeline casts).
+    const dtype = this.conv1.weight.dtype;
+    const input = isFloat(features.dtype) && features.dtype !== dtype ? cast(features, dtype) : features;
     // [B, M, F] -> [B, C, F] -> [B, C, S] -> [B, S, C]
-    const x = transpose(gelu(this.conv2.forward(gelu(this.conv1.forward(features)))), 1, 2);
+    const x = transpose(gelu(this.conv2.forward(gelu(this.conv1.forward(input)))), 1, 2);
     const S = x.shape[1]!;
     let h = this.dropout.forward(add(x, slice(this.embed_positions.weight, 0, 0, S)));
     for (const layer of this.layers) h = layer.forward(h);

@@ -54,18 +54,19 @@ describe('features and model', () => {
     expect(() => logMelBatch(fe, [new Float32Array(100)], device)).toThrow(/clip 0 has 100 samples, too short/);
   });
 
-  test.each(listDevices())('logits [B, ceil(ceil(T/2)/2), 12]; a clip gives the same logits alone or padded in a batch (%s)', async (device) => {
+  test.each(listDevices())('logits [B, T / 8 rounded up, 12]; a clip gives the same logits alone or padded in a batch (%s)', async (device) => {
     manualSeed(0);
-    const model = new SpeechDigitsCtc({ num_mel_bins: 80, d_model: 32, encoder_layers: 2, encoder_attention_heads: 4, encoder_ffn_dim: 64, dropout: 0.1, vocab_size: 12, max_source_positions: 750 });
+    const model = new SpeechDigitsCtc({ num_mel_bins: 80, d_model: 32, encoder_layers: 2, encoder_attention_heads: 4, encoder_ffn_dim: 64, dropout: 0.1, vocab_size: 12, max_source_positions: 375, conv_layers: 3 });
     model.to(device).eval();
     const mels = logMelBatch(new WhisperFeatureExtractor(), clips, device);
     const c: Clip[] = mels.map((mel) => ({ mel, targets: [1] }));
     const batch = collateClips(c, device);
     const { logits, lengths } = noGrad(() => model.forward(batch.features, batch.frames));
     const T = Math.max(...mels.map((m) => m.frames));
-    expect(logits.shape).toEqual([3, subsampledLength(T), 12]);
-    expect(lengths).toEqual(mels.map((m) => subsampledLength(m.frames)));
-    expect([subsampledLength(1), subsampledLength(4), subsampledLength(5), subsampledLength(9)]).toEqual([1, 1, 2, 3]);
+    expect(logits.shape).toEqual([3, subsampledLength(T, 3), 12]);
+    expect(lengths).toEqual(mels.map((m) => subsampledLength(m.frames, 3)));
+    expect([1, 4, 5, 9].map((n) => subsampledLength(n, 2))).toEqual([1, 1, 2, 3]);
+    expect([1, 8, 9, 17, 150].map((n) => subsampledLength(n, 3))).toEqual([1, 1, 2, 3, 19]);
     const all = (await logits.tolist()) as number[][][];
     for (let i = 0; i < 3; i++) {
       const one = collateClips([c[i]!], device);

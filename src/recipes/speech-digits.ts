@@ -39,7 +39,8 @@ import { optionError, type Recipe, type RecipeContext } from './recipe.js';
 /**
  * CTC outputs: blank, then one token per word. Word tokens rather than characters: the vocabulary is closed (11
  * words), so a word token is one label per spoken word, decoding needs no spelling or lexicon, and the CTC path is
- * short enough for 4x-subsampled frames at any speaking rate. Characters would only matter for open vocabularies.
+ * short enough for 80 ms frames at any speaking rate (a word lasts 150 ms or more even at 260 words per minute).
+ * Characters would only matter for open vocabularies.
  */
 export const BLANK = 0;
 export const TOKENS = ['<blank>', ...WORDS];
@@ -151,10 +152,16 @@ export interface SpeechDigitsConfig {
   dropout: number;
   vocab_size: number;
   max_source_positions: number;
+  /** Stride-2 convolutions of the front end: 2 (40 ms frames) or 3 (80 ms). */
+  conv_layers: number;
 }
 
-/** Frames after the two stride-2 convolutions (kernel 3, padding 1): ceil(ceil(T / 2) / 2). */
-export const subsampledLength = (frames: number): number => Math.ceil(Math.ceil(frames / 2) / 2);
+/** Frames after `convLayers` stride-2 convolutions (kernel 3, padding 1): ceil(T / 2), that many times. */
+export function subsampledLength(frames: number, convLayers: number): number {
+  let n = frames;
+  for (let i = 0; i < convLayers; i++) n = Math.ceil(n / 2);
+  return n;
+}
 
 /** Sinusoidal positions [n, d] (Vaswani et al.; sin on even, cos on odd channels). */
 function sinusoids(n: number, d: number): Float32Array {
@@ -170,12 +177,11 @@ function sinusoids(n: number, d: number): Float32Array {
 }
 
 /**
- * Conv1d(80 -> d, k3, s2) + GELU + Conv1d(d -> d, k3, s2) + GELU (4x subsampling, 40 ms per output frame, as
+ * Stride-2 Conv1d(k3) + GELU layers (80 -> d, then d -> d; 3 of them: 8x subsampling, 80 ms per output frame, as
  * Conformer/Whisper-style front ends), sinusoidal positions, a pre-norm transformer encoder, and a linear CTC head.
  */
 export class SpeechDigitsCtc extends Module {
-  conv1: Conv1d;
-  conv2: Conv1d;
+  convs: Conv1d[];
   encoder: TransformerEncoder;
   head: Linear;
   readonly config: SpeechDigitsConfig;
@@ -185,8 +191,10 @@ export class SpeechDigitsCtc extends Module {
     super();
     this.config = config;
     const d = config.d_model;
-    this.conv1 = new Conv1d(config.num_mel_bins, d, 3, { stride: 2, padding: 1 });
-    this.conv2 = new Conv1d(d, d, 3, { stride: 2, padding: 1 });
+    if (!(Number.isSafeInteger(config.conv_layers) && config.conv_layers >= 1 && config.conv_layers <= 4)) {
+      throw new Error(`speech-digits: conv_layers must be 1 to 4, got ${config.conv_layers}`);
+    }
+    this.convs = Array.from({ length: config.conv_layers }, (_, i) => new Conv1d(i === 0 ? config.num_mel_bins : d, d, 3, { stride: 2, padding: 1 }));
     this.encoder = new TransformerEncoder(
       () => new TransformerEncoderLayer(d, config.encoder_attention_heads, { dimFeedforward: config.encoder_ffn_dim, dropout: config.dropout, activation: 'gelu', normFirst: true }),
       config.encoder_layers, new LayerNorm(d),
@@ -207,17 +215,19 @@ export class SpeechDigitsCtc extends Module {
     const device = features.device;
     const validMask = (lengths: readonly number[], n: number) => tensor(Float32Array.from(lengths.flatMap((len) => Array.from({ length: n }, (_, t) => (t < len ? 1 : 0)))), { shape: [B, 1, n], device });
     const padded = frames.some((n) => n < T);
-    const len1 = frames.map((n) => Math.ceil(n / 2));
-    let h = gelu(this.conv1.forward(padded ? mul(features, validMask(frames, T)) : features)); // [B, d, T1]
-    if (padded) h = mul(h, validMask(len1, h.shape[2]!));
-    h = gelu(this.conv2.forward(h)); // [B, d, T']
+    let h = padded ? mul(features, validMask(frames, T)) : features;
+    let lengths = [...frames];
+    this.convs.forEach((conv, i) => {
+      h = gelu(conv.forward(h)); // [B, d, ceil(T_i / 2)]
+      lengths = lengths.map((n) => Math.ceil(n / 2));
+      if (padded && i < this.convs.length - 1) h = mul(h, validMask(lengths, h.shape[2]!));
+    });
     const Tp = h.shape[2]!, d = this.config.d_model;
     if (Tp > this.config.max_source_positions) {
       throw new Error(`speech-digits: ${T} frames (${(T / 100).toFixed(1)} s) give ${Tp} positions, more than the model's ${this.config.max_source_positions}`);
     }
     const pos = tensor(this.positions.subarray(0, Tp * d), { shape: [Tp, d], device });
     const x = add(transpose(h, 1, 2), pos); // [B, T', d]
-    const lengths = frames.map(subsampledLength);
     const keyPadding = padded ? tensor(lengths.map((n) => Array.from({ length: Tp }, (_, t) => t >= n)), { device }) : null; // [B, T'] true = padding
     const enc = this.encoder.forward(x, { srcKeyPaddingMask: keyPadding });
     return { logits: this.head.forward(enc), lengths };
@@ -320,7 +330,7 @@ export async function transcribeClips(model: SpeechDigitsCtc, clips: readonly Cl
     const idx = order.slice(at, at + batchSize);
     const b = collateClips(idx.map((i) => clips[i]!), device);
     try {
-      const lengths = b.frames.map(subsampledLength);
+      const lengths = b.frames.map((n) => subsampledLength(n, model.config.conv_layers));
       const [loss, logits] = noGrad(() => tidy(() => {
         const out = model.forward(b.features, b.frames);
         const logProbs = transpose(logSoftmax(out.logits, -1), 0, 1); // [T', B, V]
@@ -352,6 +362,7 @@ export type SpeechDigitsOptions = {
   snrMin: number;
   snrMax: number;
   cacheDir: string;
+  convLayers: number;
   dModel: number;
   layers: number;
   heads: number;
@@ -390,13 +401,14 @@ export const REAL_RECORDINGS: { name: string; path: string; raw: boolean; refere
 function check(opts: SpeechDigitsOptions): void {
   const fail = optionError('speech-digits', opts);
   const keys = (...k: (keyof SpeechDigitsOptions)[]) => k;
-  for (const k of keys('trainUtterances', 'valUtterances', 'testUtterances', 'testVariants', 'maxDigits', 'dModel', 'layers', 'heads', 'dFf', 'batchSize', 'steps', 'evalBatchSize')) {
+  for (const k of keys('trainUtterances', 'valUtterances', 'testUtterances', 'testVariants', 'maxDigits', 'convLayers', 'dModel', 'layers', 'heads', 'dFf', 'batchSize', 'steps', 'evalBatchSize')) {
     if (!Number.isSafeInteger(opts[k]) || (opts[k] as number) < 1) fail(k, 'a positive integer');
   }
   for (const k of keys('seed', 'valVariants', 'freqMasks', 'timeMasks', 'warmupSteps', 'evalEvery', 'checkpointEvery', 'examples')) {
     if (!Number.isSafeInteger(opts[k]) || (opts[k] as number) < 0) fail(k, 'a non-negative integer');
   }
   if (opts.maxDigits > 20) fail('maxDigits', 'at most 20');
+  if (!(opts.convLayers >= 1 && opts.convLayers <= 4)) fail('convLayers', '1 to 4');
   if (!(opts.snrMin <= opts.snrMax && opts.snrMin >= -20 && opts.snrMax <= 100)) throw new Error(`speech-digits: need -20 <= --snr-min <= --snr-max <= 100, got ${opts.snrMin} and ${opts.snrMax}`);
   if (!(opts.dropout >= 0 && opts.dropout < 1)) fail('dropout', 'in [0, 1)');
   for (const k of keys('lr', 'clipGradNorm')) if (!((opts[k] as number) > 0)) fail(k, 'a positive number');
@@ -456,11 +468,12 @@ async function run(opts: SpeechDigitsOptions, ctx: RecipeContext): Promise<Recor
 
   const config: SpeechDigitsConfig = {
     num_mel_bins: fe.config.feature_size, d_model: opts.dModel, encoder_layers: opts.layers, encoder_attention_heads: opts.heads,
-    encoder_ffn_dim: opts.dFf, dropout: opts.dropout, vocab_size: TOKENS.length, max_source_positions: 750, // 30 s
+    encoder_ffn_dim: opts.dFf, dropout: opts.dropout, vocab_size: TOKENS.length, conv_layers: opts.convLayers,
+    max_source_positions: Math.ceil(3000 / 2 ** opts.convLayers), // 30 s
   };
   manualSeed(opts.seed);
   const model = new SpeechDigitsCtc(config);
-  ctx.log(`speech-digits: conv x2 (4x subsampling) + ${opts.layers}-layer pre-norm transformer, d ${opts.dModel}, ${opts.heads} heads, ffn ${opts.dFf}, CTC over ${TOKENS.length} tokens: ${model.numParameters().toLocaleString('en-US')} parameters, on ${device}`);
+  ctx.log(`speech-digits: conv x${opts.convLayers} (${2 ** opts.convLayers}x subsampling) + ${opts.layers}-layer pre-norm transformer, d ${opts.dModel}, ${opts.heads} heads, ffn ${opts.dFf}, CTC over ${TOKENS.length} tokens: ${model.numParameters().toLocaleString('en-US')} parameters, on ${device}`);
 
   const spec: SpecAugment = { freqMasks: opts.freqMasks, freqWidth: 15, timeMasks: opts.timeMasks, timeFraction: 0.1 };
   const valRefs = specs.val.map((s) => s.text);
@@ -468,7 +481,7 @@ async function run(opts: SpeechDigitsOptions, ctx: RecipeContext): Promise<Recor
   const trainer = new Trainer({
     model, device,
     data: speechBatches(clips.train, opts.batchSize, device, opts.freqMasks + opts.timeMasks > 0 ? spec : null),
-    loss: (m, b: SpeechBatch) => ({ loss: batchLoss(m, b), tokens: b.frames.reduce((a, n) => a + subsampledLength(n), 0) }),
+    loss: (m, b: SpeechBatch) => ({ loss: batchLoss(m, b), tokens: b.frames.reduce((a, n) => a + subsampledLength(n, opts.convLayers), 0) }),
     evaluate: async (m, { step }): Promise<Metrics> => {
       const r = await transcribeClips(m, clips.val, opts.evalBatchSize, device);
       const wer = wordErrorRate(valRefs, r.texts).rate;
@@ -592,7 +605,7 @@ export const speechDigitsRecipe: Recipe<SpeechDigitsOptions> = {
   defaults: {
     seed: 0, trainUtterances: 8000, valUtterances: 400, testUtterances: 1000, testVariants: 12, valVariants: 6,
     maxDigits: 7, snrMin: 5, snrMax: 40, cacheDir: '',
-    dModel: 144, layers: 4, heads: 4, dFf: 576, dropout: 0.1, freqMasks: 2, timeMasks: 2,
+    convLayers: 3, dModel: 144, layers: 4, heads: 4, dFf: 576, dropout: 0.1, freqMasks: 2, timeMasks: 2,
     batchSize: 32, steps: 2500, lr: 1.5e-3, warmupSteps: 250, minLr: 1e-5, weightDecay: 0.01, clipGradNorm: 1,
     evalEvery: 250, checkpointEvery: 500, evalBatchSize: 64, pocketsphinx: true, realRecordings: true, examples: 20,
   },
@@ -611,6 +624,7 @@ export const speechDigitsRecipe: Recipe<SpeechDigitsOptions> = {
     snrMin: 'lowest signal-to-noise ratio of the added noise (dB)',
     snrMax: 'highest signal-to-noise ratio (dB)',
     cacheDir: "where synthesised audio is cached ('' = $ATTEND_CACHE/speech-digits or ~/.cache/attend/speech-digits)",
+    convLayers: 'stride-2 convolutions before the transformer: 2 (40 ms frames) or 3 (80 ms)',
     dModel: 'model width',
     layers: 'transformer encoder layers',
     heads: 'attention heads (must divide --d-model)',

@@ -2,14 +2,15 @@
 // a smoke run whose saved folder AutoModelForImageClassification reloads to the same predictions; the missing dataset.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, test } from 'vitest';
 import '../index.js';
+import { runCli } from '../cli/cli.js';
 import { trainCommand } from '../cli/train.js';
-import type { ImageSet } from '../data/fashion-mnist.js';
+import { FASHION_MNIST_CLASSES, type ImageSet } from '../data/fashion-mnist.js';
 import { AutoModelForImageClassification } from '../models/auto.js';
 import { Generator } from '../tensor/random.js';
 import { vitFashionRecipe } from './vit-fashion.js';
@@ -103,8 +104,9 @@ describe('pictures', () => {
     for (let h = 0; h < 2; h++) for (let i = 0; i < T; i++) toCls[h * T * T + i * T] = 1;
     // A' rows: [1, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5]; (A' A') row 0 = [1, 0, 0].
     expect(Array.from(attentionRollout([toCls, toCls], T, 2))).toEqual([0, 0]);
-    const mixed = attentionRollout([toCls, uniform], T, 2); // uniform' = 0.5/3 + 0.5 I, times toCls'
-    // row 0 of U' x C' = [(0.5/3 + 0.5) * 1 + 0.5/3 * 0.5 + 0.5/3 * 0.5, 0.5/3 * 0.5, 0.5/3 * 0.5]
+    // Layer 1 toCls, layer 2 uniform: rollout = U' C' with U' = 0.5/3 + 0.5 I; row 0 of U' is [2/3, 1/6, 1/6], so
+    // row 0 of U' C' = [2/3 + 1/6 * 0.5 * 2, 1/6 * 0.5, 1/6 * 0.5].
+    const mixed = attentionRollout([toCls, new Float32Array(2 * T * T).fill(1 / 3)], T, 2);
     expect(Array.from(mixed)).toEqual([0.5 / 6, 0.5 / 6].map((v) => expect.closeTo(v, 6)));
   });
   test('the PNG encoder writes what an independent decoder (sharp / libspng) reads back', async () => {
@@ -120,7 +122,8 @@ describe('the recipe', () => {
   let results: Record<string, unknown>;
   beforeAll(async () => {
     dir = join(await mkdtemp(join(tmpdir(), 'attend-vit-fashion-')), 'run');
-    await trainCommand.run(['vit-fashion', '--smoke', '--out', dir], () => undefined);
+    // On wasm: tests keep the reference backend ('cpu') as the default device, far too slow to train with.
+    await trainCommand.run(['vit-fashion', '--smoke', '--device', 'wasm', '--out', dir], () => undefined);
     results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as Record<string, unknown>;
   }, 120_000);
 
@@ -145,7 +148,7 @@ describe('the recipe', () => {
 
   test('the saved folder reloads through AutoModelForImageClassification to the same test predictions', async () => {
     const { loadFashionMnist } = await import('../data/fashion-mnist.js');
-    const model = await AutoModelForImageClassification.fromPretrained(dir);
+    const model = await AutoModelForImageClassification.fromPretrained(dir, { device: 'wasm' });
     const fm = await loadFashionMnist();
     const test: Subset = { set: fm.test, indices: Int32Array.from({ length: 500 }, (_, i) => i) };
     const norm = (results['data'] as { normalization: { mean: number; std: number } }).normalization;
@@ -153,6 +156,24 @@ describe('the recipe', () => {
     const saved = (results['vit'] as { test: { confusion: number[][]; loss: number } }).test;
     expect(scores(predictions, test, loss).confusion).toEqual(saved.confusion);
     expect(loss).toBeCloseTo(saved.loss, 5);
+  });
+
+  test('attend classify-image reads the folder: a test image written as PNG gets the label the model predicts', async () => {
+    const { loadFashionMnist } = await import('../data/fashion-mnist.js');
+    const fm = await loadFashionMnist();
+    const model = await AutoModelForImageClassification.fromPretrained(dir, { device: 'wasm' });
+    const norm = (results['data'] as { normalization: { mean: number; std: number } }).normalization;
+    const test: Subset = { set: fm.test, indices: Int32Array.from([0, 1, 2]) };
+    const { predictions } = await predict(model, (m, x) => (m as typeof model).forward({ pixelValues: x }).logits, test, norm, 3, 'wasm');
+    const files = await Promise.all([0, 1, 2].map(async (i) => {
+      const f = join(dir, `test-${i}.png`);
+      await writeFile(f, encodePngGray(fm.test.images.subarray(784 * i, 784 * (i + 1)), 28, 28));
+      return f;
+    }));
+    let printed = '';
+    await runCli(['classify-image', '--model', dir, '--top-k', '1', ...files], (t) => { printed += t; });
+    const top = printed.trim().split('\n').filter((l) => l.startsWith('  ')).map((l) => l.trim().split(/\s+/).slice(1).join(' '));
+    expect(top).toEqual(Array.from(predictions, (p) => FASHION_MNIST_CLASSES[p]));
   });
 
   test('a missing dataset names the Debian package and how to install it', async () => {
