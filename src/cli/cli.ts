@@ -7,6 +7,7 @@ import { classifyCommand, fillMaskCommand, generateCommand, tokenizeCommand, typ
 import { trainCommand } from './train.js';
 import { classifyImageCommand } from './vision.js';
 import { transcribeCommand } from './speech.js';
+import { chatCommand, sftCommand } from './finetune.js';
 
 export const COMMANDS: Record<string, CliCommand> = {
   demo: {
@@ -31,6 +32,8 @@ prints the training and validation loss as it goes, and writes a few generated s
   transcribe: transcribeCommand,
   tokenize: tokenizeCommand,
   train: trainCommand,
+  sft: sftCommand,
+  chat: chatCommand,
 };
 
 export function help(): string {

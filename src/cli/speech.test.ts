@@ -1,5 +1,5 @@
-// attend transcribe: a real round trip (espeak-ng speech -> WAV -> resample -> log-mel -> Whisper -> streamed text),
-// the printed ids against a direct generate() call, and bad input.
+// attend transcribe: real round trips (espeak-ng speech -> WAV -> resample -> log-mel -> Whisper -> streamed text;
+// -> normalised waveform -> wav2vec2 -> CTC text), the printed output against direct calls, and bad input.
 
 import { execFileSync } from 'node:child_process';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -8,9 +8,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import '../index.js';
 import { generate } from '../generation/generate.js';
-import { AutoModelForSpeechSeq2Seq } from '../models/auto.js';
+import { AutoModelForCTC, AutoModelForSpeechSeq2Seq } from '../models/auto.js';
 import { loadAudio } from '../processors/audio.js';
+import { Wav2Vec2FeatureExtractor } from '../processors/wav2vec2.js';
 import { WhisperFeatureExtractor } from '../processors/whisper.js';
+import { Wav2Vec2CTCTokenizer } from '../tokenizers/ctc.js';
 import { hfDir } from '../test-util/hf-fixtures.js';
 import { Tokenizer } from '../tokenizers/tokenizer.js';
 import { trainByteLevelBpe } from '../tokenizers/train-bpe.js';
@@ -128,5 +130,39 @@ describe('attend transcribe', () => {
     await writeFile(long, Buffer.concat([header, Buffer.alloc(2 * n, 1)]));
     await expect(run(['--model', dir, long])).rejects.toThrow(/long.wav: .*4.00 s .*longer than the model accepts \(3 s/);
     await expect(run(['--model', dir, '--language', 'fr', long.replace('long', 'digits')])).rejects.toThrow(espeak ? /unsupported language 'fr'/ : /digits.wav/);
+  });
+});
+
+describe('attend transcribe with a CTC model (wav2vec2)', () => {
+  let dir = '';
+  let wav = '';
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'attend-transcribe-ctc-'));
+    for (const f of ['config.json', 'model.safetensors']) await copyFile(join(hfDir('wav2vec2'), f), join(dir, f));
+    // The fixture's 32 ids as a character vocabulary: blank (pad) 0, unk 1, the word delimiter 2, then letters.
+    const letters = 'abcdefghijklmnopqrstuvwxyz\'-.?!'.split('').slice(0, 29);
+    await writeFile(join(dir, 'vocab.json'), JSON.stringify(Object.fromEntries([['<pad>', 0], ['<unk>', 1], ['|', 2], ...letters.map((c, i) => [c, i + 3])])));
+    await writeFile(join(dir, 'preprocessor_config.json'), JSON.stringify({ feature_size: 1, sampling_rate: 16000, padding_value: 0, do_normalize: true, return_attention_mask: false }));
+    wav = join(dir, 'digits.wav');
+    if (espeak) execFileSync('espeak-ng', ['-w', wav, 'four two seven']);
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  test.skipIf(!espeak)('espeak-ng speech through the CLI: the text equals the model\'s greedy CTC output', async () => {
+    let printed = '';
+    expect(await runCli(['transcribe', '--model', dir, '--ids', wav], (t) => { printed += t; })).toBe(0);
+    const fe = await Wav2Vec2FeatureExtractor.fromPretrained(dir);
+    const { inputValues } = fe.call(await loadAudio(wav, { samplingRate: 16000 }), { samplingRate: 16000 });
+    const model = await AutoModelForCTC.fromPretrained(dir);
+    const frames = ((await model.forward({ inputValues }).logits.argmax(-1).tolist()) as number[][])[0]!;
+    expect(frames.length).toBeGreaterThan(10);
+    // Collapse repeats and drop blanks by hand, independently of the tokenizer.
+    const collapsed = frames.filter((t, i) => i === 0 || t !== frames[i - 1]).filter((t) => t !== 0);
+    const tok = await Wav2Vec2CTCTokenizer.fromPretrained(dir);
+    expect(printed).toBe(`${tok.decode(frames)}\nids: ${collapsed.join(' ')}\n`);
+  });
+
+  test('beams, language and task are refused for a CTC model', async () => {
+    await expect(runCli(['transcribe', '--model', dir, '--num-beams', '2', wav], () => {})).rejects.toThrow(/CTC model .* --num-beams/);
   });
 });

@@ -1,10 +1,15 @@
-// CLI command over Hugging Face speech models: transcribe (Whisper: audio file -> text, streamed as it decodes).
+// CLI command over Hugging Face speech models: transcribe (Whisper: audio -> text streamed as it decodes; wav2vec2: CTC).
 
+import { ctcGreedyDecodeAsync } from '../generation/ctc.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
 import { whisperInitTokens } from '../generation/whisper.js';
-import { AutoModelForSpeechSeq2Seq } from '../models/auto.js';
+import { readConfig } from '../io/hf.js';
+import { AutoModelForCTC, AutoModelForSpeechSeq2Seq } from '../models/auto.js';
+import { noGrad } from '../autograd/engine.js';
 import { loadAudio } from '../processors/audio.js';
+import { Wav2Vec2FeatureExtractor } from '../processors/wav2vec2.js';
 import { WhisperFeatureExtractor } from '../processors/whisper.js';
+import { Wav2Vec2CTCTokenizer } from '../tokenizers/ctc.js';
 import { AutoTokenizer } from '../tokenizers/tokenizer.js';
 import { generationOption, parseOptions, stringOption } from './args.js';
 import type { CliCommand, Out } from './hf.js';
@@ -28,6 +33,8 @@ export interface Transcription {
  * audio longer than one chunk (30 s) is an error naming the file.
  */
 export async function transcribe(dir: string, file: string, opts: TranscribeOptions = {}): Promise<Transcription> {
+  const { json } = await readConfig(dir);
+  if (json['model_type'] === 'wav2vec2') return transcribeCtc(dir, file, opts);
   const fe = await WhisperFeatureExtractor.fromPretrained(dir);
   const samples = await loadAudio(file, { samplingRate: fe.config.sampling_rate });
   let inputFeatures;
@@ -62,13 +69,37 @@ export async function transcribe(dir: string, file: string, opts: TranscribeOpti
   return { text: tok.decode(ids, { skipSpecialTokens: true }), ids };
 }
 
+/**
+ * Transcribes with a CTC model (wav2vec2): the waveform normalised by preprocessor_config.json's extractor, one
+ * forward pass, the best token per frame, repeats collapsed and blanks dropped (vocab.json's tokenizer).
+ */
+async function transcribeCtc(dir: string, file: string, opts: TranscribeOptions): Promise<Transcription> {
+  if ((opts.numBeams ?? 1) !== 1 || opts.language !== undefined || opts.task !== undefined) {
+    throw new Error(`${dir}: a CTC model (wav2vec2) decodes greedily, without language or task: drop --num-beams, --language and --task`);
+  }
+  const fe = await Wav2Vec2FeatureExtractor.fromPretrained(dir);
+  const tok = await Wav2Vec2CTCTokenizer.fromPretrained(dir);
+  const samples = await loadAudio(file, { samplingRate: fe.config.sampling_rate });
+  const model = await AutoModelForCTC.fromPretrained(dir);
+  const { inputValues } = fe.call(samples, { samplingRate: fe.config.sampling_rate });
+  const logits = noGrad(() => model.forward({ inputValues }).logits); // [1, frames, vocab]
+  // Frame-level ids (blank = the pad token): the tokenizer collapses repeats and drops blanks, as HF's decode.
+  const frames = ((await logits.argmax(-1).tolist()) as number[][])[0]!;
+  const ids = (await ctcGreedyDecodeAsync(logits, { blank: tok.padTokenId }))[0]!;
+  const text = tok.decode(frames);
+  opts.onText?.(text);
+  return { text, ids };
+}
+
 export const transcribeCommand: CliCommand = {
-  summary: 'transcribe (or translate) a WAV file with a speech-to-text model (Whisper), streaming the text',
+  summary: 'transcribe (or translate) a WAV file with a speech model (Whisper, streaming the text; wav2vec2 CTC)',
   usage: `attend transcribe --model DIR [options] audio.wav
 
 DIR is a Hugging Face Whisper folder: config.json, model.safetensors, tokenizer.json, generation_config.json
 (decoder prompt: forced_decoder_ids, lang_to_id, task_to_id, suppress_tokens) and preprocessor_config.json
 (log-mel features; Whisper's defaults when absent). The audio is resampled to the model's rate; up to 30 s.
+Or a wav2vec2 CTC folder (config.json, model.safetensors, vocab.json, preprocessor_config.json): greedy CTC
+decoding, no language, task or beams.
   --language L         'en', 'english' or '<|en|>' (default: detected, for multilingual models)
   --task T             transcribe (default) or translate (into English)
   --num-beams N        beam search (prints the text at the end)
