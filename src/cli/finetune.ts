@@ -150,7 +150,7 @@ export const sftCommand: CliCommand = {
         targetModules: parseTargetModules(stringOption(values, 'target-modules') ?? 'all-linear'), useRslora: values['rslora'] === true,
       }
       : false;
-    let maxLength = intOption(values, 'max-length', 1);
+    const maxLength = intOption(values, 'max-length', 1);
     const epochs = intOption(values, 'epochs', 1), maxSteps = intOption(values, 'max-steps', 1);
     const lr = numberOption(values, 'lr', positiveNumber), warmupSteps = intOption(values, 'warmup-steps', 0);
     let batchSize = intOption(values, 'batch-size', 1) ?? 8;
@@ -158,10 +158,7 @@ export const sftCommand: CliCommand = {
     const seed = intOption(values, 'seed', 0) ?? 0, logEvery = intOption(values, 'log-every', 1), checkpointEvery = intOption(values, 'checkpoint-every', 1);
     const device = stringOption(values, 'device');
     const modelDir = required(values, 'model', this.usage), dataFile = required(values, 'data', this.usage), outDir = required(values, 'out', this.usage);
-    if (smoke) {
-      maxLength = Math.min(maxLength ?? 128, 128);
-      batchSize = Math.min(batchSize, 4);
-    }
+    if (smoke) batchSize = Math.min(batchSize, 4);
     const log = (l: string): void => stderr(`${l}\n`);
     const started = Date.now();
     // The whole command holds --out: a second run on it stops at once (the Trainer's lock inside is re-entrant).
@@ -171,7 +168,7 @@ export const sftCommand: CliCommand = {
       const model = await AutoModelForCausalLM.fromPretrained(modelDir, device !== undefined ? { device } : {});
       const limit = model.positionLimit();
       if (maxLength !== undefined && limit !== null && maxLength > limit.value) throw new Error(`sft: --max-length ${maxLength} is more than the model's ${limit.key} = ${limit.value}`);
-      const length = maxLength ?? Math.min(SFT_MAX_LENGTH, limit?.value ?? SFT_MAX_LENGTH);
+      const length = Math.min(maxLength ?? Math.min(SFT_MAX_LENGTH, limit?.value ?? SFT_MAX_LENGTH), smoke ? 128 : Infinity);
       const data = await loadSftExamples(dataFile, tokenizer, {
         skipBadLines: values['skip-bad-lines'] === true, maxLength: length, completionOnlyLoss: values['all-tokens'] !== true, ...(smoke ? { limit: 16 } : {}),
       });
@@ -258,16 +255,28 @@ export async function chatRepl(model: PreTrainedModel, tokenizer: Tokenizer, inp
   lines.close();
 
   async function answer(): Promise<void> {
-    let ids: number[];
-    let dropped = 0;
-    for (;;) {
+    const render = (msgs: ChatMessage[]): number[] | null => {
       try {
-        ids = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+        return tokenizer.applyChatTemplate(msgs, { addGenerationPrompt: true });
       } catch (e) {
         err(`chat: ${e instanceof Error ? e.message : String(e)}; the message was not sent\n`);
         messages.pop();
-        return;
+        return null;
       }
+    };
+    // A message too long even as the whole conversation is refused before any turn is dropped for it.
+    const alone = render([...start(), messages.at(-1)!]);
+    if (alone === null) return;
+    if (alone.length >= limit) {
+      err(`chat: the message is ${alone.length} tokens with the template, the model's context is ${limit} positions; it was not sent\n`);
+      messages.pop();
+      return;
+    }
+    let ids: number[] | null;
+    let dropped = 0;
+    for (;;) {
+      ids = render(messages);
+      if (ids === null) return;
       if (ids.length + maxNewTokens <= limit) break;
       const at = oldestTurn(messages);
       if (at < 0) break;
@@ -278,17 +287,12 @@ export async function chatRepl(model: PreTrainedModel, tokenizer: Tokenizer, inp
       messages.splice(at, end - at);
     }
     if (dropped) err(`chat: the conversation no longer fits the model's context of ${limit} positions with ${maxNewTokens} new tokens; dropped the oldest ${dropped} message(s)\n`);
-    if (ids!.length >= limit) {
-      err(`chat: the message is ${ids!.length} tokens with the template, the model's context is ${limit} positions; it was not sent\n`);
-      messages.pop();
-      return;
-    }
-    const room = Math.min(maxNewTokens, limit - ids!.length);
+    const room = Math.min(maxNewTokens, limit - ids.length);
     if (room < maxNewTokens) err(`chat: only ${room} new tokens fit the context after this message\n`);
     const generated: number[] = [];
     let shown = '';
-    for await (const [t] of streamGenerate(model, tensor([ids!], { dtype: 'int32', device: model.parameters()[0]?.device }), { ...gen, maxNewTokens: room })) {
-      if (eos.has(t!)) break;
+    for await (const [t] of streamGenerate(model, tensor([ids], { dtype: 'int32', device: model.parameters()[0]?.device }), { ...gen, maxNewTokens: room })) {
+      if (eos.has(t!)) continue; // generation stops there by itself
       generated.push(t!);
       const text = tokenizer.decode(generated, { skipSpecialTokens: true });
       if (!text.endsWith('\uFFFD')) {

@@ -13,7 +13,9 @@ import { listDevices } from '../tensor/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { expectClose } from '../test-util/fixtures.js';
 import { expectTensorClose, hfDir, loadRef } from '../test-util/hf-fixtures.js';
-import { AutoModelForCausalLM } from './auto.js';
+import { AutoModelForCausalLM, AutoModelForMaskedLM } from './auto.js';
+import { Linear } from '../nn/linear.js';
+import { tensor } from '../tensor/create.js';
 import type { PreTrainedModel } from './base.js';
 import { addLora, loadLoraAdapter, LoraLinear, markOnlyLoraTrainable, mergeLora, saveLoraAdapter } from './lora.js';
 
@@ -154,6 +156,42 @@ describe('LoRA adapters', () => {
     expectClose(await model.forward(inputs).logits.data(), Array.from(adapted), 1e-4, 0, 'merged');
   });
 });
+
+describe('LoRA options for training', () => {
+  test("'all-linear' adapts every Linear / Conv1D but the output head (PEFT's rule)", async () => {
+    const short = (names: string[]): string[] => names.map((n) => n.replace(/^.*\.h\.\d+\.|^.*\.layers\.\d+\.|^.*\.layer\.\d+\./, ''));
+    const g = addLora(await gpt2(), { r: 2, alpha: 2, targetModules: 'all-linear' });
+    expect(short(g)).toEqual(['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj', 'attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj']);
+    const l = addLora(await AutoModelForCausalLM.fromPretrained(hfDir('llama')), { r: 2, alpha: 2, targetModules: 'all-linear' });
+    expect(l).toHaveLength(14);
+    expect(l).not.toContain('lm_head');
+    // BertForMaskedLM's output head is cls.predictions.decoder (its get_output_embeddings); the transform before it is adapted.
+    const b = addLora(await AutoModelForMaskedLM.fromPretrained(hfDir('bert-mlm')), { r: 2, alpha: 2, targetModules: 'all-linear' });
+    expect(b).toContain('cls.predictions.transform.dense');
+    expect(b).not.toContain('cls.predictions.decoder');
+  });
+  test('a new adapter refuses a listed target that matches nothing (a typo), naming it and the layers there are', async () => {
+    expect(() => addLora(model0, { r: 2, alpha: 2, targetModules: ['c_attn', 'c_atn'] })).toThrow(/addLora: target_modules "c_atn" match no layer of the model \(its linear layers: c_attn, c_proj, c_fc, lm_head\)/);
+    expect(model0.namedModules().some(([, m]) => m instanceof LoraLinear)).toBe(false);
+  });
+  test('lora_dropout drops the adapter\'s input in training only; eval gives base + scaling B A x', async () => {
+    const base = new Linear(6, 3);
+    const layer = new LoraLinear(base, 2, 4, 0.5, false);
+    noGrad(() => layer.lora_B.weight.replaceStorage(add(layer.lora_B.weight, 0.3)));
+    const x = tensor([[1, -2, 0.5, 3, -1, 2]]);
+    const [W, bias, A, B] = await Promise.all([base.weight.data(), base.bias!.data(), layer.lora_A.weight.data(), layer.lora_B.weight.data()]);
+    const xs = [1, -2, 0.5, 3, -1, 2];
+    const ax = [0, 1].map((r) => xs.reduce((s, v, i) => s + A[r * 6 + i]! * v, 0));
+    const want = [0, 1, 2].map((o) => xs.reduce((s, v, i) => s + W[o * 6 + i]! * v, bias[o]!) + 2 * (B[o * 2]! * ax[0]! + B[o * 2 + 1]! * ax[1]!));
+    layer.eval();
+    expectClose(await layer.forward(x).data(), want, 1e-5, 1e-5, 'eval');
+    layer.train();
+    const outs = await Promise.all(Array.from({ length: 4 }, () => layer.forward(x).data()));
+    expect(outs.some((o) => Math.max(...Array.from(o, (v, i) => Math.abs(v - want[i]!))) > 1e-3)).toBe(true);
+  });
+});
+
+const model0 = await gpt2();
 
 describe('LoRA errors', () => {
   test('target modules that match no layer name the key and the layers there are', async () => {

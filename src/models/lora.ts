@@ -54,6 +54,8 @@ export class LoraLinear extends Module {
   lora_A: Linear;
   lora_B: Linear;
   readonly scaling: number;
+  /** Whether forward adds the update (withLoraDisabled turns it off, as PEFT's disable_adapter). */
+  adapterEnabled = true;
   /** Private so that parameter discovery does not list the base weights twice. */
   readonly #base: BaseLayer;
 
@@ -78,6 +80,7 @@ export class LoraLinear extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    if (!this.adapterEnabled) return this.#base.forward(x);
     return add(this.#base.forward(x), mul(this.lora_B.forward(this.lora_A.forward(this.lora_dropout.forward(x))), this.scaling));
   }
 
@@ -312,4 +315,32 @@ export function mergeLora(model: Module): void {
     }
   });
   adapters.delete(model);
+}
+
+/** Whether the model has LoRA adapters (unmerged). */
+export function hasLora(model: Module): boolean {
+  return loraLayers(model).length > 0;
+}
+
+/**
+ * Runs `fn` with every adapter of `model` switched off, so that the model computes its base function (PEFT's
+ * `with model.disable_adapter():`): the reference model of DPO / GRPO / PPO without a second copy of the weights.
+ * The adapters are switched back on when `fn` returns, throws, or (for a promise) settles.
+ */
+export function withLoraDisabled<T>(model: Module, fn: () => T): T {
+  const layers = loraLayers(model).map(([, m]) => m);
+  if (!layers.length) throw new Error('withLoraDisabled: the model has no LoRA adapter');
+  const before = layers.map((m) => m.adapterEnabled);
+  for (const m of layers) m.adapterEnabled = false;
+  const restore = (): void => layers.forEach((m, i) => { m.adapterEnabled = before[i]!; });
+  let out: T;
+  try {
+    out = fn();
+  } catch (e) {
+    restore();
+    throw e;
+  }
+  if (out instanceof Promise) return out.finally(restore) as T;
+  restore();
+  return out;
 }

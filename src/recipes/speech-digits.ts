@@ -606,7 +606,7 @@ export const speechDigitsRecipe: Recipe<SpeechDigitsOptions> = {
     seed: 0, trainUtterances: 8000, valUtterances: 400, testUtterances: 1000, testVariants: 12, valVariants: 6,
     maxDigits: 7, snrMin: 5, snrMax: 40, cacheDir: '',
     convLayers: 3, dModel: 144, layers: 4, heads: 4, dFf: 576, dropout: 0.1, freqMasks: 2, timeMasks: 2,
-    batchSize: 32, steps: 2500, lr: 1.5e-3, warmupSteps: 250, minLr: 1e-5, weightDecay: 0.01, clipGradNorm: 1,
+    batchSize: 32, steps: 3000, lr: 1.5e-3, warmupSteps: 300, minLr: 1e-5, weightDecay: 0.01, clipGradNorm: 1,
     evalEvery: 250, checkpointEvery: 500, evalBatchSize: 64, pocketsphinx: true, realRecordings: true, examples: 20,
   },
   smoke: {

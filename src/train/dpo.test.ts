@@ -1,6 +1,9 @@
 // DPO: the sigmoid loss and its gradient against closed forms, a tiny bigram model against a plain-JS computation, and torch (test/data/chat/dpo.json).
 
 import { readFileSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import '../index.js';
 import { embedding } from '../autograd/ops/indexing.js';
@@ -8,7 +11,9 @@ import { listDevices } from '../tensor/backend.js';
 import { tensor } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { expectClose } from '../test-util/fixtures.js';
-import { dpoLoss, logSigmoid, sequenceLogps } from './dpo.js';
+import { tokenizePreference } from '../data/sft.js';
+import { chatTokenizer, COLORS, tinyLlama } from '../test-util/tiny-chat.js';
+import { dpoLoss, dpoTrain, logSigmoid, preferenceLogps, sequenceLogps } from './dpo.js';
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 const softplus = (x: number): number => Math.log1p(Math.exp(x));
@@ -192,5 +197,50 @@ describe('bad input', () => {
     expect(() => sequenceLogps(logits, tensor([[0, 1]], { dtype: 'float32' }))).toThrow('labels must hold token ids');
     expect(() => sequenceLogps(tensor([[[0, 0], [0, 0]]]), tensor([[0, 1]], { dtype: 'int32' }))).toThrow('sequenceLogps: logits must be floating point, got int32');
     expect(() => sequenceLogps(tensor([[[0, 0]]], { dtype: 'float32' }), tensor([[0]], { dtype: 'int32' }))).toThrow('at least 2 positions');
+  });
+});
+
+describe('dpoTrain on a tiny LLaMA', () => {
+  const tok = chatTokenizer();
+  // Chosen: the right colour; rejected: the colour of the next thing.
+  const records = COLORS.map(([thing, color], i) => ({ kind: 'preference' as const, prompt: `color of ${thing} ?`, chosen: color, rejected: COLORS[(i + 1) % COLORS.length]![1] }));
+  const margins = (pol: { chosen: number[]; rejected: number[] }, ref: { chosen: number[]; rejected: number[] }, beta: number): number[] =>
+    pol.chosen.map((c, i) => beta * (c - ref.chosen[i]! - (pol.rejected[i]! - ref.rejected[i]!)));
+
+  test('full fine-tuning: the chosen-vs-rejected margin and accuracy on the training pairs rise; stats are logged', async () => {
+    const model = tinyLlama(1);
+    const dir = await mkdtemp(join(tmpdir(), 'attend-dpo-'));
+    const out = await dpoTrain(model, tok, records, { beta: 0.1, lr: 3e-3, batchSize: 6, maxSteps: 12, schedule: 'constant', progress: false, log: () => {}, outDir: dir });
+    expect(out.pairs).toBe(6);
+    // The reference is the model before training: at step 1 the implicit rewards are 0 and the loss is log 2.
+    expect(out.stats[0]!['rewards/margins']).toBeCloseTo(0, 5);
+    expect(out.train.losses[0]!.loss).toBeCloseTo(Math.LN2, 5);
+    const after = await preferenceLogps(model, tokenizePreference(tok, records).pairs, { padId: tok.padTokenId! });
+    const m = margins(after, out.reference, 0.1);
+    expect(m.every((x) => x > 0)).toBe(true); // accuracy 1 on the training pairs (0 before: all margins were 0)
+    expect(m.reduce((a, b) => a + b) / m.length).toBeGreaterThan(0.5);
+    expect(out.stats.at(-1)!['rewards/accuracies']).toBe(1);
+    expect(out.stats.at(-1)!['rewards/margins']).toBeGreaterThan(out.stats[0]!['rewards/margins']! + 0.5);
+    expect(out.train.losses.at(-1)!.loss).toBeLessThan(0.4);
+    const lines = (await readFile(join(dir, 'dpo.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    expect(lines).toHaveLength(12);
+    expect(Object.keys(lines[0]!).sort()).toEqual(['logps/chosen', 'logps/rejected', 'rewards/accuracies', 'rewards/chosen', 'rewards/margins', 'rewards/rejected', 'step']);
+    expect(out.saved).toContain('model.safetensors');
+  }, 30_000);
+
+  test('LoRA: the reference is the model with adapters disabled; base weights stay bit-identical', async () => {
+    const model = tinyLlama(2);
+    const base = await model.model.layers[0]!.self_attn.q_proj.weight.data();
+    const before = await preferenceLogps(model, tokenizePreference(tok, records).pairs, { padId: tok.padTokenId! });
+    const out = await dpoTrain(model, tok, records, { beta: 0.1, lr: 1e-2, batchSize: 6, maxSteps: 10, schedule: 'constant', lora: { r: 4, alpha: 8, dropout: 0 }, progress: false, log: () => {} });
+    expectClose(out.reference.chosen, before.chosen, 1e-5, 1e-5, 'reference = base model');
+    expect(Array.from(await model.model.layers[0]!.self_attn.q_proj.weight.data())).toEqual(Array.from(base));
+    expect(out.stats.at(-1)!['rewards/margins']).toBeGreaterThan(0.3);
+    expect(out.stats.at(-1)!['rewards/accuracies']).toBe(1);
+  }, 30_000);
+
+  test('bad input', async () => {
+    await expect(dpoTrain(tinyLlama(0), tok, records, { beta: -1, progress: false })).rejects.toThrow('dpo: beta must be a positive number, got -1');
+    await expect(dpoTrain(tinyLlama(0), tok, [], { progress: false })).rejects.toThrow('dpo: data must be a non-empty array');
   });
 });

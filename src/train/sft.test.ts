@@ -13,6 +13,8 @@ import { loadLoraAdapter, LoraLinear, mergeLora } from '../models/lora.js';
 import { listDevices } from '../tensor/backend.js';
 import { tensor } from '../tensor/create.js';
 import { expectClose } from '../test-util/fixtures.js';
+import { hfDir } from '../test-util/hf-fixtures.js';
+import { loadSafetensors } from '../io/safetensors.js';
 import { chatTokenizer, colorRecords, COLORS, tinyLlama, VOCAB, writeTinyModelFolder } from '../test-util/tiny-chat.js';
 import { PACKING_WARNING, sft } from './sft.js';
 
@@ -118,6 +120,17 @@ describe('sft', () => {
     expectClose(await noGrad(() => again.forward({ inputIds: ids }).logits).data(), Array.from(want), 1e-5, 1e-5, 'reloaded adapter');
   });
 
+  test('the seed fixes the adapter\'s initialization', async () => {
+    const loraA = async (seed: number): Promise<number[]> => {
+      const model = tinyLlama(0);
+      await sft(model, tok, colorRecords(), { ...quiet, maxSteps: 1, lr: 1e-9, seed, lora: { targetModules: ['q_proj'] } });
+      return Array.from(await model.stateDict()['model.layers.0.self_attn.q_proj.lora_A.weight']!.data());
+    };
+    const a = await loraA(1);
+    expect(await loraA(1)).toEqual(a);
+    expect(await loraA(2)).not.toEqual(a);
+  });
+
   test('packing: positions restart per example, and attention crosses into the next example (documented)', async () => {
     const model = tinyLlama(5);
     const { examples } = tokenizeSft(tok, colorRecords());
@@ -139,6 +152,21 @@ describe('sft', () => {
     await sft(tinyLlama(5), tok, colorRecords(), { progress: false, log: (l) => lines.push(l), packing: true, maxLength: 64, batchSize: 2, maxSteps: 1 });
     expect(lines).toContain(PACKING_WARNING);
     expect(lines).toContain('sft: packed 6 examples into 2 sequences of at most 64 tokens');
+  });
+
+  test('GPT-2 (Conv1D layers, tied lm_head): full fine-tuning saves a folder without a base folder, tied weights once', async () => {
+    const model = await AutoModelForCausalLM.fromPretrained(hfDir('gpt2'));
+    const { examples } = tokenizeSft(tok, colorRecords()); // ids < 40 fit GPT-2's 512
+    const dir = await tmp();
+    const out = await sft(model, tok, examples, { ...quiet, batchSize: 6, maxSteps: 2, lr: 1e-3, outDir: dir });
+    expect(out.train.losses).toHaveLength(2);
+    expect(Object.keys(await loadSafetensors(join(dir, 'model.safetensors')))).not.toContain('lm_head.weight');
+    expect(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'))).toMatchObject({ model_type: 'gpt2', n_embd: 64, architectures: ['GPT2LMHeadModel'] });
+    const ids = tensor([examples[0]!.inputIds], { dtype: 'int32' });
+    const want = await noGrad(() => model.forward({ inputIds: ids }).logits).data();
+    const again = await AutoModelForCausalLM.fromPretrained(dir);
+    expectClose(await noGrad(() => again.forward({ inputIds: ids }).logits).data(), Array.from(want), 1e-5, 1e-5, 'reloaded');
+    expect(chatTokenizer(JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>).chatTemplate).toBe(tok.chatTemplate);
   });
 
   test('bad options and data are refused with a clear error', async () => {

@@ -4,13 +4,14 @@
 // linear decay, max_grad_norm 1, no weight decay); peft's LoraConfig for the adapter options.
 
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileExists } from '../io/hf.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import { DataLoader } from '../data/loader.js';
 import { collateSft, IGNORE_INDEX, packSft, tokenizeSft, type PackedSequence, type SftBatch, type SftExample, type SftRecord, type SftTokenizeStats, type TokenizeSftOptions } from '../data/sft.js';
 import type { PreTrainedModel } from '../models/base.js';
 import { addLora, markOnlyLoraTrainable, saveLoraAdapter } from '../models/lora.js';
+import { manualSeed } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { writeFileAtomic } from './checkpoint.js';
@@ -38,7 +39,8 @@ export interface SftOptions extends TokenizeSftOptions {
    * Pack several examples into each sequence of maxLength tokens (best-fit decreasing). Positions restart at each
    * example and no example's first token is a target, but attention is NOT reset at example boundaries: the models
    * take a [batch, length] padding mask, not a block-diagonal one, so later examples in a sequence attend to earlier
-   * ones (TRL's padding-free packing without flash attention does the same). A warning says so. Default false.
+   * ones (transformers resets attention there, from the position ids or with flash attention). A warning says so.
+   * Default false.
    */
   packing?: boolean;
   /** Examples (or packed sequences) per batch (default 8). */
@@ -161,7 +163,9 @@ export async function sft(model: PreTrainedModel, tokenizer: Tokenizer, data: re
   // ---- tokens ----
   let examples: SftExample[];
   let stats: SftTokenizeStats | null = null;
-  if (data.every(isExample)) {
+  const tokenized = data.filter(isExample).length;
+  if (tokenized !== 0 && tokenized !== data.length) throw new Error(`sft: data mixes tokenized examples (${tokenized}) with records (${data.length - tokenized}); give one kind`);
+  if (tokenized) {
     examples = (data as readonly SftExample[]).map((ex, i) => {
       if (ex.inputIds.length !== ex.labels.length || ex.inputIds.length === 0) throw new Error(`sft: example ${i} has ${ex.inputIds.length} input ids and ${ex.labels.length} labels`);
       return ex.inputIds.length <= maxLength ? ex : { inputIds: ex.inputIds.slice(0, maxLength), labels: ex.labels.slice(0, maxLength) };
@@ -200,6 +204,7 @@ export async function sft(model: PreTrainedModel, tokenizer: Tokenizer, data: re
   const lora = sftLoraOptions(opts.lora);
   let adapterLayers: string[] = [];
   if (lora) {
+    manualSeed(seed); // the adapter's initialization (a resumed run restores the trained adapter over it)
     adapterLayers = addLora(model, lora);
     markOnlyLoraTrainable(model);
   }
@@ -272,8 +277,8 @@ export async function saveSftModel(model: PreTrainedModel, tokenizer: Tokenizer,
     await writeFileAtomic(join(dir, 'config.json'), config);
     saved.push('model.safetensors', 'config.json');
   }
-  let copied = false;
-  if (opts.baseDir !== undefined) {
+  let copied = opts.baseDir !== undefined && resolve(opts.baseDir) === resolve(dir) && (await fileExists(join(dir, 'tokenizer.json')));
+  if (opts.baseDir !== undefined && resolve(opts.baseDir) !== resolve(dir)) {
     for (const f of TOKENIZER_FILES) {
       if (!(await fileExists(join(opts.baseDir, f)))) continue;
       await copyFile(join(opts.baseDir, f), join(dir, f));

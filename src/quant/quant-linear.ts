@@ -1,0 +1,181 @@
+// Linear and Embedding layers over quantized weights (Q8_0, Q4_0, NF4), and quantize(model) that swaps them in.
+//
+// This is the reference path in TypeScript: y = x W^T is computed one panel of output rows at a time, each panel
+// dequantized into a small float32 tensor and multiplied by the backend's matmul, so a whole dequantized matrix never
+// exists. Gradients reach the input (the weights are frozen, as in QLoRA); fast integer kernels come in the backends.
+
+import { add } from '../autograd/ops/elementwise.js';
+import { linear } from '../autograd/ops/matmul.js';
+import { cat } from '../autograd/ops/movement.js';
+import { tensor } from '../tensor/create.js';
+import { bytesPerElement } from '../tensor/dtype.js';
+import { fmtShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { Embedding } from '../nn/embedding.js';
+import { Linear } from '../nn/linear.js';
+import { Module, Parameter } from '../nn/module.js';
+import { dequantizeValues, quantizedBytes, quantizeValues, QUANT_TYPES, type QuantizedTensor, type QuantType } from './formats.js';
+
+/** Floats per dequantized panel (64 K values, 256 KB): small next to any weight matrix worth quantizing. */
+const PANEL_VALUES = 1 << 16;
+
+/** y = x W^T + b with W [out, in] stored quantized; W is dequantized one panel of output rows at a time. */
+export class QuantLinear extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  bias: Parameter | null;
+
+  constructor(readonly weight: QuantizedTensor, bias: Tensor | null = null) {
+    super();
+    if (weight.shape.length !== 2) throw new Error(`QuantLinear: the weight must be [out_features, in_features], got ${fmtShape(weight.shape)}`);
+    [this.outFeatures, this.inFeatures] = weight.shape as [number, number];
+    if (bias && (bias.ndim !== 1 || bias.shape[0] !== this.outFeatures)) throw new Error(`QuantLinear: bias must be [${this.outFeatures}], got ${fmtShape(bias.shape)}`);
+    this.bias = bias ? new Parameter(bias, false) : null;
+  }
+
+  /** Rows of W per panel (ggml types: whole blocks, which rows are since in_features is a multiple of 32). */
+  get panelRows(): number {
+    return Math.max(1, Math.floor(PANEL_VALUES / this.inFeatures));
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.shape[x.ndim - 1] !== this.inFeatures) throw new Error(`QuantLinear: input ${fmtShape(x.shape)} does not fit weight ${fmtShape(this.weight.shape)} (expected last dimension ${this.inFeatures})`);
+    const K = this.inFeatures, rows = this.panelRows;
+    const parts: Tensor[] = [];
+    for (let r = 0; r < this.outFeatures; r += rows) {
+      const n = Math.min(rows, this.outFeatures - r);
+      // [n, K] float32 rows r .. r + n of W; the matmul's autograd node keeps its own reference if it needs one.
+      const panel = tensor(dequantizeValues(this.weight, r * K, n * K), { shape: [n, K], dtype: x.dtype, device: x.device });
+      parts.push(linear(x, panel)); // [..., n]
+      panel.dispose();
+    }
+    const y = parts.length === 1 ? parts[0]! : cat(parts, -1); // [..., out]
+    return this.bias ? add(y, this.bias) : y;
+  }
+
+  /** Bytes of the quantized weight and the bias. */
+  get nbytes(): number {
+    return quantizedBytes(this.weight) + (this.bias ? this.bias.numel() * bytesPerElement(this.bias.dtype) : 0);
+  }
+}
+
+/** An embedding table stored quantized: only the rows that are looked up are dequantized. No gradient to the table. */
+export class QuantEmbedding extends Module {
+  readonly numEmbeddings: number;
+  readonly embeddingDim: number;
+
+  constructor(readonly weight: QuantizedTensor) {
+    super();
+    if (weight.shape.length !== 2) throw new Error(`QuantEmbedding: the weight must be [num_embeddings, embedding_dim], got ${fmtShape(weight.shape)}`);
+    [this.numEmbeddings, this.embeddingDim] = weight.shape as [number, number];
+  }
+
+  forward(ids: Tensor): Tensor {
+    // The ids are read on the host to pick the rows (CPU-side backends read synchronously).
+    const idx = ids.dataSync();
+    const D = this.embeddingDim, out = new Float32Array(idx.length * D);
+    idx.forEach((id, i) => {
+      if (!Number.isInteger(id) || id < 0 || id >= this.numEmbeddings) throw new Error(`QuantEmbedding: index ${id} is out of range for ${this.numEmbeddings} embeddings`);
+      dequantizeValues(this.weight, id * D, D, out, i * D);
+    });
+    return tensor(out, { shape: [...ids.shape, D], device: ids.device });
+  }
+
+  get nbytes(): number {
+    return quantizedBytes(this.weight);
+  }
+}
+
+/** Bytes a model holds in weights: parameters and buffers (each tensor once) plus quantized weights (each once). */
+export function modelBytes(model: Module): number {
+  const seen = new Set<unknown>();
+  let total = 0;
+  for (const m of model.modules()) {
+    if ((m instanceof QuantLinear || m instanceof QuantEmbedding) && !seen.has(m.weight)) {
+      seen.add(m.weight);
+      total += quantizedBytes(m.weight);
+    }
+  }
+  for (const t of [...model.parameters(), ...model.namedBuffers().map(([, b]) => b)]) {
+    if (seen.has(t)) continue;
+    seen.add(t);
+    total += t.numel() * bytesPerElement(t.dtype);
+  }
+  return total;
+}
+
+export interface QuantizeOptions {
+  /** Quantize Embedding tables too (rows are dequantized on lookup). Default false. */
+  embeddings?: boolean;
+}
+
+export interface QuantizeReport {
+  type: QuantType;
+  /** Weight bytes before and after (modelBytes). */
+  bytesBefore: number;
+  bytesAfter: number;
+  /** Dotted names of the layers swapped. */
+  quantized: string[];
+  /** Layers left as they were, with the reason (a row not a whole number of blocks, a weight tied to a kept embedding). */
+  skipped: { name: string; reason: string }[];
+}
+
+/** Every (owner, property, child) slot holding a module, arrays included, with the child's dotted name. */
+function slots(model: Module): { owner: Record<string, unknown> | Module[]; key: string | number; child: Module; name: string }[] {
+  const out: { owner: Record<string, unknown> | Module[]; key: string | number; child: Module; name: string }[] = [];
+  for (const [prefix, m] of model.namedModules()) {
+    for (const [key, v] of Object.entries(m)) {
+      const name = (k: string): string => (prefix ? `${prefix}.${k}` : k);
+      if (v instanceof Module) out.push({ owner: m as unknown as Record<string, unknown>, key, child: v, name: name(key) });
+      else if (Array.isArray(v)) v.forEach((c: unknown, i) => { if (c instanceof Module) out.push({ owner: v as Module[], key: i, child: c, name: name(`${key}.${i}`) }); });
+    }
+  }
+  return out;
+}
+
+/**
+ * Swaps every Linear layer (and with `embeddings`, every Embedding) of `model` for its quantized form, in place;
+ * returns the bytes before and after. Weights shared between an embedding and a Linear (tied lm_head) are quantized
+ * once and shared, or, when embeddings are kept, the Linear is kept too.
+ */
+export async function quantize(model: Module, type: QuantType, opts: QuantizeOptions = {}): Promise<QuantizeReport> {
+  if (!(QUANT_TYPES as readonly string[]).includes(type)) throw new Error(`quantize: unknown type ${JSON.stringify(type)} (known: ${QUANT_TYPES.join(', ')})`);
+  const bytesBefore = modelBytes(model);
+  const all = slots(model);
+  const embeddingWeights = new Set(all.filter((s) => s.child instanceof Embedding).map((s) => (s.child as Embedding).weight));
+  const done = new Map<Tensor, QuantizedTensor>();
+  const quantized: string[] = [], skipped: { name: string; reason: string }[] = [];
+  const q = async (w: Tensor, name: string): Promise<QuantizedTensor> => {
+    let out = done.get(w);
+    if (!out) {
+      const values = Float32Array.from(await w.data());
+      out = quantizeValues(values, w.shape, type, name);
+      done.set(w, out);
+    }
+    return out;
+  };
+  // Embeddings first, so that a Linear tied to one reuses its blocks.
+  const ordered = [...all.filter((s) => s.child instanceof Embedding), ...all.filter((s) => s.child instanceof Linear)];
+  for (const { owner, key, child, name } of ordered) {
+    const isEmbedding = child instanceof Embedding;
+    if (isEmbedding && !opts.embeddings) continue;
+    const weight = (child as Linear | Embedding).weight;
+    const row = weight.shape[1]!;
+    if (type !== 'nf4' && row % 32 !== 0) {
+      skipped.push({ name, reason: `rows of ${row} values are not whole blocks of 32` });
+      continue;
+    }
+    if (!isEmbedding && embeddingWeights.has(weight) && !opts.embeddings) {
+      skipped.push({ name, reason: 'its weight is tied to an embedding that stays unquantized' });
+      continue;
+    }
+    const qw = await q(weight, `${name}.weight`);
+    const bias = child instanceof Linear ? child.bias : null;
+    const replacement = isEmbedding ? new QuantEmbedding(qw) : new QuantLinear(qw, bias);
+    replacement.training = child.training;
+    if (Array.isArray(owner)) owner[key as number] = replacement;
+    else owner[key as string] = replacement;
+    quantized.push(name);
+  }
+  return { type, bytesBefore, bytesAfter: modelBytes(model), quantized, skipped };
+}

@@ -1,0 +1,219 @@
+// What the RL fine-tuning methods (GRPO, PPO) share: per-token log-probabilities and entropy, the k3 KL estimator, the
+// reference model (adapters disabled, or a frozen copy), sampling completions, and per-step statistics files.
+
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { noGrad } from '../autograd/engine.js';
+import { exp, mul, neg, sub } from '../autograd/ops/elementwise.js';
+import { gather } from '../autograd/ops/indexing.js';
+import { detach, reshape, slice } from '../autograd/ops/movement.js';
+import { logSoftmax, softmax } from '../autograd/ops/nn.js';
+import { sum } from '../autograd/ops/reduce.js';
+import { generate } from '../generation/generate.js';
+import type { ModelInputs, PreTrainedModel } from '../models/base.js';
+import { hasLora, withLoraDisabled } from '../models/lora.js';
+import { tensor } from '../tensor/create.js';
+import type { Generator } from '../tensor/random.js';
+import { keep } from '../tensor/scope.js';
+import { fmtShape } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { writeFileAtomic } from './checkpoint.js';
+import { lineChart } from './plot.js';
+
+/**
+ * log p(ids[t+1] | ids[..t]) for every position: logits [B, T, V], ids [B, T] -> [B, T-1] (position t of the result
+ * scores token t + 1), with gradient to the logits.
+ */
+export function tokenLogps(logits: Tensor, ids: Tensor): Tensor {
+  if (logits.ndim !== 3 || ids.ndim !== 2 || ids.shape[0] !== logits.shape[0] || ids.shape[1] !== logits.shape[1]) {
+    throw new Error(`tokenLogps: logits [batch, length, vocab] ${fmtShape(logits.shape)} and ids [batch, length] ${fmtShape(ids.shape)} must agree`);
+  }
+  const [B, T] = ids.shape as [number, number];
+  const lp = logSoftmax(slice(logits, 1, 0, T - 1), -1); // [B, T-1, V]
+  const next = reshape(slice(ids, 1, 1, T), [B, T - 1, 1]); // [B, T-1, 1]
+  return reshape(gather(lp, 2, next), [B, T - 1]); // [B, T-1]
+}
+
+/** The entropy of each next-token distribution, without gradient: logits [B, T, V] -> [B, T-1]. */
+export function tokenEntropy(logits: Tensor): Tensor {
+  return noGrad(() => {
+    const T = logits.shape[1]!;
+    const l = detach(slice(logits, 1, 0, T - 1)); // [B, T-1, V]
+    return neg(sum(mul(softmax(l, -1), logSoftmax(l, -1)), -1)); // [B, T-1]
+  });
+}
+
+/**
+ * The per-token KL(π || π_ref) estimate Schulman's k3 (TRL's GRPO): exp(ref − logp) − (ref − logp) − 1, unbiased
+ * and never negative; 0 where the two agree.
+ */
+export function klK3(logps: Tensor, refLogps: Tensor): Tensor {
+  const d = sub(refLogps, logps);
+  return sub(sub(exp(d), d), 1);
+}
+
+/**
+ * The reference policy's logits (no gradient): the same model with its LoRA adapters switched off when it has them,
+ * else a frozen copy made now (full fine-tuning), so the reference is the model as it was before training.
+ */
+export function referenceForward(policy: PreTrainedModel): (inputs: ModelInputs) => Tensor {
+  if (hasLora(policy)) return (inputs) => noGrad(() => withLoraDisabled(policy, () => policy.forward(inputs).logits));
+  const ref = frozenCopy(policy);
+  return (inputs) => noGrad(() => ref.forward(inputs).logits);
+}
+
+/** A copy of a model with every parameter frozen, in eval mode, on the same device. */
+export function frozenCopy<M extends PreTrainedModel>(model: M): M {
+  const Ctor = model.constructor as new (config: object) => M;
+  const copy = new Ctor(model.config);
+  const device = model.parameters()[0]?.device;
+  if (device !== undefined) copy.to(device);
+  copy.loadStateDict(model.stateDict());
+  copy.generationConfig = { ...model.generationConfig };
+  for (const p of copy.parameters()) p.requiresGrad = false;
+  return copy.eval();
+}
+
+/** The device of a model's parameters (the default device when it has none). */
+export function modelDevice(model: PreTrainedModel): string | undefined {
+  return model.parameters()[0]?.device;
+}
+
+export interface SampleOptions {
+  maxNewTokens: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  eosTokenId?: number[];
+  padTokenId?: number;
+  generator: Generator;
+}
+
+/**
+ * `k` sampled completions of one prompt (token ids), each cut after its first eos (kept). The model generates in eval
+ * mode (no dropout) and is put back in the mode it was in.
+ */
+export async function sampleCompletions(model: PreTrainedModel, prompt: readonly number[], k: number, opts: SampleOptions): Promise<number[][]> {
+  const wasTraining = model.training;
+  model.eval();
+  const ids = tensor(Int32Array.from(Array.from({ length: k }, () => prompt).flat()), { dtype: 'int32', shape: [k, prompt.length], device: modelDevice(model) });
+  try {
+    const out = await generate(model, ids, {
+      doSample: true, maxNewTokens: opts.maxNewTokens, generator: opts.generator, temperature: opts.temperature ?? 1,
+      ...(opts.topP !== undefined ? { topP: opts.topP } : {}), ...(opts.topK !== undefined ? { topK: opts.topK } : {}),
+      ...(opts.eosTokenId?.length ? { eosTokenId: opts.eosTokenId } : {}), ...(opts.padTokenId !== undefined ? { padTokenId: opts.padTokenId } : {}),
+    });
+    const data = await out.data();
+    const L = out.shape[1]!;
+    out.dispose();
+    const eos = new Set(opts.eosTokenId ?? []);
+    return Array.from({ length: k }, (_, r) => {
+      const row = Array.from(data.subarray(r * L + prompt.length, (r + 1) * L));
+      const end = row.findIndex((t) => eos.has(t));
+      return end < 0 ? row : row.slice(0, end + 1);
+    });
+  } finally {
+    ids.dispose();
+    model.train(wasTraining);
+  }
+}
+
+/** Prompt + completion rows padded on the right, with the masks the losses need. */
+export interface RolloutTokens {
+  /** [N][T] token ids (padding: padId). */
+  ids: number[][];
+  /** [N][T] 1 at real tokens. */
+  attention: number[][];
+  /** [N][T-1] 1 where position t predicts a completion token (t + 1 is in the completion). */
+  completionMask: number[][];
+}
+
+/** Rows `prompt_i + completion_i` padded to one length; completions may be empty (no token to score). */
+export function rolloutTokens(prompts: readonly (readonly number[])[], completions: readonly (readonly number[])[], padId: number): RolloutTokens {
+  const rows = prompts.map((p, i) => [...p, ...completions[i]!]);
+  const T = Math.max(2, ...rows.map((r) => r.length));
+  return {
+    ids: rows.map((r) => [...r, ...new Array<number>(T - r.length).fill(padId)]),
+    attention: rows.map((r) => Array.from({ length: T }, (_, t) => (t < r.length ? 1 : 0))),
+    completionMask: rows.map((r, i) => Array.from({ length: T - 1 }, (_, t) => (t + 1 >= prompts[i]!.length && t + 1 < r.length ? 1 : 0))),
+  };
+}
+
+/**
+ * Statistics of training steps gathered inside loss functions (which run synchronously in a tidy scope) and read after
+ * the step: `add` keeps a detached scalar tensor, `flush` reads and averages each name over the step's batches.
+ */
+export class StepStats {
+  private readonly pending = new Map<string, Tensor[]>();
+  private readonly numbers = new Map<string, number[]>();
+
+  add(name: string, value: Tensor): void {
+    const t = keep(detach(value));
+    const list = this.pending.get(name) ?? [];
+    list.push(t);
+    this.pending.set(name, list);
+  }
+
+  addNumber(name: string, value: number): void {
+    const list = this.numbers.get(name) ?? [];
+    list.push(value);
+    this.numbers.set(name, list);
+  }
+
+  async flush(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const [name, list] of this.pending) {
+      let s = 0;
+      for (const t of list) {
+        s += await t.item();
+        t.dispose();
+      }
+      out[name] = s / list.length;
+    }
+    for (const [name, list] of this.numbers) out[name] = list.reduce((a, b) => a + b, 0) / list.length;
+    this.pending.clear();
+    this.numbers.clear();
+    return out;
+  }
+}
+
+/**
+ * A JSON Lines file of per-step statistics next to the Trainer's metrics.jsonl (which holds the loss and learning
+ * rate): one record { step, ...stats } a step. Records at or after the first step written are dropped from an existing
+ * file, so a resumed run continues the file of the run it resumes.
+ */
+export class StatsFile {
+  readonly records: ({ step: number } & Record<string, number>)[] = [];
+  private started = false;
+
+  constructor(private readonly outDir: string | undefined, readonly file: string) {}
+
+  async write(step: number, stats: Record<string, number>): Promise<void> {
+    if (!this.started) {
+      this.started = true;
+      if (this.outDir) {
+        const { readFile } = await import('node:fs/promises');
+        const old = await readFile(join(this.outDir, this.file), 'utf8').catch(() => '');
+        for (const line of old.split('\n')) {
+          if (!line.trim()) continue;
+          try {
+            const r = JSON.parse(line) as { step: number } & Record<string, number>;
+            if (typeof r.step === 'number' && r.step < step) this.records.push(r);
+          } catch {
+            break; // a line cut by a kill ends what can be trusted
+          }
+        }
+      }
+    }
+    this.records.push({ step, ...stats });
+    if (this.outDir) await writeFileAtomic(join(this.outDir, this.file), this.records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  }
+
+  /** Draws `keys` against the step into outDir/name (an SVG line chart); nothing without an outDir or points. */
+  async plot(name: string, keys: readonly string[], title: string): Promise<void> {
+    if (!this.outDir) return;
+    const series = keys.map((k) => ({ name: k, points: this.records.filter((r) => typeof r[k] === 'number' && Number.isFinite(r[k])).map((r): [number, number] => [r.step, r[k]!]) })).filter((s) => s.points.length > 0);
+    if (!series.length) return;
+    await writeFile(join(this.outDir, name), lineChart(series, { title, xLabel: 'step' }));
+  }
+}
