@@ -91,7 +91,7 @@ export { loadSftJsonl, parseSftJsonl, parseSftRecord, tokenizeSft, tokenizeSftRe
 export { DataLoader, padSequences, type DataLoaderOptions, type LoaderPosition, type BatchSource, type PadOptions, type PaddedBatch } from './data/loader.js';
 export { Trainer, METRICS_FILE, LOSS_PLOT_FILE, type TrainerConfig, type TrainResult, type LossFn, type LossOutput, type EvalFn, type Metrics, type BatchFactory, type OptimizerConfig, type ScheduleConfig, type StepInfo } from './train/trainer.js';
 export { STATE_FILE, type MetricRecord, type TrainerState } from './train/checkpoint.js';
-export { sft, sftLoss, saveSftModel, sftLoraOptions, SFT_MAX_LENGTH, PACKING_WARNING, type SftOptions, type SftLoraOptions, type SftResult, type SftTrainBatch } from './train/sft.js';
+export { sft, sftLoss, saveSftModel, sftLoraOptions, SFT_MAX_LENGTH, type SftOptions, type SftLoraOptions, type SftResult, type SftTrainBatch } from './train/sft.js';
 export { lineChart, niceTicks, type Series, type ChartOptions } from './train/plot.js';
 export { formatDuration, type ProgressStream } from './train/progress.js';
 export { noDecayParameterNames } from './train/trainer.js';

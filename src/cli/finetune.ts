@@ -102,8 +102,8 @@ adapter_model.safetensors), with the tokenizer files: attend chat --model DIR (o
   --target-modules M     all-linear (default: every Linear but the output head), names (q_proj,v_proj),
                          or a regular expression over the whole module name
   --rslora               rank-stabilized LoRA: scale by alpha / sqrt(r)
-  --packing              pack examples into sequences of --max-length tokens (positions restart per example;
-                         attention is not reset between packed examples: see the README)
+  --packing              pack examples into sequences of --max-length tokens (positions and attention restart
+                         at each example)
   --max-length N         tokens per example or packed sequence; longer ones are cut (default ${SFT_MAX_LENGTH}, at most
                          the model's context)
   --all-tokens           take the loss on every token, not only the completions

@@ -388,7 +388,10 @@ export interface SftBatch {
   inputIds: Tensor;
   /** [B, T] int32 labels, -100 at padding. */
   labels: Tensor;
-  /** [B, T] int32: 1 at tokens, 0 at padding. */
+  /**
+   * [B, T] int32: 1 at tokens, 0 at padding; for packed sequences [B, 1, T, T] bool, true where query and key belong
+   * to the same example (block diagonal; the model adds causality), so that attention resets at each example.
+   */
   attentionMask: Tensor;
   /** [B, T] int32 positions: restarting per packed example, 0 at padding. */
   positionIds: Tensor;
@@ -415,5 +418,20 @@ export function collateSft(batch: readonly (SftExample | PackedSequence)[], padI
     }
   });
   const make = (data: Int32Array): Tensor => tensor(data, { dtype: 'int32', shape: [B, T] });
-  return { inputIds: make(ids), labels: make(labels), attentionMask: make(mask), positionIds: make(pos) };
+  const packed = batch.some((e) => 'sequenceStarts' in e);
+  return { inputIds: make(ids), labels: make(labels), attentionMask: packed ? blockMask(batch, T) : make(mask), positionIds: make(pos) };
+}
+
+/** [B, 1, T, T] bool: query i may see key j when both are tokens of the same packed example (padding sees nothing). */
+function blockMask(batch: readonly (SftExample | PackedSequence)[], T: number): Tensor {
+  const B = batch.length;
+  const out = new Uint8Array(B * T * T);
+  batch.forEach((e, b) => {
+    const starts = 'sequenceStarts' in e ? e.sequenceStarts : [0];
+    starts.forEach((start, k) => {
+      const end = starts[k + 1] ?? e.inputIds.length;
+      for (let i = start; i < end; i++) out.fill(1, (b * T + i) * T + start, (b * T + i) * T + end);
+    });
+  });
+  return tensor(out, { dtype: 'bool', shape: [B, 1, T, T] });
 }

@@ -120,4 +120,18 @@ describe('audio', () => {
     expect(repaired.cached).toBe(false);
     expect(repaired.audio).toEqual(first.audio);
   });
+
+  test('the cache is kept per chunk: a list that starts with a cached one reuses its chunks', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'attend-digits-'));
+    const specs = ['one', 'two', 'three'].map((text, i) => ({ ...spec, text, noiseSeed: i }));
+    const short = await synthesizeSet(specs.slice(0, 2), { cacheDir: dir, chunkSize: 2 });
+    expect(short.cached).toBe(false);
+    expect(await readdir(dir)).toHaveLength(2); // one chunk: .pcm and .json
+    const long = await synthesizeSet(specs, { cacheDir: dir, chunkSize: 2 });
+    expect(long.cached).toBe(false); // the third utterance is new
+    expect(long.audio.slice(0, 2)).toEqual(short.audio);
+    expect(await readdir(dir)).toHaveLength(4);
+    expect((await synthesizeSet(specs, { cacheDir: dir, chunkSize: 2 })).cached).toBe(true);
+    await expect(synthesizeSet(specs, { cacheDir: dir, chunkSize: 0 })).rejects.toThrow(/chunkSize must be a positive integer/);
+  });
 });

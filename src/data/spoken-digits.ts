@@ -251,6 +251,8 @@ export interface SynthesizeSetOptions {
   /** espeak-ng processes running at once (default 2). */
   concurrency?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Utterances per cache file (default CACHE_CHUNK). */
+  chunkSize?: number;
 }
 
 export interface SynthesizedSet {
@@ -308,7 +310,7 @@ async function writeChunk(pcmPath: string, indexPath: string, audio: readonly Fl
 
 /**
  * Synthesises every spec (espeak-ng runs `concurrency` at a time while this thread resamples), or reads it from the
- * cache: per chunk of CACHE_CHUNK specs, `<chunk key>.pcm` (16-bit little-endian samples, concatenated) and
+ * cache: per chunk of `chunkSize` specs, `<chunk key>.pcm` (16-bit little-endian samples, concatenated) and
  * `<chunk key>.json` (lengths), written atomically.
  */
 export async function synthesizeSet(specs: readonly UtteranceSpec[], opts: SynthesizeSetOptions = {}): Promise<SynthesizedSet> {
@@ -318,8 +320,10 @@ export async function synthesizeSet(specs: readonly UtteranceSpec[], opts: Synth
   if (dir) await mkdir(dir, { recursive: true });
   const audio: Float32Array[] = [];
   let cached = true;
-  for (let c = 0; c < specs.length; c += CACHE_CHUNK) {
-    const chunk = specs.slice(c, c + CACHE_CHUNK);
+  const size = opts.chunkSize ?? CACHE_CHUNK;
+  if (!(Number.isSafeInteger(size) && size >= 1)) throw new Error(`synthesizeSet: chunkSize must be a positive integer, got ${size}`);
+  for (let c = 0; c < specs.length; c += size) {
+    const chunk = specs.slice(c, c + size);
     const key = cacheKey(chunk, version);
     const pcmPath = dir ? join(dir, `${key}.pcm`) : '', indexPath = dir ? join(dir, `${key}.json`) : '';
     const hit = dir ? await readChunk(pcmPath, indexPath, chunk.length) : null;

@@ -212,7 +212,14 @@ export function loadPretrainedWeights(model: Module, tensors: Record<string, Ten
  * A padding mask [B, S] (1 = token, 0 = padding) as bool [B, 1, 1, S], broadcast over heads and queries; checked
  * against the keys it masks, the error naming `name` (e.g. 'GPT-2: attentionMask').
  */
-export function keyMask(mask: Tensor, B: number, S: number, name: string): Tensor {
-  if (mask.ndim !== 2 || mask.shape[0] !== B || mask.shape[1] !== S) throw new Error(`${name} must be [${B}, ${S}], got ${fmtShape(mask.shape)}`);
+export function keyMask(mask: Tensor, B: number, S: number, name: string, T?: number): Tensor {
+  // A 4-D mask [B, 1, T, S] (1 = may attend) is a custom one, as transformers accepts: packed sequences' block diagonal.
+  if (mask.ndim === 4 && T !== undefined) {
+    if (mask.shape[0] !== B || mask.shape[1] !== 1 || mask.shape[2] !== T || mask.shape[3] !== S) {
+      throw new Error(`${name} must be [${B}, ${S}] or [${B}, 1, ${T}, ${S}], got ${fmtShape(mask.shape)}`);
+    }
+    return cast(mask, 'bool');
+  }
+  if (mask.ndim !== 2 || mask.shape[0] !== B || mask.shape[1] !== S) throw new Error(`${name} must be [${B}, ${S}]${T !== undefined ? ` or [${B}, 1, ${T}, ${S}]` : ''}, got ${fmtShape(mask.shape)}`);
   return reshape(cast(mask, 'bool'), [B, 1, 1, S]); // [B, 1, 1, S]
 }

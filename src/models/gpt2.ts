@@ -211,7 +211,7 @@ export class GPT2Model extends Module {
     }
     const pos = positionIds ?? arange(past, past + T, 1, { device: inputIds.device });
     let x = this.drop.forward(add(this.wte.forward(inputIds), this.wpe.forward(pos)));
-    const attend = attentionMask ? keyMask(attentionMask, B, past + T, 'GPT-2: attentionMask') : null;
+    const attend = attentionMask ? keyMask(attentionMask, B, past + T, 'GPT-2: attentionMask', T) : null;
     this.h.forEach((block, i) => { x = block.forward(x, attend, caches?.[i]); });
     return this.ln_f.forward(x);
   }

@@ -219,7 +219,8 @@ describe('LLaMA loading errors', () => {
     const model = await AutoModelForCausalLM.fromPretrained(hfDir('llama'));
     const ids = zeros([2, 4], { dtype: 'int32' });
     expect(() => model.forward({ inputIds: zeros([4], { dtype: 'int32' }) })).toThrow(/inputIds must be \[batch, time\], got \[4\]/);
-    expect(() => model.forward({ inputIds: ids, attentionMask: zeros([2, 5], { dtype: 'int32' }) })).toThrow(/attentionMask must be \[2, 4\], got \[2, 5\]/);
+    expect(() => model.forward({ inputIds: ids, attentionMask: zeros([2, 5], { dtype: 'int32' }) })).toThrow(/attentionMask must be \[2, 4\] or \[2, 1, 4, 4\], got \[2, 5\]/);
+    expect(() => model.forward({ inputIds: ids, attentionMask: zeros([2, 1, 4, 5], { dtype: 'bool' }) })).toThrow(/attentionMask must be \[2, 4\] or \[2, 1, 4, 4\], got \[2, 1, 4, 5\]/);
     expect(() => model.forward({ inputIds: ids, positionIds: zeros([2, 3], { dtype: 'int32' }) })).toThrow(/positionIds must be \[2, 4\] or \[1, 4\], got \[2, 3\]/);
   });
   test('the config the fixture was written with reads as expected', async () => {

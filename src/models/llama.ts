@@ -328,7 +328,7 @@ export class LlamaModel extends Module {
     }
     const pos = positionIds ?? reshape(arange(past, past + T, 1, { device: inputIds.device }), [1, T]);
     const [cosT, sinT] = this.rotary_emb.forward(pos);
-    const attend = attentionMask ? keyMask(attentionMask, B, past + T, 'LLaMA: attentionMask') : null;
+    const attend = attentionMask ? keyMask(attentionMask, B, past + T, 'LLaMA: attentionMask', T) : null;
     let x = this.embed_tokens.forward(inputIds);
     this.layers.forEach((layer, i) => { x = layer.forward(x, cosT, sinT, attend, caches?.[i]); });
     return this.norm.forward(x);

@@ -36,11 +36,9 @@ export interface SftOptions extends TokenizeSftOptions {
   /** Train a LoRA adapter (options, or true for the defaults) instead of every weight. Default: full fine-tuning. */
   lora?: SftLoraOptions | boolean;
   /**
-   * Pack several examples into each sequence of maxLength tokens (best-fit decreasing). Positions restart at each
-   * example and no example's first token is a target, but attention is NOT reset at example boundaries: the models
-   * take a [batch, length] padding mask, not a block-diagonal one, so later examples in a sequence attend to earlier
-   * ones (transformers resets attention there, from the position ids or with flash attention). A warning says so.
-   * Default false.
+   * Pack several examples into each sequence of maxLength tokens (best-fit decreasing). Positions and attention
+   * restart at each example (a block-diagonal [B, 1, T, T] mask, as transformers' packing with position ids), and no
+   * example's first token is a target: each example trains as it would alone. Default false.
    */
   packing?: boolean;
   /** Examples (or packed sequences) per batch (default 8). */
@@ -95,9 +93,6 @@ export interface SftResult {
 
 /** TRL's default max_length. */
 export const SFT_MAX_LENGTH = 1024;
-
-export const PACKING_WARNING =
-  'packing: attention is not reset between the examples packed into a sequence (the models take a [batch, length] padding mask, not a block-diagonal one); positions restart at each example and no example is trained to follow the one before it, but later examples attend to earlier ones';
 
 /** A padded batch with its count of real tokens (for tokens per second). */
 export type SftTrainBatch = SftBatch & { tokens: number };
@@ -190,7 +185,6 @@ export async function sft(model: PreTrainedModel, tokenizer: Tokenizer, data: re
   if (opts.packing) {
     sequences = packSft(examples, maxLength);
     log(`sft: packed ${examples.length} examples into ${sequences.length} sequences of at most ${maxLength} tokens`);
-    log(PACKING_WARNING);
   }
   const padId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
   const batchSize = opts.batchSize ?? 8;
