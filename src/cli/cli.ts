@@ -8,6 +8,7 @@ import { trainCommand } from './train.js';
 import { classifyImageCommand } from './vision.js';
 import { transcribeCommand } from './speech.js';
 import { chatCommand, sftCommand } from './finetune.js';
+import { dpoCommand, grpoCommand } from './align.js';
 
 export const COMMANDS: Record<string, CliCommand> = {
   demo: {
@@ -34,6 +35,8 @@ prints the training and validation loss as it goes, and writes a few generated s
   train: trainCommand,
   sft: sftCommand,
   chat: chatCommand,
+  dpo: dpoCommand,
+  grpo: grpoCommand,
 };
 
 export function help(): string {

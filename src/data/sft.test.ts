@@ -157,13 +157,20 @@ describe('packing and batching', () => {
     expect(packSft([ex(0, 5)], 3, { truncationSide: 'left' })[0]!.inputIds).toEqual([2, 3, 4]);
     expect(() => packSft([{ inputIds: [1, 2], labels: [1] }], 4)).toThrow('packSft: example 0 has 2 input ids but 1 labels');
   });
-  test('collateSft pads on the right: pad id, label -100, mask 0, positions 0', async () => {
+  test('collateSft pads on the right: pad id, label -100, mask 0 (block diagonal when packed), positions 0', async () => {
     const packed = packSft([A, B, C, D], 8);
     const batch = collateSft(packed, 0);
     expect(batch.inputIds.shape).toEqual([2, 8]);
     expect(await batch.inputIds.tolist()).toEqual([[10, 11, 12, 13, 14, 20, 21, 22], [30, 31, 32, 33, 40, 41, 0, 0]]);
     expect(await batch.labels.tolist()).toEqual([[_, 111, 112, 113, 114, _, 121, 122], [_, 131, 132, 133, _, 141, _, _]]);
-    expect(await batch.attentionMask.tolist()).toEqual([[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 0, 0]]);
+    // Packed: a block-diagonal [B, 1, T, T] mask (row = query, column = key); padding sees and is seen by nothing.
+    const block = (sizes: number[], T: number): boolean[][] => {
+      const seg = sizes.flatMap((n, k) => Array<number>(n).fill(k));
+      return Array.from({ length: T }, (_, i) => Array.from({ length: T }, (_, j) => seg[i] !== undefined && seg[i] === seg[j]));
+    };
+    expect(batch.attentionMask.shape).toEqual([2, 1, 8, 8]);
+    expect(await batch.attentionMask.tolist()).toEqual([[block([5, 3], 8)], [block([4, 2], 8)]]);
+    expect(await collateSft([B, D], 7).attentionMask.tolist()).toEqual([[1, 1, 1], [1, 1, 0]]);
     expect(await batch.positionIds.tolist()).toEqual([[0, 1, 2, 3, 4, 0, 1, 2], [0, 1, 2, 3, 0, 1, 0, 0]]);
     expect(await collateSft([B, D], 7).positionIds.tolist()).toEqual([[0, 1, 2], [0, 1, 0]]);
     expect(() => collateSft([], 0)).toThrow('non-empty');

@@ -83,7 +83,7 @@ describe('writing and reading back', () => {
       expect(info.shape).toEqual([2, 32]);
       expect(info.type).toBe(types[i]);
       const back = decodeGgufTensor(info, bytes.subarray(info.offset, info.offset + info.nbytes));
-      const tol = { F32: 0, F16: 2e-3, BF16: 2e-2, Q8_0: 0.02, Q4_0: 0.25 }[types[i]!];
+      const tol = { F32: 0, F16: 2e-3, BF16: 2e-2, Q8_0: 0.02, Q4_0: 0.4 }[types[i]!];
       back.forEach((v, j) => expect(Math.abs(v - values[j]!)).toBeLessThanOrEqual(tol));
     }
     // F16 bytes are IEEE half precision, little-endian.
@@ -98,7 +98,8 @@ describe('bad files: clear errors naming the key or tensor', () => {
     const bad = (patch: (b: Uint8Array) => Uint8Array) => () => parseGgufHeader(patch(Uint8Array.from(good)), 'm.gguf');
     expect(bad((b) => { b[0] = 0x48; return b; })).toThrow('m.gguf: not a GGUF file');
     expect(bad((b) => { b[4] = 1; return b; })).toThrow('m.gguf: GGUF version 1 is not supported (2 and 3 are)');
-    expect(bad((b) => b.subarray(0, 30))).toThrow('m.gguf: truncated GGUF file');
+    expect(bad((b) => b.subarray(0, 30))).toThrow(/^m.gguf: the tensor count is 1, more than the 6 bytes left in the file can hold (corrupt or truncated file)/);
+    expect(bad((b) => b.subarray(0, 60))).toThrow('m.gguf: truncated GGUF file');
     expect(bad((b) => b.subarray(0, good.length - 4))).toThrow('m.gguf: truncated GGUF file: tensor w (F32 [2, 3]) needs bytes');
     expect(bad((b) => { b[16] = 0xff; b[17] = 0xff; b[18] = 0xff; return b; })).toThrow('m.gguf: the metadata count is');
     // The value type of "general.architecture" (u32 after the key) set to 13.

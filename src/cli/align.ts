@@ -1,0 +1,284 @@
+// `attend dpo` (preference pairs, TRL's sigmoid DPO) and `attend grpo` (group-relative RL with a built-in programmatic reward), on the Trainer.
+
+import { loadText } from '../data/files.js';
+import { parsePreferenceJsonl, tokenizePreference, type PreferencePair, type SftTokenizeStats } from '../data/sft.js';
+import { AutoModelForCausalLM } from '../models/auto.js';
+import { saveResults } from '../recipes/recipe.js';
+import { AutoTokenizer, type Tokenizer } from '../tokenizers/tokenizer.js';
+import { dpoTrain } from '../train/dpo.js';
+import { BUILTIN_REWARDS, grpoTrain, loadPromptJsonl, rewardFunction } from '../train/grpo.js';
+import { lockDir } from '../train/lock.js';
+import type { SftLoraOptions } from '../train/sft.js';
+import { intOption, numberOption, parseOptions, stringOption, type ParsedArgs } from './args.js';
+import { parseTargetModules } from './finetune.js';
+import type { CliCommand, Out } from './hf.js';
+
+const stdout: Out = (t) => { process.stdout.write(t); };
+const stderr: Out = (t) => { process.stderr.write(t); };
+
+const positiveNumber = { want: 'a positive number', integer: false, ok: (v: number) => v > 0 && Number.isFinite(v) };
+const nonNegative = { want: 'a number >= 0', integer: false, ok: (v: number) => v >= 0 && Number.isFinite(v) };
+const probability = { want: 'in [0, 1)', integer: false, ok: (v: number) => v >= 0 && v < 1 };
+const unitOpen = { want: 'in (0, 1)', integer: false, ok: (v: number) => v > 0 && v < 1 };
+const upToHalf = { want: 'in [0, 0.5]', integer: false, ok: (v: number) => v >= 0 && v <= 0.5 };
+const topP = { want: 'in (0, 1]', integer: false, ok: (v: number) => v > 0 && v <= 1 };
+
+function required(values: ParsedArgs['values'], name: string, usage: string, command: string): string {
+  const v = stringOption(values, name);
+  if (v === undefined || v === '') throw new Error(`${command}: --${name} is required\n\n${usage}`);
+  return v;
+}
+
+const LORA_USAGE = `  --lora                 train a LoRA adapter instead of every weight (the reference is then the model with
+                         its adapters disabled; without --lora, the model before training)
+  --lora-r N             adapter rank (default 8)
+  --lora-alpha X         the update is scaled by alpha / r (default 16)
+  --lora-dropout P       dropout on the adapter's input (default 0.05)
+  --target-modules M     all-linear (default: every Linear but the output head), names (q_proj,v_proj),
+                         or a regular expression over the whole module name
+  --rslora               rank-stabilized LoRA: scale by alpha / sqrt(r)`;
+
+const COMMON_USAGE = `  --warmup-steps N       linear warm-up, then linear decay to 0 (default 0)
+  --weight-decay X       AdamW weight decay (default 0)
+  --seed N               shuffle, adapter init and sampling (default 0)
+  --log-every N          steps between log lines (default 10)
+  --checkpoint-every N   steps between checkpoints (default: at the end)
+  --device D             backend (default: the fastest registered)
+  --resume               continue the checkpoint in --out
+  --skip-bad-lines       skip (and count) lines that are not JSON or lack the fields, instead of stopping at the first`;
+
+const LORA_OPTIONS = { lora: 'boolean', 'lora-r': 'string', 'lora-alpha': 'string', 'lora-dropout': 'string', 'target-modules': 'string', rslora: 'boolean' } as const;
+const COMMON_OPTIONS = {
+  model: 'string', data: 'string', out: 'string', 'max-steps': 'string', epochs: 'string', lr: 'string', 'warmup-steps': 'string', 'weight-decay': 'string',
+  seed: 'string', 'log-every': 'string', 'checkpoint-every': 'string', device: 'string', resume: 'boolean', 'skip-bad-lines': 'boolean', smoke: 'boolean', help: 'boolean',
+} as const;
+
+/** The LoRA switches (each needs --lora), checked before anything loads. */
+function loraOption(values: ParsedArgs['values'], command: string): SftLoraOptions | false {
+  const useLora = values['lora'] === true;
+  for (const k of ['lora-r', 'lora-alpha', 'lora-dropout', 'target-modules', 'rslora'] as const) {
+    if (values[k] !== undefined && !useLora) throw new Error(`${command}: --${k} needs --lora`);
+  }
+  if (!useLora) return false;
+  return {
+    r: intOption(values, 'lora-r', 1) ?? 8, alpha: numberOption(values, 'lora-alpha', positiveNumber) ?? 16,
+    dropout: numberOption(values, 'lora-dropout', probability) ?? 0.05,
+    targetModules: parseTargetModules(stringOption(values, 'target-modules') ?? 'all-linear'), useRslora: values['rslora'] === true,
+  };
+}
+
+/** The training options both commands share, checked before anything loads. */
+function commonOptions(values: ParsedArgs['values']) {
+  return {
+    maxSteps: intOption(values, 'max-steps', 1), epochs: intOption(values, 'epochs', 1), lr: numberOption(values, 'lr', positiveNumber),
+    warmupSteps: intOption(values, 'warmup-steps', 0), weightDecay: numberOption(values, 'weight-decay', nonNegative),
+    seed: intOption(values, 'seed', 0) ?? 0, logEvery: intOption(values, 'log-every', 1), checkpointEvery: intOption(values, 'checkpoint-every', 1),
+    device: stringOption(values, 'device'), resume: values['resume'] === true, skipBadLines: values['skip-bad-lines'] === true, smoke: values['smoke'] === true,
+  };
+}
+
+/** Only the options that were given (exactOptionalPropertyTypes: no undefined values). */
+function given<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+}
+
+/**
+ * Preference pairs from a JSONL file, tokenized line by line so that every error names the file and line (with
+ * skipBadLines such lines are counted instead).
+ */
+export async function loadPreferencePairs(file: string, tokenizer: Tokenizer, opts: { skipBadLines: boolean; maxLength: number; limit?: number }): Promise<{ pairs: PreferencePair[]; stats: SftTokenizeStats; skipped: { line: number; reason: string }[] }> {
+  const text = await loadText(file);
+  const { records, skipped } = parsePreferenceJsonl(text, file, { skipBadLines: opts.skipBadLines });
+  const bad = new Set(skipped.map((s) => s.line));
+  const lines = text.split('\n').flatMap((l, i) => (l.trim() === '' || bad.has(i + 1) ? [] : [i + 1]));
+  const stats: SftTokenizeStats = { truncated: 0, dropped: 0, promptMismatch: 0 };
+  const pairs: PreferencePair[] = [];
+  const take = opts.limit === undefined ? records : records.slice(0, opts.limit);
+  take.forEach((record, i) => {
+    let out: ReturnType<typeof tokenizePreference>;
+    try {
+      out = tokenizePreference(tokenizer, [record], { maxLength: opts.maxLength });
+    } catch (e) {
+      const reason = (e instanceof Error ? e.message : String(e)).replace(/^tokenizePreference: pair 0 /, '');
+      if (!opts.skipBadLines) throw new Error(`${file}:${lines[i]}: ${reason}`);
+      skipped.push({ line: lines[i]!, reason });
+      return;
+    }
+    stats.truncated += out.stats.truncated;
+    stats.dropped += out.stats.dropped;
+    pairs.push(...out.pairs);
+  });
+  if (pairs.length === 0) throw new Error(`${file}: no pair to train on${skipped.length ? ` (${skipped.length} bad lines; the first: line ${skipped[0]!.line}: ${skipped[0]!.reason})` : ''}${stats.dropped ? ` (${stats.dropped} without completion tokens)` : ''}`);
+  return { pairs, stats, skipped: skipped.sort((a, b) => a.line - b.line) };
+}
+
+const DPO_USAGE = `attend dpo --model DIR --data FILE.jsonl --out DIR [options]
+
+Direct Preference Optimization (TRL's DPOTrainer, sigmoid loss) of a causal LM on preference pairs, one a line:
+  {"prompt": "...", "chosen": "...", "rejected": "..."}          (strings, or lists of messages)
+The reference log-probabilities are computed once before training. Writes checkpoints, metrics.jsonl (loss, lr),
+dpo.jsonl (rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps per step), rewards.svg,
+loss.svg and results.json to --out, and at the end the model (or, with --lora, a PEFT adapter) with the tokenizer.
+
+  --model DIR            Hugging Face folder: config.json, model.safetensors, tokenizer.json   (required)
+  --data FILE            the JSONL preference pairs   (required)
+  --out DIR              output folder   (required)
+  --beta X               strength of the implicit KL penalty to the reference (default 0.1)
+  --label-smoothing X    conservative DPO: assumed probability of a flipped label, in [0, 0.5] (default 0)
+${LORA_USAGE}
+  --max-length N         tokens per sequence; longer ones are cut (default 1024, at most the model's context)
+  --epochs N             passes over the pairs (default 3)
+  --max-steps N          stop after N updates (default: the epochs' worth)
+  --lr X                 peak learning rate (default 1e-6; 5e-6 with --lora)
+  --batch-size N         pairs per batch (default 8)
+  --grad-accum N         batches per update (default 1)
+${COMMON_USAGE}
+  --smoke                a tiny run in seconds: the first 16 pairs, 2 steps, batch <= 4, max length <= 128`;
+
+export const dpoCommand: CliCommand = {
+  summary: 'align a causal LM to preference pairs (prompt, chosen, rejected) with DPO (full or LoRA)',
+  usage: DPO_USAGE,
+  async run(args, out: Out = stdout) {
+    const { values } = parseOptions(args, { ...COMMON_OPTIONS, ...LORA_OPTIONS, beta: 'string', 'label-smoothing': 'string', 'max-length': 'string', 'batch-size': 'string', 'grad-accum': 'string' }, 'dpo', false);
+    if (values['help']) return out(`${this.usage}\n`);
+    const c = commonOptions(values);
+    const lora = loraOption(values, 'dpo');
+    const beta = numberOption(values, 'beta', positiveNumber) ?? 0.1, labelSmoothing = numberOption(values, 'label-smoothing', upToHalf) ?? 0;
+    let maxLength = intOption(values, 'max-length', 1);
+    let batchSize = intOption(values, 'batch-size', 1) ?? 8;
+    const gradAccum = intOption(values, 'grad-accum', 1);
+    const modelDir = required(values, 'model', this.usage, 'dpo'), dataFile = required(values, 'data', this.usage, 'dpo'), outDir = required(values, 'out', this.usage, 'dpo');
+    if (c.smoke) {
+      maxLength = Math.min(maxLength ?? 128, 128);
+      batchSize = Math.min(batchSize, 4);
+    }
+    const log = (l: string): void => stderr(`${l}\n`);
+    const started = Date.now();
+    const lock = await lockDir(outDir, { log });
+    try {
+      const tokenizer = await AutoTokenizer.fromPretrained(modelDir);
+      const model = await AutoModelForCausalLM.fromPretrained(modelDir, c.device !== undefined ? { device: c.device } : {});
+      const limit = model.positionLimit();
+      if (maxLength !== undefined && limit !== null && maxLength > limit.value) throw new Error(`dpo: --max-length ${maxLength} is more than the model's ${limit.key} = ${limit.value}`);
+      const length = maxLength ?? Math.min(1024, limit?.value ?? 1024);
+      const data = await loadPreferencePairs(dataFile, tokenizer, { skipBadLines: c.skipBadLines, maxLength: length, ...(c.smoke ? { limit: 16 } : {}) });
+      if (data.skipped.length) log(`dpo: skipped ${data.skipped.length} bad line(s): ${data.skipped.slice(0, 3).map((s) => `line ${s.line}: ${s.reason}`).join('; ')}${data.skipped.length > 3 ? '; ...' : ''}`);
+      if (data.stats.truncated) log(`dpo: ${data.stats.truncated} side(s) cut to ${length} tokens`);
+      if (data.stats.dropped) log(`dpo: ${data.stats.dropped} pair(s) left out: a side has no completion token`);
+      const result = await dpoTrain(model, tokenizer, data.pairs, {
+        beta, labelSmoothing, lora, maxLength: length, batchSize, seed: c.seed, outDir, baseDir: modelDir, log, resume: c.resume,
+        ...(c.smoke ? { maxSteps: Math.min(c.maxSteps ?? 2, 2) } : given({ maxSteps: c.maxSteps })),
+        ...given({ epochs: c.epochs, lr: c.lr, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, logEvery: c.logEvery, checkpointEvery: c.checkpointEvery, gradAccumSteps: gradAccum }),
+      });
+      const last = result.stats.at(-1) ?? {};
+      const results = {
+        command: 'dpo', model: modelDir, data: dataFile, smoke: c.smoke,
+        options: { beta, labelSmoothing, lora, maxLength: length, batchSize, epochs: c.epochs ?? null, maxSteps: c.maxSteps ?? null, lr: c.lr ?? null, seed: c.seed },
+        pairs: result.pairs, skippedLines: data.skipped.length, steps: result.train.step,
+        firstLoss: result.train.losses[0]?.loss ?? null, finalLoss: result.train.losses.at(-1)?.loss ?? null, final: last, saved: result.saved,
+        wallSeconds: Math.round((Date.now() - started) / 1000),
+      };
+      const path = await saveResults(outDir, results);
+      out(`${JSON.stringify(results, null, 2)}\nsaved ${path}\n`);
+    } finally {
+      await lock.release();
+    }
+  },
+};
+
+const GRPO_USAGE = `attend grpo --model DIR --data prompts.jsonl --reward NAME --out DIR [options]
+
+Group Relative Policy Optimization (TRL's GRPOTrainer, DeepSeekMath): for each prompt, k completions are sampled,
+scored by a built-in reward, and trained on with advantages relative to their group ((r - mean) / (std + 1e-4)), a
+clipped surrogate and a per-token KL penalty (k3) to the reference. One prompt record a line:
+  {"prompt": "...", "answer": "..."}          (prompt: a string, or a list of messages for the chat template)
+Writes checkpoints, metrics.jsonl (loss, lr), grpo.jsonl (reward, reward_std, kl, clip_ratio, entropy,
+completion_length per step), reward.svg, kl.svg, loss.svg and results.json to --out, and at the end the model (or,
+with --lora, a PEFT adapter) with the tokenizer.
+
+Rewards (--reward):
+${Object.entries(BUILTIN_REWARDS).map(([k, r]) => `  ${k.padEnd(22)} ${r.description}`).join('\n')}
+
+  --model DIR            Hugging Face folder: config.json, model.safetensors, tokenizer.json   (required)
+  --data FILE            the JSONL prompts   (required)
+  --reward NAME          a built-in reward (above)   (required)
+  --out DIR              output folder   (required)
+  --num-generations K    completions per prompt, at least 2 (default 8)
+  --prompts-per-step N   prompts per update (default 4)
+  --max-new-tokens N     longest completion (default 64)
+  --max-prompt-length N  prompts keep their last N tokens (default: no limit)
+  --temperature X        sampling temperature (default 1)
+  --top-p X              nucleus sampling (default 1: off)
+  --top-k N              top-k sampling (default 0: off)
+  --beta X               weight of the KL penalty to the reference (default 0.04)
+  --epsilon X            clip the ratio to [1 - epsilon, 1 + epsilon-high] (default 0.2)
+  --epsilon-high X       upper clip (default: --epsilon)
+  --num-iterations N     updates per batch of completions (default 1)
+  --loss-type T          grpo (per-completion token mean, default) or dapo (mean over all tokens)
+  --no-scale-rewards     advantages r - mean, not divided by the group's std
+${LORA_USAGE}
+  --epochs N             passes over the prompts (default 1)
+  --max-steps N          stop after N updates (default: the epochs' worth)
+  --lr X                 peak learning rate (default 1e-6; 1e-5 with --lora)
+${COMMON_USAGE}
+  --smoke                a tiny run in seconds: the first 16 prompts, k = 2, 2 prompts a step, 8 new tokens, 2 steps`;
+
+export const grpoCommand: CliCommand = {
+  summary: 'reinforce a causal LM with GRPO against a built-in programmatic reward (full or LoRA)',
+  usage: GRPO_USAGE,
+  async run(args, out: Out = stdout) {
+    const { values } = parseOptions(args, {
+      ...COMMON_OPTIONS, ...LORA_OPTIONS, reward: 'string', 'num-generations': 'string', 'prompts-per-step': 'string', 'max-new-tokens': 'string',
+      'max-prompt-length': 'string', temperature: 'string', 'top-p': 'string', 'top-k': 'string', beta: 'string', epsilon: 'string', 'epsilon-high': 'string',
+      'num-iterations': 'string', 'loss-type': 'string', 'no-scale-rewards': 'boolean',
+    }, 'grpo', false);
+    if (values['help']) return out(`${this.usage}\n`);
+    const c = commonOptions(values);
+    const lora = loraOption(values, 'grpo');
+    const rewardName = required(values, 'reward', this.usage, 'grpo');
+    const reward = rewardFunction(rewardName);
+    let k = intOption(values, 'num-generations', 0) ?? 8;
+    if (k < 2) throw new Error(`grpo: --num-generations must be at least 2 (advantages divide by the group's standard deviation, which needs two samples), got ${k}`);
+    let perStep = intOption(values, 'prompts-per-step', 1) ?? 4, maxNew = intOption(values, 'max-new-tokens', 1) ?? 64;
+    const maxPrompt = intOption(values, 'max-prompt-length', 1), temperature = numberOption(values, 'temperature', positiveNumber);
+    const p = numberOption(values, 'top-p', topP), topK = intOption(values, 'top-k', 0);
+    const beta = numberOption(values, 'beta', nonNegative) ?? 0.04, epsilon = numberOption(values, 'epsilon', unitOpen) ?? 0.2;
+    const epsilonHigh = numberOption(values, 'epsilon-high', positiveNumber), iterations = intOption(values, 'num-iterations', 1) ?? 1;
+    const lossType = stringOption(values, 'loss-type') ?? 'grpo';
+    if (lossType !== 'grpo' && lossType !== 'dapo') throw new Error(`--loss-type must be grpo or dapo, got '${lossType}'`);
+    const modelDir = required(values, 'model', this.usage, 'grpo'), dataFile = required(values, 'data', this.usage, 'grpo'), outDir = required(values, 'out', this.usage, 'grpo');
+    if (c.smoke) {
+      k = 2;
+      perStep = Math.min(perStep, 2);
+      maxNew = Math.min(maxNew, 8);
+    }
+    const log = (l: string): void => stderr(`${l}\n`);
+    const started = Date.now();
+    const lock = await lockDir(outDir, { log });
+    try {
+      const data = await loadPromptJsonl(dataFile, { skipBadLines: c.skipBadLines, required: ['answer'] });
+      if (data.skipped.length) log(`grpo: skipped ${data.skipped.length} bad line(s): ${data.skipped.slice(0, 3).map((s) => `line ${s.line}: ${s.reason}`).join('; ')}${data.skipped.length > 3 ? '; ...' : ''}`);
+      const records = c.smoke ? data.records.slice(0, 16) : data.records;
+      const tokenizer = await AutoTokenizer.fromPretrained(modelDir);
+      const model = await AutoModelForCausalLM.fromPretrained(modelDir, c.device !== undefined ? { device: c.device } : {});
+      const result = await grpoTrain(model, tokenizer, records, reward, {
+        numGenerations: k, promptsPerStep: perStep, maxNewTokens: maxNew, beta, epsilon, numIterations: iterations, lossType,
+        scaleRewards: values['no-scale-rewards'] !== true, lora, seed: c.seed, outDir, baseDir: modelDir, log, resume: c.resume,
+        ...(c.smoke ? { maxSteps: Math.min(c.maxSteps ?? 2, 2) } : given({ maxSteps: c.maxSteps })),
+        ...given({ maxPromptLength: maxPrompt, temperature, topP: p, topK, epsilonHigh, epochs: c.epochs, lr: c.lr, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, logEvery: c.logEvery, checkpointEvery: c.checkpointEvery }),
+      });
+      const rewards = result.stats.map((s) => s['reward'] ?? NaN);
+      const results = {
+        command: 'grpo', model: modelDir, data: dataFile, reward: rewardName, smoke: c.smoke,
+        options: { numGenerations: k, promptsPerStep: perStep, maxNewTokens: maxNew, beta, epsilon, numIterations: iterations, lossType, lora, epochs: c.epochs ?? null, maxSteps: c.maxSteps ?? null, lr: c.lr ?? null, seed: c.seed },
+        prompts: records.length, skippedLines: data.skipped.length, steps: result.train.step,
+        firstReward: rewards[0] ?? null, finalReward: rewards.at(-1) ?? null, final: result.stats.at(-1) ?? {}, saved: result.saved,
+        wallSeconds: Math.round((Date.now() - started) / 1000),
+      };
+      const path = await saveResults(outDir, results);
+      out(`${JSON.stringify(results, null, 2)}\nsaved ${path}\n`);
+    } finally {
+      await lock.release();
+    }
+  },
+};
