@@ -38,7 +38,8 @@ const LORA_USAGE = `  --lora                 train a LoRA adapter instead of eve
                          or a regular expression over the whole module name
   --rslora               rank-stabilized LoRA: scale by alpha / sqrt(r)`;
 
-const COMMON_USAGE = `  --warmup-steps N       linear warm-up, then linear decay to 0 (default 0)
+const COMMON_USAGE = `  --warmup-steps N       linear warm-up from 0 (default 0)
+  --schedule S           learning rate after warm-up: linear (decay to 0, default), cosine or constant
   --weight-decay X       AdamW weight decay (default 0)
   --seed N               shuffle, adapter init and sampling (default 0)
   --log-every N          steps between log lines (default 10)
@@ -49,7 +50,7 @@ const COMMON_USAGE = `  --warmup-steps N       linear warm-up, then linear decay
 
 const LORA_OPTIONS = { lora: 'boolean', 'lora-r': 'string', 'lora-alpha': 'string', 'lora-dropout': 'string', 'target-modules': 'string', rslora: 'boolean' } as const;
 const COMMON_OPTIONS = {
-  model: 'string', data: 'string', out: 'string', 'max-steps': 'string', epochs: 'string', lr: 'string', 'warmup-steps': 'string', 'weight-decay': 'string',
+  model: 'string', data: 'string', out: 'string', 'max-steps': 'string', epochs: 'string', lr: 'string', 'warmup-steps': 'string', schedule: 'string', 'weight-decay': 'string',
   seed: 'string', 'log-every': 'string', 'checkpoint-every': 'string', device: 'string', resume: 'boolean', 'skip-bad-lines': 'boolean', smoke: 'boolean', help: 'boolean',
 } as const;
 
@@ -69,7 +70,10 @@ function loraOption(values: ParsedArgs['values'], command: string): SftLoraOptio
 
 /** The training options both commands share, checked before anything loads. */
 function commonOptions(values: ParsedArgs['values']) {
+  const schedule = stringOption(values, 'schedule');
+  if (schedule !== undefined && schedule !== 'linear' && schedule !== 'cosine' && schedule !== 'constant') throw new Error(`--schedule must be linear, cosine or constant, got '${schedule}'`);
   return {
+    schedule: schedule as 'linear' | 'cosine' | 'constant' | undefined,
     maxSteps: intOption(values, 'max-steps', 1), epochs: intOption(values, 'epochs', 1), lr: numberOption(values, 'lr', positiveNumber),
     warmupSteps: intOption(values, 'warmup-steps', 0), weightDecay: numberOption(values, 'weight-decay', nonNegative),
     seed: intOption(values, 'seed', 0) ?? 0, logEvery: intOption(values, 'log-every', 1), checkpointEvery: intOption(values, 'checkpoint-every', 1),
@@ -135,23 +139,23 @@ ${LORA_USAGE}
 ${COMMON_USAGE}
   --smoke                a tiny run in seconds: the first 16 pairs, 2 steps, batch <= 4, max length <= 128`;
 
+/** Every option of `attend dpo` (the usage lists each). */
+export const DPO_OPTIONS: Record<string, 'string' | 'boolean'> = { ...COMMON_OPTIONS, ...LORA_OPTIONS, beta: 'string', 'label-smoothing': 'string', 'max-length': 'string', 'batch-size': 'string', 'grad-accum': 'string' };
+
 export const dpoCommand: CliCommand = {
   summary: 'align a causal LM to preference pairs (prompt, chosen, rejected) with DPO (full or LoRA)',
   usage: DPO_USAGE,
   async run(args, out: Out = stdout) {
-    const { values } = parseOptions(args, { ...COMMON_OPTIONS, ...LORA_OPTIONS, beta: 'string', 'label-smoothing': 'string', 'max-length': 'string', 'batch-size': 'string', 'grad-accum': 'string' }, 'dpo', false);
+    const { values } = parseOptions(args, DPO_OPTIONS, 'dpo', false);
     if (values['help']) return out(`${this.usage}\n`);
     const c = commonOptions(values);
     const lora = loraOption(values, 'dpo');
     const beta = numberOption(values, 'beta', positiveNumber) ?? 0.1, labelSmoothing = numberOption(values, 'label-smoothing', upToHalf) ?? 0;
-    let maxLength = intOption(values, 'max-length', 1);
+    const maxLength = intOption(values, 'max-length', 1);
     let batchSize = intOption(values, 'batch-size', 1) ?? 8;
     const gradAccum = intOption(values, 'grad-accum', 1);
     const modelDir = required(values, 'model', this.usage, 'dpo'), dataFile = required(values, 'data', this.usage, 'dpo'), outDir = required(values, 'out', this.usage, 'dpo');
-    if (c.smoke) {
-      maxLength = Math.min(maxLength ?? 128, 128);
-      batchSize = Math.min(batchSize, 4);
-    }
+    if (c.smoke) batchSize = Math.min(batchSize, 4);
     const log = (l: string): void => stderr(`${l}\n`);
     const started = Date.now();
     const lock = await lockDir(outDir, { log });
@@ -160,7 +164,8 @@ export const dpoCommand: CliCommand = {
       const model = await AutoModelForCausalLM.fromPretrained(modelDir, c.device !== undefined ? { device: c.device } : {});
       const limit = model.positionLimit();
       if (maxLength !== undefined && limit !== null && maxLength > limit.value) throw new Error(`dpo: --max-length ${maxLength} is more than the model's ${limit.key} = ${limit.value}`);
-      const length = maxLength ?? Math.min(1024, limit?.value ?? 1024);
+      let length = maxLength ?? Math.min(1024, limit?.value ?? 1024);
+      if (c.smoke) length = Math.min(length, 128);
       const data = await loadPreferencePairs(dataFile, tokenizer, { skipBadLines: c.skipBadLines, maxLength: length, ...(c.smoke ? { limit: 16 } : {}) });
       if (data.skipped.length) log(`dpo: skipped ${data.skipped.length} bad line(s): ${data.skipped.slice(0, 3).map((s) => `line ${s.line}: ${s.reason}`).join('; ')}${data.skipped.length > 3 ? '; ...' : ''}`);
       if (data.stats.truncated) log(`dpo: ${data.stats.truncated} side(s) cut to ${length} tokens`);
@@ -168,7 +173,7 @@ export const dpoCommand: CliCommand = {
       const result = await dpoTrain(model, tokenizer, data.pairs, {
         beta, labelSmoothing, lora, maxLength: length, batchSize, seed: c.seed, outDir, baseDir: modelDir, log, resume: c.resume,
         ...(c.smoke ? { maxSteps: Math.min(c.maxSteps ?? 2, 2) } : given({ maxSteps: c.maxSteps })),
-        ...given({ epochs: c.epochs, lr: c.lr, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, logEvery: c.logEvery, checkpointEvery: c.checkpointEvery, gradAccumSteps: gradAccum }),
+        ...given({ epochs: c.epochs, lr: c.lr, schedule: c.schedule, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, logEvery: c.logEvery, checkpointEvery: c.checkpointEvery, gradAccumSteps: gradAccum }),
       });
       const last = result.stats.at(-1) ?? {};
       const results = {
@@ -223,15 +228,18 @@ ${LORA_USAGE}
 ${COMMON_USAGE}
   --smoke                a tiny run in seconds: the first 16 prompts, k = 2, 2 prompts a step, 8 new tokens, 2 steps`;
 
+/** Every option of `attend grpo` (the usage lists each). */
+export const GRPO_OPTIONS: Record<string, 'string' | 'boolean'> = {
+  ...COMMON_OPTIONS, ...LORA_OPTIONS, reward: 'string', 'num-generations': 'string', 'prompts-per-step': 'string', 'max-new-tokens': 'string',
+  'max-prompt-length': 'string', temperature: 'string', 'top-p': 'string', 'top-k': 'string', beta: 'string', epsilon: 'string', 'epsilon-high': 'string',
+  'num-iterations': 'string', 'loss-type': 'string', 'no-scale-rewards': 'boolean',
+};
+
 export const grpoCommand: CliCommand = {
   summary: 'reinforce a causal LM with GRPO against a built-in programmatic reward (full or LoRA)',
   usage: GRPO_USAGE,
   async run(args, out: Out = stdout) {
-    const { values } = parseOptions(args, {
-      ...COMMON_OPTIONS, ...LORA_OPTIONS, reward: 'string', 'num-generations': 'string', 'prompts-per-step': 'string', 'max-new-tokens': 'string',
-      'max-prompt-length': 'string', temperature: 'string', 'top-p': 'string', 'top-k': 'string', beta: 'string', epsilon: 'string', 'epsilon-high': 'string',
-      'num-iterations': 'string', 'loss-type': 'string', 'no-scale-rewards': 'boolean',
-    }, 'grpo', false);
+    const { values } = parseOptions(args, GRPO_OPTIONS, 'grpo', false);
     if (values['help']) return out(`${this.usage}\n`);
     const c = commonOptions(values);
     const lora = loraOption(values, 'grpo');
@@ -265,7 +273,7 @@ export const grpoCommand: CliCommand = {
         numGenerations: k, promptsPerStep: perStep, maxNewTokens: maxNew, beta, epsilon, numIterations: iterations, lossType,
         scaleRewards: values['no-scale-rewards'] !== true, lora, seed: c.seed, outDir, baseDir: modelDir, log, resume: c.resume,
         ...(c.smoke ? { maxSteps: Math.min(c.maxSteps ?? 2, 2) } : given({ maxSteps: c.maxSteps })),
-        ...given({ maxPromptLength: maxPrompt, temperature, topP: p, topK, epsilonHigh, epochs: c.epochs, lr: c.lr, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, logEvery: c.logEvery, checkpointEvery: c.checkpointEvery }),
+        ...given({ maxPromptLength: maxPrompt, temperature, topP: p, topK, epsilonHigh, epochs: c.epochs, lr: c.lr, schedule: c.schedule, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, logEvery: c.logEvery, checkpointEvery: c.checkpointEvery }),
       });
       const rewards = result.stats.map((s) => s['reward'] ?? NaN);
       const results = {

@@ -98,7 +98,7 @@ describe('bad files: clear errors naming the key or tensor', () => {
     const bad = (patch: (b: Uint8Array) => Uint8Array) => () => parseGgufHeader(patch(Uint8Array.from(good)), 'm.gguf');
     expect(bad((b) => { b[0] = 0x48; return b; })).toThrow('m.gguf: not a GGUF file');
     expect(bad((b) => { b[4] = 1; return b; })).toThrow('m.gguf: GGUF version 1 is not supported (2 and 3 are)');
-    expect(bad((b) => b.subarray(0, 30))).toThrow(/^m.gguf: the tensor count is 1, more than the 6 bytes left in the file can hold (corrupt or truncated file)/);
+    expect(bad((b) => b.subarray(0, 30))).toThrow(/^m\.gguf: the tensor count is 1, more than the \d+ bytes left in the file can hold \(corrupt or truncated file\)/);
     expect(bad((b) => b.subarray(0, 60))).toThrow('m.gguf: truncated GGUF file');
     expect(bad((b) => b.subarray(0, good.length - 4))).toThrow('m.gguf: truncated GGUF file: tensor w (F32 [2, 3]) needs bytes');
     expect(bad((b) => { b[16] = 0xff; b[17] = 0xff; b[18] = 0xff; return b; })).toThrow('m.gguf: the metadata count is');

@@ -5,7 +5,7 @@
 // (2i, 2i + 1) where transformers rotates (i, i + hs/2), so its converter reorders the rows of q_proj and k_proj within
 // each head: GGUF row 2j + t of a head is Hugging Face row t * hs/2 + j. qwen2 keeps Hugging Face's order (NEOX rope).
 
-import { readGgufHeader, readGgufTensorBytes, checkReadableType, decodeGgufTensor, encodeGgufTensor, gguf, serializeGguf, saveGguf, type GgufHeader, type GgufKV, type GgufTensorData, type GgufTensorInfo, type GgufTensorType } from '../io/gguf.js';
+import { readGgufHeader, readGgufTensorBytes, checkReadableType, decodeGgufTensor, encodeGgufTensor, gguf, serializeGguf, saveGguf, type GgufHeader, type GgufKV, type GgufTensorData, type GgufTensorType } from '../io/gguf.js';
 import { dequantizeValues, type QuantType } from '../quant/formats.js';
 import { QuantEmbedding, QuantLinear } from '../quant/quant-linear.js';
 import { tensor } from '../tensor/create.js';
@@ -79,10 +79,20 @@ function metaInt(h: GgufHeader, key: string, source: string, dflt?: number): num
   return v;
 }
 
+/**
+ * A positive number by its GGUF key. float32 values come back as the shortest decimal that rounds to them (1e-6, not
+ * 9.99999997e-7), the value the writer was given, so that a model read back computes exactly as the original.
+ */
 function metaNum(h: GgufHeader, key: string, source: string, dflt?: number): number {
-  const v = h.metadata[key]?.value ?? dflt;
+  const kv = h.metadata[key];
+  const v = kv?.value ?? dflt;
   if (v === undefined) throw new Error(`${source}: missing metadata key "${key}"`);
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new Error(`${source}: metadata "${key}" must be a positive number, got ${JSON.stringify(v)}`);
+  if (kv?.type !== 'float32') return v;
+  for (let digits = 1; digits < 10; digits++) {
+    const d = Number(v.toPrecision(digits));
+    if (Math.fround(d) === v) return d;
+  }
   return v;
 }
 
@@ -301,4 +311,3 @@ export async function serializeGgufLlama(model: LlamaForCausalLM, opts: LlamaToG
   return serializeGguf(metadata, tensors);
 }
 
-export type { GgufTensorInfo };

@@ -7,7 +7,7 @@
 import { add } from '../autograd/ops/elementwise.js';
 import { linear } from '../autograd/ops/matmul.js';
 import { cat } from '../autograd/ops/movement.js';
-import { tensor } from '../tensor/create.js';
+import { tensor, zeros } from '../tensor/create.js';
 import { bytesPerElement } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -63,11 +63,14 @@ export class QuantLinear extends Module {
 export class QuantEmbedding extends Module {
   readonly numEmbeddings: number;
   readonly embeddingDim: number;
+  /** A 0-d buffer that module.to() converts like the rest of the model: the output's dtype follows it. */
+  readonly reference: Tensor;
 
   constructor(readonly weight: QuantizedTensor) {
     super();
     if (weight.shape.length !== 2) throw new Error(`QuantEmbedding: the weight must be [num_embeddings, embedding_dim], got ${fmtShape(weight.shape)}`);
     [this.numEmbeddings, this.embeddingDim] = weight.shape as [number, number];
+    this.reference = this.registerBuffer('reference', zeros([]), false);
   }
 
   forward(ids: Tensor): Tensor {
@@ -78,7 +81,7 @@ export class QuantEmbedding extends Module {
       if (!Number.isInteger(id) || id < 0 || id >= this.numEmbeddings) throw new Error(`QuantEmbedding: index ${id} is out of range for ${this.numEmbeddings} embeddings`);
       dequantizeValues(this.weight, id * D, D, out, i * D);
     });
-    return tensor(out, { shape: [...ids.shape, D], device: ids.device });
+    return tensor(out, { shape: [...ids.shape, D], dtype: this.reference.dtype, device: ids.device });
   }
 
   get nbytes(): number {
@@ -91,6 +94,7 @@ export function modelBytes(model: Module): number {
   const seen = new Set<unknown>();
   let total = 0;
   for (const m of model.modules()) {
+    if (m instanceof QuantEmbedding) seen.add(m.reference); // not a weight
     if ((m instanceof QuantLinear || m instanceof QuantEmbedding) && !seen.has(m.weight)) {
       seen.add(m.weight);
       total += quantizedBytes(m.weight);

@@ -177,8 +177,9 @@ function sinusoids(n: number, d: number): Float32Array {
 }
 
 /**
- * Stride-2 Conv1d(k3) + GELU layers (80 -> d, then d -> d; 3 of them: 8x subsampling, 80 ms per output frame, as
- * Conformer/Whisper-style front ends), sinusoidal positions, a pre-norm transformer encoder, and a linear CTC head.
+ * Stride-2 Conv1d(k3) + GELU layers (80 -> d, then d -> d), sinusoidal positions, a pre-norm transformer encoder and
+ * a linear CTC head. Conformer subsamples 4x and Whisper 2x; 3 layers (8x, 80 ms per output frame) halve the
+ * encoder's work again, which word tokens allow (see TOKENS).
  */
 export class SpeechDigitsCtc extends Module {
   convs: Conv1d[];

@@ -1,7 +1,7 @@
 // What the RL fine-tuning methods (GRPO, PPO) share: per-token log-probabilities and entropy, the k3 KL estimator, the
 // reference model (adapters disabled, or a frozen copy), sampling completions, and per-step statistics files.
 
-import { writeFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { noGrad } from '../autograd/engine.js';
 import { exp, mul, neg, sub } from '../autograd/ops/elementwise.js';
@@ -185,6 +185,7 @@ export class StepStats {
 export class StatsFile {
   readonly records: ({ step: number } & Record<string, number>)[] = [];
   private started = false;
+  private appending = false;
 
   constructor(private readonly outDir: string | undefined, readonly file: string) {}
 
@@ -192,7 +193,6 @@ export class StatsFile {
     if (!this.started) {
       this.started = true;
       if (this.outDir) {
-        const { readFile } = await import('node:fs/promises');
         const old = await readFile(join(this.outDir, this.file), 'utf8').catch(() => '');
         for (const line of old.split('\n')) {
           if (!line.trim()) continue;
@@ -205,8 +205,13 @@ export class StatsFile {
         }
       }
     }
-    this.records.push({ step, ...stats });
-    if (this.outDir) await writeFileAtomic(join(this.outDir, this.file), this.records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    const record = { step, ...stats };
+    this.records.push(record);
+    if (!this.outDir) return;
+    // The first write replaces the file (dropping what a resumed run redoes); later ones append.
+    if (!this.appending) await writeFileAtomic(join(this.outDir, this.file), this.records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    else await appendFile(join(this.outDir, this.file), `${JSON.stringify(record)}\n`);
+    this.appending = true;
   }
 
   /** Draws `keys` against the step into outDir/name (an SVG line chart); nothing without an outDir or points. */

@@ -56,15 +56,19 @@ describe('a reward model learns a toy preference', () => {
       return { kind: 'preference' as const, prompt: 'color of sky ?', chosen: chosen.join(' '), rejected: phrase(3 + rand(3)).join(' ') };
     };
     const train = Array.from({ length: 48 }, pair), heldOut = Array.from({ length: 32 }, pair);
-    const rm = new RewardModel(tinyLlama(4));
-    const out = await trainRewardModel(rm, tok, train, { batchSize: 8, epochs: 3, lr: 3e-3, schedule: 'constant', progress: false, log: () => {} });
-    expect(out.stats).toHaveLength(18);
+    const rm = new RewardModel(tinyLlama(8));
     const pairs = tokenizePreference(tok, heldOut).pairs;
     const padId = tok.padTokenId!;
-    const rc = await scoreSequences(rm, pairs.map((p) => p.chosen.inputIds), { padId });
-    const rr = await scoreSequences(rm, pairs.map((p) => p.rejected.inputIds), { padId });
-    const accuracy = rc.filter((c, i) => c > rr[i]!).length / rc.length;
-    expect(accuracy).toBeGreaterThanOrEqual(0.85);
+    const heldOutAccuracy = async (): Promise<{ accuracy: number; rc: number[] }> => {
+      const rc = await scoreSequences(rm, pairs.map((p) => p.chosen.inputIds), { padId });
+      const rr = await scoreSequences(rm, pairs.map((p) => p.rejected.inputIds), { padId });
+      return { accuracy: rc.filter((c, i) => c > rr[i]!).length / rc.length, rc };
+    };
+    expect((await heldOutAccuracy()).accuracy).toBeLessThanOrEqual(0.6); // chance before training (0.5 with this seed)
+    const out = await trainRewardModel(rm, tok, train, { batchSize: 8, epochs: 3, lr: 3e-3, schedule: 'constant', progress: false, log: () => {} });
+    expect(out.stats).toHaveLength(18);
+    const { accuracy, rc } = await heldOutAccuracy();
+    expect(accuracy).toBeGreaterThanOrEqual(0.9); // 1.0 measured
     // Padding does not change a sequence's score (pooled at the last real token; causal attention).
     const alone = await scoreSequences(rm, [pairs[0]!.chosen.inputIds], { padId });
     expectClose(alone, [rc[0]!], 1e-4, 1e-4, 'score with and without padding');
