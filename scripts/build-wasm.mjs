@@ -1,5 +1,6 @@
 // Compiles the AssemblyScript kernels (assembly/) into the four builds the wasm backend chooses from:
-// {relaxed SIMD, plain SIMD} x {threads over a shared memory, single-threaded}. Output: build/*.wasm.
+// {relaxed SIMD, plain SIMD} x {threads over a shared memory, single-threaded}. Output: build/*.wasm, or the folder in
+// ATTEND_WASM_OUT (a trial build that leaves build/ alone while others load it).
 
 import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const asc = join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js');
-const out = join(root, 'build');
+const out = process.env.ATTEND_WASM_OUT ? resolve(process.env.ATTEND_WASM_OUT) : join(root, 'build');
 mkdirSync(out, { recursive: true });
 
 const builds = [];

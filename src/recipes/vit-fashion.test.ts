@@ -184,9 +184,10 @@ describe('the recipe', () => {
   });
 
   test('bad options name the option', async () => {
-    const bad = (patch: Record<string, unknown>) => vitFashionRecipe.run({ ...vitFashionRecipe.defaults, ...patch } as typeof vitFashionRecipe.defaults, { outDir: '/nonexistent', resume: false, log: () => undefined });
+    const out = await mkdtemp(join(tmpdir(), 'attend-vit-fashion-bad-'));
+    const bad = (patch: Record<string, unknown>) => vitFashionRecipe.run({ ...vitFashionRecipe.defaults, ...patch } as typeof vitFashionRecipe.defaults, { outDir: out, resume: false, log: () => undefined });
     await expect(bad({ patchSize: 5 })).rejects.toThrow(/--patch-size must be a divisor of the image size 28/);
-    await expect(bad({ heads: 3 })).rejects.toThrow(/--hidden \(64\) must be divisible by --heads \(3\)/);
+    await expect(bad({ heads: 5 })).rejects.toThrow(/--hidden \(96\) must be divisible by --heads \(5\)/);
     await expect(bad({ valSize: 60000 })).rejects.toThrow(/--val-size must be below the 60000 training images/);
     await expect(bad({ erasing: 1.5 })).rejects.toThrow(/--erasing must be a number in \[0, 1\)/);
   });

@@ -43,6 +43,14 @@ export interface MatmulParams {
   strideB: number;
 }
 
+/** y [m, n] = x [m, k] @ W^T, W [n, k] stored in ggml blocks of 32 (Q8_0: 34 bytes, Q4_0: 18 bytes per block) in a uint8 buffer. */
+export interface QuantMatmulParams {
+  type: 'q8_0' | 'q4_0';
+  m: number;
+  n: number;
+  k: number;
+}
+
 /** Geometry of a 2-d sliding window over x [batch, channels, height, width]. */
 export interface WindowParams {
   batch: number;
@@ -166,6 +174,11 @@ export interface Backend {
    * ([n]): a weight gradient x^T g together with the bias gradient (the column sums of g).
    */
   matmulColSums?(a: BackendBuffer, b: BackendBuffer, p: MatmulParams): { out: BackendBuffer; sums: BackendBuffer };
+  /**
+   * Optional: a product with quantized weights that never dequantizes them (x float32, w the uint8 block bytes, bias [n]
+   * float32): x is quantized per block of 32 to int8, as llama.cpp does, and blocks multiply as integers.
+   */
+  quantMatmul?(x: BackendBuffer, w: BackendBuffer, p: QuantMatmulParams, bias?: BackendBuffer | null): BackendBuffer;
 
   // ---- movement ----
   /** out[i] = x[offset + sum_k i_k * strides[k]] for every index i of `shape` (strides may be 0). */

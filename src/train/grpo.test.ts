@@ -126,6 +126,18 @@ describe('grpoTrain', () => {
     await expect(grpoTrain(tinyLlama(0), tok, records, rewardFunction('exact-answer'), { numGenerations: 1, progress: false })).rejects.toThrow('grpo: numGenerations must be an integer >= 2');
   });
 
+  test('numIterations 2: each batch of completions trains two steps, the second against the sampling policy\'s log-probabilities', async () => {
+    const out = await grpoTrain(tinyLlama(5), tok, records, rewardFunction('contains-answer'), {
+      numGenerations: 4, promptsPerStep: 6, maxNewTokens: 3, maxSteps: 4, numIterations: 2, lr: 5e-2, epsilon: 0.1, lossType: 'dapo', schedule: 'constant', progress: false, log: () => {},
+    });
+    const s = out.stats;
+    expect(s[1]!.reward).toBe(s[0]!.reward);
+    expect(s[1]!.completion_length).toBe(s[0]!.completion_length);
+    expect(s[0]!.clip_ratio).toBe(0); // the first update on a batch starts at ratio 1
+    expect(s[0]!.kl).toBe(0); // and at the reference
+    expect(s[2]!.kl).toBeGreaterThan(0);
+  }, 20_000);
+
   test('a tiny LLaMA learns to say the colour: mean reward rises (seeded)', async () => {
     const model = tinyLlama(3);
     const dir = await mkdtemp(join(tmpdir(), 'attend-grpo-'));

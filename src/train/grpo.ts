@@ -356,7 +356,12 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
     for (const i of indices) {
       const completions = await sampleCompletions(model, prompts[i]!, k, { maxNewTokens: maxNew, generator: sampler, eosTokenId: eos, padTokenId: padId, ...(opts.temperature !== undefined ? { temperature: opts.temperature } : {}), ...(opts.topP !== undefined ? { topP: opts.topP } : {}), ...(opts.topK !== undefined ? { topK: opts.topK } : {}) });
       for (const c of completions) {
-        const r = await reward(tokenizer.decode(c, { skipSpecialTokens: true }), records[i]!);
+        let r: number;
+        try {
+          r = await reward(tokenizer.decode(c, { skipSpecialTokens: true }), records[i]!);
+        } catch (e) {
+          throw new Error(`grpo: the reward failed on a completion of prompt ${i}: ${e instanceof Error ? e.message : String(e)}`);
+        }
         if (typeof r !== 'number' || !Number.isFinite(r)) throw new Error(`grpo: the reward of a completion of prompt ${i} is ${String(r)}; rewards must be finite numbers`);
         ps.push(prompts[i]!);
         cs.push(c);

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import '../index.js';
 import { noGrad } from '../autograd/engine.js';
+import { ConfigReader } from '../models/base.js';
+import { GPT2LMHeadModel, gpt2Config } from '../models/gpt2.js';
 import { addLora, withLoraDisabled } from '../models/lora.js';
 import { normal_ } from '../nn/init.js';
 import { listDevices } from '../tensor/backend.js';
@@ -15,6 +17,8 @@ import { Generator } from '../tensor/random.js';
 import { expectClose } from '../test-util/fixtures.js';
 import { tinyLlama, VOCAB } from '../test-util/tiny-chat.js';
 import { frozenCopy, referenceForward, sampleCompletions, StatsFile, tokenEntropy, tokenLogps } from './policy.js';
+import { PolicyWithValueHead } from './ppo.js';
+import { RewardModel } from './reward.js';
 
 const lse = (r: number[]): number => Math.log(r.reduce((s, x) => s + Math.exp(x), 0));
 
@@ -64,6 +68,21 @@ describe('the reference model', () => {
     noGrad(() => model.lm_head.weight.replaceStorage(model.lm_head.weight.mul(2)));
     expectClose(await ref({ inputIds: ids }).data(), before, 1e-6, 1e-6, 'reference unchanged by training');
     expectClose(await noGrad(() => copy.forward({ inputIds: ids }).logits).data(), before, 1e-6, 1e-6, 'copy');
+  });
+});
+
+describe('GPT-2 (tied embeddings, n_embd)', () => {
+  test('frozen copy, value head and reward head on a tiny GPT-2', async () => {
+    const model = new GPT2LMHeadModel(gpt2Config(new ConfigReader({ model_type: 'gpt2', vocab_size: 40, n_positions: 16, n_embd: 16, n_layer: 1, n_head: 2 }, 'config.json'))).eval();
+    const ids = tensor([[1, 2, 3], [4, 5, 6]], { dtype: 'int32' });
+    const logits = Array.from(await noGrad(() => model.forward({ inputIds: ids }).logits).data());
+    expectClose(await referenceForward(model)({ inputIds: ids }).data(), logits, 1e-6, 1e-6, 'frozen copy');
+    const pv = new PolicyWithValueHead(model);
+    const out = noGrad(() => pv.forward({ inputIds: ids }));
+    expect(out.values.shape).toEqual([2, 3]);
+    expect(Array.from(await out.values.data())).toEqual([0, 0, 0, 0, 0, 0]); // the value head starts at zero
+    const r = noGrad(() => new RewardModel(model).forward(ids, tensor([[1, 1, 0], [1, 1, 1]], { dtype: 'int32' })));
+    expect(r.shape).toEqual([2]);
   });
 });
 

@@ -68,6 +68,7 @@ export function frozenCopy<M extends PreTrainedModel>(model: M): M {
   const copy = new Ctor(model.config);
   const device = model.parameters()[0]?.device;
   if (device !== undefined) copy.to(device);
+  if (model.dtype !== 'float32') copy.to(model.dtype);
   copy.loadStateDict(model.stateDict());
   copy.generationConfig = { ...model.generationConfig };
   for (const p of copy.parameters()) p.requiresGrad = false;

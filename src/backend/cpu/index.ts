@@ -1,7 +1,7 @@
 // The TypeScript reference backend ('cpu'): plain loops over typed arrays, the oracle for every other backend.
 // float16 / bfloat16 buffers hold bits (Uint16Array); their kernels compute in float32 (../half.ts).
 
-import type { ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, SgdStepParams, UnaryOp, WindowParams } from '../../tensor/backend.js';
+import type { ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, ReduceOp, SgdStepParams, UnaryOp, WindowParams } from '../../tensor/backend.js';
 import { allocArray, castStorage, decodeHalf, isHalf, toStorage, type DType, type TypedArray } from '../../tensor/dtype.js';
 import type { Shape } from '../../tensor/shape.js';
 import { installHalfKernels } from '../half.js';
@@ -9,6 +9,7 @@ import * as att from './attention.js';
 import * as ew from './elementwise.js';
 import * as idx from './indexing.js';
 import { colSums, matmul } from './matmul.js';
+import { checkQuantMatmul, quantMatmul } from './quant.js';
 import { stridedCopy, stridedWrite } from './movement.js';
 import * as norm from './norm.js';
 import * as optim from './optim.js';
@@ -91,6 +92,11 @@ export class CpuBackend implements Backend {
 
   matmulColSums(a: BackendBuffer, b: BackendBuffer, p: MatmulParams) {
     return { out: this.matmul(a, b, p), sums: buf(a.dtype, colSums(arr(b), p, a.dtype)) };
+  }
+
+  quantMatmul(x: BackendBuffer, w: BackendBuffer, p: QuantMatmulParams, bias?: BackendBuffer | null): BackendBuffer {
+    checkQuantMatmul(x, w, p, bias);
+    return buf('float32', quantMatmul(arr(x), arr(w) as Uint8Array, p, bias ? arr(bias) : null));
   }
 
   stridedCopy(x: BackendBuffer, shape: Shape, strides: readonly number[], offset: number): BackendBuffer {

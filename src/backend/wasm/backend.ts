@@ -4,7 +4,7 @@
 // handed an integer dtype. float16 / bfloat16 buffers hold bits; their kernels compute in float32 (../half.ts).
 
 import type {
-  ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, SgdStepParams, UnaryOp, WindowParams,
+  ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, ReduceOp, SgdStepParams, UnaryOp, WindowParams,
 } from '../../tensor/backend.js';
 import { bytesPerElement, castStorage, decodeHalf, isHalf, toStorage, type DType, type TypedArray } from '../../tensor/dtype.js';
 import { broadcastStrides, fmtShape, sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
@@ -12,6 +12,7 @@ import * as attRef from '../cpu/attention.js';
 import * as ew from '../cpu/elementwise.js';
 import * as idxRef from '../cpu/indexing.js';
 import { colSums as colSumsRef, matmul as matmulRef } from '../cpu/matmul.js';
+import { checkQuantMatmul, QBLOCK } from '../cpu/quant.js';
 import { stridedCopy as stridedCopyRef, stridedWrite as stridedWriteRef } from '../cpu/movement.js';
 import * as normRef from '../cpu/norm.js';
 import * as optimRef from '../cpu/optim.js';
@@ -400,6 +401,35 @@ export class WasmBackend implements Backend {
       }
     } finally {
       if (packed) this.rt.allocator.free(packed.ptr, packed.bytes);
+    }
+    return out;
+  }
+
+  /**
+   * y = x W^T + b with W in Q8_0 / Q4_0 blocks (assembly/quant.ts): x quantized per block to int8 (int16 and the block
+   * sums alongside) by one job, then a job over runs of output rows, each weight row read once for all rows of x.
+   */
+  quantMatmul(x: BackendBuffer, w: BackendBuffer, p: QuantMatmulParams, bias: BackendBuffer | null = null): BackendBuffer {
+    checkQuantMatmul(x, w, p, bias);
+    const { m, n, k } = p, blocks = (m * k) / QBLOCK;
+    const out = this.alloc('float32', m * n);
+    if (m * n === 0) return out;
+    const pad = (bytes: number) => Math.ceil(bytes / 64) * 64;
+    const q8Bytes = pad(m * k), q16Bytes = pad(2 * m * k), dBytes = pad(4 * blocks);
+    const s = this.rt.allocator.alloc(Math.max(64, q8Bytes + q16Bytes + 2 * dBytes));
+    try {
+      const q8 = s.ptr, q16 = q8 + q8Bytes, xd = q16 + q16Bytes, xs = xd + dBytes;
+      const rowsPerTile = Math.max(1, Math.floor(CHUNK / Math.max(1, k)));
+      this.args(this.p(x), q8, q16, xd, xs, m, k, rowsPerTile);
+      this.exec(K.quantAct, Math.ceil(m / rowsPerTile), m * k * 2);
+      // About 8 runs of output rows per thread (a job waits for its slowest thread), at least 16 rows each. The
+      // product reads its weights once: a matrix-vector product is worth threads from a quarter of GEMM's threshold.
+      const threads = (this.rt.pool?.size ?? 0) + 1;
+      const rows = Math.max(16, Math.ceil(n / (8 * threads)));
+      this.args(p.type === 'q8_0' ? 0 : 1, this.p(w), q8, q16, xd, xs, out.ptr, this.p(bias), m, n, k, rows);
+      this.exec(K.qmatmul, Math.ceil(n / rows), m * n * k, PARALLEL_MIN_FLOPS / 4);
+    } finally {
+      this.rt.allocator.free(s.ptr, s.bytes);
     }
     return out;
   }
