@@ -2,15 +2,17 @@
 //
 // This is the reference path in TypeScript: y = x W^T is computed one panel of output rows at a time, each panel
 // dequantized into a small float32 tensor and multiplied by the backend's matmul, so a whole dequantized matrix never
-// exists. Gradients reach the input (the weights are frozen, as in QLoRA); fast integer kernels come in the backends.
+// exists. Gradients reach the input (the weights are frozen, as in QLoRA). Q8_0 / Q4_0 on float32 inputs take the
+// backend's integer kernel instead (Backend.quantMatmul: int8 activations, as llama.cpp), where the backend has one.
 
 import { add } from '../autograd/ops/elementwise.js';
-import { linear } from '../autograd/ops/matmul.js';
-import { cat } from '../autograd/ops/movement.js';
+import { record } from '../autograd/engine.js';
+import { linear, matmul } from '../autograd/ops/matmul.js';
+import { cat, narrow, reshape } from '../autograd/ops/movement.js';
 import { tensor, zeros } from '../tensor/create.js';
 import { bytesPerElement } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { Embedding } from '../nn/embedding.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
@@ -40,6 +42,43 @@ export class QuantLinear extends Module {
 
   forward(x: Tensor): Tensor {
     if (x.shape[x.ndim - 1] !== this.inFeatures) throw new Error(`QuantLinear: input ${fmtShape(x.shape)} does not fit weight ${fmtShape(this.weight.shape)} (expected last dimension ${this.inFeatures})`);
+    if (this.weight.type !== 'nf4' && x.dtype === 'float32' && x.backend.quantMatmul) return this.forwardBlocks(x);
+    return this.forwardPanels(x);
+  }
+
+  /** The quantized blocks on `device` as a uint8 tensor, uploaded once per device. */
+  private blocksOn(device: string): Tensor {
+    let t = this.deviceBlocks.get(device);
+    if (!t) this.deviceBlocks.set(device, (t = tensor(this.weight.data, { dtype: 'uint8', device })));
+    return t;
+  }
+  private readonly deviceBlocks = new Map<string, Tensor>();
+
+  /**
+   * The backend's integer kernel (x quantized per block to int8, as llama.cpp does; see Backend.quantMatmul): W is
+   * never dequantized. The gradient to x is g W, with W dequantized panel by panel (a straight-through estimate).
+   */
+  private forwardBlocks(x: Tensor): Tensor {
+    const K = this.inFeatures, N = this.outFeatures, M = x.numel() / K;
+    const type = this.weight.type as 'q8_0' | 'q4_0';
+    const b = this.bias, fuse = b !== null && b.dtype === 'float32' && b.device === x.device && !b.requiresGrad;
+    const buf = x.backend.quantMatmul!(x.buffer, this.blocksOn(x.device).buffer, { type, m: M, n: N, k: K }, fuse ? b.buffer : null);
+    const y = record('quantLinear', Tensor.fromBuffer(x.backend, buf, [...x.shape.slice(0, -1), N]), [x], [], (g) => {
+      const g2 = reshape(g, [M, N]), rows = this.panelRows; // [M, N]
+      let gx: Tensor | null = null;
+      for (let r = 0; r < N; r += rows) {
+        const n = Math.min(rows, N - r);
+        const panel = tensor(dequantizeValues(this.weight, r * K, n * K), { shape: [n, K], dtype: g.dtype, device: g.device }); // [n, K]
+        const part = matmul(narrow(g2, 1, r, n), panel); // [M, K]
+        gx = gx ? add(gx, part) : part;
+      }
+      return [reshape(gx!, x.shape)];
+    });
+    return b && !fuse ? add(y, b) : y;
+  }
+
+  /** The reference path: W dequantized one panel of output rows at a time into the backend's float matmul. */
+  private forwardPanels(x: Tensor): Tensor {
     const K = this.inFeatures, rows = this.panelRows;
     const parts: Tensor[] = [];
     for (let r = 0; r < this.outFeatures; r += rows) {
