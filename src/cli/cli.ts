@@ -9,6 +9,7 @@ import { classifyImageCommand } from './vision.js';
 import { transcribeCommand } from './speech.js';
 import { chatCommand, sftCommand } from './finetune.js';
 import { dpoCommand, grpoCommand } from './align.js';
+import { quantizeCommand } from './quant.js';
 
 export const COMMANDS: Record<string, CliCommand> = {
   demo: {
@@ -37,6 +38,7 @@ prints the training and validation loss as it goes, and writes a few generated s
   chat: chatCommand,
   dpo: dpoCommand,
   grpo: grpoCommand,
+  quantize: quantizeCommand,
 };
 
 export function help(): string {

@@ -7,6 +7,7 @@ import { generate, streamGenerate, type GenerateOptions } from '../generation/ge
 import { AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification } from '../models/auto.js';
 import { AutoTokenizer, Tokenizer, type BatchEncodingTensors } from '../tokenizers/tokenizer.js';
 import { generationOption, intOption, parseOptions, stringOption } from './args.js';
+import { loadGgufForGenerate } from './quant.js';
 
 /** Where a command writes its output (stdout, or a test's collector). */
 export type Out = (text: string) => void;
@@ -39,7 +40,8 @@ export const generateCommand: CliCommand = {
   summary: 'continue a prompt with a causal or seq2seq model, streaming the text',
   usage: `attend generate --model DIR [options] "prompt"
 
-DIR is a Hugging Face folder (config.json, model.safetensors, tokenizer.json).
+DIR is a Hugging Face folder (config.json, model.safetensors, tokenizer.json), or a .gguf file of a llama, mistral
+or qwen2 model with its tokenizer (attend quantize writes one; Q8_0 / Q4_0 weights stay quantized).
   --max-new-tokens N   tokens to add (default 50)
   --sample             sample instead of greedy decoding (with --temperature, --top-k, --top-p, --min-p, --seed)
   --num-beams N        beam search (prints the best sequence at the end)
@@ -60,10 +62,11 @@ DIR is a Hugging Face folder (config.json, model.safetensors, tokenizer.json).
     const dir = modelDir(stringOption(values, 'model'), this.usage);
     const prompt = nonEmpty(oneText(positionals, this.usage), 'prompt');
     if ((opts.numBeams ?? 1) > 1 && opts.doSample) throw new Error('--num-beams and --sample cannot be combined (beam sampling is not supported)');
-    const tok = await AutoTokenizer.fromPretrained(dir);
-    const { json } = await readConfig(dir);
-    const seq2seq = json['is_encoder_decoder'] === true;
-    const model = await (seq2seq ? AutoModelForSeq2SeqLM : AutoModelForCausalLM).fromPretrained(dir);
+    // A .gguf file (attend quantize, llama.cpp) holds a LLaMA-family model and its tokenizer.
+    const gguf = dir.endsWith('.gguf') ? await loadGgufForGenerate(dir) : null;
+    const tok = gguf ? gguf.tokenizer : await AutoTokenizer.fromPretrained(dir);
+    const seq2seq = gguf ? false : (await readConfig(dir)).json['is_encoder_decoder'] === true;
+    const model = gguf ? gguf.model : await (seq2seq ? AutoModelForSeq2SeqLM : AutoModelForCausalLM).fromPretrained(dir);
     const ids = tok.encodeBatch([prompt]) as BatchEncodingTensors;
     if ((opts.numBeams ?? 1) > 1) {
       const seq = (await (await generate(model, ids.inputIds, opts)).tolist()) as number[][];

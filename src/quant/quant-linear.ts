@@ -10,6 +10,7 @@ import { record } from '../autograd/engine.js';
 import { linear, matmul } from '../autograd/ops/matmul.js';
 import { cat, narrow, reshape } from '../autograd/ops/movement.js';
 import { tensor, zeros } from '../tensor/create.js';
+import { keep } from '../tensor/scope.js';
 import { bytesPerElement } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -49,7 +50,8 @@ export class QuantLinear extends Module {
   /** The quantized blocks on `device` as a uint8 tensor, uploaded once per device. */
   private blocksOn(device: string): Tensor {
     let t = this.deviceBlocks.get(device);
-    if (!t) this.deviceBlocks.set(device, (t = tensor(this.weight.data, { dtype: 'uint8', device })));
+    // kept: a tidy() around the first forward must not free the layer's copy.
+    if (!t) this.deviceBlocks.set(device, (t = keep(tensor(this.weight.data, { dtype: 'uint8', device }))));
     return t;
   }
   private readonly deviceBlocks = new Map<string, Tensor>();

@@ -13,8 +13,9 @@ import { trainCommand } from '../cli/train.js';
 import { FASHION_MNIST_CLASSES, type ImageSet } from '../data/fashion-mnist.js';
 import { AutoModelForImageClassification } from '../models/auto.js';
 import { Generator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { vitFashionRecipe } from './vit-fashion.js';
-import { attentionRollout, encodePngGray, makeBatch, pixelStats, predict, scores, splitTrain, type Subset } from './vit-fashion.js';
+import { attentionRollout, encodePngGray, makeBatch, pixelStats, predict, scores, splitTrain, trainBatches, type Subset } from './vit-fashion.js';
 
 /** n 28x28 images: image i has pixel (y, x) = (i + y * 28 + x) % 256, label i % 10. */
 function synthetic(n: number): ImageSet {
@@ -56,6 +57,16 @@ describe('data', () => {
     expect(seen.size).toBeGreaterThan(20); // shifts and flips do vary
     // The same generator state gives the same batch; another gives another.
     expect(Array.from(await makeBatch(s, [5], norm, 'cpu', aug, new Generator(9)).pixelValues.data())).toEqual(Array.from(await makeBatch(s, [5], norm, 'cpu', aug, new Generator(9)).pixelValues.data()));
+  });
+  test('training batches: every image once per epoch, reshuffled each epoch, and a later start gives the same batches (resume)', async () => {
+    const s = all(synthetic(40));
+    const src = trainBatches(s, 8, 3, norm, { cropPadding: 1, flip: true, erasing: 0.5 }, 'cpu');
+    expect(src.length).toBe(5);
+    const epoch = async (e: number, start = 0) => Promise.all(Array.from(src.batches(e, start) as Iterable<{ pixelValues: Tensor; labels: Tensor }>, async (b) => [Array.from(await b.labels.data()), Array.from(await b.pixelValues.data())] as const));
+    const e0 = await epoch(0), e1 = await epoch(1);
+    expect(e0.flatMap(([y]) => y).sort()).toEqual(Array.from({ length: 40 }, (_, i) => i % 10).sort());
+    expect(e0.map(([y]) => y)).not.toEqual(e1.map(([y]) => y));
+    expect(await epoch(1, 3)).toEqual(e1.slice(3));
   });
   test('random erasing sets one rectangle to 0 (the mean), leaving the rest', async () => {
     const s = all(synthetic(8));
@@ -190,5 +201,6 @@ describe('the recipe', () => {
     await expect(bad({ heads: 5 })).rejects.toThrow(/--hidden \(96\) must be divisible by --heads \(5\)/);
     await expect(bad({ valSize: 60000 })).rejects.toThrow(/--val-size must be below the 60000 training images/);
     await expect(bad({ erasing: 1.5 })).rejects.toThrow(/--erasing must be a number in \[0, 1\)/);
+    await expect(bad({ seed: 2e6 })).rejects.toThrow(/--seed must be an integer from 0 to 1000000/);
   });
 });

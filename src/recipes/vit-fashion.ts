@@ -64,6 +64,7 @@ export const TARGET_ACCURACY = 0.92;
 const SIZE = 28;
 const PIXELS = SIZE * SIZE;
 const CLASSES = FASHION_MNIST_CLASSES.length;
+const MAX_SEED = 1_000_000;
 
 function check(o: VitFashionOptions): void {
   const fail = optionError('vit-fashion', o);
@@ -73,6 +74,8 @@ function check(o: VitFashionOptions): void {
   for (const k of ['seed', 'trainLimit', 'testLimit', 'evalEvery', 'checkpointEvery', 'cnnEpochs', 'cropPadding', 'attentionImages'] as const) {
     if (!Number.isSafeInteger(o[k]) || o[k] < 0) fail(k, 'a non-negative integer');
   }
+  // The batch generators' seeds are built from seed, epoch and batch as exact integers (below 2^53).
+  if (o.seed > MAX_SEED) fail('seed', `an integer from 0 to ${MAX_SEED}`);
   if (SIZE % o.patchSize !== 0) fail('patchSize', `a divisor of the image size ${SIZE} (1, 2, 4, 7, 14 or 28)`);
   if (o.hidden % o.heads !== 0) throw new Error(`vit-fashion: --hidden (${o.hidden}) must be divisible by --heads (${o.heads})`);
   if (o.valSize >= 60000) fail('valSize', 'below the 60000 training images');
@@ -167,7 +170,7 @@ export function trainBatches(s: Subset, batchSize: number, seed: number, norm: {
       const perm = new Generator(seed * 1_000_003 + epoch + 1).permutation(n);
       for (let b = start; b < length; b++) {
         const ids = Array.from(perm.subarray(b * batchSize, Math.min(n, (b + 1) * batchSize)), (j) => s.indices[j]!);
-        yield makeBatch(s, ids, norm, device, aug, new Generator((seed * 1_000_003 + epoch) * 1_000_003 + b + 7));
+        yield makeBatch(s, ids, norm, device, aug, new Generator(seed * 2 ** 32 + epoch * 1_000_003 + b + 7));
       }
     },
   };
@@ -349,7 +352,7 @@ export interface AttentionPanel {
   rollout: Float64Array;
 }
 
-/** attention.svg: per image, the image, the last layer's [CLS] attention over it and the rollout, each patch shaded. */
+/** attention.svg: per image, the image, the last layer's [CLS] attention over it and the rollout: the more attention, the brighter and more opaque the patch. */
 export function attentionSvg(panels: readonly AttentionPanel[], grid: number, title: string): string {
   const scale = 5, px = SIZE * scale, gap = 14, rowH = px + 34, colW = 3 * px + 2 * gap + 30, top = 68;
   const cols = Math.min(2, panels.length), rows = Math.ceil(panels.length / cols);
@@ -367,7 +370,7 @@ export function attentionSvg(panels: readonly AttentionPanel[], grid: number, ti
       const lo = Math.min(...map), span = Math.max(...map) - lo || 1, cell = px / grid;
       map.forEach((v, i) => {
         const t = (v - lo) / span;
-        out.push(`<rect x="${(x + (i % grid) * cell).toFixed(1)}" y="${(y0 + Math.floor(i / grid) * cell).toFixed(1)}" width="${cell.toFixed(1)}" height="${cell.toFixed(1)}" fill="${heat(t)}" fill-opacity="${(0.15 + 0.6 * t).toFixed(2)}"/>`);
+        out.push(`<rect x="${(x + (i % grid) * cell).toFixed(1)}" y="${(y0 + Math.floor(i / grid) * cell).toFixed(1)}" width="${cell.toFixed(1)}" height="${cell.toFixed(1)}" fill="${heat(0.35 + 0.65 * t)}" fill-opacity="${(0.75 * t).toFixed(2)}"/>`);
       });
     });
   });

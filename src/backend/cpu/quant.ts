@@ -1,6 +1,7 @@
 // Reference product with ggml Q8_0 / Q4_0 weights, the oracle of assembly/quant.ts: x quantized per block of 32 to int8
 // (as llama.cpp's quantize_row_q8_0, rounding to nearest even like its SIMD paths), exact integer dots per block, then
-// acc += float32(isum) * float32(d_w * d_x) in block order, all in float32: bit-equal to the wasm kernel.
+// float32(isum) * float32(d_w * d_x) summed in float32 in the kernel's order (four lanes, then the rest): bit-equal to
+// the wasm kernel.
 
 import type { BackendBuffer, QuantMatmulParams } from '../../tensor/backend.js';
 import { float16ToFloat32 } from '../../tensor/dtype.js';
@@ -58,7 +59,7 @@ export function quantMatmul(x: ArrayLike<number>, w: Uint8Array, p: QuantMatmulP
   const out = new Float32Array(m * n);
   for (let j = 0; j < n; j++) {
     for (let i = 0; i < m; i++) {
-      let acc = 0;
+      const terms = new Float32Array(nb); // float32(isum_b) * float32(d_w * d_x) of each block
       for (let b = 0; b < nb; b++) {
         const o = (j * nb + b) * bytes, xq = (i * nb + b) * QBLOCK;
         let isum = 0;
@@ -70,8 +71,14 @@ export function quantMatmul(x: ArrayLike<number>, w: Uint8Array, p: QuantMatmulP
             isum += ((byte & 0x0f) - 8) * q[xq + t]! + ((byte >> 4) - 8) * q[xq + t + QBLOCK / 2]!;
           }
         }
-        acc = f(acc + f(isum * f(halfAt(w, o) * d[i * nb + b]!)));
+        terms[b] = isum * f(halfAt(w, o) * d[i * nb + b]!);
       }
+      // The kernel's order: block b into lane b % 4 of an accumulator, the lanes added as (l0 + l1) + (l2 + l3), then
+      // the last nb % 4 blocks one by one.
+      const lanes = [0, 0, 0, 0], full = nb - (nb % 4);
+      for (let b = 0; b < full; b++) lanes[b % 4] = f(lanes[b % 4]! + terms[b]!);
+      let acc = f(f(lanes[0]! + lanes[1]!) + f(lanes[2]! + lanes[3]!));
+      for (let b = full; b < nb; b++) acc = f(acc + terms[b]!);
       out[i * n + j] = bias ? f(acc + bias[j]!) : acc;
     }
   }

@@ -1,0 +1,255 @@
+// `npm run bench:quant`: batch-1 decode tokens/s of a LLaMA-architecture model of ~106M parameters (random weights) in
+// f32, Q8_0 and Q4_0 on the wasm backend, 2 threads, against llama.cpp (node-llama-cpp, if installed) on the GGUF files
+// we write of the same model, in the same run; and matrix-vector GB/s of weights read against the machine's memory
+// bandwidth (a large-array read in wasm). Writes bench/out/quant.json.
+// Options: --quick (a 4-layer model, fewer tokens), --no-llamacpp, --llamacpp DIR (a folder whose node_modules holds
+// node-llama-cpp; default: this package's, then /tmp/llamacpp).
+
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createWasmBackend, initWasm, manualSeed, noGrad, tensor, tidy } from '../src/index.js';
+import { saveGgufLlama } from '../src/models/gguf-llama.js';
+import { LlamaForCausalLM, llamaConfig } from '../src/models/llama.js';
+import { KVCache } from '../src/nn/attention.js';
+import { quantizeValues } from '../src/quant/formats.js';
+import { modelBytes, quantize } from '../src/quant/quant-linear.js';
+import type { QuantMatmulParams } from '../src/tensor/backend.js';
+import type { JsonObject } from '../src/tokenizers/json.js';
+import { ConfigReader } from '../src/models/base.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const THREADS = 2;
+const PROMPT = 8, DECODE = quick ? 8 : 24;
+const CONFIG = {
+  vocab_size: 32000, hidden_size: 768, intermediate_size: 2048, num_hidden_layers: quick ? 4 : 8, num_attention_heads: 12,
+  max_position_embeddings: 512, rms_norm_eps: 1e-5, hidden_act: 'silu', tie_word_embeddings: false,
+};
+
+/** Best time (ms) of fn after one warm-up call: at least 3 runs and 0.2 s. */
+function timeBest(fn: () => void): number {
+  fn();
+  let best = Infinity, total = 0, reps = 0;
+  while (reps < 3 || total < 200) {
+    const t = performance.now();
+    fn();
+    const dt = performance.now() - t;
+    best = Math.min(best, dt);
+    total += dt;
+    reps++;
+  }
+  return best;
+}
+
+// ---- memory bandwidth and matrix-vector products ----
+
+const be = await createWasmBackend({ threads: THREADS });
+/**
+ * The machine's memory bandwidth as wasm sees it (GB/s, all threads): the better of two large-array reads, a sum over
+ * 256 MiB by the reduce kernel and a float32 matrix-vector product over a 512 MiB matrix (16x this machine's L3),
+ * which streams its matrix once per call.
+ */
+function bandwidth(): number {
+  const rows = 4096, cols = 16384;
+  const buf = be.fill('float32', rows * cols, 1);
+  const sumMs = Math.min(timeBest(() => be.free(be.reduce('sum', buf, rows, cols, 1))), timeBest(() => be.free(be.reduce('sum', buf, 1, rows, cols))));
+  be.free(buf);
+  const n = 65536, k = 2048;
+  const w = be.fill('float32', n * k, 0.5), x = be.fill('float32', k, 1);
+  const gemvMs = timeBest(() => be.free(be.matmul(x, w, { batch: 1, m: 1, n, k, transA: false, transB: true, strideA: 0, strideB: 0 })));
+  be.free(w);
+  be.free(x);
+  return Math.max((rows * cols * 4) / sumMs / 1e6, (n * k * 4) / gemvMs / 1e6);
+}
+const memGBs = bandwidth();
+
+interface GemvRow { shape: string; type: string; bytes: number; ms: number; gbs: number }
+const gemv: GemvRow[] = [];
+for (const [n, k] of [[2048, 768], [768, 2048], [32000, 768]] as const) {
+  const w = Float32Array.from({ length: n * k }, () => Math.random() - 0.5);
+  const x = be.upload(Float32Array.from({ length: k }, () => Math.random() - 0.5), 'float32');
+  for (const type of ['f32', 'q8_0', 'q4_0'] as const) {
+    let ms: number, bytes: number;
+    if (type === 'f32') {
+      const wb = be.upload(w, 'float32');
+      const p = { batch: 1, m: 1, n, k, transA: false, transB: true, strideA: 0, strideB: 0 };
+      ms = timeBest(() => be.free(be.matmul(x, wb, p)));
+      bytes = n * k * 4;
+      be.free(wb);
+    } else {
+      const q = quantizeValues(w, [n, k], type).data;
+      const wb = be.upload(q, 'uint8');
+      const p: QuantMatmulParams = { type, m: 1, n, k };
+      ms = timeBest(() => be.free(be.quantMatmul(x, wb, p)));
+      bytes = q.byteLength;
+      be.free(wb);
+    }
+    gemv.push({ shape: `[1,${k}] x [${n},${k}]^T`, type, bytes, ms, gbs: bytes / ms / 1e6 });
+  }
+  be.free(x);
+}
+be.terminate();
+
+// ---- decoding a LLaMA model ----
+
+await initWasm({ threads: THREADS });
+const cfg = llamaConfig(new ConfigReader(CONFIG, 'bench config'));
+
+function newModel(): LlamaForCausalLM {
+  manualSeed(0);
+  const m = new LlamaForCausalLM(cfg);
+  m.eval();
+  return m;
+}
+
+const argmaxLast = (logits: Float32Array, v: number): number => {
+  let best = 0;
+  for (let j = 1, o = logits.length - v; j < v; j++) if (logits[o + j]! > logits[o + best]!) best = j;
+  return best;
+};
+
+/** Greedy decoding with a KV cache: prefill PROMPT tokens, then DECODE single-token steps; tokens/s of each. */
+function decode(model: LlamaForCausalLM, prompt: number[]): { prefill: number; decode: number; tokens: number[] } {
+  return noGrad(() => {
+    const caches = Array.from({ length: cfg.num_hidden_layers }, () => new KVCache());
+    const step = (ids: number[]): number => tidy(() => {
+      const logits = model.forward({ inputIds: tensor([ids], { dtype: 'int32' }), pastKeyValues: caches }).logits;
+      return argmaxLast(logits.dataSync() as Float32Array, cfg.vocab_size);
+    });
+    let t = performance.now();
+    let next = step(prompt);
+    const prefill = prompt.length / ((performance.now() - t) / 1000);
+    const tokens = [next];
+    t = performance.now();
+    for (let i = 0; i < DECODE; i++) tokens.push((next = step([next])));
+    const rate = DECODE / ((performance.now() - t) / 1000);
+    caches.forEach((c) => c.dispose());
+    return { prefill, decode: rate, tokens };
+  });
+}
+
+/** The best of several runs, prefill and decode each (the machine is shared: the best is the least disturbed). */
+function best<T extends { prefill: number; decode: number }>(runs: T[]): T {
+  return { ...runs[0]!, prefill: Math.max(...runs.map((r) => r.prefill)), decode: Math.max(...runs.map((r) => r.decode)) };
+}
+
+const prompt = Array.from({ length: PROMPT }, (_, i) => 100 + 37 * i);
+interface DecodeRow { engine: string; type: string; weightBytes: number; prefill: number; decode: number; gbsPerToken?: number }
+const rows: DecodeRow[] = [];
+const ggufDir = join(tmpdir(), 'attend-bench-quant');
+mkdirSync(ggufDir, { recursive: true });
+const types = ['f32', 'q8_0', 'q4_0'] as const;
+let params = 0;
+for (const type of types) {
+  const model = newModel();
+  params = model.parameters().reduce((s, p) => s + p.numel(), 0);
+  if (type !== 'f32') await quantize(model, type);
+  const bytes = modelBytes(model);
+  decode(model, prompt.slice(0, 2)); // warm-up (compiles the code paths)
+  const r = best(Array.from({ length: 3 }, () => decode(model, prompt)));
+  // Per decoded token every matrix is read once (the embedding table only one row).
+  const readPerToken = bytes - cfg.vocab_size * cfg.hidden_size * 4;
+  rows.push({ engine: 'attend (wasm)', type, weightBytes: bytes, prefill: r.prefill, decode: r.decode, gbsPerToken: (readPerToken * r.decode) / 1e9 });
+  console.log(`attend ${type}: ${(bytes / 2 ** 20).toFixed(0)} MiB, prefill ${r.prefill.toFixed(1)} tok/s, decode ${r.decode.toFixed(2)} tok/s`);
+  if (!argv.includes('--no-llamacpp')) {
+    const file = join(ggufDir, `bench-${type}.gguf`);
+    await saveGgufLlama(file, model, { type, tokenizer: fillerTokenizer(cfg.vocab_size) });
+  }
+}
+
+// ---- llama.cpp on the same GGUF files ----
+
+/** A byte-fallback BPE tokenizer with `size` tokens and no merges: llama.cpp needs one in the file; we feed it ids. */
+function fillerTokenizer(size: number): JsonObject {
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
+  for (let i = 259; i < size; i++) vocab[`▁t${i}`] = i;
+  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  return {
+    version: '1.0', added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+    pre_tokenizer: null, post_processor: null,
+    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: [] },
+  } as unknown as JsonObject;
+}
+
+/** The parts of node-llama-cpp's API used here (it is an optional peer: no types at compile time). */
+interface LlamaSequence { evaluate(tokens: number[], opts: { temperature: number }): AsyncIterable<number>; clearHistory(): Promise<void>; dispose(): void }
+interface LlamaContext { getSequence(): LlamaSequence; dispose(): Promise<void> }
+interface LlamaModel { createContext(opts: { contextSize: number; threads: number; batchSize: number }): Promise<LlamaContext>; dispose(): Promise<void> }
+interface LlamaCppLib {
+  getLlama(opts: { gpu: false; build: 'never'; logLevel: unknown }): Promise<{ loadModel(opts: { modelPath: string }): Promise<LlamaModel> }>;
+  LlamaLogLevel: { error: unknown };
+}
+
+async function loadLlamaCpp(): Promise<LlamaCppLib | null> {
+  const i = argv.indexOf('--llamacpp');
+  const dirs = [...(i >= 0 ? [argv[i + 1]!] : []), join(here, '..'), '/tmp/llamacpp'];
+  for (const d of dirs) {
+    const entry = join(d, 'node_modules', 'node-llama-cpp', 'dist', 'index.js');
+    if (existsSync(entry)) return (await import(pathToFileURL(entry).href)) as LlamaCppLib;
+  }
+  return null;
+}
+
+let peerNote = '';
+if (!argv.includes('--no-llamacpp')) {
+  const lib = await loadLlamaCpp();
+  if (!lib) peerNote = 'node-llama-cpp not found (npm i -D -E node-llama-cpp@3.21.1, or --llamacpp DIR): llama.cpp skipped';
+  else {
+    const llama = await lib.getLlama({ gpu: false, build: 'never', logLevel: lib.LlamaLogLevel.error });
+    for (const type of types) {
+      const file = join(ggufDir, `bench-${type}.gguf`);
+      try {
+        const model = await llama.loadModel({ modelPath: file });
+        const ctx = await model.createContext({ contextSize: 256, threads: THREADS, batchSize: 64 });
+        const run = async (): Promise<{ prefill: number; decode: number; tokens: number[] }> => {
+          const seq = ctx.getSequence();
+          const tokens: number[] = [];
+          const t0 = performance.now();
+          let t1 = 0;
+          for await (const t of seq.evaluate(prompt, { temperature: 0 })) {
+            if (tokens.length === 0) t1 = performance.now();
+            tokens.push(t);
+            if (tokens.length === DECODE + 1) break;
+          }
+          const t2 = performance.now();
+          await seq.clearHistory();
+          seq.dispose();
+          return { prefill: PROMPT / ((t1 - t0) / 1000), decode: DECODE / ((t2 - t1) / 1000), tokens };
+        };
+        await run(); // warm-up
+        const r = best([await run(), await run(), await run()]);
+        const ours = rows.find((x) => x.type === type && x.engine.startsWith('attend'))!;
+        rows.push({ engine: 'llama.cpp (node-llama-cpp 3.21.1)', type, weightBytes: ours.weightBytes, prefill: r.prefill, decode: r.decode });
+        console.log(`llama.cpp ${type}: prefill ${r.prefill.toFixed(1)} tok/s, decode ${r.decode.toFixed(2)} tok/s`);
+        await ctx.dispose();
+        await model.dispose();
+      } catch (e) {
+        console.log(`llama.cpp ${type}: failed (${(e as Error).message})`);
+      }
+    }
+  }
+}
+rmSync(ggufDir, { recursive: true, force: true });
+
+// ---- report ----
+
+console.log(`\nmemory bandwidth (wasm, ${THREADS} threads, the better of a 256 MiB sum and a 512 MiB float32 matrix-vector product): ${memGBs.toFixed(1)} GB/s`);
+console.log('\nmatrix-vector products (wasm, 2 threads): weights read per second');
+console.log('| product | type | weight MiB | ms | GB/s | of memory bandwidth |\n| --- | --- | --- | --- | --- | --- |');
+for (const g of gemv) console.log(`| ${g.shape} | ${g.type} | ${(g.bytes / 2 ** 20).toFixed(1)} | ${g.ms.toFixed(3)} | ${g.gbs.toFixed(1)} | ${((100 * g.gbs) / memGBs).toFixed(0)}% |`);
+console.log(`\ndecode, LLaMA ${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, ${(params / 1e6).toFixed(0)}M parameters, batch 1, ${THREADS} threads, prompt ${PROMPT}, ${DECODE} new tokens, best of 3 runs`);
+console.log('| engine | type | weights MiB | prefill tok/s | decode tok/s | weights read GB/s | attend / llama.cpp |\n| --- | --- | --- | --- | --- | --- | --- |');
+for (const r of rows) {
+  const peer = rows.find((x) => x.type === r.type && x.engine.startsWith('llama.cpp'));
+  const ratio = r.engine.startsWith('attend') && peer ? `${(r.decode / peer.decode).toFixed(2)}x` : '';
+  console.log(`| ${r.engine} | ${r.type} | ${(r.weightBytes / 2 ** 20).toFixed(0)} | ${r.prefill.toFixed(1)} | ${r.decode.toFixed(2)} | ${r.gbsPerToken ? r.gbsPerToken.toFixed(1) : ''} | ${ratio} |`);
+}
+if (peerNote) console.log(peerNote);
+mkdirSync(join(here, 'out'), { recursive: true });
+writeFileSync(join(here, 'out', 'quant.json'), JSON.stringify({ date: new Date().toISOString(), threads: THREADS, memGBs, gemv, decode: rows, params, note: peerNote }, null, 2));

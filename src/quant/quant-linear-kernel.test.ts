@@ -1,0 +1,58 @@
+// QuantLinear on the integer kernel (Backend.quantMatmul): forward equal to the backend's product on the raw blocks, the
+// gradient to x equal to the float32 panel path's (g W on the dequantized W), and the paths that stay on panels.
+
+import { expect, test } from 'vitest';
+import '../index.js';
+import { linear } from '../autograd/ops/matmul.js';
+import { getBackend, listDevices } from '../tensor/backend.js';
+import { randn, tensor } from '../tensor/create.js';
+import { tidy } from '../tensor/scope.js';
+import { Generator } from '../tensor/random.js';
+import { dequantizeValues, quantizeValues } from './formats.js';
+import { QuantLinear } from './quant-linear.js';
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+
+for (const device of listDevices()) {
+  test.each(['q8_0', 'q4_0'] as const)(`${device} %s: forward is the backend's block product (bias fused); x's gradient is g W`, async (type) => {
+    const [inF, outF] = [2048, 80]; // 3 panels of 32, 32, 16 rows in the backward
+    const q = quantizeValues(new Float32Array(new Generator(3).normal(outF * inF)), [outF, inF], type);
+    const bias = randn([outF], { device });
+    const layer = new QuantLinear(q, bias);
+    const x = randn([2, 3, inF], { device, requiresGrad: true });
+    const y = layer.forward(x);
+    expect(y.shape).toEqual([2, 3, outF]);
+    const be = getBackend(device);
+    const xb = be.upload(await x.data(), 'float32'), wb = be.upload(q.data, 'uint8');
+    const want = be.readSync!(be.quantMatmul!(xb, wb, { type, m: 6, n: outF, k: inF }, bias.buffer));
+    expect(Array.from(await y.data())).toEqual(Array.from(want));
+    // The backward goes through the float32 weights, panel by panel: the same gradient as linear() on them.
+    const g = randn([2, 3, outF], { device });
+    y.mul(g).sum().backward();
+    const x2 = x.detach().requiresGrad_();
+    linear(x2, tensor(dequantizeValues(q), { shape: [outF, inF], device }), bias).mul(g).sum().backward();
+    expect(maxDiff(await x.grad!.data(), await x2.grad!.data())).toBeLessThan(1e-4);
+  });
+}
+
+test('the uploaded blocks outlive a tidy() around the first forward', async () => {
+  const q = quantizeValues(new Float32Array(new Generator(5).normal(16 * 64)), [16, 64], 'q4_0');
+  const layer = new QuantLinear(q);
+  const x = randn([2, 64]);
+  const first = await tidy(() => layer.forward(x).data());
+  expect(Array.from(await layer.forward(x).data())).toEqual(Array.from(first));
+});
+
+test('NF4, and inputs other than float32, stay on the dequantizing panels', async () => {
+  const w = new Float32Array(new Generator(4).normal(40 * 64));
+  const nf4 = new QuantLinear(quantizeValues(w, [40, 64], 'nf4'));
+  const x = randn([3, 64]);
+  const dense = tensor(dequantizeValues(nf4.weight), { shape: [40, 64] });
+  expect(maxDiff(await nf4.forward(x).data(), await linear(x, dense).data())).toBeLessThan(1e-5);
+  const q8 = new QuantLinear(quantizeValues(w, [40, 64], 'q8_0'));
+  const x64 = x.double();
+  const y64 = q8.forward(x64);
+  expect(y64.dtype).toBe('float64');
+  const exact = linear(x64, tensor(dequantizeValues(q8.weight), { shape: [40, 64] }).double());
+  expect(maxDiff(await y64.data(), await exact.data())).toBeLessThan(1e-9);
+});
