@@ -37,8 +37,9 @@ function randomValues(n: number, seed: number): Float32Array {
 }
 
 type QType = QuantMatmulParams['type'];
-// K = 64, 96, 160, 1024: 2, 3, 5, 32 blocks (the kernel takes blocks four at a time, then the rest one by one).
-const SHAPES: [number, number, number][] = [[1, 77, 64], [1, 257, 2048], [5, 130, 96], [3, 41, 1024], [2, 33, 160]];
+// K = 64, 96, 160, 1024: 2, 3, 5, 32 blocks (the kernel takes blocks four at a time, then the rest one by one). N = 257
+// splits into 16 runs of 17 rows over the threads, the last one short; M = 20 at K = 1024 quantizes x in two tiles.
+const SHAPES: [number, number, number][] = [[1, 77, 64], [1, 257, 2048], [5, 130, 96], [3, 41, 1024], [2, 33, 160], [20, 40, 1024]];
 
 function run(b: CpuBackend | WasmBackend, x: Float32Array, w: Uint8Array, p: QuantMatmulParams, bias: Float32Array | null): Float32Array {
   const xb = b.upload(x, 'float32'), wb = b.upload(w, 'uint8'), bb = bias && b.upload(bias, 'float32');
