@@ -14,7 +14,7 @@ import { saveGgufLlama } from '../src/models/gguf-llama.js';
 import { LlamaForCausalLM, llamaConfig } from '../src/models/llama.js';
 import { KVCache } from '../src/nn/attention.js';
 import { quantizeValues } from '../src/quant/formats.js';
-import { modelBytes, quantize } from '../src/quant/quant-linear.js';
+import { modelBytes, QuantLinear, quantize } from '../src/quant/quant-linear.js';
 import type { QuantMatmulParams } from '../src/tensor/backend.js';
 import type { JsonObject } from '../src/tokenizers/json.js';
 import { ConfigReader } from '../src/models/base.js';
@@ -96,6 +96,7 @@ be.terminate();
 // ---- decoding a LLaMA model ----
 
 await initWasm({ threads: THREADS });
+QuantLinear.int8Activations = true; // llama.cpp's arithmetic: the integer kernels
 const cfg = llamaConfig(new ConfigReader(CONFIG, 'bench config'));
 
 function newModel(): LlamaForCausalLM {

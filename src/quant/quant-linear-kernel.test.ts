@@ -1,7 +1,8 @@
-// QuantLinear on the integer kernel (Backend.quantMatmul): forward equal to the backend's product on the raw blocks, the
-// gradient to x equal to the float32 panel path's (g W on the dequantized W), and the paths that stay on panels.
+// QuantLinear with int8Activations on the integer kernel (Backend.quantMatmul): forward equal to the backend's product on
+// the raw blocks, the gradient to x equal to the float32 panel path's (g W on the dequantized W), and the paths that stay
+// on panels.
 
-import { expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, test } from 'vitest';
 import '../index.js';
 import { linear } from '../autograd/ops/matmul.js';
 import { getBackend, listDevices } from '../tensor/backend.js';
@@ -10,6 +11,9 @@ import { tidy } from '../tensor/scope.js';
 import { Generator } from '../tensor/random.js';
 import { dequantizeValues, quantizeValues } from './formats.js';
 import { QuantLinear } from './quant-linear.js';
+
+beforeAll(() => { QuantLinear.int8Activations = true; });
+afterAll(() => { QuantLinear.int8Activations = false; });
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 
@@ -41,6 +45,20 @@ test('the uploaded blocks outlive a tidy() around the first forward', async () =
   const x = randn([2, 64]);
   const first = await tidy(() => layer.forward(x).data());
   expect(Array.from(await layer.forward(x).data())).toEqual(Array.from(first));
+});
+
+test('the switch: off, Q8_0 computes exactly linear() on the dequantized weights; on, the int8 kernel', async () => {
+  const q = quantizeValues(new Float32Array(new Generator(6).normal(24 * 256)), [24, 256], 'q8_0');
+  const layer = new QuantLinear(q), x = randn([2, 256]);
+  const exact = await linear(x, tensor(dequantizeValues(q), { shape: [24, 256] })).data();
+  QuantLinear.int8Activations = false;
+  try {
+    expect(maxDiff(await layer.forward(x).data(), exact)).toBeLessThan(1e-5);
+  } finally {
+    QuantLinear.int8Activations = true;
+  }
+  const kernel = await layer.forward(x).data();
+  expect(maxDiff(kernel, exact)).toBeGreaterThan(1e-4); // the activation rounding shows
 });
 
 test('NF4, and inputs other than float32, stay on the dequantizing panels', async () => {

@@ -2,8 +2,8 @@
 //
 // This is the reference path in TypeScript: y = x W^T is computed one panel of output rows at a time, each panel
 // dequantized into a small float32 tensor and multiplied by the backend's matmul, so a whole dequantized matrix never
-// exists. Gradients reach the input (the weights are frozen, as in QLoRA). Q8_0 / Q4_0 on float32 inputs take the
-// backend's integer kernel instead (Backend.quantMatmul: int8 activations, as llama.cpp), where the backend has one.
+// exists. Gradients reach the input (the weights are frozen, as in QLoRA). With QuantLinear.int8Activations, Q8_0 / Q4_0
+// on float32 inputs take the backend's integer kernel instead (Backend.quantMatmul: int8 activations, as llama.cpp).
 
 import { add } from '../autograd/ops/elementwise.js';
 import { record } from '../autograd/engine.js';
@@ -24,6 +24,14 @@ const PANEL_VALUES = 1 << 16;
 
 /** y = x W^T + b with W [out, in] stored quantized; W is dequantized one panel of output rows at a time. */
 export class QuantLinear extends Module {
+  /**
+   * Q8_0 / Q4_0 layers on float32 inputs multiply with the backend's integer kernel (Backend.quantMatmul: x quantized
+   * per block of 32 to int8, as llama.cpp does; the weights are read once, never dequantized) instead of the dequantizing
+   * panels, which compute exactly linear() on the dequantized weights. The int8 activations add an error of at most
+   * max|x_block| / 254 * sum|w_block| per block. Off by default (results then equal the dequantized model's).
+   */
+  static int8Activations = false;
+
   readonly inFeatures: number;
   readonly outFeatures: number;
   bias: Parameter | null;
@@ -43,7 +51,7 @@ export class QuantLinear extends Module {
 
   forward(x: Tensor): Tensor {
     if (x.shape[x.ndim - 1] !== this.inFeatures) throw new Error(`QuantLinear: input ${fmtShape(x.shape)} does not fit weight ${fmtShape(this.weight.shape)} (expected last dimension ${this.inFeatures})`);
-    if (this.weight.type !== 'nf4' && x.dtype === 'float32' && x.backend.quantMatmul) return this.forwardBlocks(x);
+    if (QuantLinear.int8Activations && this.weight.type !== 'nf4' && x.dtype === 'float32' && x.backend.quantMatmul) return this.forwardBlocks(x);
     return this.forwardPanels(x);
   }
 

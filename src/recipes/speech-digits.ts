@@ -432,6 +432,15 @@ function groupedWer(keys: readonly string[], refs: readonly string[], hyps: read
   return out;
 }
 
+/** Validation WER over training, with the final test WER of ours and of pocketsphinx (percent, linear axis). */
+export function werChart(evalCurve: readonly { step: number; wer: number }[], steps: number, testWer: number, sphinxWer: number | null): string {
+  return lineChart([
+    { name: 'ours, validation', points: evalCurve.map((e) => [e.step, 100 * e.wer] as const) },
+    { name: 'ours, test (final)', points: [[steps, 100 * testWer]] },
+    ...(sphinxWer === null ? [] : [{ name: 'pocketsphinx, test', points: [[0, 100 * sphinxWer], [steps, 100 * sphinxWer]] as const }]),
+  ], { title: 'speech-digits: word error rate on held-out voices', xLabel: 'step', yLabel: 'WER (%)' });
+}
+
 const snrBucket = (u: UtteranceSpec): string => (u.snrDb === null ? 'clean' : u.snrDb >= 25 ? '25-40 dB' : u.snrDb >= 15 ? '15-25 dB' : '5-15 dB');
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 const summary = (r: ErrorRate) => ({ rate: r.rate, errors: r.errors, substitutions: r.substitutions, deletions: r.deletions, insertions: r.insertions, referenceLength: r.referenceLength, sentenceAccuracy: r.correctUtterances / r.utterances });
@@ -509,6 +518,7 @@ async function run(opts: SpeechDigitsOptions, ctx: RecipeContext): Promise<Recor
   const ours = (await transcribeClips(model, clips.test, opts.evalBatchSize, device)).texts;
   const testSeconds = (performance.now() - te) / 1000;
   const oursWer = wordErrorRate(refs, ours), oursCer = charErrorRate(refs, ours);
+  const valByVariant = groupedWer(specs.val.map((s) => s.variant), valRefs, (await transcribeClips(model, clips.val, opts.evalBatchSize, device)).texts);
   ctx.log(`speech-digits: held-out voices, ${refs.length} utterances: WER ${pct(oursWer.rate)}, CER ${pct(oursCer.rate)} (${testSeconds.toFixed(0)} s)`);
   let sphinx: { hypotheses: string[]; seconds: number; command: string } | null = null;
   if (opts.pocketsphinx) {
@@ -541,12 +551,7 @@ async function run(opts: SpeechDigitsOptions, ctx: RecipeContext): Promise<Recor
 
   // Pictures, tables, the model.
   await mkdir(ctx.outDir, { recursive: true });
-  if (evalCurve.length > 0) {
-    await writeFile(join(ctx.outDir, 'wer.svg'), lineChart([
-      { name: 'validation WER (unseen voices)', points: evalCurve.map((e) => [e.step, e.wer] as const) },
-      ...(sphinxWer ? [{ name: 'pocketsphinx test WER', points: [[0, sphinxWer.rate], [result.step, sphinxWer.rate]] as const }] : []),
-    ], { title: 'speech-digits: word error rate', xLabel: 'step', yLabel: 'WER', logY: true }));
-  }
+  if (evalCurve.length > 0) await writeFile(join(ctx.outDir, 'wer.svg'), werChart(evalCurve, result.step, oursWer.rate, sphinxWer?.rate ?? null));
   const variantOf = specs.test.map((s) => s.variant), accentOf = specs.test.map((s) => s.accent), snrOf = specs.test.map(snrBucket);
   const byVariant = { ours: groupedWer(variantOf, refs, ours), pocketsphinx: sphinx ? groupedWer(variantOf, refs, sphinx.hypotheses) : null };
   const byAccent = { ours: groupedWer(accentOf, refs, ours), pocketsphinx: sphinx ? groupedWer(accentOf, refs, sphinx.hypotheses) : null };
@@ -585,7 +590,7 @@ async function run(opts: SpeechDigitsOptions, ctx: RecipeContext): Promise<Recor
     steps: result.step,
     epochs: (result.step * opts.batchSize) / specs.train.length,
     trainLoss: result.losses.length > 0 ? { first: result.losses[0]!.loss, last: result.losses[result.losses.length - 1]!.loss } : null,
-    validation: lastEval ? { step: lastEval.step, loss: lastEval['loss'], wer: lastEval['wer'], cer: lastEval['cer'] } : null,
+    validation: lastEval ? { step: lastEval.step, loss: lastEval['loss'], wer: lastEval['wer'], cer: lastEval['cer'], byVariant: valByVariant } : null,
     test: {
       utterances: refs.length,
       ours: { wer: summary(oursWer), cer: summary(oursCer), decoding: 'greedy CTC' },
