@@ -55,7 +55,7 @@ async function tokenizer512(): Promise<JsonObject> {
 }
 
 describe.skipIf(!llamaCpp)('llama.cpp reads the GGUF attend writes', () => {
-  test.each(['f32', 'q8_0'] as const)(`%s: llama.cpp's first ${N} greedy tokens equal attend's, on every device`, async (type) => {
+  test.each(['f32', 'q8_0', 'q4_0'] as const)(`%s: llama.cpp's first ${N} greedy tokens equal attend's, on every device`, async (type) => {
     const path = join(await mkdtemp(join(tmpdir(), 'attend-llamacpp-')), `fixture-${type}.gguf`);
     const source = (await AutoModelForCausalLM.fromPretrained(hfDir('llama'))) as LlamaForCausalLM;
     await saveGgufLlama(path, source, { type, tokenizer: await tokenizer512() });
