@@ -67,7 +67,7 @@ export { trainByteLevelBpe, learnBpe, type ByteLevelBpeOptions, type LearnBpeOpt
 export { trainWordPiece, type WordPieceTrainerOptions } from './tokenizers/train-wordpiece.js';
 export { AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoModelForSeq2SeqLM, AutoModelForImageClassification, AutoModelForSpeechSeq2Seq, AutoModelForCTC, registerArchitecture, type Task, type FromPretrainedOptions, type ModelDType } from './models/auto.js';
 export { PreTrainedModel, ConfigReader, loadPretrainedWeights, requireInput, type ModelInputs, type ModelOutput, type GenerationDefaults } from './models/base.js';
-export { GPT2LMHeadModel, GPT2Model, gpt2Config, type GPT2Config } from './models/gpt2.js';
+export { GPT2LMHeadModel, GPT2Model, Conv1D, gpt2Config, type GPT2Config } from './models/gpt2.js';
 export { loadCheckpoint, readConfig } from './io/hf.js';
 export { QUANT_TYPES, NF4_CODE, quantizeValues, dequantizeValues, quantizedBytes, type QuantType, type QuantizedTensor, type Nf4Absmax } from './quant/formats.js';
 export { QuantLinear, QuantEmbedding, quantize, modelBytes, type QuantizeOptions, type QuantizeReport } from './quant/quant-linear.js';
