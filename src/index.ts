@@ -110,8 +110,14 @@ export { ppoTrain, ppoPolicyLoss, ppoValueLoss, gae, tokenRewards, whiten, Polic
 export { tokenLogps, tokenEntropy, klK3, referenceForward, frozenCopy, sampleCompletions, rolloutTokens, type RolloutTokens, type SampleOptions } from './train/policy.js';
 export { PREV_STATE_FILE, readCheckpoint, type CheckpointChoice } from './train/checkpoint.js';
 export { BertModel, BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, bertConfig, type BertConfig } from './models/bert.js';
+export { RobertaForMaskedLM, RobertaForSequenceClassification, RobertaEmbeddings, robertaConfig, robertaWeights, robertaPositionIds, type RobertaConfig } from './models/roberta.js';
+export { DistilBertModel, DistilBertForSequenceClassification, DistilBertForMaskedLM, distilBertConfig, distilBertWeights, sinusoidalPositions, type DistilBertConfig } from './models/distilbert.js';
 export { T5ForConditionalGeneration, t5Config, relativePositionBucket, type T5Config } from './models/t5.js';
+export { BartForConditionalGeneration, BartModel, BartEncoder, BartDecoder, bartConfig, bartWeights, shiftTokensRight, BART_POSITION_OFFSET, type BartConfig } from './models/bart.js';
 export { ViTForImageClassification, ViTModel, vitConfig, vitWeights, type ViTConfig } from './models/vit.js';
+export { AutoModel } from './models/auto.js';
+export { CLIPImageProcessor, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, type CLIPImageProcessorConfig } from './processors/image.js';
+export { CLIPModel, CLIPTextTransformer, CLIPVisionTransformer, clipConfig, clipWeights, clipLoss, type CLIPConfig, type CLIPTextConfig, type CLIPVisionConfig, type CLIPInputs, type CLIPOutput } from './models/clip.js';
 export { WhisperForConditionalGeneration, WhisperModel, WhisperEncoder, WhisperDecoder, whisperConfig, whisperWeights, sinusoids, type WhisperConfig } from './models/whisper.js';
 export { loadBrown, untagSentence, brownDir, type BrownDocument } from './data/brown.js';
 export { LlamaForCausalLM, LlamaModel, LlamaRotaryEmbedding, llamaConfig, ropeInverseFrequencies, ROPE_TYPES, type LlamaConfig, type RopeParameters, type RopeType } from './models/llama.js';

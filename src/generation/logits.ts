@@ -113,3 +113,25 @@ export function sampleIndex(probs: Float64Array, u: number): number {
   }
   return last;
 }
+
+/**
+ * HF's NoRepeatNGramLogitsProcessor: the tokens that would complete an n-gram already in `seq` (the decoder's tokens,
+ * start token included), i.e. every token that followed an earlier occurrence of the last n - 1 tokens.
+ */
+export function noRepeatNgramTokens(seq: readonly number[], n: number): number[] {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`generate: noRepeatNgramSize must be a positive integer, got ${n}`);
+  if (seq.length + 1 < n) return [];
+  const prefix = seq.slice(seq.length - n + 1);
+  const banned = new Set<number>();
+  for (let i = 0; i + n <= seq.length; i++) {
+    if (prefix.every((t, j) => seq[i + j] === t)) banned.add(seq[i + n - 1]!);
+  }
+  return [...banned];
+}
+
+/** HF's ForcedBOSTokenLogitsProcessor / ForcedEOSTokenLogitsProcessor: every score to -Infinity but `token`'s, which becomes 0. */
+export function forceToken(scores: Float64Array, token: number): void {
+  if (!(token >= 0 && token < scores.length)) throw new Error(`generate: forced token ${token} is outside the vocabulary (${scores.length})`);
+  scores.fill(-Infinity);
+  scores[token] = 0;
+}

@@ -4,15 +4,19 @@ import { fileExists, loadCheckpoint, readCheckpointHeader, readConfig, readJsonF
 import type { SafetensorsDType, SafetensorsEntry } from '../io/safetensors.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import { checkWeights, ConfigReader, loadPretrainedWeights, type GenerationDefaults, type PreTrainedModel, type WeightSpec } from './base.js';
+import { BartForConditionalGeneration, bartConfig, bartWeights } from './bart.js';
 import { BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, bertConfig, bertWeights } from './bert.js';
+import { CLIPModel, clipConfig, clipWeights } from './clip.js';
+import { DistilBertForMaskedLM, DistilBertForSequenceClassification, distilBertConfig, distilBertWeights } from './distilbert.js';
 import { GPT2LMHeadModel, gpt2Config, gpt2Weights } from './gpt2.js';
 import { LlamaForCausalLM, llamaConfig, llamaWeights } from './llama.js';
+import { RobertaForMaskedLM, RobertaForSequenceClassification, robertaConfig, robertaWeights } from './roberta.js';
 import { T5ForConditionalGeneration, t5Config, t5Weights } from './t5.js';
 import { Wav2Vec2ForCTC, wav2vec2Config, wav2vec2RenameKey, wav2vec2Weights } from './wav2vec2.js';
 import { ViTForImageClassification, vitConfig, vitWeights } from './vit.js';
 import { WhisperForConditionalGeneration, whisperConfig, whisperWeights } from './whisper.js';
 
-export type Task = 'causalLM' | 'maskedLM' | 'sequenceClassification' | 'tokenClassification' | 'seq2seqLM' | 'imageClassification' | 'speechSeq2Seq' | 'ctc';
+export type Task = 'causalLM' | 'maskedLM' | 'sequenceClassification' | 'tokenClassification' | 'seq2seqLM' | 'imageClassification' | 'speechSeq2Seq' | 'ctc' | 'model';
 
 type Factory = (config: ConfigReader) => PreTrainedModel;
 
@@ -44,6 +48,17 @@ const ARCHITECTURES = new Map<string, Architecture>([
     // Old position_ids buffers; the pooler and next-sentence head of pre-training checkpoints that a head does not use.
     ignore: [/(^|\.)position_ids$/, /^bert\.pooler\./, /^cls\.seq_relationship\./],
   }],
+  // Old position_ids buffers; the pooler of pre-training checkpoints (roberta-base), which no head here uses.
+  ['roberta', {
+    heads: { maskedLM: (r) => new RobertaForMaskedLM(robertaConfig(r)), sequenceClassification: (r) => new RobertaForSequenceClassification(robertaConfig(r)) },
+    weights: { maskedLM: (r) => robertaWeights(robertaConfig(r), 'maskedLM'), sequenceClassification: (r) => robertaWeights(robertaConfig(r), 'sequenceClassification') },
+    ignore: [/(^|\.)position_ids$/, /^roberta\.pooler\./],
+  }],
+  ['distilbert', {
+    heads: { sequenceClassification: (r) => new DistilBertForSequenceClassification(distilBertConfig(r)), maskedLM: (r) => new DistilBertForMaskedLM(distilBertConfig(r)) },
+    weights: { sequenceClassification: (r) => distilBertWeights(distilBertConfig(r), 'sequenceClassification'), maskedLM: (r) => distilBertWeights(distilBertConfig(r), 'maskedLM') },
+    ignore: [/(^|\.)position_ids$/],
+  }],
   // Older LLaMA checkpoints store the rotary frequencies, which are computed from the config here.
   ['llama', {
     heads: { causalLM: (r) => new LlamaForCausalLM(llamaConfig(r)) }, weights: { causalLM: (r) => llamaWeights(llamaConfig(r)) }, ignore: [/(^|\.)rotary_emb\.inv_freq$/],
@@ -54,6 +69,9 @@ const ARCHITECTURES = new Map<string, Architecture>([
   ['wav2vec2', { heads: { ctc: (r) => new Wav2Vec2ForCTC(wav2vec2Config(r)) }, weights: { ctc: (r) => wav2vec2Weights(wav2vec2Config(r)) }, ignore: [/^wav2vec2\.masked_spec_embed$/], rename: wav2vec2RenameKey }],
   // Pre-training checkpoints (google/vit-base-patch16-224-in21k) carry a pooler that the classifier does not use.
   ['vit', { heads: { imageClassification: (r) => new ViTForImageClassification(vitConfig(r)) }, weights: { imageClassification: (r) => vitWeights(vitConfig(r)) }, ignore: [/^vit\.pooler\./] }],
+  // Older checkpoints store the position_ids buffers, which are computed here.
+  ['clip', { heads: { model: (r) => new CLIPModel(clipConfig(r)) }, weights: { model: (r) => clipWeights(clipConfig(r)) }, ignore: [/\.embeddings\.position_ids$/] }],
+  ['bart', { heads: { seq2seqLM: (r) => new BartForConditionalGeneration(bartConfig(r)) }, weights: { seq2seqLM: (r) => bartWeights(bartConfig(r)) } }],
   ['whisper', { heads: { speechSeq2Seq: (r) => new WhisperForConditionalGeneration(whisperConfig(r)) }, weights: { speechSeq2Seq: (r) => whisperWeights(whisperConfig(r)) } }],
 ]);
 
@@ -231,5 +249,11 @@ export class AutoModelForSpeechSeq2Seq {
 export class AutoModelForCTC {
   static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
     return fromPretrained('ctc', dir, opts);
+  }
+}
+/** Loads a Hugging Face base model without a task head (CLIP: forward({ inputIds, pixelValues }) -> image-text scores). */
+export class AutoModel {
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+    return fromPretrained('model', dir, opts);
   }
 }

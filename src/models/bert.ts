@@ -23,8 +23,8 @@ import { ConfigReader, keyMask, PreTrainedModel, requireInput, type ModelInputs,
 
 // ---- config (Hugging Face's BertConfig field names) ----
 
-const ACTIVATIONS = ['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu', 'silu', 'swish'] as const;
-const PROBLEM_TYPES = ['regression', 'single_label_classification', 'multi_label_classification'] as const;
+export const ACTIVATIONS = ['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu', 'silu', 'swish'] as const;
+export const PROBLEM_TYPES = ['regression', 'single_label_classification', 'multi_label_classification'] as const;
 
 export interface BertConfig {
   vocab_size: number;
@@ -71,22 +71,10 @@ export function bertConfig(r: ConfigReader): BertConfig {
 
 /** The checkpoint's parameters for a BERT head (from the config alone, so a checkpoint is checked before anything is allocated). */
 export function bertWeights(cfg: BertConfig, head: 'maskedLM' | 'sequenceClassification' | 'tokenClassification'): WeightSpec {
-  const C = cfg.hidden_size, F = cfg.intermediate_size, e = 'bert.embeddings.';
-  const shapes: Record<string, number[]> = {
-    [`${e}word_embeddings.weight`]: [cfg.vocab_size, C], [`${e}position_embeddings.weight`]: [cfg.max_position_embeddings, C],
-    [`${e}token_type_embeddings.weight`]: [cfg.type_vocab_size, C], [`${e}LayerNorm.weight`]: [C], [`${e}LayerNorm.bias`]: [C],
-  };
+  const C = cfg.hidden_size, e = 'bert.embeddings.';
+  const shapes = bertEncoderShapes(cfg, 'bert.');
   const dense = (name: string, inF: number, outF: number): void => { shapes[`${name}.weight`] = [outF, inF]; shapes[`${name}.bias`] = [outF]; };
   const norm = (name: string): void => { shapes[`${name}.weight`] = [C]; shapes[`${name}.bias`] = [C]; };
-  for (let i = 0; i < cfg.num_hidden_layers; i++) {
-    const p = `bert.encoder.layer.${i}.`;
-    for (const n of ['query', 'key', 'value']) dense(`${p}attention.self.${n}`, C, C);
-    dense(`${p}attention.output.dense`, C, C);
-    norm(`${p}attention.output.LayerNorm`);
-    dense(`${p}intermediate.dense`, C, F);
-    dense(`${p}output.dense`, F, C);
-    norm(`${p}output.LayerNorm`);
-  }
   const tied: string[][] = [];
   if (head === 'maskedLM') {
     const h = 'cls.predictions.';
@@ -103,7 +91,29 @@ export function bertWeights(cfg: BertConfig, head: 'maskedLM' | 'sequenceClassif
   return { shapes, tied };
 }
 
-function labelNames(r: ConfigReader): string[] {
+/** The embeddings' and encoder layers' parameter shapes under `prefix` ('bert.', 'roberta.'), shared by the BERT family. */
+export function bertEncoderShapes(cfg: BertConfig, prefix: string): Record<string, number[]> {
+  const C = cfg.hidden_size, F = cfg.intermediate_size, e = `${prefix}embeddings.`;
+  const shapes: Record<string, number[]> = {
+    [`${e}word_embeddings.weight`]: [cfg.vocab_size, C], [`${e}position_embeddings.weight`]: [cfg.max_position_embeddings, C],
+    [`${e}token_type_embeddings.weight`]: [cfg.type_vocab_size, C], [`${e}LayerNorm.weight`]: [C], [`${e}LayerNorm.bias`]: [C],
+  };
+  const dense = (name: string, inF: number, outF: number): void => { shapes[`${name}.weight`] = [outF, inF]; shapes[`${name}.bias`] = [outF]; };
+  const norm = (name: string): void => { shapes[`${name}.weight`] = [C]; shapes[`${name}.bias`] = [C]; };
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const p = `${prefix}encoder.layer.${i}.`;
+    for (const n of ['query', 'key', 'value']) dense(`${p}attention.self.${n}`, C, C);
+    dense(`${p}attention.output.dense`, C, C);
+    norm(`${p}attention.output.LayerNorm`);
+    dense(`${p}intermediate.dense`, C, F);
+    dense(`${p}output.dense`, F, C);
+    norm(`${p}output.LayerNorm`);
+  }
+  return shapes;
+}
+
+/** config.json's id2label as names by index (or num_labels generic names, 2 by default), checked. */
+export function labelNames(r: ConfigReader): string[] {
   const map = r.json['id2label'];
   if (map === undefined || map === null) return Array.from({ length: r.count('num_labels', 2) }, (_, i) => `LABEL_${i}`);
   if (typeof map !== 'object' || Array.isArray(map)) throw new Error(`${r.path}: "id2label" must be an object of index -> name`);
@@ -120,7 +130,7 @@ function labelNames(r: ConfigReader): string[] {
   return names;
 }
 
-function activation(name: BertConfig['hidden_act']): (x: Tensor) => Tensor {
+export function activation(name: BertConfig['hidden_act']): (x: Tensor) => Tensor {
   switch (name) {
     case 'gelu': return (x) => gelu(x);
     case 'gelu_new':
@@ -132,7 +142,7 @@ function activation(name: BertConfig['hidden_act']): (x: Tensor) => Tensor {
 }
 
 /** A Linear with BERT's initialisation: N(0, initializer_range) weights, zero bias. */
-function dense(inF: number, outF: number, cfg: BertConfig): Linear {
+export function dense(inF: number, outF: number, cfg: { initializer_range: number }): Linear {
   const l = new Linear(inF, outF);
   normal_(l.weight, 0, cfg.initializer_range);
   zeros_(l.bias!);
@@ -163,10 +173,10 @@ export class BertEmbeddings extends Module {
     this.dropout = new Dropout(config.hidden_dropout_prob);
   }
 
-  /** ids, token types [B, T] -> [B, T, C]; positions are 0 .. T - 1. */
-  forward(inputIds: Tensor, tokenTypeIds: Tensor): Tensor {
+  /** ids, token types [B, T] -> [B, T, C]; positions [B, T] default to 0 .. T - 1. */
+  forward(inputIds: Tensor, tokenTypeIds: Tensor, positionIds?: Tensor | null): Tensor {
     const T = inputIds.shape[1]!;
-    const pos = arange(0, T, 1, { device: inputIds.device });
+    const pos = positionIds ?? arange(0, T, 1, { device: inputIds.device });
     const x = add(add(this.word_embeddings.forward(inputIds), this.position_embeddings.forward(pos)), this.token_type_embeddings.forward(tokenTypeIds));
     return this.dropout.forward(this.LayerNorm.forward(x));
   }
@@ -300,31 +310,44 @@ export class BertPooler extends Module {
 
 // ---- model ----
 
+export interface BertModelOptions {
+  /** Embeddings of a BERT variant (RoBERTa's positions), in place of BertEmbeddings. */
+  embeddings?: BertEmbeddings;
+  /** The model's name in error messages. */
+  name?: string;
+}
+
 export class BertModel extends Module {
   embeddings: BertEmbeddings;
   encoder: BertEncoder;
   pooler: BertPooler | null;
+  private readonly modelName: string;
 
-  constructor(readonly config: BertConfig, addPoolingLayer = true) {
+  constructor(readonly config: BertConfig, addPoolingLayer = true, opts: BertModelOptions = {}) {
     super();
-    this.embeddings = new BertEmbeddings(config);
+    this.embeddings = opts.embeddings ?? new BertEmbeddings(config);
     this.encoder = new BertEncoder(config);
     this.pooler = addPoolingLayer ? new BertPooler(config) : null;
+    this.modelName = opts.name ?? 'BERT';
   }
 
-  /** ids [B, T] -> hidden states [B, T, C]; attentionMask [B, T] (1 = token, 0 = padding); token types default to 0. */
-  forward(inputIds: Tensor, attentionMask?: Tensor | null, tokenTypeIds?: Tensor | null): Tensor {
-    if (inputIds.ndim !== 2) throw new Error(`BERT: inputIds must be [batch, time], got ${fmtShape(inputIds.shape)}`);
+  /**
+   * ids [B, T] -> hidden states [B, T, C]; attentionMask [B, T] (1 = token, 0 = padding); token types default to 0;
+   * positionIds [B, T] default to the embeddings' rule.
+   */
+  forward(inputIds: Tensor, attentionMask?: Tensor | null, tokenTypeIds?: Tensor | null, positionIds?: Tensor | null): Tensor {
+    const name = this.modelName;
+    if (inputIds.ndim !== 2) throw new Error(`${name}: inputIds must be [batch, time], got ${fmtShape(inputIds.shape)}`);
     const [B, T] = inputIds.shape as [number, number];
     if (T > this.config.max_position_embeddings) {
-      throw new Error(`BERT: ${T} positions exceed the model's max_position_embeddings = ${this.config.max_position_embeddings}`);
+      throw new Error(`${name}: ${T} positions exceed the model's max_position_embeddings = ${this.config.max_position_embeddings}`);
     }
-    const attend = attentionMask ? keyMask(attentionMask, B, T, 'BERT: attentionMask') : null;
-    if (tokenTypeIds && (tokenTypeIds.ndim !== 2 || tokenTypeIds.shape[0] !== B || tokenTypeIds.shape[1] !== T)) {
-      throw new Error(`BERT: tokenTypeIds must be [${B}, ${T}], got ${fmtShape(tokenTypeIds.shape)}`);
+    const attend = attentionMask ? keyMask(attentionMask, B, T, `${name}: attentionMask`) : null;
+    for (const [key, t] of [['tokenTypeIds', tokenTypeIds], ['positionIds', positionIds]] as const) {
+      if (t && (t.ndim !== 2 || t.shape[0] !== B || t.shape[1] !== T)) throw new Error(`${name}: ${key} must be [${B}, ${T}], got ${fmtShape(t.shape)}`);
     }
     const types = tokenTypeIds ?? zeros([B, T], { dtype: 'int32', device: inputIds.device });
-    return this.encoder.forward(this.embeddings.forward(inputIds, types), attend);
+    return this.encoder.forward(this.embeddings.forward(inputIds, types, positionIds), attend);
   }
 }
 
@@ -381,7 +404,7 @@ export class BertOnlyMLMHead extends Module {
 }
 
 /** [B, T, V] scores against labels [B, T] (-100 = ignore), flattened as transformers does. */
-function tokenLoss(logits: Tensor, labels: Tensor): Tensor {
+export function tokenLoss(logits: Tensor, labels: Tensor): Tensor {
   const n = logits.shape[logits.ndim - 1]!;
   return crossEntropy(reshape(logits, [-1, n]), reshape(labels, [-1]), { ignoreIndex: -100 });
 }
@@ -426,15 +449,21 @@ export class BertForSequenceClassification extends PreTrainedModel {
   forward({ inputIds, attentionMask, tokenTypeIds, labels }: ModelInputs): ModelOutput {
     const hidden = this.bert.forward(requireInput(inputIds, 'inputIds', 'BERT'), attentionMask, tokenTypeIds);
     const logits = this.classifier.forward(this.dropout.forward(this.bert.pooler!.forward(hidden)));
-    if (!labels) return { logits, lastHiddenState: hidden };
-    const problem = this.config.problem_type
-      ?? (this.numLabels === 1 ? 'regression' : isFloat(labels.dtype) ? 'multi_label_classification' : 'single_label_classification');
-    let loss: Tensor;
-    if (problem === 'regression') loss = mseLoss(squeeze(logits), squeeze(cast(labels, logits.dtype)));
-    else if (problem === 'single_label_classification') loss = tokenLoss(logits, labels);
-    else loss = binaryCrossEntropyWithLogits(logits, cast(labels, logits.dtype));
-    return { logits, lastHiddenState: hidden, loss };
+    return labels ? { logits, lastHiddenState: hidden, loss: sequenceClassificationLoss(logits, labels, this.config.problem_type) } : { logits, lastHiddenState: hidden };
   }
+}
+
+/**
+ * The loss of sequence scores [B, num_labels] as transformers' *ForSequenceClassification: by problem_type, else mean
+ * squared error for one label, binary cross-entropy for float labels [B, num_labels], cross-entropy for class indices.
+ */
+export function sequenceClassificationLoss(logits: Tensor, labels: Tensor, problemType: BertConfig['problem_type']): Tensor {
+  const numLabels = logits.shape[logits.ndim - 1]!;
+  const problem = problemType
+    ?? (numLabels === 1 ? 'regression' : isFloat(labels.dtype) ? 'multi_label_classification' : 'single_label_classification');
+  if (problem === 'regression') return mseLoss(squeeze(logits), squeeze(cast(labels, logits.dtype)));
+  if (problem === 'single_label_classification') return tokenLoss(logits, labels);
+  return binaryCrossEntropyWithLogits(logits, cast(labels, logits.dtype));
 }
 
 /** One label per token (e.g. named entities); loss ignores labels of -100 (padding, sub-word continuations). */

@@ -4,7 +4,7 @@
 // Enhanced Transformer with Rotary Position Embedding" (2021); Ainslie et al., "GQA" (2023).
 // Reference: transformers/models/llama/modeling_llama.py (LlamaForCausalLM) and transformers/modeling_rope_utils.py.
 
-import { add, cast, cos, gelu, mul, neg, relu, silu, sin } from '../autograd/ops/elementwise.js';
+import { add, cast, cos, gelu, logicalAnd, mul, neg, relu, silu, sin } from '../autograd/ops/elementwise.js';
 import { cat, expand, reshape, slice, transpose, unsqueeze } from '../autograd/ops/movement.js';
 import { arange, full, tensor } from '../tensor/create.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -36,7 +36,8 @@ export interface RopeParameters {
   original_max_position_embeddings?: number;
 }
 
-const ACTIVATIONS = ['silu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu'] as const;
+export const LLAMA_ACTIVATIONS = ['silu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu'] as const;
+const ACTIVATIONS = LLAMA_ACTIVATIONS;
 
 export interface LlamaConfig {
   vocab_size: number;
@@ -58,8 +59,12 @@ export interface LlamaConfig {
   rope_parameters: RopeParameters;
 }
 
-/** Reads a LLaMA config.json, checking every field it uses (RoPE in the current or the legacy format). */
-export function llamaConfig(r: ConfigReader): LlamaConfig {
+/**
+ * Reads a LLaMA config.json, checking every field it uses (RoPE in the current or the legacy format). `defaults`
+ * replace LLaMA's for absent (or null) fields: a descendant's config class has defaults of its own.
+ */
+export function llamaConfig(config: ConfigReader, defaults: Record<string, unknown> = {}): LlamaConfig {
+  const r = withDefaults(config, defaults);
   const hidden = r.positive('hidden_size'), heads = r.positive('num_attention_heads');
   const kvHeads = r.optional('num_key_value_heads', (k) => r.positive(k)) ?? heads;
   r.divides('num_key_value_heads', kvHeads, 'num_attention_heads', heads);
@@ -78,8 +83,36 @@ export function llamaConfig(r: ConfigReader): LlamaConfig {
   };
 }
 
+/** A reader whose absent or null fields take the given values (errors still name the file and the key). */
+function withDefaults(r: ConfigReader, defaults: Record<string, unknown>): ConfigReader {
+  const missing = Object.entries(defaults).filter(([k]) => r.json[k] === undefined || r.json[k] === null);
+  return missing.length ? new ConfigReader({ ...r.json, ...Object.fromEntries(missing) }, r.path) : r;
+}
+
+// ---- what LLaMA's descendants change ----
+
+/**
+ * The architectural changes of LLaMA's descendants (mistral.ts, qwen2.ts, gemma.ts fill it in from their configs).
+ * Every field's default is LLaMA's own choice: `{}` is LLaMA.
+ */
+export interface LlamaVariant {
+  /** The model's name in error messages (default 'LLaMA'). */
+  name?: string;
+  /** Biases on q_proj, k_proj and v_proj but not on o_proj (Qwen2); default: attention_bias on all four. */
+  qkvBias?: boolean;
+  /**
+   * Per layer, its sliding window w: the query at cache position i sees the keys at positions j with i - j < w
+   * (Mistral; Qwen2's sliding layers). null or absent: every earlier key.
+   */
+  slidingWindows?: readonly (number | null)[];
+  /** Builds the decoder's RMSNorms (Gemma's scales by 1 + weight); default nn's RMSNorm. */
+  rmsNorm?: (dim: number, eps: number) => RMSNorm;
+  /** Multiplies the embeddings by sqrt(hidden_size), the factor rounded to the embeddings' dtype (Gemma). */
+  scaleEmbeddings?: boolean;
+}
+
 /** The checkpoint's parameters (from the config alone, so a checkpoint is checked before anything is allocated). */
-export function llamaWeights(cfg: LlamaConfig): WeightSpec {
+export function llamaWeights(cfg: LlamaConfig, variant: LlamaVariant = {}): WeightSpec {
   const C = cfg.hidden_size, F = cfg.intermediate_size, q = cfg.num_attention_heads * cfg.head_dim, kv = cfg.num_key_value_heads * cfg.head_dim;
   const shapes: Record<string, number[]> = { 'model.embed_tokens.weight': [cfg.vocab_size, C] };
   const linear = (name: string, inF: number, outF: number, bias: boolean): void => {
@@ -88,9 +121,10 @@ export function llamaWeights(cfg: LlamaConfig): WeightSpec {
   };
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
     const p = `model.layers.${i}.`;
-    linear(`${p}self_attn.q_proj`, C, q, cfg.attention_bias);
-    linear(`${p}self_attn.k_proj`, C, kv, cfg.attention_bias);
-    linear(`${p}self_attn.v_proj`, C, kv, cfg.attention_bias);
+    const qkvBias = variant.qkvBias ?? cfg.attention_bias;
+    linear(`${p}self_attn.q_proj`, C, q, qkvBias);
+    linear(`${p}self_attn.k_proj`, C, kv, qkvBias);
+    linear(`${p}self_attn.v_proj`, C, kv, qkvBias);
     linear(`${p}self_attn.o_proj`, q, C, cfg.attention_bias);
     linear(`${p}mlp.gate_proj`, C, F, cfg.mlp_bias);
     linear(`${p}mlp.up_proj`, C, F, cfg.mlp_bias);
@@ -219,20 +253,20 @@ export class LlamaAttention extends Module {
   private readonly hs: number;
   private readonly dropoutP: number;
 
-  constructor(cfg: LlamaConfig) {
+  constructor(cfg: LlamaConfig, variant: LlamaVariant = {}) {
     super();
-    const C = cfg.hidden_size, bias = cfg.attention_bias;
+    const C = cfg.hidden_size, bias = cfg.attention_bias, qkvBias = variant.qkvBias ?? bias;
     this.nHead = cfg.num_attention_heads;
     this.nKv = cfg.num_key_value_heads;
     this.hs = cfg.head_dim;
-    this.q_proj = new Linear(C, this.nHead * this.hs, { bias });
-    this.k_proj = new Linear(C, this.nKv * this.hs, { bias });
-    this.v_proj = new Linear(C, this.nKv * this.hs, { bias });
+    this.q_proj = new Linear(C, this.nHead * this.hs, { bias: qkvBias });
+    this.k_proj = new Linear(C, this.nKv * this.hs, { bias: qkvBias });
+    this.v_proj = new Linear(C, this.nKv * this.hs, { bias: qkvBias });
     this.o_proj = new Linear(this.nHead * this.hs, C, { bias });
     this.dropoutP = cfg.attention_dropout;
   }
 
-  /** x [B, T, C]; cos, sin [B|1, 1, T, hs]; attend: bool [B, 1, 1, S] (true = may attend) or null. */
+  /** x [B, T, C]; cos, sin [B|1, 1, T, hs]; attend: bool [B|1, 1, 1|T, S] (true = may attend) or null. */
   forward(x: Tensor, cosT: Tensor, sinT: Tensor, attend: Tensor | null, cache?: KVCache): Tensor {
     const [B, T] = x.shape as [number, number];
     // [B, T, n * hs] -> [B, n, T, hs]
@@ -285,18 +319,34 @@ export class LlamaDecoderLayer extends Module {
   input_layernorm: RMSNorm;
   post_attention_layernorm: RMSNorm;
 
-  constructor(cfg: LlamaConfig) {
+  constructor(cfg: LlamaConfig, variant: LlamaVariant = {}) {
     super();
-    this.self_attn = new LlamaAttention(cfg);
+    const norm = variant.rmsNorm ?? defaultRmsNorm;
+    this.self_attn = new LlamaAttention(cfg, variant);
     this.mlp = new LlamaMLP(cfg);
-    this.input_layernorm = new RMSNorm(cfg.hidden_size, { eps: cfg.rms_norm_eps });
-    this.post_attention_layernorm = new RMSNorm(cfg.hidden_size, { eps: cfg.rms_norm_eps });
+    this.input_layernorm = norm(cfg.hidden_size, cfg.rms_norm_eps);
+    this.post_attention_layernorm = norm(cfg.hidden_size, cfg.rms_norm_eps);
   }
 
   forward(x: Tensor, cosT: Tensor, sinT: Tensor, attend: Tensor | null, cache?: KVCache): Tensor {
     const h = add(x, this.self_attn.forward(this.input_layernorm.forward(x), cosT, sinT, attend, cache));
     return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
   }
+}
+
+const defaultRmsNorm = (dim: number, eps: number): RMSNorm => new RMSNorm(dim, { eps });
+
+/**
+ * `attend` (or null) and-ed with a sliding window w: the query at cache position past + t sees the key at s when
+ * past + t - s < w. Later keys are left to the causal mask. [B|1, 1, T, S] bool, or `attend` when no key is too old.
+ */
+function slidingWindowMask(attend: Tensor | null, w: number, past: number, T: number, device: string): Tensor | null {
+  const S = past + T;
+  if (S <= w) return attend;
+  const band = new Uint8Array(T * S);
+  for (let t = 0; t < T; t++) band.fill(1, t * S + Math.max(0, past + t - w + 1), (t + 1) * S);
+  const m = tensor(band, { dtype: 'bool', shape: [1, 1, T, S], device });
+  return attend ? logicalAnd(attend, m) : m;
 }
 
 // ---- model ----
@@ -306,31 +356,47 @@ export class LlamaModel extends Module {
   layers: LlamaDecoderLayer[];
   norm: RMSNorm;
   rotary_emb: LlamaRotaryEmbedding;
+  /** The name in error messages. */
+  readonly name: string;
+  private readonly windows: readonly (number | null)[];
+  private readonly scaleEmbeddings: boolean;
 
-  constructor(readonly config: LlamaConfig) {
+  constructor(readonly config: LlamaConfig, variant: LlamaVariant = {}) {
     super();
     this.embed_tokens = new Embedding(config.vocab_size, config.hidden_size);
-    this.layers = Array.from({ length: config.num_hidden_layers }, () => new LlamaDecoderLayer(config));
-    this.norm = new RMSNorm(config.hidden_size, { eps: config.rms_norm_eps });
+    this.layers = Array.from({ length: config.num_hidden_layers }, () => new LlamaDecoderLayer(config, variant));
+    this.norm = (variant.rmsNorm ?? defaultRmsNorm)(config.hidden_size, config.rms_norm_eps);
     this.rotary_emb = new LlamaRotaryEmbedding(config);
+    this.name = variant.name ?? 'LLaMA';
+    this.windows = variant.slidingWindows ?? [];
+    this.scaleEmbeddings = variant.scaleEmbeddings ?? false;
   }
 
   /** ids [B, T] -> hidden states [B, T, C]; positions default to past .. past + T - 1 on every row. */
   forward(inputIds: Tensor, attentionMask?: Tensor | null, caches?: KVCache[], positionIds?: Tensor | null): Tensor {
-    if (inputIds.ndim !== 2) throw new Error(`LLaMA: inputIds must be [batch, time], got ${fmtShape(inputIds.shape)}`);
+    const name = this.name;
+    if (inputIds.ndim !== 2) throw new Error(`${name}: inputIds must be [batch, time], got ${fmtShape(inputIds.shape)}`);
     const [B, T] = inputIds.shape as [number, number];
     const past = caches?.[0]?.length ?? 0;
     if (past + T > this.config.max_position_embeddings) {
-      throw new Error(`LLaMA: ${past + T} positions exceed the model's max_position_embeddings = ${this.config.max_position_embeddings}`);
+      throw new Error(`${name}: ${past + T} positions exceed the model's max_position_embeddings = ${this.config.max_position_embeddings}`);
     }
     if (positionIds && (positionIds.ndim !== 2 || (positionIds.shape[0] !== B && positionIds.shape[0] !== 1) || positionIds.shape[1] !== T)) {
-      throw new Error(`LLaMA: positionIds must be [${B}, ${T}] or [1, ${T}], got ${fmtShape(positionIds.shape)}`);
+      throw new Error(`${name}: positionIds must be [${B}, ${T}] or [1, ${T}], got ${fmtShape(positionIds.shape)}`);
     }
     const pos = positionIds ?? reshape(arange(past, past + T, 1, { device: inputIds.device }), [1, T]);
     const [cosT, sinT] = this.rotary_emb.forward(pos);
-    const attend = attentionMask ? keyMask(attentionMask, B, past + T, 'LLaMA: attentionMask', T) : null;
+    const attend = attentionMask ? keyMask(attentionMask, B, past + T, `${name}: attentionMask`, T) : null;
+    // One mask per distinct sliding window (null: the padding mask alone), built when a layer first needs it.
+    const masks = new Map<number | null, Tensor | null>([[null, attend]]);
+    const maskFor = (w: number | null): Tensor | null => {
+      if (!masks.has(w)) masks.set(w, slidingWindowMask(attend, w!, past, T, inputIds.device));
+      return masks.get(w)!;
+    };
     let x = this.embed_tokens.forward(inputIds);
-    this.layers.forEach((layer, i) => { x = layer.forward(x, cosT, sinT, attend, caches?.[i]); });
+    // As transformers: the factor is a tensor of the embeddings' dtype (sqrt(3072) becomes 55.5 in bfloat16).
+    if (this.scaleEmbeddings) x = mul(x, full([], Math.sqrt(this.config.hidden_size), { dtype: x.dtype, device: x.device }));
+    this.layers.forEach((layer, i) => { x = layer.forward(x, cosT, sinT, maskFor(this.windows[i] ?? null), caches?.[i]); });
     return this.norm.forward(x);
   }
 }
@@ -339,9 +405,9 @@ export class LlamaForCausalLM extends PreTrainedModel {
   model: LlamaModel;
   lm_head: Linear;
 
-  constructor(readonly config: LlamaConfig) {
+  constructor(readonly config: LlamaConfig, variant: LlamaVariant = {}) {
     super();
-    this.model = new LlamaModel(config);
+    this.model = new LlamaModel(config, variant);
     this.lm_head = new Linear(config.hidden_size, config.vocab_size, { bias: false });
     const std = config.initializer_range;
     // transformers' _init_weights: N(0, initializer_range) for every projection and the embedding, zero biases.
@@ -357,7 +423,7 @@ export class LlamaForCausalLM extends PreTrainedModel {
 
   /** labels [B, T] are shifted inside (position t predicts labels[t + 1]); -100 is ignored. */
   forward({ inputIds, attentionMask, labels, pastKeyValues, positionIds }: ModelInputs): ModelOutput {
-    const hidden = this.model.forward(requireInput(inputIds, 'inputIds', 'LLaMA'), attentionMask, pastKeyValues, positionIds);
+    const hidden = this.model.forward(requireInput(inputIds, 'inputIds', this.model.name), attentionMask, pastKeyValues, positionIds);
     const logits = this.lm_head.forward(hidden);
     if (!labels) return { logits, lastHiddenState: hidden };
     const [B, T, V] = logits.shape as [number, number, number];

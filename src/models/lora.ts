@@ -17,6 +17,8 @@ import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { loadCheckpoint, readJsonFile } from '../io/hf.js';
 import { saveSafetensors } from '../io/safetensors.js';
+import type { QuantizedTensor } from '../quant/formats.js';
+import { QuantLinear } from '../quant/quant-linear.js';
 import { ConfigReader } from './base.js';
 import { Conv1D } from './gpt2.js';
 
@@ -26,7 +28,7 @@ export interface LoraOptions {
   /** lora_alpha: the update is scaled by alpha / r (alpha / sqrt(r) with useRslora). */
   alpha: number;
   /** Module names (a module matches when its dotted name ends with one), a regular expression matched against the
-   * whole name, or 'all-linear' (every Linear / Conv1D but lm_head), as PEFT's target_modules. */
+   * whole name, or 'all-linear' (every Linear / Conv1D / QuantLinear but lm_head), as PEFT's target_modules. */
   targetModules: readonly string[] | string;
   dropout?: number;
   useRslora?: boolean;
@@ -40,15 +42,19 @@ const PREFIX = 'base_model.model.';
 /** The options of each model's adapter, for saving it and for markOnlyLoraTrainable. */
 const adapters = new WeakMap<Module, Required<LoraOptions>>();
 
-type BaseLayer = Linear | Conv1D;
+/** The layers LoRA adapts: float Linear / Conv1D, and QuantLinear (QLoRA: a frozen NF4 base, as PEFT over bitsandbytes' Linear4bit). */
+type BaseLayer = Linear | Conv1D | QuantLinear;
+
+const isBaseLayer = (m: Module): m is BaseLayer => m instanceof Linear || m instanceof Conv1D || m instanceof QuantLinear;
 
 /**
  * A linear layer plus its low-rank update: y = base(x) + lora_B(lora_A(dropout(x))) * scaling. `weight` and `bias`
  * are the base layer's own parameters, so the state dict keeps the base names and adds `lora_A.weight` [r, in]
- * and `lora_B.weight` [out, r], PEFT's names and layout for both nn.Linear and GPT-2's Conv1D.
+ * and `lora_B.weight` [out, r], PEFT's names and layout for both nn.Linear and GPT-2's Conv1D. Over a QuantLinear
+ * (QLoRA) `weight` is its quantized weight, not a parameter: the state dict holds the adapter and the bias only.
  */
 export class LoraLinear extends Module {
-  weight: Parameter;
+  weight: Parameter | QuantizedTensor;
   bias: Parameter | null;
   lora_dropout: Dropout;
   lora_A: Linear;
@@ -59,13 +65,14 @@ export class LoraLinear extends Module {
   /** Private so that parameter discovery does not list the base weights twice. */
   readonly #base: BaseLayer;
 
-  constructor(base: BaseLayer, readonly r: number, readonly alpha: number, dropout: number, useRslora: boolean) {
+  /** `device` places the adapter of a QuantLinear base, which has no float weight to follow (default: its bias's, else cpu). */
+  constructor(base: BaseLayer, readonly r: number, readonly alpha: number, dropout: number, useRslora: boolean, device?: string) {
     super();
     this.#base = base;
     this.weight = base.weight;
     this.bias = base.bias;
     const [inF, outF] = layerSizes(base);
-    const device = base.weight.device;
+    device = base instanceof QuantLinear ? (device ?? base.bias?.device ?? 'cpu') : base.weight.device;
     this.lora_dropout = new Dropout(dropout);
     // PEFT's init: A kaiming-uniform (a = sqrt(5), Linear's default), B zeros, so a new adapter changes nothing.
     this.lora_A = new Linear(inF, r, { bias: false, device });
@@ -93,6 +100,7 @@ export class LoraLinear extends Module {
 
 /** [in, out] features of a layer LoRA can adapt. */
 function layerSizes(m: BaseLayer): [number, number] {
+  if (m instanceof QuantLinear) return [m.inFeatures, m.outFeatures];
   const [d0, d1] = m.weight.shape as [number, number];
   return m instanceof Conv1D ? [d0, d1] : [d1, d0];
 }
@@ -118,9 +126,9 @@ function findTargets(model: Module, opts: Required<LoraOptions>, source: string)
   for (const [name, m] of model.namedModules()) {
     if (!name || !matches(name, opts.targetModules)) continue;
     if (m instanceof LoraLinear) throw new Error(`${source}: ${name} already has a LoRA adapter (merge it first: one adapter at a time)`);
-    if (m instanceof Linear || m instanceof Conv1D) out.push([name, m]);
+    if (isBaseLayer(m)) out.push([name, m]);
     else if (opts.targetModules !== 'all-linear') {
-      throw new Error(`${source}: target module ${name} is a ${m.constructor.name}; LoRA adapts Linear and Conv1D layers only`);
+      throw new Error(`${source}: target module ${name} is a ${m.constructor.name}; LoRA adapts Linear, Conv1D and QuantLinear layers only`);
     }
   }
   if (!out.length) {
@@ -129,9 +137,9 @@ function findTargets(model: Module, opts: Required<LoraOptions>, source: string)
   return out;
 }
 
-/** The distinct last names of the model's Linear / Conv1D layers (what target_modules lists), in model order. */
+/** The distinct last names of the model's Linear / Conv1D / QuantLinear layers (what target_modules lists), in model order. */
 function linearNames(model: Module): string[] {
-  return [...new Set(model.namedModules().filter(([, m]) => m instanceof Linear || m instanceof Conv1D).map(([n]) => n.split('.').at(-1)!))];
+  return [...new Set(model.namedModules().filter(([, m]) => isBaseLayer(m)).map(([n]) => n.split('.').at(-1)!))];
 }
 
 /** Puts `m` where the dotted `path` points (array entries included), replacing what was there. */
@@ -140,6 +148,11 @@ function setSubmodule(root: Module, path: string, m: Module): void {
   let parent: unknown = root;
   for (const p of parts.slice(0, -1)) parent = (parent as Record<string, unknown>)[p];
   (parent as Record<string, unknown>)[parts.at(-1)!] = m;
+}
+
+/** The device of the model's first parameter: where the adapters of quantized layers go. */
+function modelDevice(model: Module): string | undefined {
+  return model.parameters()[0]?.device;
 }
 
 function loraLayers(model: Module): [string, LoraLinear][] {
@@ -166,7 +179,8 @@ export function addLora(model: Module, opts: LoraOptions): string[] {
     const unmatched = o.targetModules.filter((t) => !targets.some(([n]) => matches(n, [t])));
     if (unmatched.length) throw new Error(`addLora: target_modules ${unmatched.map((t) => JSON.stringify(t)).join(', ')} match no layer of the model (its linear layers: ${linearNames(model).join(', ')})`);
   }
-  for (const [name, base] of targets) setSubmodule(model, name, new LoraLinear(base, o.r, o.alpha, o.dropout, o.useRslora));
+  const device = modelDevice(model);
+  for (const [name, base] of targets) setSubmodule(model, name, new LoraLinear(base, o.r, o.alpha, o.dropout, o.useRslora, device));
   adapters.set(model, o);
   return targets.map(([n]) => n);
 }
@@ -239,7 +253,8 @@ export async function loadLoraAdapter(model: Module, dir: string): Promise<strin
     }
     const missing = [...want.keys()].filter((k) => !(k in state));
     if (missing.length) throw new Error(`${source}: missing adapter weights ${missing.slice(0, 4).map((k) => PREFIX + k).join(', ')}${missing.length > 4 ? `, ... (${missing.length} in all)` : ''}`);
-    for (const [name, base] of targets) setSubmodule(model, name, new LoraLinear(base, opts.r, opts.alpha, opts.dropout, opts.useRslora));
+    const device = modelDevice(model);
+    for (const [name, base] of targets) setSubmodule(model, name, new LoraLinear(base, opts.r, opts.alpha, opts.dropout, opts.useRslora, device));
     model.loadStateDict(state, { strict: false });
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
@@ -296,20 +311,24 @@ export async function saveLoraAdapter(model: Module, dir: string): Promise<void>
 export function mergeLora(model: Module): void {
   const layers = loraLayers(model);
   if (!layers.length) throw new Error('mergeLora: the model has no LoRA adapter');
+  // Folding into NF4 would requantize (and lose most of) the update; PEFT merges QLoRA into the float model instead.
+  const quantized = layers.find(([, m]) => m.base instanceof QuantLinear);
+  if (quantized) throw new Error(`mergeLora: ${quantized[0]} has a quantized base (QLoRA); load the float model, loadLoraAdapter onto it, then merge`);
   // A weight tied to another (lm_head to the embedding) is untied first: only this layer's function changes.
   const uses = new Map<Tensor, number>();
   for (const t of Object.values(model.stateDict())) uses.set(t, (uses.get(t) ?? 0) + 1);
   noGrad(() => {
     for (const [name, m] of layers) {
-      const merged = add(m.weight, m.delta());
-      if ((uses.get(m.weight) ?? 0) > 1) {
-        m.base.weight = new Parameter(merged, m.weight.requiresGrad);
+      const base = m.base as Linear | Conv1D, weight = base.weight; // float bases only (checked above)
+      const merged = add(weight, m.delta());
+      if ((uses.get(weight) ?? 0) > 1) {
+        base.weight = new Parameter(merged, weight.requiresGrad);
         merged.dispose();
       } else {
-        m.weight.replaceStorage(merged);
+        weight.replaceStorage(merged);
       }
-      m.base.train(m.training);
-      setSubmodule(model, name, m.base);
+      base.train(m.training);
+      setSubmodule(model, name, base);
       m.lora_A.weight.dispose();
       m.lora_B.weight.dispose();
     }

@@ -467,3 +467,127 @@ export class AutoImageProcessor {
     return ViTImageProcessor.fromPretrained(dir, opts);
   }
 }
+
+// ---- CLIP ----
+
+/** OpenAI CLIP's per-channel mean and std (transformers' OPENAI_CLIP_MEAN / OPENAI_CLIP_STD), CLIPImageProcessor's defaults. */
+export const OPENAI_CLIP_MEAN: readonly number[] = [0.48145466, 0.4578275, 0.40821073];
+export const OPENAI_CLIP_STD: readonly number[] = [0.26862954, 0.26130258, 0.27577711];
+
+/** preprocessor_config.json's fields for CLIPImageProcessor, with Hugging Face's names. */
+export interface CLIPImageProcessorConfig extends Omit<ViTImageProcessorConfig, 'size'> {
+  /** `{shortest_edge}` (keep the aspect ratio), `{height, width}`, or a legacy integer meaning the shortest edge. */
+  size?: { shortest_edge: number } | { height: number; width: number } | number;
+  do_center_crop?: boolean;
+  /** `{height, width}`; a legacy integer means a square. */
+  crop_size?: { height: number; width: number } | number;
+}
+
+/**
+ * The top-left of a `crop`-long window centred on `n` pixels (negative: the window starts in zero padding). Both
+ * processors take (n - crop) // 2 inside the image; when padding, transformers 4 (numpy) puts the extra pixel before
+ * the image (ceil), transformers 5 (torchvision pad) after it (floor).
+ */
+function cropOffset(n: number, crop: number, backend: ResizeBackend): number {
+  if (crop <= n) return Math.floor((n - crop) / 2);
+  return -(backend === 'pil' ? Math.ceil((crop - n) / 2) : Math.floor((crop - n) / 2));
+}
+
+/** transformers' center_crop on an 8-bit image: a centred window, zero-padded where it is larger than the image. */
+function centerCrop(image: RawImage, height: number, width: number, backend: ResizeBackend): RawImage {
+  const { data, width: W, height: H, channels: c } = image;
+  const top = cropOffset(H, height, backend), left = cropOffset(W, width, backend);
+  const out = new Uint8Array(width * height * c);
+  for (let y = 0; y < height; y++) {
+    const sy = y + top;
+    if (sy < 0 || sy >= H) continue;
+    for (let x = 0; x < width; x++) {
+      const sx = x + left;
+      if (sx >= 0 && sx < W) out.set(data.subarray((sy * W + sx) * c, (sy * W + sx + 1) * c), (y * width + x) * c);
+    }
+  }
+  return { data: out, width, height, channels: c };
+}
+
+/**
+ * Hugging Face's CLIPImageProcessor: RGB conversion, resize so the shortest edge is `size.shortest_edge` (the other
+ * edge int(size * long / short)), centre crop to `crop_size`, rescale, normalize with OpenAI's mean and std. The
+ * rescale, normalization and channel checks are ViTImageProcessor's; backends as there ('torchvision' default, 'pil').
+ */
+export class CLIPImageProcessor {
+  readonly doResize: boolean;
+  readonly size: { shortestEdge: number } | { height: number; width: number };
+  readonly resample: ResampleFilter;
+  readonly doCenterCrop: boolean;
+  readonly cropSize: { height: number; width: number };
+  readonly backend: ResizeBackend;
+  /** Channels, rescale and normalize (its resize is off). */
+  readonly normalizer: ViTImageProcessor;
+
+  /** Defaults are Hugging Face's: shortest edge 224 bicubic, centre crop 224x224, rescale 1/255, OpenAI's mean and std, RGB. */
+  constructor(config: CLIPImageProcessorConfig = {}, opts: ImageProcessorOptions = {}) {
+    const src = opts.source ?? 'CLIPImageProcessor config';
+    const raw = config as Record<string, unknown>;
+    const pick = (key: string): unknown => raw[key];
+    this.normalizer = new ViTImageProcessor({
+      do_resize: false, resample: pick('resample') ?? 3, do_rescale: pick('do_rescale'), rescale_factor: pick('rescale_factor'), do_normalize: pick('do_normalize'),
+      image_mean: pick('image_mean') ?? [...OPENAI_CLIP_MEAN], image_std: pick('image_std') ?? [...OPENAI_CLIP_STD], do_convert_rgb: pick('do_convert_rgb') ?? true,
+    } as ViTImageProcessorConfig, { ...opts, source: src });
+    this.resample = this.normalizer.resample;
+    this.backend = this.normalizer.backend;
+    const bool = (key: string): boolean => {
+      const v = raw[key] ?? true;
+      if (typeof v !== 'boolean') throw new Error(`${src}: "${key}" must be true or false, got ${JSON.stringify(v)}`);
+      return v;
+    };
+    this.doResize = bool('do_resize');
+    this.doCenterCrop = bool('do_center_crop');
+    const int = (key: string, v: unknown): number => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`${src}: "${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+      return v;
+    };
+    const size = raw['size'] ?? { shortest_edge: 224 };
+    if (typeof size === 'number') this.size = { shortestEdge: int('size', size) };
+    else if (isObject(size) && 'shortest_edge' in size) this.size = { shortestEdge: int('size.shortest_edge', size['shortest_edge']) };
+    else if (isObject(size) && 'height' in size && 'width' in size) this.size = { height: int('size.height', size['height']), width: int('size.width', size['width']) };
+    else throw new Error(`${src}: "size" must be {"shortest_edge": N}, {"height": H, "width": W} or a positive integer, got ${JSON.stringify(size)}`);
+    const crop = raw['crop_size'] ?? { height: 224, width: 224 };
+    if (typeof crop === 'number') this.cropSize = { height: int('crop_size', crop), width: crop };
+    else if (isObject(crop) && 'height' in crop && 'width' in crop) this.cropSize = { height: int('crop_size.height', crop['height']), width: int('crop_size.width', crop['width']) };
+    else throw new Error(`${src}: "crop_size" must be {"height": H, "width": W} or a positive integer, got ${JSON.stringify(crop)}`);
+  }
+
+  /** Reads `preprocessor_config.json` from a model folder (errors name the file and the key). */
+  static async fromPretrained(dir: string, opts: Omit<ImageProcessorOptions, 'source'> = {}): Promise<CLIPImageProcessor> {
+    const { path, json } = await readPreprocessorConfig(dir);
+    return new CLIPImageProcessor(json as CLIPImageProcessorConfig, { ...opts, source: path });
+  }
+
+  /** The resized [height, width] of an image: transformers' get_resize_output_image_size(default_to_square=False). */
+  outputSize(height: number, width: number): [number, number] {
+    if (!('shortestEdge' in this.size)) return [this.size.height, this.size.width];
+    const s = this.size.shortestEdge, short = Math.min(height, width), long = Math.max(height, width);
+    const other = Math.trunc((s * long) / short);
+    return width <= height ? [other, s] : [s, other];
+  }
+
+  /** One image to [C, H, W] float32 values: RGB, resize (rounded to bytes), centre crop, rescale, normalize. */
+  preprocess(image: RawImage, name = 'image'): PreprocessedImage {
+    checkImage(image, name);
+    let img = this.normalizer.doConvertRgb && this.normalizer.numChannels === 3 && image.channels !== 3 ? toRgb(image) : image;
+    if (this.doResize) {
+      const [h, w] = this.outputSize(img.height, img.width);
+      img = resizeImage(img, w, h, { resample: this.resample, backend: this.backend, source: name });
+    }
+    if (this.doCenterCrop) img = centerCrop(img, this.cropSize.height, this.cropSize.width, this.backend);
+    return this.normalizer.preprocess(img, name);
+  }
+
+  /** Images to `pixelValues` [B, C, H, W] float32. */
+  process(images: RawImage | readonly RawImage[], opts: ProcessOptions = {}): ImageProcessorOutput {
+    const list = Array.isArray(images) ? (images as readonly RawImage[]) : [images as RawImage];
+    if (list.length === 0) throw new Error('CLIPImageProcessor: no images to process');
+    const names = list.map((_, i) => opts.names?.[i] ?? (list.length === 1 ? 'image' : `image ${i}`));
+    return stackImages(list.map((img, i) => this.preprocess(img, names[i])), { ...opts, names });
+  }
+}
