@@ -121,6 +121,10 @@ export { CLIPModel, CLIPTextTransformer, CLIPVisionTransformer, clipConfig, clip
 export { WhisperForConditionalGeneration, WhisperModel, WhisperEncoder, WhisperDecoder, whisperConfig, whisperWeights, sinusoids, type WhisperConfig } from './models/whisper.js';
 export { loadBrown, untagSentence, brownDir, type BrownDocument } from './data/brown.js';
 export { LlamaForCausalLM, LlamaModel, LlamaRotaryEmbedding, llamaConfig, ropeInverseFrequencies, ROPE_TYPES, type LlamaConfig, type RopeParameters, type RopeType } from './models/llama.js';
+export { LlamaAttention, LlamaDecoderLayer, LlamaMLP, LLAMA_ACTIVATIONS, type LlamaVariant } from './models/llama.js';
+export { MistralForCausalLM, mistralConfig, type MistralConfig } from './models/mistral.js';
+export { Qwen2ForCausalLM, qwen2Config, type Qwen2Config, type Qwen2LayerType } from './models/qwen2.js';
+export { GemmaForCausalLM, GemmaRMSNorm, gemmaConfig, type GemmaConfig } from './models/gemma.js';
 export { addLora, loadLoraAdapter, saveLoraAdapter, mergeLora, markOnlyLoraTrainable, LoraLinear, type LoraOptions } from './models/lora.js';
 export { withLoraDisabled, hasLora } from './models/lora.js';
 export { groupNorm } from './nn/functional.js';

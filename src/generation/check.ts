@@ -18,6 +18,7 @@ const int = (min: number, want: string): NumberRule => ({ want, integer: true, o
 export const GENERATION_NUMBER_RULES = {
   maxNewTokens: int(1, 'a positive integer'),
   minNewTokens: int(0, 'a non-negative integer'),
+  noRepeatNgramSize: int(1, 'a positive integer'),
   numBeams: int(1, 'a positive integer'),
   topK: int(0, 'a non-negative integer'),
   seed: int(0, 'a non-negative integer'),
@@ -53,7 +54,7 @@ export function checkGenerateOptions(model: PreTrainedModel, inputIds: Tensor, o
   }
   const early = opts['earlyStopping'];
   if (early !== undefined && typeof early !== 'boolean' && early !== 'never') throw new Error(`generate: earlyStopping must be true, false or 'never', got ${describe(early)}`);
-  for (const name of ['padTokenId', 'decoderStartTokenId'] as const) tokenId(name, opts[name]);
+  for (const name of ['padTokenId', 'decoderStartTokenId', 'forcedBosTokenId', 'forcedEosTokenId'] as const) tokenId(name, opts[name]);
   const eos = opts['eosTokenId'];
   if (Array.isArray(eos)) eos.forEach((e, i) => tokenId(`eosTokenId[${i}]`, e));
   else tokenId('eosTokenId', eos);

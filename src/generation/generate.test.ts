@@ -1,6 +1,9 @@
 // Generation against transformers: GPT-2 greedy tokens and scores, KV-cache decoding equals full passes, seeded
 // sampling, streaming, left padding; T5 greedy and beam search are in src/models/t5-generation.test.ts.
 
+import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import '../index.js';
 import { noGrad } from '../autograd/engine.js';
@@ -119,5 +122,33 @@ describe('generation options', () => {
     await expect(generate(model, tensor([[1, 2]], { dtype: 'float32' }), {})).rejects.toThrow(/inputIds must be an int32 tensor/);
     await expect(generate(model, tensor([[1, 2]], { dtype: 'int32' }), { maxNewTokens: 0 })).rejects.toThrow(/maxNewTokens must be a positive integer/);
     await expect(generate(model, tensor([[1, 2]], { dtype: 'int32' }), { doSample: true, temperature: 0 })).rejects.toThrow(/temperature must be > 0/);
+  });
+});
+
+describe('no_repeat_ngram_size, forced_bos_token_id, forced_eos_token_id', () => {
+  test('greedy and beams obey them, from options or from generation_config.json; unforced steps equal plain greedy', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'attend-processors-'));
+    for (const f of ['config.json', 'model.safetensors']) await copyFile(join(hfDir('gpt2'), f), join(dir, f));
+    const prompt = tensor([[5, 6, 7, 8]]);
+    const plain = await AutoModelForCausalLM.fromPretrained(dir);
+    const free = ((await (await generate(plain, prompt, { maxNewTokens: 12 })).tolist()) as number[][])[0]!;
+    await writeFile(join(dir, 'generation_config.json'), JSON.stringify({ no_repeat_ngram_size: 2, forced_bos_token_id: 40, forced_eos_token_id: 41 }));
+    const model = await AutoModelForCausalLM.fromPretrained(dir);
+    expect(model.generationConfig).toMatchObject({ noRepeatNgramSize: 2, forcedBosTokenId: 40, forcedEosTokenId: 41 });
+    for (const numBeams of [1, 3]) {
+      const seq = ((await (await generate(model, prompt, { maxNewTokens: 12, numBeams })).tolist()) as number[][])[0]!;
+      const gen = seq.slice(4);
+      expect(gen[0]).toBe(40);
+      expect(gen[gen.length - 1]).toBe(41);
+      const bigrams = seq.slice(1).map((t, i) => `${seq[i]},${t}`);
+      expect(new Set(bigrams).size).toBe(bigrams.length); // no bigram twice, prompt included
+    }
+    // The options override the config; without any, the random model repeats bigrams (so the check above can fail).
+    const off = ((await (await generate(model, prompt, { maxNewTokens: 12, noRepeatNgramSize: 100, forcedBosTokenId: free[4]!, forcedEosTokenId: free[15]! })).tolist()) as number[][])[0]!;
+    expect(off).toEqual(free);
+    const bigrams = free.slice(1).map((t, i) => `${free[i]},${t}`);
+    expect(new Set(bigrams).size).toBeLessThan(bigrams.length);
+    await expect(generate(model, prompt, { noRepeatNgramSize: 0 })).rejects.toThrow(/noRepeatNgramSize must be a positive integer, got 0/);
+    await expect(generate(model, prompt, { forcedBosTokenId: -1 })).rejects.toThrow(/forcedBosTokenId must be a non-negative integer token id/);
   });
 });

@@ -13,7 +13,7 @@ import type { KVCache } from '../nn/attention.js';
 import { PreTrainedModel } from '../models/base.js';
 import { checkGenerateOptions } from './check.js';
 import { assistedGenerate } from './speculative.js';
-import { applyRepetitionPenalty, argmax, badScores, checkProbabilities, firstNaN, logSoftmax, sampleIndex, softmax, suppress, warp, type LogitsOptions } from './logits.js';
+import { applyRepetitionPenalty, argmax, badScores, checkProbabilities, firstNaN, forceToken, logSoftmax, noRepeatNgramTokens, sampleIndex, softmax, suppress, warp, type LogitsOptions } from './logits.js';
 import { whisperInitTokens, type WhisperPromptOptions } from './whisper.js';
 
 /** An encoder-decoder's non-text input (HF's generate(input_features=...)): Whisper's [B, nMels, frames] features. */
@@ -29,6 +29,11 @@ export interface GenerateOptions extends LogitsOptions, WhisperPromptOptions {
   maxNewTokens?: number;
   /** End-of-sequence tokens are forbidden before this many new tokens. */
   minNewTokens?: number;
+  /** No n-gram of this size occurs twice (HF's no_repeat_ngram_size; default: the generation config's). */
+  noRepeatNgramSize?: number;
+  /** The first new token, and the last one when maxNewTokens is reached (HF's forced_bos/eos_token_id: BART's). */
+  forcedBosTokenId?: number;
+  forcedEosTokenId?: number;
   doSample?: boolean;
   numBeams?: number;
   /** Beam scores are divided by length ** lengthPenalty (default 1). */
@@ -163,6 +168,9 @@ interface Resolved {
   decoderPromptLen: number;
   suppress: number[];
   beginSuppress: number[];
+  noRepeat?: number | undefined;
+  forcedBos?: number | undefined;
+  forcedEos?: number | undefined;
 }
 
 async function prepare(model: PreTrainedModel, input: GenerateInput, o: GenerateOptions, repeat: number): Promise<Resolved> {
@@ -175,6 +183,7 @@ async function prepare(model: PreTrainedModel, input: GenerateInput, o: Generate
   const d = model.generationConfig;
   const suppressIds = o.suppressTokens ?? d.suppressTokens ?? [], beginSuppress = o.beginSuppressTokens ?? d.beginSuppressTokens ?? [];
   const maxNew = o.maxNewTokens ?? 20, minNew = o.minNewTokens ?? 0;
+  const processors = { noRepeat: o.noRepeatNgramSize ?? d.noRepeatNgramSize, forcedBos: o.forcedBosTokenId ?? d.forcedBosTokenId, forcedEos: o.forcedEosTokenId ?? d.forcedEosTokenId };
   const eosOpt = o.eosTokenId ?? d.eosTokenId;
   const eos = eosOpt === undefined ? [] : Array.isArray(eosOpt) ? eosOpt : [eosOpt];
   const pad = o.padTokenId ?? d.padTokenId ?? eos[0] ?? 0;
@@ -205,11 +214,11 @@ async function prepare(model: PreTrainedModel, input: GenerateInput, o: Generate
         throw e;
       }
     }
-    return { maxNew, minNew, eos, pad, prompt: prompt as number[][], session, decoderPromptLen: init.length, suppress: suppressIds, beginSuppress };
+    return { maxNew, minNew, eos, pad, prompt: prompt as number[][], session, decoderPromptLen: init.length, suppress: suppressIds, beginSuppress, ...processors };
   }
   if (features) throw new Error(`generate: inputFeatures are for encoder-decoder models (Whisper); ${model.constructor.name} takes token ids`);
   const maskRows = mask ? rows(await mask.data()) : null;
-  return { maxNew, minNew, eos, pad, prompt: rows(await inputIds.data()), session: new Session(model, { inputIds }, null, maskRows, false), decoderPromptLen: T, suppress: suppressIds, beginSuppress };
+  return { maxNew, minNew, eos, pad, prompt: rows(await inputIds.data()), session: new Session(model, { inputIds }, null, maskRows, false), decoderPromptLen: T, suppress: suppressIds, beginSuppress, ...processors };
 }
 
 /** The decoder's prompt plus the new tokens must fit its positions (Whisper: max_target_positions). */
@@ -231,10 +240,16 @@ async function detectLanguage(session: Session, prompt: (number | null)[][], at:
   });
 }
 
-/** Applies the processors HF applies before choosing (repetition penalty, minimum length, suppressed tokens). */
+/**
+ * Applies the processors HF applies before choosing, in HF's order: repetition penalty, no repeated n-grams, minimum
+ * length, forced first / last token, suppressed tokens.
+ */
 function processRow(scores: Float64Array, seq: number[], newCount: number, o: GenerateOptions, r: Resolved): void {
   if (o.repetitionPenalty !== undefined) applyRepetitionPenalty(scores, seq, o.repetitionPenalty);
+  if (r.noRepeat !== undefined) suppress(scores, noRepeatNgramTokens(seq, r.noRepeat));
   if (newCount < r.minNew) suppress(scores, r.eos);
+  if (r.forcedBos !== undefined && newCount === 0) forceToken(scores, r.forcedBos);
+  if (r.forcedEos !== undefined && newCount === r.maxNew - 1) forceToken(scores, r.forcedEos);
   suppress(scores, r.suppress);
   if (newCount === 0) suppress(scores, r.beginSuppress);
 }

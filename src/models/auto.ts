@@ -10,6 +10,9 @@ import { CLIPModel, clipConfig, clipWeights } from './clip.js';
 import { DistilBertForMaskedLM, DistilBertForSequenceClassification, distilBertConfig, distilBertWeights } from './distilbert.js';
 import { GPT2LMHeadModel, gpt2Config, gpt2Weights } from './gpt2.js';
 import { LlamaForCausalLM, llamaConfig, llamaWeights } from './llama.js';
+import { GemmaForCausalLM, gemmaConfig, gemmaWeights } from './gemma.js';
+import { MistralForCausalLM, mistralConfig, mistralWeights } from './mistral.js';
+import { Qwen2ForCausalLM, qwen2Config, qwen2Weights } from './qwen2.js';
 import { RobertaForMaskedLM, RobertaForSequenceClassification, robertaConfig, robertaWeights } from './roberta.js';
 import { T5ForConditionalGeneration, t5Config, t5Weights } from './t5.js';
 import { Wav2Vec2ForCTC, wav2vec2Config, wav2vec2RenameKey, wav2vec2Weights } from './wav2vec2.js';
@@ -63,6 +66,10 @@ const ARCHITECTURES = new Map<string, Architecture>([
   ['llama', {
     heads: { causalLM: (r) => new LlamaForCausalLM(llamaConfig(r)) }, weights: { causalLM: (r) => llamaWeights(llamaConfig(r)) }, ignore: [/(^|\.)rotary_emb\.inv_freq$/],
   }],
+  // LLaMA's descendants (llama.ts configured by their own files); old checkpoints may also store rotary frequencies.
+  ['mistral', { heads: { causalLM: (r) => new MistralForCausalLM(mistralConfig(r)) }, weights: { causalLM: (r) => mistralWeights(mistralConfig(r)) }, ignore: [/(^|\.)rotary_emb\.inv_freq$/] }],
+  ['qwen2', { heads: { causalLM: (r) => new Qwen2ForCausalLM(qwen2Config(r)) }, weights: { causalLM: (r) => qwen2Weights(qwen2Config(r)) }, ignore: [/(^|\.)rotary_emb\.inv_freq$/] }],
+  ['gemma', { heads: { causalLM: (r) => new GemmaForCausalLM(gemmaConfig(r)) }, weights: { causalLM: (r) => gemmaWeights(gemmaConfig(r)) }, ignore: [/(^|\.)rotary_emb\.inv_freq$/] }],
   // Original T5 checkpoints carry an unused relative bias on the first cross-attention.
   ['t5', { heads: { seq2seqLM: (r) => new T5ForConditionalGeneration(t5Config(r)) }, weights: { seq2seqLM: (r) => t5Weights(t5Config(r)) }, ignore: [/^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$/] }],
   // masked_spec_embed is SpecAugment's mask vector (training only, not implemented); weight_g / weight_v are renamed.
@@ -166,7 +173,13 @@ async function generationDefaults(dir: string, config: Record<string, unknown>):
   };
   const eos = pick('eos_token_id');
   const eosTokenId = Array.isArray(eos) ? eos.map((v) => { if (!Number.isInteger(v)) throw new Error(`${path}: "eos_token_id" must hold integers`); return v as number; }) : id('eos_token_id');
-  return { bosTokenId: id('bos_token_id'), eosTokenId, padTokenId: id('pad_token_id'), decoderStartTokenId: id('decoder_start_token_id'), ...whisperPromptConfig(gen, config, path) };
+  const out: GenerationDefaults = { bosTokenId: id('bos_token_id'), eosTokenId, padTokenId: id('pad_token_id'), decoderStartTokenId: id('decoder_start_token_id'), ...whisperPromptConfig(gen, config, path) };
+  const ngram = id('no_repeat_ngram_size'), forcedBos = id('forced_bos_token_id'), forcedEos = id('forced_eos_token_id');
+  // 0 is transformers' "off" for no_repeat_ngram_size.
+  if (ngram !== undefined && ngram > 0) out.noRepeatNgramSize = ngram;
+  if (forcedBos !== undefined) out.forcedBosTokenId = forcedBos;
+  if (forcedEos !== undefined) out.forcedEosTokenId = forcedEos;
+  return out;
 }
 
 /** Whisper's prompt and suppression fields (generation_config.json, else config.json), each checked; absent ones left out. */

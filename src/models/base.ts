@@ -56,6 +56,10 @@ export interface GenerationDefaults {
   eosTokenId?: number | number[];
   padTokenId?: number;
   decoderStartTokenId?: number;
+  /** generation_config.json's no_repeat_ngram_size, forced_bos_token_id, forced_eos_token_id (BART's summarizers). */
+  noRepeatNgramSize?: number;
+  forcedBosTokenId?: number;
+  forcedEosTokenId?: number;
   /** Whisper's generation_config.json: [position, token | null] pairs that start the decoder prompt. */
   forcedDecoderIds?: [number, number | null][];
   /** Tokens never generated (HF's suppress_tokens), and tokens not generated first (begin_suppress_tokens). */

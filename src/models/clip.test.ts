@@ -150,6 +150,7 @@ describe('CLIP errors', () => {
     const ids = tensor([[5, 2]]), img = zeros([1, 3, 32, 32]);
     expect(() => model.forward({ inputIds: ids })).toThrow(/CLIP: forward needs "pixelValues"/);
     expect(() => model.forward({ pixelValues: img })).toThrow(/CLIP: forward needs "inputIds"/);
+    expect(() => model.forward({ inputIds: ids, pixelValues: img, outputAttentions: true })).toThrow(/CLIP: outputAttentions is not supported/);
     expect(() => model.getImageFeatures({ pixelValues: zeros([1, 1, 32, 32]) })).toThrow(/CLIP: pixelValues \[1, 1, 32, 32\] has 1 channels, the model's num_channels is 3/);
     expect(() => model.getImageFeatures({ pixelValues: zeros([1, 3, 32, 24]) })).toThrow(/CLIP: image size 32x24 \(pixelValues \[1, 3, 32, 24\]\) does not match the model's image_size 32x32/);
     expect(() => model.getImageFeatures({ pixelValues: zeros([3, 32, 32]) })).toThrow(/CLIP: pixelValues must be \[batch, channels, height, width\], got \[3, 32, 32\]/);

@@ -384,7 +384,8 @@ export class CLIPModel extends PreTrainedModel {
   }
 
   /** Every image against every text: inputIds [B_t, T] (+ attentionMask), pixelValues [B_i, ch, H, W]. */
-  forward({ inputIds, attentionMask, pixelValues, returnLoss }: CLIPInputs): CLIPOutput {
+  forward({ inputIds, attentionMask, pixelValues, returnLoss, outputAttentions }: CLIPInputs): CLIPOutput {
+    if (outputAttentions) throw new Error('CLIP: outputAttentions is not supported');
     const text = this.text_model.forward(requireInput(inputIds, 'inputIds', 'CLIP'), attentionMask);
     const vision = this.vision_model.forward(requireInput(pixelValues, 'pixelValues', 'CLIP'));
     const textEmbeds = l2normalize(this.text_projection.forward(text.pooled));

@@ -37,7 +37,6 @@ export interface RopeParameters {
 }
 
 export const LLAMA_ACTIVATIONS = ['silu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu'] as const;
-const ACTIVATIONS = LLAMA_ACTIVATIONS;
 
 export interface LlamaConfig {
   vocab_size: number;
@@ -50,7 +49,7 @@ export interface LlamaConfig {
   head_dim: number;
   max_position_embeddings: number;
   rms_norm_eps: number;
-  hidden_act: (typeof ACTIVATIONS)[number];
+  hidden_act: (typeof LLAMA_ACTIVATIONS)[number];
   attention_bias: boolean;
   mlp_bias: boolean;
   attention_dropout: number;
@@ -77,7 +76,7 @@ export function llamaConfig(config: ConfigReader, defaults: Record<string, unkno
   return {
     vocab_size: r.positive('vocab_size'), hidden_size: hidden, intermediate_size: r.positive('intermediate_size'), num_hidden_layers: r.count('num_hidden_layers'),
     num_attention_heads: heads, num_key_value_heads: kvHeads, head_dim: headDim, max_position_embeddings: r.positive('max_position_embeddings', 2048),
-    rms_norm_eps: r.positiveNum('rms_norm_eps', 1e-6), hidden_act: r.str('hidden_act', ACTIVATIONS, 'silu'), attention_bias: r.bool('attention_bias', false),
+    rms_norm_eps: r.positiveNum('rms_norm_eps', 1e-6), hidden_act: r.str('hidden_act', LLAMA_ACTIVATIONS, 'silu'), attention_bias: r.bool('attention_bias', false),
     mlp_bias: r.bool('mlp_bias', false), attention_dropout: r.prob('attention_dropout', 0), initializer_range: r.num('initializer_range', 0.02),
     tie_word_embeddings: r.bool('tie_word_embeddings', false), rope_parameters: ropeParameters(r),
   };

@@ -109,7 +109,7 @@ function layerSizes(m: BaseLayer): [number, number] {
  * The output heads 'all-linear' leaves out, as PEFT leaves out the model's get_output_embeddings(): lm_head (causal and
  * seq2seq LMs; also Wav2Vec2ForCTC's, which PEFT would adapt), BertForMaskedLM's decoder, Whisper's proj_out.
  */
-const OUTPUT_HEADS = ['lm_head', 'cls.predictions.decoder', 'proj_out'];
+export const OUTPUT_HEADS = ['lm_head', 'cls.predictions.decoder', 'proj_out'];
 
 /** PEFT's check_target_module_exists: a regex over the whole name, or a name the dotted path ends with. */
 function matches(name: string, targets: readonly string[] | string): boolean {

@@ -160,6 +160,8 @@ export function modelBytes(model: Module): number {
 export interface QuantizeOptions {
   /** Quantize Embedding tables too (rows are dequantized on lookup). Default false. */
   embeddings?: boolean;
+  /** Layers left in float: a dotted name, or its last part (e.g. 'lm_head', as transformers keeps it for bitsandbytes). */
+  skip?: readonly string[];
 }
 
 export interface QuantizeReport {
@@ -212,6 +214,10 @@ export async function quantize(model: Module, type: QuantType, opts: QuantizeOpt
   for (const { owner, key, child, name } of ordered) {
     const isEmbedding = child instanceof Embedding;
     if (isEmbedding && !opts.embeddings) continue;
+    if (opts.skip?.some((k) => name === k || name.endsWith(`.${k}`))) {
+      skipped.push({ name, reason: 'left in float (skip)' });
+      continue;
+    }
     const weight = (child as Linear | Embedding).weight;
     const row = weight.shape[1]!;
     if (type !== 'nf4' && row % 32 !== 0) {
