@@ -96,6 +96,9 @@ adapter_model.safetensors), with the tokenizer files: attend chat --model DIR (o
   --data FILE            the JSONL training data   (required)
   --out DIR              output folder   (required)
   --lora                 train a LoRA adapter instead of every weight
+  --qlora                QLoRA: quantize the base's Linear layers (not the output head) to NF4 at load, frozen
+                         (block 64, double quantization, as bitsandbytes' load_in_4bit), and train a LoRA adapter
+                         on them (implies --lora; the --lora-* options apply). Logs the NF4 bytes against float32
   --lora-r N             adapter rank (default 8)
   --lora-alpha X         the update is scaled by alpha / r (default 16)
   --lora-dropout P       dropout on the adapter's input (default 0.05)
@@ -124,7 +127,7 @@ adapter_model.safetensors), with the tokenizer files: attend chat --model DIR (o
   --smoke                a tiny run in seconds: the first 16 examples, 2 steps, batch <= 4, max length <= 128`;
 
 const SFT_OPTIONS = {
-  model: 'string', data: 'string', out: 'string', lora: 'boolean', 'lora-r': 'string', 'lora-alpha': 'string', 'lora-dropout': 'string',
+  model: 'string', data: 'string', out: 'string', lora: 'boolean', qlora: 'boolean', 'lora-r': 'string', 'lora-alpha': 'string', 'lora-dropout': 'string',
   'target-modules': 'string', rslora: 'boolean', packing: 'boolean', 'max-length': 'string', 'all-tokens': 'boolean', epochs: 'string',
   'max-steps': 'string', lr: 'string', 'warmup-steps': 'string', 'batch-size': 'string', 'grad-accum': 'string', 'weight-decay': 'string',
   seed: 'string', 'log-every': 'string', 'checkpoint-every': 'string', device: 'string', resume: 'boolean', 'skip-bad-lines': 'boolean',
@@ -139,9 +142,10 @@ export const sftCommand: CliCommand = {
     if (values['help']) return out(`${this.usage}\n`);
     // Every option is checked before anything loads.
     const smoke = values['smoke'] === true;
-    const useLora = values['lora'] === true;
+    const useQlora = values['qlora'] === true;
+    const useLora = values['lora'] === true || useQlora;
     for (const k of ['lora-r', 'lora-alpha', 'lora-dropout', 'target-modules', 'rslora'] as const) {
-      if (values[k] !== undefined && !useLora) throw new Error(`sft: --${k} needs --lora`);
+      if (values[k] !== undefined && !useLora) throw new Error(`sft: --${k} needs --lora or --qlora`);
     }
     const lora: SftLoraOptions | false = useLora
       ? {
@@ -176,7 +180,7 @@ export const sftCommand: CliCommand = {
       if (data.stats.truncated) log(`sft: ${data.stats.truncated} example(s) cut to ${length} tokens`);
       if (data.stats.dropped) log(`sft: ${data.stats.dropped} example(s) left out: no completion token left to train on`);
       const result = await sft(model, tokenizer, data.examples, {
-        lora, packing: values['packing'] === true, maxLength: length, batchSize, seed, outDir, baseDir: modelDir, log,
+        lora, qlora: useQlora, packing: values['packing'] === true, maxLength: length, batchSize, seed, outDir, baseDir: modelDir, log,
         resume: values['resume'] === true,
         ...(smoke ? { maxSteps: Math.min(maxSteps ?? 2, 2) } : maxSteps !== undefined ? { maxSteps } : {}),
         ...(epochs !== undefined ? { epochs } : {}), ...(lr !== undefined ? { lr } : {}), ...(warmupSteps !== undefined ? { warmupSteps } : {}),
@@ -187,9 +191,10 @@ export const sftCommand: CliCommand = {
       const losses = result.train.losses;
       const results = {
         command: 'sft', model: modelDir, data: dataFile, smoke,
-        options: { lora, packing: values['packing'] === true, maxLength: length, batchSize, epochs: epochs ?? null, maxSteps: maxSteps ?? null, lr: lr ?? null, seed },
+        options: { lora, qlora: useQlora, packing: values['packing'] === true, maxLength: length, batchSize, epochs: epochs ?? null, maxSteps: maxSteps ?? null, lr: lr ?? null, seed },
         examples: result.examples, sequences: result.sequences, skippedLines: data.skipped.length, truncated: data.stats.truncated, dropped: data.stats.dropped,
         trainableParameters: result.trainableParameters, totalParameters: result.totalParameters, steps: result.train.step,
+        ...(result.qlora ? { nf4: { layers: result.qlora.layers.length, nf4Bytes: result.qlora.nf4Bytes, float32Bytes: result.qlora.float32Bytes, modelBytesBefore: result.qlora.modelBytesBefore, modelBytesAfter: result.qlora.modelBytesAfter } } : {}),
         firstLoss: losses[0]?.loss ?? null, finalLoss: losses.at(-1)?.loss ?? null, saved: result.saved,
         wallSeconds: Math.round((Date.now() - started) / 1000),
       };

@@ -17,8 +17,8 @@ import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { loadCheckpoint, readJsonFile } from '../io/hf.js';
 import { saveSafetensors } from '../io/safetensors.js';
-import type { QuantizedTensor } from '../quant/formats.js';
-import { QuantLinear } from '../quant/quant-linear.js';
+import { quantizedBytes, type QuantizedTensor } from '../quant/formats.js';
+import { QuantLinear, quantize } from '../quant/quant-linear.js';
 import { ConfigReader } from './base.js';
 import { Conv1D } from './gpt2.js';
 
@@ -110,6 +110,39 @@ function layerSizes(m: BaseLayer): [number, number] {
  * seq2seq LMs; also Wav2Vec2ForCTC's, which PEFT would adapt), BertForMaskedLM's decoder, Whisper's proj_out.
  */
 export const OUTPUT_HEADS = ['lm_head', 'cls.predictions.decoder', 'proj_out'];
+
+/** What qloraQuantize did: the quantized layers' bytes against their float32 size, and the whole model's weight bytes. */
+export interface QloraReport {
+  /** Dotted names of the layers now in NF4. */
+  layers: string[];
+  /** Bytes of their NF4 weights (4-bit codes, double-quantized absmax) and of the same weights in float32. */
+  nf4Bytes: number;
+  float32Bytes: number;
+  /** The model's weight bytes (parameters, buffers, quantized weights) before and after. */
+  modelBytesBefore: number;
+  modelBytesAfter: number;
+}
+
+/**
+ * QLoRA's base model: every Linear layer but the output head quantized to NF4 in place (block 64, double-quantized
+ * absmax), as transformers' load_in_4bit with bitsandbytes does (bnb_4bit_quant_type 'nf4', use_double_quant). The
+ * frozen NF4 base then takes adapters with addLora or loadLoraAdapter. Quantizing is deterministic, so the same float
+ * weights always give the same NF4 base: an adapter trained on it applies to a base quantized again at load.
+ */
+export async function qloraQuantize(model: Module): Promise<QloraReport> {
+  if (hasLora(model)) throw new Error('qloraQuantize: the model already has a LoRA adapter; quantize the base first, then add the adapter');
+  const report = await quantize(model, 'nf4', { skip: OUTPUT_HEADS });
+  if (!report.quantized.length) throw new Error('qloraQuantize: the model has no Linear layer to quantize');
+  const seen = new Set<QuantizedTensor>();
+  let nf4Bytes = 0, float32Bytes = 0;
+  for (const [, m] of model.namedModules()) {
+    if (!(m instanceof QuantLinear) || seen.has(m.weight)) continue;
+    seen.add(m.weight);
+    nf4Bytes += quantizedBytes(m.weight);
+    float32Bytes += 4 * m.inFeatures * m.outFeatures;
+  }
+  return { layers: report.quantized, nf4Bytes, float32Bytes, modelBytesBefore: report.bytesBefore, modelBytesAfter: report.bytesAfter };
+}
 
 /** PEFT's check_target_module_exists: a regex over the whole name, or a name the dotted path ends with. */
 function matches(name: string, targets: readonly string[] | string): boolean {

@@ -17,8 +17,7 @@ import { Embedding } from '../nn/embedding.js';
 import type { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { LayerNorm } from '../nn/normalization.js';
-import type { ConfigReader, ModelInputs, ModelOutput, WeightSpec } from './base.js';
-import { PreTrainedModel, requireInput } from './base.js';
+import { PreTrainedModel, requireInput, type ConfigReader, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 import { BertEmbeddings, BertModel, bertConfig, bertEncoderShapes, dense, sequenceClassificationLoss, tokenLoss, type BertConfig } from './bert.js';
 
 // ---- config (Hugging Face's RobertaConfig: BertConfig's fields, pad_token_id 1 by default) ----

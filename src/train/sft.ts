@@ -10,7 +10,8 @@ import { saveSafetensors } from '../io/safetensors.js';
 import { DataLoader } from '../data/loader.js';
 import { collateSft, IGNORE_INDEX, packSft, tokenizeSft, type PackedSequence, type SftBatch, type SftExample, type SftRecord, type SftTokenizeStats, type TokenizeSftOptions } from '../data/sft.js';
 import type { PreTrainedModel } from '../models/base.js';
-import { addLora, markOnlyLoraTrainable, saveLoraAdapter } from '../models/lora.js';
+import { addLora, LoraLinear, markOnlyLoraTrainable, qloraQuantize, saveLoraAdapter, type QloraReport } from '../models/lora.js';
+import { QuantLinear } from '../quant/quant-linear.js';
 import { manualSeed } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
@@ -35,6 +36,11 @@ export interface SftLoraOptions {
 export interface SftOptions extends TokenizeSftOptions {
   /** Train a LoRA adapter (options, or true for the defaults) instead of every weight. Default: full fine-tuning. */
   lora?: SftLoraOptions | boolean;
+  /**
+   * QLoRA: quantize every Linear layer but the output head to NF4 (frozen; block 64, double quantization, as
+   * bitsandbytes' load_in_4bit) before adding the adapter. Implies `lora: true` when lora is not given. Default false.
+   */
+  qlora?: boolean;
   /**
    * Pack several examples into each sequence of maxLength tokens (best-fit decreasing). Positions and attention
    * restart at each example (a block-diagonal [B, 1, T, T] mask, as transformers' packing with position ids), and no
@@ -87,6 +93,8 @@ export interface SftResult {
   totalParameters: number;
   /** Layers that got a LoRA adapter ([] for full fine-tuning). */
   adapterLayers: string[];
+  /** With qlora: the NF4 layers and their bytes against float32 (null otherwise). */
+  qlora: QloraReport | null;
   /** Files written into outDir at the end. */
   saved: string[];
 }
@@ -123,10 +131,17 @@ export function sftLoss(model: PreTrainedModel, batch: SftTrainBatch): LossOutpu
   return { loss: out.loss, tokens: batch.tokens };
 }
 
-/** Unique parameters (tied weights once): [trainable, all]. */
+/** Unique parameters (tied weights once; a quantized layer's weights count as frozen parameters): [trainable, all]. */
 function countParameters(model: PreTrainedModel): [number, number] {
-  const seen = new Set<Tensor>();
+  const seen = new Set<unknown>();
   let trainable = 0, all = 0;
+  for (const m of model.modules()) {
+    // An adapter's base is not a child module (its parameters would be listed twice): look through it.
+    const q = m instanceof QuantLinear ? m : m instanceof LoraLinear && m.base instanceof QuantLinear ? m.base : null;
+    if (!q || seen.has(q.weight)) continue;
+    seen.add(q.weight);
+    all += q.inFeatures * q.outFeatures;
+  }
   for (const p of model.parameters()) {
     if (seen.has(p)) continue;
     seen.add(p);
@@ -138,7 +153,8 @@ function countParameters(model: PreTrainedModel): [number, number] {
 
 /**
  * Fine-tunes a causal LM on SFT data (TRL's SFTTrainer): `data` is records in TRL's formats (tokenized here with
- * completion-only labels by default) or examples already tokenized. Full fine-tuning, or LoRA with `lora`; batches
+ * completion-only labels by default) or examples already tokenized. Full fine-tuning, LoRA with `lora`, or QLoRA
+ * with `qlora` (the base quantized to NF4 in place, so the model stays quantized); batches
  * padded on the right, or packed with `packing`. Runs on the Trainer (progress, metrics.jsonl, loss.svg, atomic
  * checkpoints, resume); with outDir, the result is saved there at the end: a Hugging Face folder (config.json,
  * model.safetensors) or a PEFT adapter (adapter_config.json, adapter_model.safetensors), with the tokenizer's files.
@@ -195,7 +211,14 @@ export async function sft(model: PreTrainedModel, tokenizer: Tokenizer, data: re
   });
 
   // ---- what trains ----
-  const lora = sftLoraOptions(opts.lora);
+  if (opts.qlora && opts.lora === false) throw new Error('sft: qlora trains a LoRA adapter over an NF4 base; it cannot be combined with lora: false');
+  const lora = sftLoraOptions(opts.qlora && opts.lora === undefined ? true : opts.lora);
+  let qlora: QloraReport | null = null;
+  if (opts.qlora) {
+    qlora = await qloraQuantize(model);
+    const n = (x: number): string => x.toLocaleString('en-US');
+    log(`sft: QLoRA: ${qlora.layers.length} layers in NF4: ${n(qlora.nf4Bytes)} bytes against ${n(qlora.float32Bytes)} in float32 (${(qlora.nf4Bytes / qlora.float32Bytes).toFixed(3)}x); model weights ${n(qlora.modelBytesBefore)} -> ${n(qlora.modelBytesAfter)} bytes`);
+  }
   let adapterLayers: string[] = [];
   if (lora) {
     manualSeed(seed); // the adapter's initialization (a resumed run restores the trained adapter over it)
@@ -226,7 +249,7 @@ export async function sft(model: PreTrainedModel, tokenizer: Tokenizer, data: re
   const train = await trainer.train();
   model.eval();
   const saved = opts.outDir !== undefined ? await saveSftModel(model, tokenizer, opts.outDir, { baseDir: opts.baseDir, lora: lora !== null }) : [];
-  return { train, examples: examples.length, sequences: sequences.length, stats, trainableParameters: trainable, totalParameters: total, adapterLayers, saved };
+  return { train, examples: examples.length, sequences: sequences.length, stats, trainableParameters: trainable, totalParameters: total, adapterLayers, qlora, saved };
 }
 
 /** model_type of the causal LMs a config.json can be written for without a base folder to copy it from. */
