@@ -225,6 +225,10 @@ describe('bad GGUF files: an error naming the key or tensor, before any tensor i
     await rejects(await write('key.gguf', (m) => { delete m['llama.block_count']; }), /key\.gguf: missing metadata key "llama.block_count"/);
     await rejects(await write('val.gguf', (m) => { m['llama.attention.head_count'] = gguf.str('4'); }), /val\.gguf: metadata "llama.attention.head_count" must be a positive integer, got "4"/);
   });
+  test('LLaMA variants whose differences GGUF export does not write are refused, not written as plain LLaMA', async () => {
+    const mistral = await AutoModelForCausalLM.fromPretrained(hfDir('mistral'));
+    await expect(llamaToGguf(mistral as LlamaForCausalLM)).rejects.toThrow(/GGUF export: writes LlamaForCausalLM models; MistralForCausalLM is not supported yet/);
+  });
   test('a tensor shape that disagrees with the metadata, a missing tensor, an unexpected one', async () => {
     await rejects(await write('shape.gguf', (m) => { m['llama.feed_forward_length'] = gguf.u32(128); }), /shape\.gguf: tensor blk\.0\.ffn_gate\.weight has shape \[160, 64\], the metadata says \[128, 64\]/);
     await rejects(await write('gone.gguf', (_, t) => { t.splice(t.findIndex((x) => x.name === 'blk.1.ffn_down.weight'), 1); }), /gone\.gguf: missing tensor blk\.1\.ffn_down\.weight/);

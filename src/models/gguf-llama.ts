@@ -255,6 +255,8 @@ export async function llamaToGguf(model: LlamaForCausalLM, opts: LlamaToGgufOpti
   const cfg = model.config, a = opts.architecture ?? 'llama', ftype = opts.type ?? 'f32';
   if (!FILE_TYPES[ftype]) throw new Error(`GGUF export: unknown type ${JSON.stringify(ftype)} (known: ${Object.keys(FILE_TYPES).join(', ')})`);
   if (cfg.hidden_act !== 'silu') throw new Error(`GGUF export: llama.cpp's ${a} uses silu; this model's hidden_act is ${cfg.hidden_act}`);
+  // Mistral's window, Qwen2's biases and Gemma's norm are not written (yet): refuse rather than write a plain LLaMA.
+  if (model.constructor !== LlamaForCausalLM) throw new Error(`GGUF export: writes LlamaForCausalLM models; ${model.constructor.name} is not supported yet`);
   const rope = cfg.rope_parameters;
   if (rope.rope_type === 'llama3') throw new Error("GGUF export: rope_type 'llama3' (a rope_freqs tensor in llama.cpp) is not written yet");
   const [fileType, matrixType] = FILE_TYPES[ftype];
