@@ -127,6 +127,7 @@ export { Qwen2ForCausalLM, qwen2Config, type Qwen2Config, type Qwen2LayerType } 
 export { GemmaForCausalLM, GemmaRMSNorm, gemmaConfig, type GemmaConfig } from './models/gemma.js';
 export { addLora, loadLoraAdapter, saveLoraAdapter, mergeLora, markOnlyLoraTrainable, LoraLinear, type LoraOptions } from './models/lora.js';
 export { withLoraDisabled, hasLora } from './models/lora.js';
+export { qloraQuantize, type QloraReport } from './models/lora.js';
 export { groupNorm } from './nn/functional.js';
 export { GroupNorm } from './nn/normalization.js';
 export { Wav2Vec2ForCTC, Wav2Vec2Model, wav2vec2Config, wav2vec2Weights, type Wav2Vec2Config } from './models/wav2vec2.js';

@@ -53,7 +53,7 @@ const quietStderr = async <T>(fn: () => Promise<T>): Promise<{ value: T; stderr:
 describe('attend sft', () => {
   test('--help lists every option with its default', async () => {
     const help = await cli('sft', '--help');
-    for (const option of ['model', 'data', 'out', 'lora', 'lora-r', 'lora-alpha', 'lora-dropout', 'target-modules', 'rslora', 'packing', 'max-length', 'all-tokens', 'epochs', 'max-steps', 'lr', 'warmup-steps', 'batch-size', 'grad-accum', 'weight-decay', 'seed', 'log-every', 'checkpoint-every', 'device', 'resume', 'skip-bad-lines', 'smoke']) {
+    for (const option of ['model', 'data', 'out', 'lora', 'qlora', 'lora-r', 'lora-alpha', 'lora-dropout', 'target-modules', 'rslora', 'packing', 'max-length', 'all-tokens', 'epochs', 'max-steps', 'lr', 'warmup-steps', 'batch-size', 'grad-accum', 'weight-decay', 'seed', 'log-every', 'checkpoint-every', 'device', 'resume', 'skip-bad-lines', 'smoke']) {
       expect(help, option).toMatch(new RegExp(`^  --${option}\\b`, 'm'));
     }
     for (const dflt of ['default 8)', 'default 16)', 'default 0.05)', 'default 1024', 'default 3)', 'default 2e-5; 2e-4 with --lora)']) expect(help).toContain(dflt);
@@ -97,6 +97,30 @@ describe('attend sft', () => {
     const session = await chat(['--adapter', out, '--max-new-tokens', '2'], ['color of snow ?']);
     expect(session.out.endsWith('\n')).toBe(true);
     expect(session.err).toBe('');
+  });
+
+  test('--smoke --qlora: LoRA over an NF4 base, its bytes logged against float32; the adapter is a PEFT folder', async () => {
+    const base = await writeTinyModelFolder(await tmp(), 8);
+    const out = join(await tmp(), 'qlora');
+    const { value: text, stderr } = await quietStderr(() => cli('sft', '--model', base, '--data', colorsFile, '--out', out, '--smoke', '--qlora', '--lora-r', '4'));
+    // 14 layers in NF4 (see src/quant/qlora.test.ts for the bytes); an all-linear adapter of rank 4 on them.
+    expect(JSON.parse(text.slice(0, text.lastIndexOf('}') + 1))).toMatchObject({
+      steps: 2, options: { qlora: true, lora: { r: 4 } }, nf4: { layers: 14, nf4Bytes: 9616, float32Bytes: 73728, modelBytesBefore: 82064, modelBytesAfter: 17952 },
+      trainableParameters: 2 * 4 * (2 * (32 + 32) + 2 * (32 + 16) + 3 * (32 + 64)),
+    });
+    expect(stderr).toContain('sft: QLoRA: 14 layers in NF4: 9,616 bytes against 73,728 in float32 (0.130x)');
+    const config = JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config).toMatchObject({ peft_type: 'LORA', r: 4, target_modules: 'all-linear', base_model_name_or_path: base });
+    expect(await readdir(out)).toContain('adapter_model.safetensors');
+    // The checkpoint resumes: the base is quantized and the adapter added again before the Trainer restores it.
+    const resumed = await quietStderr(() => cli('sft', '--model', base, '--data', colorsFile, '--out', out, '--qlora', '--lora-r', '4', '--batch-size', '4', '--max-steps', '3', '--resume'));
+    expect(JSON.parse(resumed.value.slice(0, resumed.value.lastIndexOf('}') + 1))).toMatchObject({ steps: 3, nf4: { layers: 14 } });
+    // Over the float base (merged) and, as trained, over the base quantized again at load (unmerged).
+    for (const extra of [[], ['--qlora']]) {
+      const session = await chat(['--adapter', out, '--max-new-tokens', '2', ...extra], ['color of snow ?']);
+      expect(session.out.split('\n')).toHaveLength(2);
+      expect(session.err).toBe('');
+    }
   });
 
   test('bad input: a line that is not JSON names the file and line; --skip-bad-lines counts it', async () => {

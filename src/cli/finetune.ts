@@ -8,7 +8,7 @@ import { parseSftJsonl, tokenizeSft, type SftExample, type SftTokenizeStats } fr
 import { streamGenerate, type GenerateOptions } from '../generation/generate.js';
 import { AutoModelForCausalLM } from '../models/auto.js';
 import type { PreTrainedModel } from '../models/base.js';
-import { loadLoraAdapter, mergeLora } from '../models/lora.js';
+import { loadLoraAdapter, mergeLora, qloraQuantize } from '../models/lora.js';
 import { saveResults } from '../recipes/recipe.js';
 import { tensor } from '../tensor/create.js';
 import type { ChatMessage } from '../tokenizers/chat-template.js';
@@ -91,6 +91,8 @@ Conversations are rendered with the tokenizer's chat_template (tokenizer_config.
 Writes checkpoints, metrics.jsonl, loss.svg and results.json to --out, and at the end the model as a Hugging Face
 folder (config.json, model.safetensors) or, with --lora, a PEFT adapter (adapter_config.json,
 adapter_model.safetensors), with the tokenizer files: attend chat --model DIR (or --model BASE --adapter OUT).
+With --qlora the adapter is the same PEFT folder and the base stays the float folder: it is quantized again at load
+(attend chat --adapter OUT --qlora), as bitsandbytes' load_in_4bit does.
 
   --model DIR            Hugging Face folder: config.json, model.safetensors, tokenizer.json   (required)
   --data FILE            the JSONL training data   (required)
@@ -318,6 +320,8 @@ the model's context, the oldest whole turns are dropped (the system message stay
   --model DIR            Hugging Face folder of a causal LM with a chat template (may be left out when the adapter's
                          adapter_config.json names its base_model_name_or_path)
   --adapter DIR          a PEFT LoRA adapter to apply (merged into the weights in memory)
+  --qlora                quantize the model's Linear layers (not the output head) to NF4 at load, as attend sft
+                         --qlora trained the adapter on them; the adapter stays unmerged
   --system TEXT          a system message that starts the conversation (default: none; the template may add its own)
   --max-new-tokens N     longest reply in tokens (default 256)
   --temperature T        sample at this temperature (default: greedy decoding)
@@ -328,7 +332,7 @@ the model's context, the oldest whole turns are dropped (the system message stay
 /** `attend chat` with explicit streams (tests feed scripted lines). */
 export async function runChat(args: readonly string[], io: { input: Readable; out: Out; err: Out }): Promise<void> {
   const { values } = parseOptions(args, {
-    model: 'string', adapter: 'string', system: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-p': 'string', seed: 'string', device: 'string', help: 'boolean',
+    model: 'string', adapter: 'string', qlora: 'boolean', system: 'string', 'max-new-tokens': 'string', temperature: 'string', 'top-p': 'string', seed: 'string', device: 'string', help: 'boolean',
   }, 'chat', false);
   if (values['help']) return io.out(`${CHAT_USAGE}\n`);
   const opts: ChatOptions = {};
@@ -352,9 +356,11 @@ export async function runChat(args: readonly string[], io: { input: Readable; ou
   const device = stringOption(values, 'device');
   const tokenizer = await AutoTokenizer.fromPretrained(dir);
   const model = await AutoModelForCausalLM.fromPretrained(dir, device !== undefined ? { device } : {});
+  const qlora = values['qlora'] === true;
+  if (qlora) await qloraQuantize(model);
   if (adapter !== undefined) {
     await loadLoraAdapter(model, adapter);
-    mergeLora(model);
+    if (!qlora) mergeLora(model); // NF4 cannot take the update without requantizing it away
   }
   model.eval();
   // Before the first line: a tokenizer without a template cannot chat at all.

@@ -161,7 +161,7 @@ function findTargets(model: Module, opts: Required<LoraOptions>, source: string)
     if (m instanceof LoraLinear) throw new Error(`${source}: ${name} already has a LoRA adapter (merge it first: one adapter at a time)`);
     if (isBaseLayer(m)) out.push([name, m]);
     else if (opts.targetModules !== 'all-linear') {
-      throw new Error(`${source}: target module ${name} is a ${m.constructor.name}; LoRA adapts Linear, Conv1D and QuantLinear layers only`);
+      throw new Error(`${source}: target module ${name} is a ${m.constructor.name}; LoRA adapts Linear and Conv1D layers only (and QuantLinear, their quantized form)`);
     }
   }
   if (!out.length) {

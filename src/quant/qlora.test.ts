@@ -21,7 +21,7 @@ import { expectClose } from '../test-util/fixtures.js';
 import { chatTokenizer, colorRecords, COLORS, tinyLlama, VOCAB, writeTinyModelFolder } from '../test-util/tiny-chat.js';
 import { sft } from '../train/sft.js';
 import { dequantizeValues, type QuantizedTensor } from './formats.js';
-import { QuantLinear } from './quant-linear.js';
+import { modelBytes, QuantLinear } from './quant-linear.js';
 
 const tok = chatTokenizer();
 const tmp = (): Promise<string> => mkdtemp(join(tmpdir(), 'attend-qlora-'));
@@ -96,8 +96,10 @@ describe('QLoRA', () => {
     const model = await AutoModelForCausalLM.fromPretrained(base);
     const lines: string[] = [];
     const dir = await tmp();
+    // lm_head (kept in float) gets an adapter too: with it frozen, this tiny model's logits are too bounded to fit the set.
+    const targetModules = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'lm_head'];
     const out = await sft(model, tok, colorRecords(), {
-      progress: false, log: (l) => lines.push(l), qlora: true, lora: { r: 8, alpha: 16, dropout: 0 }, batchSize: 6, maxSteps: 40, lr: 2e-2,
+      progress: false, log: (l) => lines.push(l), qlora: true, lora: { r: 8, alpha: 16, dropout: 0, targetModules }, batchSize: 6, maxSteps: 40, lr: 1e-2,
       schedule: 'constant', outDir: dir, baseDir: base, logEvery: 10,
     });
     // NF4 bytes, from bitsandbytes' layout: 4 bits a weight, one absmax code per 64 weights, a float32 scale per 256
@@ -109,9 +111,14 @@ describe('QLoRA', () => {
     // float32 before (82,064 bytes); after, the layers take 9,616 bytes instead of 73,728.
     expect(lines).toEqual([
       'sft: QLoRA: 14 layers in NF4: 9,616 bytes against 73,728 in float32 (0.130x); model weights 82,064 -> 17,952 bytes',
-      'sft: LoRA r 8 on 14 layers: trainable params 8,192 of 28,704 (28.540%)', // the NF4 weights count as frozen parameters
+      'sft: LoRA r 8 on 15 layers: trainable params 8,688 of 29,200 (29.753%)', // the NF4 weights count as frozen parameters
     ]);
-    expect(out.trainableParameters).toBe(2 * 8 * (2 * (32 + 32) + 2 * (32 + 16) + 3 * (32 + 64)));
+    expect(out.trainableParameters).toBe(2 * 8 * (2 * (32 + 32) + 2 * (32 + 16) + 3 * (32 + 64)) + 8 * (32 + 30));
+    const head = model.namedModules().find(([n]) => n === 'lm_head')![1];
+    expect(head).toBeInstanceOf(LoraLinear);
+    expect((head as LoraLinear).base).toBeInstanceOf(Linear);
+    // With the adapters (float32): the NF4 model's bytes plus theirs.
+    expect(modelBytes(model)).toBe(17952 + 4 * 8688);
     const first = out.train.losses[0]!.loss, last = out.train.losses.at(-1)!.loss;
     expect(first).toBeGreaterThan(2);
     expect(last).toBeLessThan(first / 10);

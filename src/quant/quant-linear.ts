@@ -138,15 +138,21 @@ export class QuantEmbedding extends Module {
   }
 }
 
+const isQuantized = (w: unknown): w is QuantizedTensor =>
+  typeof w === 'object' && w !== null && !(w instanceof Tensor) && (w as QuantizedTensor).data instanceof Uint8Array && (QUANT_TYPES as readonly unknown[]).includes((w as QuantizedTensor).type);
+
 /** Bytes a model holds in weights: parameters and buffers (each tensor once) plus quantized weights (each once). */
 export function modelBytes(model: Module): number {
   const seen = new Set<unknown>();
   let total = 0;
   for (const m of model.modules()) {
     if (m instanceof QuantEmbedding) seen.add(m.reference); // not a weight
-    if ((m instanceof QuantLinear || m instanceof QuantEmbedding) && !seen.has(m.weight)) {
-      seen.add(m.weight);
-      total += quantizedBytes(m.weight);
+    // Any module holding a quantized weight: QuantLinear, QuantEmbedding, and a LoRA layer over a QuantLinear (QLoRA),
+    // whose base is not a child module.
+    const w = (m as { weight?: unknown }).weight;
+    if (isQuantized(w) && !seen.has(w)) {
+      seen.add(w);
+      total += quantizedBytes(w);
     }
   }
   for (const t of [...model.parameters(), ...model.namedBuffers().map(([, b]) => b)]) {
