@@ -19,7 +19,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { StatsFile, StepStats } from './policy.js';
 import type { ProgressStream } from './progress.js';
 import { saveSftModel, sftLoraOptions, type SftLoraOptions } from './sft.js';
-import { Trainer, type LossOutput, type StepInfo, type TrainResult } from './trainer.js';
+import { definedFields, Trainer, type LossOutput, type StepInfo, type TrainResult } from './trainer.js';
 
 /** Summed log-probabilities of each chosen / rejected completion [B], under the policy and the frozen reference. */
 export interface DpoLogps {
@@ -263,12 +263,7 @@ export async function dpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, dat
     clipGradNorm: opts.clipGradNorm ?? 1,
     ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
     ...(opts.epochs !== undefined || opts.maxSteps === undefined ? { epochs: opts.epochs ?? 3 } : {}),
-    ...(opts.gradAccumSteps !== undefined ? { gradAccumSteps: opts.gradAccumSteps } : {}),
-    ...(opts.outDir !== undefined ? { outDir: opts.outDir } : {}),
-    ...(opts.resume !== undefined ? { resume: opts.resume } : {}),
-    ...(opts.logEvery !== undefined ? { logEvery: opts.logEvery } : {}),
-    ...(opts.checkpointEvery !== undefined ? { checkpointEvery: opts.checkpointEvery } : {}),
-    ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+    ...definedFields(opts, ['gradAccumSteps', 'outDir', 'resume', 'logEvery', 'checkpointEvery', 'progress']),
     onStep: async (info) => {
       const s = await stats.flush();
       await file.write(info.step, s);

@@ -23,7 +23,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { klK3, modelDevice, referenceForward, rolloutTokens, sampleCompletions, StatsFile, StepStats, tokenEntropy, tokenLogps } from './policy.js';
 import type { ProgressStream } from './progress.js';
 import { saveSftModel, sftLoraOptions, type SftLoraOptions } from './sft.js';
-import { Trainer, type StepInfo, type TrainResult } from './trainer.js';
+import { definedFields, Trainer, type StepInfo, type TrainResult } from './trainer.js';
 
 // ---- data and rewards ----
 
@@ -440,11 +440,7 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
     ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : { epochs: opts.epochs ?? 1 }),
     ...(opts.maxSteps !== undefined && opts.epochs !== undefined ? { epochs: opts.epochs } : {}),
     generators: { rollout: sampler },
-    ...(opts.outDir !== undefined ? { outDir: opts.outDir } : {}),
-    ...(opts.resume !== undefined ? { resume: opts.resume } : {}),
-    ...(opts.logEvery !== undefined ? { logEvery: opts.logEvery } : {}),
-    ...(opts.checkpointEvery !== undefined ? { checkpointEvery: opts.checkpointEvery } : {}),
-    ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+    ...definedFields(opts, ['outDir', 'resume', 'logEvery', 'checkpointEvery', 'progress']),
     onStep: async (info) => {
       const s = await stats.flush();
       await file.write(info.step, s);

@@ -27,7 +27,7 @@ import { modelDevice, referenceForward, rolloutTokens, sampleCompletions, StatsF
 import type { ProgressStream } from './progress.js';
 import { hiddenSize, scoreSequences, type RewardModel } from './reward.js';
 import { saveSftModel, sftLoraOptions, type SftLoraOptions } from './sft.js';
-import { Trainer, type StepInfo, type TrainResult } from './trainer.js';
+import { definedFields, Trainer, type StepInfo, type TrainResult } from './trainer.js';
 
 // ---- the math ----
 
@@ -346,11 +346,7 @@ export async function ppoTrain(policy: PreTrainedModel, rewardModel: RewardModel
     ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : { epochs: opts.epochs ?? 1 }),
     ...(opts.maxSteps !== undefined && opts.epochs !== undefined ? { epochs: opts.epochs } : {}),
     generators: { rollout: sampler },
-    ...(opts.outDir !== undefined ? { outDir: opts.outDir } : {}),
-    ...(opts.resume !== undefined ? { resume: opts.resume } : {}),
-    ...(opts.logEvery !== undefined ? { logEvery: opts.logEvery } : {}),
-    ...(opts.checkpointEvery !== undefined ? { checkpointEvery: opts.checkpointEvery } : {}),
-    ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+    ...definedFields(opts, ['outDir', 'resume', 'logEvery', 'checkpointEvery', 'progress']),
     onStep: async (info) => {
       const s = await stats.flush();
       await file.write(info.step, s);

@@ -19,7 +19,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { logSigmoid } from './dpo.js';
 import { StatsFile, StepStats } from './policy.js';
 import type { ProgressStream } from './progress.js';
-import { Trainer, type LossOutput, type StepInfo, type TrainResult } from './trainer.js';
+import { definedFields, Trainer, type LossOutput, type StepInfo, type TrainResult } from './trainer.js';
 
 /** The width of a causal LM's hidden states, from its config (hidden_size, GPT-2's n_embd, T5's d_model). */
 export function hiddenSize(model: PreTrainedModel): number {
@@ -180,11 +180,7 @@ export async function trainRewardModel(rm: RewardModel, tokenizer: Tokenizer, da
     clipGradNorm: opts.clipGradNorm ?? 1,
     ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
     ...(opts.epochs !== undefined || opts.maxSteps === undefined ? { epochs: opts.epochs ?? 1 } : {}),
-    ...(opts.outDir !== undefined ? { outDir: opts.outDir } : {}),
-    ...(opts.resume !== undefined ? { resume: opts.resume } : {}),
-    ...(opts.logEvery !== undefined ? { logEvery: opts.logEvery } : {}),
-    ...(opts.checkpointEvery !== undefined ? { checkpointEvery: opts.checkpointEvery } : {}),
-    ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+    ...definedFields(opts, ['outDir', 'resume', 'logEvery', 'checkpointEvery', 'progress']),
     onStep: async (info) => {
       const s = await stats.flush();
       await file.write(info.step, s);

@@ -17,7 +17,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { writeFileAtomic } from './checkpoint.js';
 import type { ProgressStream } from './progress.js';
-import { Trainer, type LossOutput, type StepInfo, type TrainResult } from './trainer.js';
+import { definedFields, Trainer, type LossOutput, type StepInfo, type TrainResult } from './trainer.js';
 
 /** A LoRA adapter to train instead of the whole model: PEFT's LoraConfig fields, with TRL-example defaults. */
 export interface SftLoraOptions {
@@ -235,15 +235,7 @@ export async function sft(model: PreTrainedModel, tokenizer: Tokenizer, data: re
     clipGradNorm: opts.clipGradNorm ?? 1,
     ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
     ...(opts.epochs !== undefined || opts.maxSteps === undefined ? { epochs: opts.epochs ?? 3 } : {}),
-    ...(opts.gradAccumSteps !== undefined ? { gradAccumSteps: opts.gradAccumSteps } : {}),
-    ...(opts.outDir !== undefined ? { outDir: opts.outDir } : {}),
-    ...(opts.resume !== undefined ? { resume: opts.resume } : {}),
-    ...(opts.device !== undefined ? { device: opts.device } : {}),
-    ...(opts.logEvery !== undefined ? { logEvery: opts.logEvery } : {}),
-    ...(opts.checkpointEvery !== undefined ? { checkpointEvery: opts.checkpointEvery } : {}),
-    ...(opts.skipNonfinite !== undefined ? { skipNonfinite: opts.skipNonfinite } : {}),
-    ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
-    ...(opts.onStep !== undefined ? { onStep: opts.onStep } : {}),
+    ...definedFields(opts, ['gradAccumSteps', 'outDir', 'resume', 'device', 'logEvery', 'checkpointEvery', 'skipNonfinite', 'progress', 'onStep']),
     seed,
   });
   const train = await trainer.train();

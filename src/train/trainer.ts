@@ -28,6 +28,13 @@ export interface LossOutput {
   tokens?: number;
 }
 
+/** The fields of `o` named in `keys` that are set (optional config fields must be absent, not undefined). */
+export function definedFields<T extends object, K extends keyof T>(o: T, keys: readonly K[]): { [P in K]?: Exclude<T[P], undefined> } {
+  const out: { [P in K]?: Exclude<T[P], undefined> } = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k] as Exclude<T[K], undefined>;
+  return out;
+}
+
 /** The loss of one batch: a scalar tensor that backward() can start from. Runs inside a tidy scope. */
 export type LossFn<M extends Module, B> = (model: M, batch: B) => Tensor | LossOutput;
 
