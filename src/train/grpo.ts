@@ -20,10 +20,9 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkMessages, type ChatMessage } from '../tokenizers/chat-template.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { klK3, modelDevice, referenceForward, rolloutTokens, sampleCompletions, StatsFile, StepStats, tokenEntropy, tokenLogps } from './policy.js';
-import type { ProgressStream } from './progress.js';
-import { saveSftModel, sftLoraOptions, type SftLoraOptions } from './sft.js';
-import { definedFields, Trainer, type StepInfo, type TrainResult } from './trainer.js';
+import { klK3, modelDevice, referenceForward, rolloutTokens, sampleCompletions, StatsFile, StepStats, tokenEntropy, tokenLogps, type RolloutRunOptions } from './policy.js';
+import { saveSftModel, sftLoraOptions } from './sft.js';
+import { definedFields, Trainer, type TrainResult } from './trainer.js';
 
 // ---- data and rewards ----
 
@@ -232,7 +231,8 @@ export function grpoLoss(input: GrpoLossInput, opts: GrpoLossOptions = {}): Grpo
 
 // ---- training ----
 
-export interface GrpoOptions {
+/** GRPO's settings; `lr` defaults to 1e-6 (TRL's; 1e-5 with LoRA). */
+export interface GrpoOptions extends RolloutRunOptions {
   /** k: completions sampled per prompt (default 8, as TRL); at least 2. */
   numGenerations?: number;
   /** Prompts per update (default 4): each step trains on promptsPerStep × k completions. */
@@ -252,27 +252,6 @@ export interface GrpoOptions {
   epsilon?: number;
   epsilonHigh?: number;
   lossType?: 'grpo' | 'dapo';
-  /** A LoRA adapter instead of full fine-tuning (the reference is then the model with adapters disabled). */
-  lora?: SftLoraOptions | boolean;
-  /** Peak learning rate (default 1e-6, TRL's; 1e-5 with LoRA). */
-  lr?: number;
-  weightDecay?: number;
-  warmupSteps?: number;
-  schedule?: 'linear' | 'cosine' | 'constant';
-  clipGradNorm?: number;
-  /** Updates to make (default: one pass over the prompts). */
-  maxSteps?: number;
-  epochs?: number;
-  seed?: number;
-  outDir?: string;
-  resume?: boolean | string;
-  logEvery?: number;
-  checkpointEvery?: number;
-  progress?: ProgressStream | false;
-  onStep?: (info: StepInfo, stats: Record<string, number>) => void | Promise<void>;
-  /** The folder the model came from (config and tokenizer files are copied next to the result). */
-  baseDir?: string;
-  log?: (line: string) => void;
 }
 
 export interface GrpoResult {

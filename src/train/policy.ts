@@ -17,8 +17,36 @@ import type { Generator } from '../tensor/random.js';
 import { keep } from '../tensor/scope.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
+import type { SftLoraOptions } from './sft.js';
 import { writeFileAtomic } from './checkpoint.js';
+import type { ProgressStream } from './progress.js';
+import type { StepInfo } from './trainer.js';
 import { lineChart } from './plot.js';
+
+/** The run settings GRPO and PPO share: the adapter, the Trainer's optimisation and output settings. */
+export interface RolloutRunOptions {
+  /** A LoRA adapter instead of full fine-tuning (the reference is then the model with adapters disabled). */
+  lora?: SftLoraOptions | boolean;
+  /** Peak learning rate (each trainer's default is TRL's). */
+  lr?: number;
+  weightDecay?: number;
+  warmupSteps?: number;
+  schedule?: 'linear' | 'cosine' | 'constant';
+  clipGradNorm?: number;
+  /** Updates to make (default: one pass over the prompts). */
+  maxSteps?: number;
+  epochs?: number;
+  seed?: number;
+  outDir?: string;
+  resume?: boolean | string;
+  logEvery?: number;
+  checkpointEvery?: number;
+  progress?: ProgressStream | false;
+  onStep?: (info: StepInfo, stats: Record<string, number>) => void | Promise<void>;
+  /** The folder the model came from (config and tokenizer files are copied next to the result). */
+  baseDir?: string;
+  log?: (line: string) => void;
+}
 
 /**
  * log p(ids[t+1] | ids[..t]) for every position: logits [B, T, V], ids [B, T] -> [B, T-1] (position t of the result

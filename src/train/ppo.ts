@@ -23,11 +23,10 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { promptIds, type PromptRecord } from './grpo.js';
-import { modelDevice, referenceForward, rolloutTokens, sampleCompletions, StatsFile, StepStats, tokenEntropy, tokenLogps } from './policy.js';
-import type { ProgressStream } from './progress.js';
+import { modelDevice, referenceForward, rolloutTokens, sampleCompletions, StatsFile, StepStats, tokenEntropy, tokenLogps, type RolloutRunOptions } from './policy.js';
 import { hiddenSize, scoreSequences, type RewardModel } from './reward.js';
-import { saveSftModel, sftLoraOptions, type SftLoraOptions } from './sft.js';
-import { definedFields, Trainer, type StepInfo, type TrainResult } from './trainer.js';
+import { saveSftModel, sftLoraOptions } from './sft.js';
+import { definedFields, Trainer, type TrainResult } from './trainer.js';
 
 // ---- the math ----
 
@@ -139,7 +138,8 @@ export class PolicyWithValueHead extends Module {
 
 // ---- training ----
 
-export interface PpoOptions {
+/** PPO's settings; `lr` defaults to 3e-6 (TRL's; 1e-5 with LoRA). */
+export interface PpoOptions extends RolloutRunOptions {
   /** Prompts per rollout (one completion each; default 8). */
   promptsPerStep?: number;
   maxNewTokens?: number;
@@ -159,24 +159,6 @@ export interface PpoOptions {
   klCoef?: number;
   /** Whiten the advantages over the rollout (default true). */
   whitenAdvantages?: boolean;
-  lora?: SftLoraOptions | boolean;
-  /** Peak learning rate (default 3e-6, TRL's; 1e-5 with LoRA). */
-  lr?: number;
-  weightDecay?: number;
-  warmupSteps?: number;
-  schedule?: 'linear' | 'cosine' | 'constant';
-  clipGradNorm?: number;
-  maxSteps?: number;
-  epochs?: number;
-  seed?: number;
-  outDir?: string;
-  resume?: boolean | string;
-  logEvery?: number;
-  checkpointEvery?: number;
-  progress?: ProgressStream | false;
-  onStep?: (info: StepInfo, stats: Record<string, number>) => void | Promise<void>;
-  baseDir?: string;
-  log?: (line: string) => void;
 }
 
 export interface PpoResult {
