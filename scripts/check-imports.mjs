@@ -1,11 +1,11 @@
 // Lint: imports in src/ only go downward through the layers, and no runtime import cycles exist.
-// Layers, lowest first: tensor, autograd, backend, nn, quant, optim, io, tokenizers, processors, models, generation, data, train, recipes, cli;
+// Layers, lowest first: tensor, autograd, backend, nn, quant, optim, io, tokenizers, processors, models, generation, pipelines, data, train, recipes, cli;
 // src/index.ts sits on top; tests and src/test-util may import anything.
 
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
-const LAYERS = ['tensor', 'autograd', 'backend', 'nn', 'quant', 'optim', 'io', 'tokenizers', 'processors', 'models', 'generation', 'data', 'train', 'recipes', 'cli'];
+const LAYERS = ['tensor', 'autograd', 'backend', 'nn', 'quant', 'optim', 'io', 'tokenizers', 'processors', 'models', 'generation', 'pipelines', 'data', 'train', 'recipes', 'cli'];
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..', 'src');
 
 function walk(dir) {
