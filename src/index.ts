@@ -133,3 +133,4 @@ export { GroupNorm } from './nn/normalization.js';
 export { Wav2Vec2ForCTC, Wav2Vec2Model, wav2vec2Config, wav2vec2Weights, type Wav2Vec2Config } from './models/wav2vec2.js';
 export { Wav2Vec2FeatureExtractor, type Wav2Vec2FeatureExtractorConfig, type Wav2Vec2CallOptions, type Wav2Vec2Features } from './processors/wav2vec2.js';
 export { Wav2Vec2CTCTokenizer, type Wav2Vec2CTCTokenizerOptions, type CTCDecodeOptions } from './tokenizers/ctc.js';
+export { pipeline, SUPPORTED_TASKS, type PipelineTask, type PipelineOptions, type LabelScore, type FillMaskResult, type GeneratedText, type TextClassificationOptions, type FillMaskOptions, type TextGenerationOptions, type FeatureExtractionOptions, type ImageClassificationOptions, type ImageInput, type AudioInput, type AsrOptions } from './pipelines/pipeline.js';
