@@ -116,10 +116,10 @@ function activation(name: BartConfig['activation_function']): (x: Tensor) => Ten
 }
 
 /** transformers' _init_weights: N(0, init_std) weights, zero biases. */
-function linear(inF: number, outF: number, std: number): Linear {
-  const l = new Linear(inF, outF);
+export function linear(inF: number, outF: number, std: number, bias = true): Linear {
+  const l = new Linear(inF, outF, { bias });
   normal_(l.weight, 0, std);
-  zeros_(l.bias!);
+  if (l.bias) zeros_(l.bias);
   return l;
 }
 
@@ -132,10 +132,11 @@ export class BartAttention extends Module {
   out_proj: Linear;
   private readonly hs: number;
 
-  constructor(readonly C: number, readonly nHead: number, private readonly pDrop: number, std: number) {
+  /** keyBias false: Whisper's key projection (a bias on keys only shifts every score of a query equally). */
+  constructor(readonly C: number, readonly nHead: number, private readonly pDrop: number, std: number, keyBias = true) {
     super();
     this.q_proj = linear(C, C, std);
-    this.k_proj = linear(C, C, std);
+    this.k_proj = linear(C, C, std, keyBias);
     this.v_proj = linear(C, C, std);
     this.out_proj = linear(C, C, std);
     this.hs = C / nHead;

@@ -14,11 +14,12 @@ import { Dropout } from '../nn/activation.js';
 import { KVCache } from '../nn/attention.js';
 import { Conv1d } from '../nn/conv.js';
 import { Embedding } from '../nn/embedding.js';
-import { crossEntropy, scaledDotProductAttention } from '../nn/functional.js';
+import { crossEntropy } from '../nn/functional.js';
 import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { LayerNorm } from '../nn/normalization.js';
+import { BartAttention, linear } from './bart.js';
 import { ConfigReader, keyMask, PreTrainedModel, requireInput, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's WhisperConfig field names) ----
@@ -121,65 +122,16 @@ function activation(name: WhisperConfig['activation_function']): (x: Tensor) => 
   }
 }
 
-function linear(inF: number, outF: number, std: number, bias = true): Linear {
-  const l = new Linear(inF, outF, { bias });
-  normal_(l.weight, 0, std);
-  if (l.bias) zeros_(l.bias);
-  return l;
-}
-
 function layerNorm(C: number): LayerNorm {
   return new LayerNorm(C, { eps: 1e-5 });
 }
 
 // ---- attention / layers ----
 
-export class WhisperAttention extends Module {
-  q_proj: Linear;
-  /** Whisper's key projection has no bias (a bias on keys only shifts every score of a query equally). */
-  k_proj: Linear;
-  v_proj: Linear;
-  out_proj: Linear;
-  private readonly hs: number;
-
-  constructor(readonly C: number, readonly nHead: number, private readonly pDrop: number, std: number) {
-    super();
-    this.q_proj = linear(C, C, std);
-    this.k_proj = linear(C, C, std, false);
-    this.v_proj = linear(C, C, std);
-    this.out_proj = linear(C, C, std);
-    this.hs = C / nHead;
-  }
-
-  /** [B, L, C] -> [B, nh, L, hs] */
-  private heads(x: Tensor, projection: Linear): Tensor {
-    const [B, L] = x.shape as [number, number];
-    return transpose(reshape(projection.forward(x), [B, L, this.nHead, this.hs]), 1, 2);
-  }
-
-  private attend(x: Tensor, k: Tensor, v: Tensor, mask: Tensor | null, causal: boolean): Tensor {
-    const [B, T] = x.shape as [number, number];
-    const y = scaledDotProductAttention(this.heads(x, this.q_proj), k, v, { attnMask: mask, isCausal: causal, dropoutP: this.training ? this.pDrop : 0 });
-    // [B, nh, T, hs] -> [B, T, nh, hs] -> [B, T, C]
-    return this.out_proj.forward(reshape(transpose(y, 1, 2), [B, T, this.C]));
-  }
-
-  /** x [B, T, C]; causal in the decoder, where this step's keys and values are appended to the cache. */
-  selfAttention(x: Tensor, mask: Tensor | null, causal: boolean, cache?: KVCache): Tensor {
-    const [k0, v0] = [this.heads(x, this.k_proj), this.heads(x, this.v_proj)];
-    const [k, v] = cache ? cache.update(k0, v0) : [k0, v0];
-    return this.attend(x, k, v, mask, causal);
-  }
-
-  /** Decoder x [B, T, C] over encoder states [B, S, C]; a cache keeps their keys and values from its first call on. */
-  crossAttention(x: Tensor, encoderStates: Tensor, cache?: KVCache): Tensor {
-    let k: Tensor, v: Tensor;
-    if (cache?.key && cache.value) [k, v] = [cache.key, cache.value];
-    else {
-      [k, v] = [this.heads(encoderStates, this.k_proj), this.heads(encoderStates, this.v_proj)];
-      if (cache) [k, v] = cache.update(k, v);
-    }
-    return this.attend(x, k, v, null, false);
+/** BART's attention (self-attention with a KV cache, cross-attention with keys computed once), without a key bias. */
+export class WhisperAttention extends BartAttention {
+  constructor(C: number, nHead: number, pDrop: number, std: number) {
+    super(C, nHead, pDrop, std, false);
   }
 }
 
@@ -242,7 +194,7 @@ export class WhisperDecoderLayer extends Module {
 
   forward(x: Tensor, selfMask: Tensor | null, encoderStates: Tensor, selfCache?: KVCache, crossCache?: KVCache): Tensor {
     let h = add(x, this.dropout.forward(this.self_attn.selfAttention(this.self_attn_layer_norm.forward(x), selfMask, true, selfCache)));
-    h = add(h, this.dropout.forward(this.encoder_attn.crossAttention(this.encoder_attn_layer_norm.forward(h), encoderStates, crossCache)));
+    h = add(h, this.dropout.forward(this.encoder_attn.crossAttention(this.encoder_attn_layer_norm.forward(h), encoderStates, null, crossCache)));
     const f = this.fc2.forward(this.activation_dropout.forward(this.act(this.fc1.forward(this.final_layer_norm.forward(h)))));
     return add(h, this.dropout.forward(f));
   }
