@@ -2,6 +2,7 @@
 
 import { ready } from '../index.js';
 import { intOption, parseOptions, stringOption } from './args.js';
+import { pipelineCommand } from './pipeline.js';
 import { runDemo } from './demo.js';
 import { classifyCommand, fillMaskCommand, generateCommand, tokenizeCommand, type CliCommand, type Out } from './hf.js';
 import { trainCommand } from './train.js';
@@ -31,6 +32,7 @@ prints the training and validation loss as it goes, and writes a few generated s
   'fill-mask': fillMaskCommand,
   classify: classifyCommand,
   'classify-image': classifyImageCommand,
+  pipeline: pipelineCommand,
   transcribe: transcribeCommand,
   tokenize: tokenizeCommand,
   train: trainCommand,
