@@ -20,9 +20,9 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkMessages, type ChatMessage } from '../tokenizers/chat-template.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { klK3, modelDevice, referenceForward, rolloutTokens, sampleCompletions, StatsFile, StepStats, tokenEntropy, tokenLogps, type RolloutRunOptions } from './policy.js';
+import { klK3, modelDevice, referenceForward, rolloutTokens, rolloutTrainerSettings, sampleCompletions, StatsFile, StepStats, tokenEntropy, tokenLogps, type RolloutRunOptions } from './policy.js';
 import { saveSftModel, sftLoraOptions } from './sft.js';
-import { definedFields, Trainer, type TrainResult } from './trainer.js';
+import { Trainer, type TrainResult } from './trainer.js';
 
 // ---- data and rewards ----
 
@@ -402,9 +402,7 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
     stats.add('kl', out.kl);
     stats.add('clip_ratio', out.clipFraction);
     stats.add('entropy', div(sum(mul(tokenEntropy(logits), mask)), clamp(sum(mask), 1)));
-    const n = b.rewards.length, rm = b.rewards.reduce((a, c) => a + c, 0) / n;
-    stats.addNumber('reward', rm);
-    stats.addNumber('reward_std', Math.sqrt(b.rewards.reduce((a, c) => a + (c - rm) ** 2, 0) / Math.max(n - 1, 1)));
+    stats.addMeanStd('reward', b.rewards);
     stats.addNumber('reward_group_std', b.groupStd);
     stats.addNumber('frac_reward_zero_std', b.zeroStd);
     stats.addNumber('completion_length', b.length);
@@ -413,19 +411,7 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
 
   const trainer = new Trainer<PreTrainedModel, GrpoBatch>({
     model, data: source, loss,
-    optimizer: { lr: opts.lr ?? (lora ? 1e-5 : 1e-6), weightDecay: opts.weightDecay ?? 0 },
-    schedule: { kind: opts.schedule ?? 'linear', warmupSteps: opts.warmupSteps ?? 0 },
-    clipGradNorm: opts.clipGradNorm ?? 1,
-    ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : { epochs: opts.epochs ?? 1 }),
-    ...(opts.maxSteps !== undefined && opts.epochs !== undefined ? { epochs: opts.epochs } : {}),
-    generators: { rollout: sampler },
-    ...definedFields(opts, ['outDir', 'resume', 'logEvery', 'checkpointEvery', 'progress']),
-    onStep: async (info) => {
-      const s = await stats.flush();
-      await file.write(info.step, s);
-      await opts.onStep?.(info, s);
-    },
-    seed,
+    ...rolloutTrainerSettings(opts, lora ? 1e-5 : 1e-6, sampler, stats, file, seed),
   });
   if (lora) log(`grpo: LoRA r ${lora.r}; the reference is the model with its adapters disabled`);
   const train = await trainer.train();

@@ -20,7 +20,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { SftLoraOptions } from './sft.js';
 import { writeFileAtomic } from './checkpoint.js';
 import type { ProgressStream } from './progress.js';
-import type { StepInfo } from './trainer.js';
+import { definedFields, type StepInfo } from './trainer.js';
 import { lineChart } from './plot.js';
 
 /** The run settings GRPO and PPO share: the adapter, the Trainer's optimisation and output settings. */
@@ -169,6 +169,28 @@ export function rolloutTokens(prompts: readonly (readonly number[])[], completio
 }
 
 /**
+ * The Trainer settings GRPO and PPO share: TRL's schedule and clipping defaults, one pass over the prompts unless
+ * maxSteps, the rollout sampler saved in checkpoints, and the step statistics flushed to `file` after each step.
+ */
+export function rolloutTrainerSettings(opts: RolloutRunOptions, defaultLr: number, sampler: Generator, stats: StepStats, file: StatsFile, seed: number) {
+  return {
+    optimizer: { lr: opts.lr ?? defaultLr, weightDecay: opts.weightDecay ?? 0 },
+    schedule: { kind: opts.schedule ?? 'linear', warmupSteps: opts.warmupSteps ?? 0 },
+    clipGradNorm: opts.clipGradNorm ?? 1,
+    ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : { epochs: opts.epochs ?? 1 }),
+    ...(opts.maxSteps !== undefined && opts.epochs !== undefined ? { epochs: opts.epochs } : {}),
+    generators: { rollout: sampler },
+    ...definedFields(opts, ['outDir', 'resume', 'logEvery', 'checkpointEvery', 'progress']),
+    onStep: async (info: StepInfo) => {
+      const s = await stats.flush();
+      await file.write(info.step, s);
+      await opts.onStep?.(info, s);
+    },
+    seed,
+  };
+}
+
+/**
  * Statistics of training steps gathered inside loss functions (which run synchronously in a tidy scope) and read after
  * the step: `add` keeps a detached scalar tensor, `flush` reads and averages each name over the step's batches.
  */
@@ -187,6 +209,13 @@ export class StepStats {
     const list = this.numbers.get(name) ?? [];
     list.push(value);
     this.numbers.set(name, list);
+  }
+
+  /** `name`: the mean of `values`, and `name_std`: their unbiased standard deviation (TRL's reward / reward_std). */
+  addMeanStd(name: string, values: readonly number[]): void {
+    const n = values.length, mean = values.reduce((a, c) => a + c, 0) / n;
+    this.addNumber(name, mean);
+    this.addNumber(`${name}_std`, Math.sqrt(values.reduce((a, c) => a + (c - mean) ** 2, 0) / Math.max(n - 1, 1)));
   }
 
   async flush(): Promise<Record<string, number>> {

@@ -23,10 +23,10 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { promptIds, type PromptRecord } from './grpo.js';
-import { modelDevice, referenceForward, rolloutTokens, sampleCompletions, StatsFile, StepStats, tokenEntropy, tokenLogps, type RolloutRunOptions } from './policy.js';
+import { modelDevice, referenceForward, rolloutTokens, rolloutTrainerSettings, sampleCompletions, StatsFile, StepStats, tokenEntropy, tokenLogps, type RolloutRunOptions } from './policy.js';
 import { hiddenSize, scoreSequences, type RewardModel } from './reward.js';
 import { saveSftModel, sftLoraOptions } from './sft.js';
-import { definedFields, Trainer, type TrainResult } from './trainer.js';
+import { Trainer, type TrainResult } from './trainer.js';
 
 // ---- the math ----
 
@@ -311,9 +311,7 @@ export async function ppoTrain(policy: PreTrainedModel, rewardModel: RewardModel
     stats.add('vf_clipfrac', vf.clipFraction);
     stats.add('approxkl', pg.approxKl);
     stats.add('entropy', maskedMean(tokenEntropy(out.logits), mask));
-    const n = b.scores.length, sm = b.scores.reduce((a, c) => a + c, 0) / n;
-    stats.addNumber('score', sm);
-    stats.addNumber('score_std', Math.sqrt(b.scores.reduce((a, c) => a + (c - sm) ** 2, 0) / Math.max(n - 1, 1)));
+    stats.addMeanStd('score', b.scores);
     stats.addNumber('kl', b.kl);
     stats.addNumber('non_score_reward', b.nonScore);
     stats.addNumber('response_length', b.length);
@@ -322,19 +320,7 @@ export async function ppoTrain(policy: PreTrainedModel, rewardModel: RewardModel
 
   const trainer = new Trainer<PolicyWithValueHead, PpoBatch>({
     model, data: source, loss,
-    optimizer: { lr: opts.lr ?? (lora ? 1e-5 : 3e-6), weightDecay: opts.weightDecay ?? 0 },
-    schedule: { kind: opts.schedule ?? 'linear', warmupSteps: opts.warmupSteps ?? 0 },
-    clipGradNorm: opts.clipGradNorm ?? 1,
-    ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : { epochs: opts.epochs ?? 1 }),
-    ...(opts.maxSteps !== undefined && opts.epochs !== undefined ? { epochs: opts.epochs } : {}),
-    generators: { rollout: sampler },
-    ...definedFields(opts, ['outDir', 'resume', 'logEvery', 'checkpointEvery', 'progress']),
-    onStep: async (info) => {
-      const s = await stats.flush();
-      await file.write(info.step, s);
-      await opts.onStep?.(info, s);
-    },
-    seed,
+    ...rolloutTrainerSettings(opts, lora ? 1e-5 : 3e-6, sampler, stats, file, seed),
   });
   if (lora) log(`ppo: LoRA r ${lora.r}; the reference is the policy with its adapters disabled`);
   const train = await trainer.train();
