@@ -66,7 +66,7 @@ export { TiktokenTokenizer, gpt2Encoding, type TiktokenEncodingName, type Tiktok
 export { trainByteLevelBpe, learnBpe, type ByteLevelBpeOptions, type LearnBpeOptions, type LearnedBpe } from './tokenizers/train-bpe.js';
 export { trainWordPiece, type WordPieceTrainerOptions } from './tokenizers/train-wordpiece.js';
 export { AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoModelForSeq2SeqLM, AutoModelForImageClassification, AutoModelForSpeechSeq2Seq, AutoModelForCTC, registerArchitecture, type Task, type FromPretrainedOptions, type ModelDType } from './models/auto.js';
-export { PreTrainedModel, ConfigReader, loadPretrainedWeights, requireInput, type ModelInputs, type ModelOutput, type GenerationDefaults } from './models/base.js';
+export { PreTrainedModel, ConfigReader, loadPretrainedWeights, requireInput, shiftTokensRight, type ModelInputs, type ModelOutput, type GenerationDefaults } from './models/base.js';
 export { GPT2LMHeadModel, GPT2Model, Conv1D, gpt2Config, type GPT2Config } from './models/gpt2.js';
 export { loadCheckpoint, readConfig } from './io/hf.js';
 export { QUANT_TYPES, NF4_CODE, quantizeValues, dequantizeValues, quantizedBytes, type QuantType, type QuantizedTensor, type Nf4Absmax } from './quant/formats.js';
@@ -113,7 +113,7 @@ export { BertModel, BertForMaskedLM, BertForSequenceClassification, BertForToken
 export { RobertaForMaskedLM, RobertaForSequenceClassification, RobertaEmbeddings, robertaConfig, robertaWeights, robertaPositionIds, type RobertaConfig } from './models/roberta.js';
 export { DistilBertModel, DistilBertForSequenceClassification, DistilBertForMaskedLM, distilBertConfig, distilBertWeights, sinusoidalPositions, type DistilBertConfig } from './models/distilbert.js';
 export { T5ForConditionalGeneration, t5Config, relativePositionBucket, type T5Config } from './models/t5.js';
-export { BartForConditionalGeneration, BartModel, BartEncoder, BartDecoder, bartConfig, bartWeights, shiftTokensRight, BART_POSITION_OFFSET, type BartConfig } from './models/bart.js';
+export { BartForConditionalGeneration, BartModel, BartEncoder, BartDecoder, bartConfig, bartWeights, BART_POSITION_OFFSET, type BartConfig } from './models/bart.js';
 export { ViTForImageClassification, ViTModel, vitConfig, vitWeights, type ViTConfig } from './models/vit.js';
 export { AutoModel } from './models/auto.js';
 export { CLIPImageProcessor, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, type CLIPImageProcessorConfig } from './processors/image.js';

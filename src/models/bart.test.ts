@@ -20,7 +20,8 @@ import { expectClose } from '../test-util/fixtures.js';
 import { expectGradsMatch, expectTensorClose, hfDir, loadRef } from '../test-util/hf-fixtures.js';
 import { AutoModelForSeq2SeqLM } from './auto.js';
 import type { PreTrainedModel } from './base.js';
-import { BartForConditionalGeneration, shiftTokensRight } from './bart.js';
+import { BartForConditionalGeneration } from './bart.js';
+import { shiftTokensRight } from './base.js';
 
 const DIR = hfDir('bart');
 const refJson = JSON.parse(readFileSync(`${DIR}/ref.json`, 'utf8')) as { greedy: number[][]; beam: number[][] };

@@ -6,9 +6,9 @@
 // Reference: transformers/models/bart/modeling_bart.py (BartForConditionalGeneration).
 
 import { noGrad } from '../autograd/engine.js';
-import { add, eq, gelu, mul, relu, silu, tanh, where } from '../autograd/ops/elementwise.js';
-import { cat, reshape, slice, transpose } from '../autograd/ops/movement.js';
-import { full, zeros } from '../tensor/create.js';
+import { add, gelu, mul, relu, silu, tanh } from '../autograd/ops/elementwise.js';
+import { reshape, slice, transpose } from '../autograd/ops/movement.js';
+import { zeros } from '../tensor/create.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Dropout } from '../nn/activation.js';
@@ -19,7 +19,7 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { LayerNorm } from '../nn/normalization.js';
-import { ConfigReader, keyMask, PreTrainedModel, requireInput, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, requireInput, shiftTokensRight, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's BartConfig field names) ----
 
@@ -339,13 +339,6 @@ export class BartModel extends Module {
 }
 
 // ---- model ----
-
-/** transformers' shift_tokens_right: tokens moved one step right after the start token, -100 read as padding. */
-export function shiftTokensRight(ids: Tensor, padTokenId: number, decoderStartTokenId: number): Tensor {
-  const [B, T] = ids.shape as [number, number];
-  const shifted = cat([full([B, 1], decoderStartTokenId, { dtype: ids.dtype, device: ids.device }), slice(ids, 1, 0, T - 1)], 1);
-  return where(eq(shifted, -100), padTokenId, shifted);
-}
 
 export class BartForConditionalGeneration extends PreTrainedModel {
   model: BartModel;

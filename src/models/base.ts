@@ -1,7 +1,8 @@
 // What every pretrained model shares: the forward inputs / outputs, config field checks, and strict weight loading.
 
-import { cast } from '../autograd/ops/elementwise.js';
-import { reshape } from '../autograd/ops/movement.js';
+import { cast, eq, where } from '../autograd/ops/elementwise.js';
+import { cat, reshape, slice } from '../autograd/ops/movement.js';
+import { full } from '../tensor/create.js';
 import { isFloat, type FloatDType } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -226,4 +227,14 @@ export function keyMask(mask: Tensor, B: number, S: number, name: string, T?: nu
   }
   if (mask.ndim !== 2 || mask.shape[0] !== B || mask.shape[1] !== S) throw new Error(`${name} must be [${B}, ${S}]${T !== undefined ? ` or [${B}, 1, ${T}, ${S}]` : ''}, got ${fmtShape(mask.shape)}`);
   return reshape(cast(mask, 'bool'), [B, 1, 1, S]); // [B, 1, 1, S]
+}
+
+/**
+ * transformers' shift_tokens_right (T5's _shift_right): decoder inputs are the labels [B, T] moved one step right after
+ * the decoder start token, with -100 (ignored labels) read as padding.
+ */
+export function shiftTokensRight(labels: Tensor, padTokenId: number, decoderStartTokenId: number): Tensor {
+  const [B, T] = labels.shape as [number, number];
+  const shifted = cat([full([B, 1], decoderStartTokenId, { dtype: labels.dtype, device: labels.device }), slice(labels, 1, 0, T - 1)], 1);
+  return where(eq(shifted, -100), padTokenId, shifted);
 }

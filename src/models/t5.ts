@@ -4,9 +4,9 @@
 // v1.1 / mT5 / Flan-T5: gated-GELU feed-forward and an untied, unscaled lm_head.
 // Reference: transformers/models/t5/modeling_t5.py (T5ForConditionalGeneration).
 
-import { add, eq, gelu, mul, relu, silu, where } from '../autograd/ops/elementwise.js';
-import { cat, permute, reshape, slice, transpose } from '../autograd/ops/movement.js';
-import { full, tensor } from '../tensor/create.js';
+import { add, gelu, mul, relu, silu, where } from '../autograd/ops/elementwise.js';
+import { permute, reshape, transpose } from '../autograd/ops/movement.js';
+import { tensor } from '../tensor/create.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Dropout } from '../nn/activation.js';
@@ -17,7 +17,7 @@ import { constant_, normal_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { RMSNorm } from '../nn/normalization.js';
-import { ConfigReader, keyMask, PreTrainedModel, requireInput, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, requireInput, shiftTokensRight, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's T5Config field names) ----
 
@@ -414,13 +414,6 @@ export class T5DecoderStack extends Module {
 
 // ---- model ----
 
-/** HF's _shift_right: decoder inputs are the labels moved one step right after the start token, -100 read as padding. */
-function shiftRight(labels: Tensor, start: number, pad: number): Tensor {
-  const [B, T] = labels.shape as [number, number];
-  const shifted = cat([full([B, 1], start, { dtype: labels.dtype, device: labels.device }), slice(labels, 1, 0, T - 1)], 1);
-  return where(eq(shifted, -100), pad, shifted);
-}
-
 export class T5ForConditionalGeneration extends PreTrainedModel {
   shared: Embedding;
   encoder: T5EncoderStack;
@@ -453,7 +446,7 @@ export class T5ForConditionalGeneration extends PreTrainedModel {
       if (!labels) throw new Error('T5: pass decoderInputIds, or labels to derive them from');
       const start = this.config.decoder_start_token_id;
       if (start === null) throw new Error('T5: the config has no decoder_start_token_id to shift labels right with');
-      ids = shiftRight(labels, start, this.config.pad_token_id);
+      ids = shiftTokensRight(labels, this.config.pad_token_id, start);
     }
     if (ids.shape[0] !== encoded.shape[0]) throw new Error(`T5: decoder batch ${ids.shape[0]} differs from the encoder's ${encoded.shape[0]}`);
     const hidden = this.decoder.forward(ids, encoded, attentionMask, decoderAttentionMask, pastKeyValues);

@@ -4,9 +4,9 @@
 // Paper: Radford et al., "Robust Speech Recognition via Large-Scale Weak Supervision" (2022).
 // Reference: transformers/models/whisper/modeling_whisper.py (WhisperForConditionalGeneration).
 
-import { add, cast, eq, gelu, relu, silu, where } from '../autograd/ops/elementwise.js';
-import { cat, reshape, slice, transpose } from '../autograd/ops/movement.js';
-import { full, tensor } from '../tensor/create.js';
+import { add, cast, gelu, relu, silu } from '../autograd/ops/elementwise.js';
+import { reshape, slice, transpose } from '../autograd/ops/movement.js';
+import { tensor } from '../tensor/create.js';
 import { isFloat } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -20,7 +20,7 @@ import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { LayerNorm } from '../nn/normalization.js';
 import { BartAttention, linear } from './bart.js';
-import { ConfigReader, keyMask, PreTrainedModel, requireInput, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
+import { ConfigReader, keyMask, PreTrainedModel, requireInput, shiftTokensRight, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's WhisperConfig field names) ----
 
@@ -297,13 +297,6 @@ export class WhisperModel extends Module {
 
 // ---- model ----
 
-/** transformers' shift_tokens_right: labels moved one step right after the start token, -100 read as padding. */
-function shiftRight(labels: Tensor, start: number, pad: number): Tensor {
-  const [B, T] = labels.shape as [number, number];
-  const shifted = cat([full([B, 1], start, { dtype: labels.dtype, device: labels.device }), slice(labels, 1, 0, T - 1)], 1);
-  return where(eq(shifted, -100), pad, shifted);
-}
-
 export class WhisperForConditionalGeneration extends PreTrainedModel {
   model: WhisperModel;
   proj_out: Linear;
@@ -329,7 +322,7 @@ export class WhisperForConditionalGeneration extends PreTrainedModel {
     let ids = decoderInputIds;
     if (!ids) {
       if (!labels) throw new Error('Whisper: pass decoderInputIds, or labels to derive them from');
-      ids = shiftRight(labels, this.config.decoder_start_token_id, this.config.pad_token_id);
+      ids = shiftTokensRight(labels, this.config.pad_token_id, this.config.decoder_start_token_id);
     }
     if (ids.shape[0] !== encoded.shape[0]) throw new Error(`Whisper: decoder batch ${ids.shape[0]} differs from the encoder's ${encoded.shape[0]}`);
     const hidden = this.model.decoder.forward(ids, encoded, decoderAttentionMask, pastKeyValues);
