@@ -166,7 +166,7 @@ describe('ViT errors', () => {
     await expect(AutoModelForImageClassification.fromPretrained(await folder({ num_attention_heads: 3 }))).rejects.toThrow(/"hidden_size" \(64\) must be divisible by "num_attention_heads" \(3\)/);
     await expect(AutoModelForImageClassification.fromPretrained(await folder({ hidden_act: 'quick_gelu' }))).rejects.toThrow(/config.json: "hidden_act" must be one of gelu/);
     await expect(AutoModelForImageClassification.fromPretrained(await folder({ image_size: 'big' }))).rejects.toThrow(/"image_size" must be a positive integer/);
-    await expect(AutoModelForImageClassification.fromPretrained(await folder({ id2label: { 0: 'a', 5: 'b' } }))).rejects.toThrow(/"id2label" must be a map of the indices 0..1 to names/);
+    await expect(AutoModelForImageClassification.fromPretrained(await folder({ id2label: { 0: 'a', 5: 'b' } }))).rejects.toThrow(/"id2label" must map the indices 0..1 to names/);
   });
   test('a config that disagrees with the checkpoint names the weight', async () => {
     await expect(AutoModelForImageClassification.fromPretrained(await folder({ num_channels: 1 }))).rejects.toThrow(/weight vit.embeddings.patch_embeddings.projection.weight has shape \[64, 3, 8, 8\], the config says \[64, 1, 8, 8\]/);

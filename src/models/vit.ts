@@ -5,26 +5,24 @@
 // Reference: transformers/models/vit/modeling_vit.py (ViTModel, ViTForImageClassification).
 
 import { attentionPacked, attentionProbs } from '../autograd/ops/attention.js';
-import { add, cast, gelu, relu, silu } from '../autograd/ops/elementwise.js';
+import { add } from '../autograd/ops/elementwise.js';
 import { bmm, linear } from '../autograd/ops/matmul.js';
-import { cat, expand, flatten, reshape, select, squeeze, transpose } from '../autograd/ops/movement.js';
-import { isFloat } from '../tensor/dtype.js';
+import { cat, expand, flatten, reshape, select, transpose } from '../autograd/ops/movement.js';
 import { fmtShape } from '../tensor/shape.js';
 import { zeros } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Dropout } from '../nn/activation.js';
 import { Conv2d } from '../nn/conv.js';
-import { binaryCrossEntropyWithLogits, crossEntropy, dropout, mseLoss, scaledDotProductAttention } from '../nn/functional.js';
+import { dropout, scaledDotProductAttention } from '../nn/functional.js';
 import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { LayerNorm } from '../nn/normalization.js';
 import { ConfigReader, PreTrainedModel, requireInput, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
+// The config fields, activations and classification losses ViT shares with BERT (transformers' copies of them).
+import { ACTIVATIONS, activation, labelNames, PROBLEM_TYPES, sequenceClassificationLoss } from './bert.js';
 
 // ---- config (Hugging Face's ViTConfig field names) ----
-
-const ACTIVATIONS = ['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu', 'silu', 'swish'] as const;
-const PROBLEM_TYPES = ['regression', 'single_label_classification', 'multi_label_classification'] as const;
 
 export interface ViTConfig {
   hidden_size: number;
@@ -74,20 +72,6 @@ function sizePair(r: ConfigReader, key: string, dflt: number): [number, number] 
   return [n, n];
 }
 
-function labelNames(r: ConfigReader): string[] {
-  const map = r.json['id2label'];
-  if (map === undefined || map === null) return Array.from({ length: r.count('num_labels', 2) }, (_, i) => `LABEL_${i}`);
-  if (typeof map !== 'object' || Array.isArray(map) || Object.keys(map).length === 0) r.fail('id2label', 'an object of index -> name');
-  const entries = Object.entries(map as Record<string, unknown>);
-  const names = new Array<string>(entries.length);
-  for (const [k, v] of entries) {
-    const i = Number(k);
-    if (!Number.isInteger(i) || i < 0 || i >= entries.length || typeof v !== 'string') r.fail('id2label', `a map of the indices 0..${entries.length - 1} to names`);
-    names[i] = v;
-  }
-  return names;
-}
-
 /** The checkpoint's parameters (from the config alone, so a checkpoint is checked before anything is allocated). */
 export function vitWeights(cfg: ViTConfig): WeightSpec {
   const C = cfg.hidden_size, F = cfg.intermediate_size, [p, q] = cfg.patch_size, e = 'vit.embeddings.';
@@ -113,17 +97,6 @@ export function vitWeights(cfg: ViTConfig): WeightSpec {
   norm('vit.layernorm');
   dense('classifier', C, cfg.num_labels);
   return { shapes, tied: [] };
-}
-
-function activation(name: ViTConfig['hidden_act']): (x: Tensor) => Tensor {
-  switch (name) {
-    case 'gelu': return (x) => gelu(x);
-    case 'gelu_new':
-    case 'gelu_pytorch_tanh': return (x) => gelu(x, 'tanh');
-    case 'relu': return relu;
-    case 'silu':
-    case 'swish': return silu;
-  }
 }
 
 /** A Linear with ViT's initialisation: N(0, initializer_range) weights (transformers' truncation at +-2 never bites), zero bias. */
@@ -373,11 +346,7 @@ export class ViTForImageClassification extends PreTrainedModel {
     const logits = this.classifier.forward(select(hidden, 1, 0)); // [B, hidden] of [CLS] -> [B, num_labels]
     const out: ModelOutput = attentions ? { logits, lastHiddenState: hidden, attentions } : { logits, lastHiddenState: hidden };
     if (!labels) return out;
-    const problem = this.config.problem_type
-      ?? (this.config.num_labels === 1 ? 'regression' : isFloat(labels.dtype) ? 'multi_label_classification' : 'single_label_classification');
-    if (problem === 'regression') out.loss = mseLoss(squeeze(logits), squeeze(cast(labels, logits.dtype)));
-    else if (problem === 'single_label_classification') out.loss = crossEntropy(logits, reshape(labels, [-1]));
-    else out.loss = binaryCrossEntropyWithLogits(logits, cast(labels, logits.dtype));
+    out.loss = sequenceClassificationLoss(logits, labels, this.config.problem_type);
     return out;
   }
 }
