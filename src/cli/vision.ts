@@ -5,7 +5,7 @@ import { softmax } from '../autograd/ops/nn.js';
 import { readConfig } from '../io/hf.js';
 import { readImage } from '../io/image.js';
 import { AutoModelForImageClassification } from '../models/auto.js';
-import { AutoImageProcessor, stackImages, type PreprocessedImage } from '../processors/image.js';
+import { AutoImageProcessor, CLIPImageProcessor, stackImages, type PreprocessedImage } from '../processors/image.js';
 import { intOption, parseOptions, stringOption } from './args.js';
 import type { CliCommand, Out } from './hf.js';
 
@@ -50,7 +50,8 @@ export async function classifyImages(dir: string, files: readonly string[], topK
   const { path: configPath, json } = await readConfig(dir);
   const processor = await AutoImageProcessor.fromPretrained(dir);
   const imageSize = json['image_size'];
-  const { height, width } = processor.size;
+  // CLIP's output is its centre crop; ViT's is its resize.
+  const { height, width } = processor instanceof CLIPImageProcessor ? processor.cropSize : processor.size;
   if (processor.doResize && typeof imageSize === 'number' && (imageSize !== height || imageSize !== width)) {
     throw new Error(`${dir.replace(/\/$/, '')}/preprocessor_config.json: "size" ${height}x${width} differs from the model's "image_size" ${imageSize} in ${configPath}`);
   }

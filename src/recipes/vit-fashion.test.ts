@@ -15,7 +15,9 @@ import { AutoModelForImageClassification } from '../models/auto.js';
 import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { vitFashionRecipe } from './vit-fashion.js';
-import { attentionRollout, encodePngGray, makeBatch, pixelStats, predict, scores, splitTrain, trainBatches, type Subset } from './vit-fashion.js';
+import { attentionRollout, encodePngGray, makeBatch, mimeticInit, pixelStats, predict, scores, sincos2d, splitTrain, trainBatches, vitConfigJson, type Subset } from './vit-fashion.js';
+import { ConfigReader } from '../models/base.js';
+import { ViTForImageClassification, vitConfig } from '../models/vit.js';
 
 /** n 28x28 images: image i has pixel (y, x) = (i + y * 28 + x) % 256, label i % 10. */
 function synthetic(n: number): ImageSet {
@@ -103,6 +105,45 @@ describe('data', () => {
     expect(r.confusion[2]![1]).toBe(1);
     expect(r.confusion[3]![0]).toBe(1);
     expect(r.perClass).toMatchObject({ 'T-shirt/top': 1, Trouser: 1, Pullover: 0, Dress: 0 });
+  });
+});
+
+describe('mimetic initialisation', () => {
+  test('2-D sine-cosine positions: [sin x w | cos x w | sin y w | cos y w], w = 1 / 10000^(i / (C/4)), worked by hand', () => {
+    const p = sincos2d(2, 8); // 4 patches of 8 values; patch 1 is (x 1, y 0), patch 2 is (x 0, y 1)
+    const want1 = [Math.sin(1), Math.sin(0.01), Math.cos(1), Math.cos(0.01), 0, 0, 1, 1];
+    const want2 = [0, 0, 1, 1, Math.sin(1), Math.sin(0.01), Math.cos(1), Math.cos(0.01)];
+    want1.forEach((v, i) => expect(p[8 + i]).toBeCloseTo(v, 6));
+    want2.forEach((v, i) => expect(p[16 + i]).toBeCloseTo(v, 6));
+  });
+
+  test('W_q = W_k with W_q,h^T W_k,h about 0.7 on its range, W_v^T W_o^T about 0.4 Z - 0.4 I, positions 0.3 sincos and none for [CLS]', async () => {
+    const o = { ...vitFashionRecipe.defaults, hidden: 96, heads: 3, layers: 2, patchSize: 4 };
+    const model = new ViTForImageClassification(vitConfig(new ConfigReader(vitConfigJson(o), 'test')));
+    mimeticInit(model, 4, 0);
+    const sd = model.stateDict(), C = 96, hs = 32;
+    const get = async (k: string) => Float64Array.from(await sd[k]!.data() as Float32Array);
+    const pos = await get('vit.embeddings.position_embeddings'), code = sincos2d(7, C);
+    expect(pos.subarray(0, C).every((v) => v === 0)).toBe(true);
+    code.forEach((v, i) => expect(pos[C + i]).toBeCloseTo(0.3 * v, 6));
+    for (const l of [0, 1]) {
+      const p = `vit.encoder.layer.${l}.attention.`;
+      const q = await get(`${p}attention.query.weight`), k = await get(`${p}attention.key.weight`);
+      expect(Array.from(q)).toEqual(Array.from(k));
+      // Each head's W_q,h^T W_k,h has hs non-zero eigenvalues; their mean is trace / hs = |W_q,h|^2 / hs.
+      for (let h = 0; h < 3; h++) expect(q.subarray(h * hs * C, (h + 1) * hs * C).reduce((a, v) => a + v * v, 0) / hs).toBeCloseTo(0.7, 1);
+      // P = W_v^T W_o^T, [C, C]: P[i][j] = sum_k W_v[k][i] W_o[j][k] (weights are [out, in]).
+      const v = await get(`${p}attention.value.weight`), w = await get(`${p}output.dense.weight`);
+      let diag = 0, off = 0;
+      for (let i = 0; i < C; i++) for (let j = 0; j < C; j++) {
+        let acc = 0;
+        for (let m = 0; m < C; m++) acc += v[m * C + i]! * w[j * C + m]!;
+        if (i === j) diag += acc / C; else off += (acc * acc) / (C * (C - 1));
+      }
+      expect(diag).toBeCloseTo(-0.4, 1);
+      expect(Math.sqrt(off)).toBeGreaterThan(0.3 / Math.sqrt(C));
+      expect(Math.sqrt(off)).toBeLessThan(0.5 / Math.sqrt(C));
+    }
   });
 });
 
