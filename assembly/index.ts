@@ -3,11 +3,12 @@
 // is owned by the TypeScript allocator (src/backend/wasm/allocator.ts), above heapBase().
 
 import { attentionGradTile, attentionTile } from './attention';
-import { initKernels, pi, pu } from './common';
+import { initKernels as initCommon, pi, pu } from './common';
 import { actGradTile, binaryTile, castTile, unaryTile, whereTile } from './elementwise';
 import { gemmTile, gemvTile, matmulIntTile, packATile, packBTile } from './gemm';
 import { checkIndices, gatherTile, indexAddTile, indexSelectTile, scatterAddTile, stridedTile } from './movement';
 import { adamTile, sgdTile } from './optim';
+import { hmatmulNTile, hmatmulTTile, initHalfKernels } from './half';
 import { qmatmulTile, quantActTile } from './quant';
 import { crossEntropyGradTile, crossEntropyTile, normGradTile, normTile, softmaxGradTile, softmaxTile, sumPartialsTile } from './norm';
 import { argReduceTile, cumsumTile, reduceTile } from './reduce';
@@ -19,7 +20,7 @@ const K_PACKB = 8, K_GEMM = 9, K_MATMUL_INT = 10, K_STRIDED = 11, K_INDEX_SELECT
 const K_SCATTER_ADD = 15, K_SOFTMAX = 16, K_SOFTMAX_GRAD = 17, K_NORM = 18, K_NORM_GRAD = 19, K_SUM_PARTIALS = 20;
 const K_IM2COL = 21, K_COL2IM = 22, K_GEMV = 23, K_ATTENTION = 24, K_ATTENTION_GRAD = 25, K_ADAM = 26, K_SGD = 27, K_PACKA = 28;
 const K_CROSS_ENTROPY = 29, K_CROSS_ENTROPY_GRAD = 30;
-const K_QUANT_ACT = 40, K_QMATMUL = 41;
+const K_QUANT_ACT = 40, K_QMATMUL = 41, K_HMATMUL_T = 42, K_HMATMUL_N = 43;
 
 function runTile(kernel: i32, p: usize, t: i32, scratch: usize): void {
   switch (kernel) {
@@ -56,6 +57,8 @@ function runTile(kernel: i32, p: usize, t: i32, scratch: usize): void {
     case K_CROSS_ENTROPY_GRAD: crossEntropyGradTile(p, t); break;
     case K_QUANT_ACT: quantActTile(p, t); break;
     case K_QMATMUL: qmatmulTile(p, t); break;
+    case K_HMATMUL_T: hmatmulTTile(p, t, scratch); break;
+    case K_HMATMUL_N: hmatmulNTile(p, t); break;
     default: unreachable();
   }
 }
@@ -79,4 +82,10 @@ export function heapBase(): usize {
   return __heap_base;
 }
 
-export { checkIndices, initKernels };
+/** Sets the vector constants; every instance (each thread's) calls it once after instantiation. */
+export function initKernels(): void {
+  initCommon();
+  initHalfKernels();
+}
+
+export { checkIndices };

@@ -1,7 +1,9 @@
 // `npm run bench:quant`: batch-1 decode tokens/s of a LLaMA-architecture model of ~106M parameters (random weights) in
-// f32, Q8_0 and Q4_0 on the wasm backend, 2 threads, against llama.cpp (node-llama-cpp, if installed) on the GGUF files
-// we write of the same model, in the same run; and matrix-vector GB/s of weights read against the machine's memory
-// bandwidth (a large-array read in wasm). Writes bench/out/quant.json.
+// f32, f16 (weights only: HalfLinear), Q8_0 and Q4_0 on the wasm backend, 2 threads, against llama.cpp (node-llama-cpp, if
+// installed) on the GGUF files we write of the same model, in the same run; matrix-vector GB/s of weights read against the
+// machine's memory bandwidth (a large-array read in wasm); the weight bytes of the Q8_0 / Q4_0 models loaded back from
+// those files; speculative decoding (a 2-layer draft: the target's first layers) against plain greedy decoding.
+// Writes bench/out/quant.json.
 // Options: --quick (a 4-layer model, fewer tokens), --no-llamacpp, --llamacpp DIR (a folder whose node_modules holds
 // node-llama-cpp; default: this package's, then /tmp/llamacpp).
 
@@ -10,11 +12,17 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createWasmBackend, initWasm, manualSeed, noGrad, tensor, tidy } from '../src/index.js';
-import { saveGgufLlama } from '../src/models/gguf-llama.js';
+import { generate } from '../src/generation/generate.js';
+import { assistedGenerate } from '../src/generation/speculative.js';
+import { readGgufHeader } from '../src/io/gguf.js';
+import { loadGgufLlama, saveGgufLlama } from '../src/models/gguf-llama.js';
 import { LlamaForCausalLM, llamaConfig } from '../src/models/llama.js';
 import { KVCache } from '../src/nn/attention.js';
 import { quantizeValues } from '../src/quant/formats.js';
+import { halfWeights } from '../src/quant/half-linear.js';
 import { modelBytes, QuantLinear, quantize } from '../src/quant/quant-linear.js';
+import { encodeHalf } from '../src/tensor/dtype.js';
+import { reclaimMemory } from '../src/tensor/memory.js';
 import type { QuantMatmulParams } from '../src/tensor/backend.js';
 import type { JsonObject } from '../src/tokenizers/json.js';
 import { ConfigReader } from '../src/models/base.js';
@@ -71,9 +79,17 @@ const gemv: GemvRow[] = [];
 for (const [n, k] of [[2048, 768], [768, 2048], [32000, 768]] as const) {
   const w = Float32Array.from({ length: n * k }, () => Math.random() - 0.5);
   const x = be.upload(Float32Array.from({ length: k }, () => Math.random() - 0.5), 'float32');
-  for (const type of ['f32', 'q8_0', 'q4_0'] as const) {
+  for (const type of ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'] as const) {
     let ms: number, bytes: number;
-    if (type === 'f32') {
+    if (type === 'f16' || type === 'bf16') {
+      // 2-byte weights read as stored (Backend.matmulHalf).
+      const dtype = type === 'f16' ? 'float16' : 'bfloat16';
+      const wb = be.upload(encodeHalf(w, dtype), dtype);
+      const p = { batch: 1, m: 1, n, k, transA: false, transB: true, strideA: 0, strideB: 0 };
+      ms = timeBest(() => be.free(be.matmulHalf(x, wb, p)));
+      bytes = n * k * 2;
+      be.free(wb);
+    } else if (type === 'f32') {
       const wb = be.upload(w, 'float32');
       const p = { batch: 1, m: 1, n, k, transA: false, transB: true, strideA: 0, strideB: 0 };
       ms = timeBest(() => be.free(be.matmul(x, wb, p)));
@@ -142,12 +158,15 @@ interface DecodeRow { engine: string; type: string; weightBytes: number; prefill
 const rows: DecodeRow[] = [];
 const ggufDir = join(tmpdir(), 'attend-bench-quant');
 mkdirSync(ggufDir, { recursive: true });
-const types = ['f32', 'q8_0', 'q4_0'] as const;
+const types = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
 let params = 0;
 for (const type of types) {
   const model = newModel();
   params = model.parameters().reduce((s, p) => s + p.numel(), 0);
-  if (type !== 'f32') await quantize(model, type);
+  if (type === 'f16') halfWeights(model, 'float16'); // Linear weights in float16, activations float32 (as llama.cpp's F16)
+  else if (type !== 'f32') await quantize(model, type);
+  // The previous model, the initialization's temporaries and the replaced float32 weights: gone before timing.
+  await reclaimMemory();
   const bytes = modelBytes(model);
   decode(model, prompt.slice(0, 2)); // warm-up (compiles the code paths)
   const r = best(Array.from({ length: 3 }, () => decode(model, prompt)));
@@ -155,10 +174,83 @@ for (const type of types) {
   const readPerToken = bytes - cfg.vocab_size * cfg.hidden_size * 4;
   rows.push({ engine: 'attend (wasm)', type, weightBytes: bytes, prefill: r.prefill, decode: r.decode, gbsPerToken: (readPerToken * r.decode) / 1e9 });
   console.log(`attend ${type}: ${(bytes / 2 ** 20).toFixed(0)} MiB, prefill ${r.prefill.toFixed(1)} tok/s, decode ${r.decode.toFixed(2)} tok/s`);
-  if (!argv.includes('--no-llamacpp')) {
+  // The Q8_0 / Q4_0 files are also loaded back below (their weight bytes); llama.cpp reads all four.
+  if (!argv.includes('--no-llamacpp') || type === 'q8_0' || type === 'q4_0') {
     const file = join(ggufDir, `bench-${type}.gguf`);
     await saveGgufLlama(file, model, { type, tokenizer: fillerTokenizer(cfg.vocab_size) });
   }
+}
+
+// ---- the Q8_0 / Q4_0 models as loaded from the GGUF files (token embeddings quantized too, as llama.cpp keeps them) ----
+
+const f32Bytes = rows.find((r) => r.type === 'f32')!.weightBytes;
+const loaded: { type: string; bytes: number; ratio: number }[] = [];
+for (const type of ['q8_0', 'q4_0'] as const) {
+  const { model } = await loadGgufLlama(join(ggufDir, `bench-${type}.gguf`));
+  const bytes = modelBytes(model);
+  loaded.push({ type, bytes, ratio: bytes / f32Bytes });
+}
+
+// ---- speculative decoding: a draft of the target's first layers against plain greedy decoding ----
+
+const SPEC_LAYERS = 2, SPEC_NEW = quick ? 16 : 48, SPEC_K = 4;
+/**
+ * A LlamaForCausalLM of the target's first `layers` layers, sharing its embeddings, final norm and head (no copy): the
+ * cheapest draft with the same vocabulary, and one that predicts a random-weight target better than an unrelated model.
+ */
+function firstLayers(target: LlamaForCausalLM, layers: number): LlamaForCausalLM {
+  manualSeed(1);
+  const draft = new LlamaForCausalLM({ ...cfg, num_hidden_layers: layers });
+  for (const p of draft.parameters()) p.dispose(); // replaced by the target's below
+  // Object.assign: the target's head may be a QuantLinear, which quantize() swapped in the same way.
+  Object.assign(draft.model, { embed_tokens: target.model.embed_tokens, layers: target.model.layers.slice(0, layers), norm: target.model.norm });
+  Object.assign(draft, { lm_head: target.lm_head });
+  return draft.eval();
+}
+const specType = 'q8_0' as const;
+/**
+ * Random weights make every layer rewrite the residual stream, so a 2-layer draft agrees with the 8-layer target about
+ * as often as chance (the first row). The second target is the same model with the output projections (o_proj,
+ * down_proj) of its layers after the draft's scaled by SPEC_DAMP: those layers refine rather than rewrite, as in a
+ * trained model whose small sibling usually guesses right. Both rows are the same code; only the target's weights differ.
+ */
+const SPEC_DAMP = 0.05;
+interface SpecRow { target: string; plainMs: number; assistedMs: number; stats: Awaited<ReturnType<typeof assistedGenerate>>; sameOutput: boolean }
+const specRows: SpecRow[] = [];
+const specPrompt = tensor([prompt], { dtype: 'int32' });
+const timeIt = async <T>(fn: () => Promise<T>): Promise<{ ms: number; out: T }> => {
+  const t = performance.now();
+  const out = await fn();
+  return { ms: performance.now() - t, out };
+};
+for (const damp of [1, SPEC_DAMP]) {
+  const target = newModel();
+  if (damp !== 1) {
+    noGrad(() => {
+      for (const layer of target.model.layers.slice(SPEC_LAYERS)) {
+        for (const w of [layer.self_attn.o_proj.weight, layer.mlp.down_proj.weight]) w.copy_(w.mul(damp));
+      }
+    });
+  }
+  await quantize(target, specType);
+  await reclaimMemory();
+  const draft = firstLayers(target, SPEC_LAYERS);
+  await generate(target, specPrompt, { maxNewTokens: 4 }); // warm-up
+  let plainMs = Infinity, assistedMs = Infinity, plainSeq: number[] = [];
+  let stats: SpecRow['stats'] | null = null;
+  for (let r = 0; r < 2; r++) {
+    const plain = await timeIt(() => generate(target, specPrompt, { maxNewTokens: SPEC_NEW }));
+    plainMs = Math.min(plainMs, plain.ms);
+    plainSeq = Array.from(await plain.out.data());
+    const spec = await timeIt(() => assistedGenerate(target, draft, specPrompt, { maxNewTokens: SPEC_NEW, numAssistantTokens: SPEC_K }));
+    assistedMs = Math.min(assistedMs, spec.ms);
+    stats = spec.out;
+  }
+  const seq = Array.from(await stats!.sequences.data());
+  const sameOutput = seq.length === plainSeq.length && seq.every((t, i) => t === plainSeq[i]);
+  const name = damp === 1 ? 'random weights' : `layers ${SPEC_LAYERS + 1}-${cfg.num_hidden_layers}: o_proj, down_proj x ${damp}`;
+  specRows.push({ target: name, plainMs, assistedMs, stats: stats!, sameOutput });
+  console.log(`speculative ${specType}, ${name}: plain ${(SPEC_NEW / (plainMs / 1000)).toFixed(2)} tok/s, assisted ${(SPEC_NEW / (assistedMs / 1000)).toFixed(2)} tok/s, acceptance ${(100 * stats!.acceptanceRate).toFixed(1)}%`);
 }
 
 // ---- llama.cpp on the same GGUF files ----
@@ -226,7 +318,8 @@ if (!argv.includes('--no-llamacpp')) {
         await run(); // warm-up
         const r = best([await run(), await run(), await run()]);
         const ours = rows.find((x) => x.type === type && x.engine.startsWith('attend'))!;
-        rows.push({ engine: 'llama.cpp (node-llama-cpp 3.21.1)', type, weightBytes: ours.weightBytes, prefill: r.prefill, decode: r.decode });
+        const fileBytes = (await readGgufHeader(file)).tensors.reduce((s, t) => s + t.nbytes, 0);
+        rows.push({ engine: 'llama.cpp (node-llama-cpp 3.21.1)', type, weightBytes: fileBytes || ours.weightBytes, prefill: r.prefill, decode: r.decode });
         console.log(`llama.cpp ${type}: prefill ${r.prefill.toFixed(1)} tok/s, decode ${r.decode.toFixed(2)} tok/s`);
         await ctx.dispose();
         await model.dispose();
@@ -245,12 +338,26 @@ console.log('\nmatrix-vector products (wasm, 2 threads): weights read per second
 console.log('| product | type | weight MiB | ms | GB/s | of memory bandwidth |\n| --- | --- | --- | --- | --- | --- |');
 for (const g of gemv) console.log(`| ${g.shape} | ${g.type} | ${(g.bytes / 2 ** 20).toFixed(1)} | ${g.ms.toFixed(3)} | ${g.gbs.toFixed(1)} | ${((100 * g.gbs) / memGBs).toFixed(0)}% |`);
 console.log(`\ndecode, LLaMA ${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, ${(params / 1e6).toFixed(0)}M parameters, batch 1, ${THREADS} threads, prompt ${PROMPT}, ${DECODE} new tokens, best of 3 runs`);
-console.log('| engine | type | weights MiB | prefill tok/s | decode tok/s | weights read GB/s | attend / llama.cpp |\n| --- | --- | --- | --- | --- | --- | --- |');
+console.log('(weights read GB/s: the bytes of every matrix, read once per decoded token, times decode tokens/s; the share of the measured memory bandwidth is the distance to the physical limit)');
+console.log('| engine | type | weights MiB | prefill tok/s | decode tok/s | weights read GB/s | of memory bandwidth | attend / llama.cpp |\n| --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const r of rows) {
   const peer = rows.find((x) => x.type === r.type && x.engine.startsWith('llama.cpp'));
   const ratio = r.engine.startsWith('attend') && peer ? `${(r.decode / peer.decode).toFixed(2)}x` : '';
-  console.log(`| ${r.engine} | ${r.type} | ${(r.weightBytes / 2 ** 20).toFixed(0)} | ${r.prefill.toFixed(1)} | ${r.decode.toFixed(2)} | ${r.gbsPerToken ? r.gbsPerToken.toFixed(1) : ''} | ${ratio} |`);
+  const share = r.gbsPerToken ? `${((100 * r.gbsPerToken) / memGBs).toFixed(0)}%` : '';
+  console.log(`| ${r.engine} | ${r.type} | ${(r.weightBytes / 2 ** 20).toFixed(0)} | ${r.prefill.toFixed(1)} | ${r.decode.toFixed(2)} | ${r.gbsPerToken ? r.gbsPerToken.toFixed(1) : ''} | ${share} | ${ratio} |`);
+}
+console.log('\nweights of the models loaded back from the GGUF files we wrote (modelBytes; token embeddings quantized as in the file), against float32');
+for (const l of loaded) console.log(`${l.type}: ${(l.bytes / 2 ** 20).toFixed(1)} MiB = ${l.ratio.toFixed(3)}x f32${l.type === 'q4_0' ? ` (target <= 0.2x: ${l.ratio <= 0.2 ? 'met' : 'not met'})` : ''}`);
+console.log(`\nspeculative decoding (assistedGenerate, greedy), ${specType} target of ${cfg.num_hidden_layers} layers, draft = its first ${SPEC_LAYERS} layers with the same embeddings, norm and head; ${SPEC_K} draft tokens per round, ${SPEC_NEW} new tokens, best of 2 (plain: generate() on the same target and prompt)`);
+console.log('| target | plain tok/s | assisted tok/s | target passes | draft passes | acceptance | speed-up | same output |\n| --- | --- | --- | --- | --- | --- | --- | --- |');
+for (const r of specRows) {
+  const st = r.stats;
+  console.log(`| ${r.target} | ${(SPEC_NEW / (r.plainMs / 1000)).toFixed(2)} | ${(SPEC_NEW / (r.assistedMs / 1000)).toFixed(2)} | ${st.targetForwardPasses} | ${st.draftForwardPasses} | ${(100 * st.acceptanceRate).toFixed(1)}% (${st.acceptedTokens}/${st.proposedTokens}) | ${(r.plainMs / r.assistedMs).toFixed(2)}x | ${r.sameOutput ? 'yes' : 'NO'} |`);
 }
 if (peerNote) console.log(peerNote);
 mkdirSync(join(here, 'out'), { recursive: true });
-writeFileSync(join(here, 'out', 'quant.json'), JSON.stringify({ date: new Date().toISOString(), threads: THREADS, memGBs, gemv, decode: rows, params, note: peerNote }, null, 2));
+const speculative = specRows.map((r) => ({
+  type: specType, target: r.target, draftLayers: SPEC_LAYERS, numAssistantTokens: SPEC_K, newTokens: SPEC_NEW, plainMs: r.plainMs, assistedMs: r.assistedMs,
+  speedup: r.plainMs / r.assistedMs, acceptanceRate: r.stats.acceptanceRate, targetForwardPasses: r.stats.targetForwardPasses, draftForwardPasses: r.stats.draftForwardPasses, sameOutput: r.sameOutput,
+}));
+writeFileSync(join(here, 'out', 'quant.json'), JSON.stringify({ date: new Date().toISOString(), threads: THREADS, memGBs, gemv, decode: rows, loaded, speculative, params, note: peerNote }, null, 2));

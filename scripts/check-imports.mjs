@@ -1,11 +1,11 @@
 // Lint: imports in src/ only go downward through the layers, and no runtime import cycles exist.
-// Layers, lowest first: tensor, autograd, backend, nn, quant, optim, io, tokenizers, processors, models, generation, pipelines, data, train, recipes, cli;
-// src/index.ts sits on top; tests and src/test-util may import anything.
+// Layers, lowest first: platform (src/platform, imported as '#platform'), tensor, autograd, backend, nn, quant, optim, io, tokenizers, processors, models, generation, onnx, pipelines, data, train, recipes, cli;
+// src/index.ts and src/browser.ts sit on top; tests and src/test-util may import anything.
 
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
-const LAYERS = ['tensor', 'autograd', 'backend', 'nn', 'quant', 'optim', 'io', 'tokenizers', 'processors', 'models', 'generation', 'pipelines', 'data', 'train', 'recipes', 'cli'];
+const LAYERS = ['platform', 'tensor', 'autograd', 'backend', 'nn', 'quant', 'optim', 'io', 'tokenizers', 'processors', 'models', 'generation', 'onnx', 'pipelines', 'data', 'train', 'recipes', 'cli'];
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..', 'src');
 
 function walk(dir) {
@@ -18,7 +18,7 @@ function walk(dir) {
 function layerOf(file) {
   const rel = relative(root, file);
   if (rel.endsWith('.test.ts') || rel.startsWith('test-util')) return { rank: Infinity, exempt: true };
-  const top = rel === 'index.ts' ? 'cli' : rel.split('/')[0]; // the package root sits with the CLI on top
+  const top = rel === 'index.ts' || rel === 'browser.ts' ? 'cli' : rel.split('/')[0]; // the package root sits with the CLI on top
   const rank = LAYERS.indexOf(top);
   return { rank: rank < 0 ? LAYERS.length : rank, name: rank < 0 ? rel : top, exempt: false };
 }

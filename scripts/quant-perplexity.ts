@@ -38,6 +38,8 @@ async function perplexity(model: GPT2LMHeadModel): Promise<{ perplexity: number;
   return { perplexity: Math.exp(total / windows), predictions: windows * (T - 1) };
 }
 
+const TARGETS = { q8_0: 0.005, q4_0: 0.05 } as const;
+
 const base = await load();
 const f32 = await perplexity(base);
 console.log(`${runDir}: GPT-2, ${base.numParameters().toLocaleString('en-US')} parameters; ${f32.predictions.toLocaleString('en-US')} held-out tokens predicted`);
@@ -49,6 +51,8 @@ for (const embeddings of [false, true]) {
     const p = await perplexity(m);
     const gap = p.perplexity / f32.perplexity - 1;
     const what = `${type}${embeddings ? ' + wte/lm_head' : ''}`.padEnd(20);
-    console.log(`${what}perplexity ${p.perplexity.toFixed(3)}  ${gap >= 0 ? '+' : ''}${(100 * gap).toFixed(3)}%  weights ${report.bytesAfter.toLocaleString('en-US')} bytes (${report.quantized.length} layers quantized)`);
+    // Issue 12's targets: Q8_0 within 0.5% of float32, Q4_0 within 5%.
+    const target = TARGETS[type], verdict = Math.abs(gap) <= target ? 'met' : 'NOT met';
+    console.log(`${what}perplexity ${p.perplexity.toFixed(3)}  ${gap >= 0 ? '+' : ''}${(100 * gap).toFixed(3)}% (target within ${100 * target}%: ${verdict})  weights ${report.bytesAfter.toLocaleString('en-US')} bytes (${report.quantized.length} layers quantized)`);
   }
 }

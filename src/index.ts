@@ -3,15 +3,11 @@
 import './autograd/methods.js';
 import './tensor/print.js';
 import { CpuBackend } from './backend/cpu/index.js';
-import { initWasm } from './backend/wasm/index.js';
 import { registerBackend } from './tensor/backend.js';
 
 registerBackend(new CpuBackend());
 
-/** Starts the fast CPU backend ('wasm': WebAssembly SIMD kernels on a worker pool) and makes it the default device. */
-export async function ready(): Promise<void> {
-  await initWasm();
-}
+export { ready, type ReadyOptions } from './backend/ready.js';
 export { createWasmBackend, initWasm, WasmBackend, type WasmInitOptions, type WasmMemoryStats } from './backend/wasm/index.js';
 
 export { Tensor, Storage, isTensor, type NestedArray } from './tensor/tensor.js';
@@ -69,6 +65,7 @@ export { AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSequenceClassif
 export { PreTrainedModel, ConfigReader, loadPretrainedWeights, requireInput, shiftTokensRight, type ModelInputs, type ModelOutput, type GenerationDefaults } from './models/base.js';
 export { GPT2LMHeadModel, GPT2Model, Conv1D, gpt2Config, type GPT2Config } from './models/gpt2.js';
 export { loadCheckpoint, readConfig } from './io/hf.js';
+export type { ModelSource, FileMap, FileData } from './io/source.js';
 export { QUANT_TYPES, NF4_CODE, quantizeValues, dequantizeValues, quantizedBytes, type QuantType, type QuantizedTensor, type Nf4Absmax } from './quant/formats.js';
 export { QuantLinear, QuantEmbedding, quantize, modelBytes, type QuantizeOptions, type QuantizeReport } from './quant/quant-linear.js';
 export { quantizeGpt2, type QuantizeGpt2Options } from './quant/quantize-gpt2.js';
@@ -105,6 +102,8 @@ export { lockDir, LOCK_FILE, type DirLock, type LockOwner } from './train/lock.j
 export { dpoLoss, sequenceLogps, type DpoLogps, type DpoOptions, type DpoLossOutput } from './train/dpo.js';
 export { dpoTrain, preferenceLogps, logSigmoid, type DpoTrainOptions, type DpoTrainResult, type PairLogps } from './train/dpo.js';
 export { RewardModel, bradleyTerryLoss, lastTokenStates, scoreSequences, trainRewardModel, type RewardTrainOptions, type RewardTrainResult } from './train/reward.js';
+export { saveRewardModel, loadRewardModel, sequenceClassificationName } from './train/reward.js';
+export { type MetricPlot } from './train/trainer.js';
 export { grpoTrain, grpoLoss, groupAdvantages, rewardFunction, BUILTIN_REWARDS, loadPromptJsonl, parsePromptRecord, promptIds, type GrpoOptions, type GrpoResult, type GrpoLossInput, type GrpoLossOptions, type GrpoLossOutput, type PromptRecord, type RewardFunction } from './train/grpo.js';
 export { ppoTrain, ppoPolicyLoss, ppoValueLoss, gae, tokenRewards, whiten, PolicyWithValueHead, type PpoOptions, type PpoResult } from './train/ppo.js';
 export { tokenLogps, tokenEntropy, klK3, referenceForward, frozenCopy, sampleCompletions, rolloutTokens, type RolloutTokens, type SampleOptions } from './train/policy.js';
@@ -134,3 +133,11 @@ export { Wav2Vec2ForCTC, Wav2Vec2Model, wav2vec2Config, wav2vec2Weights, type Wa
 export { Wav2Vec2FeatureExtractor, type Wav2Vec2FeatureExtractorConfig, type Wav2Vec2CallOptions, type Wav2Vec2Features } from './processors/wav2vec2.js';
 export { Wav2Vec2CTCTokenizer, type Wav2Vec2CTCTokenizerOptions, type CTCDecodeOptions } from './tokenizers/ctc.js';
 export { pipeline, SUPPORTED_TASKS, type PipelineTask, type PipelineOptions, type LabelScore, type FillMaskResult, type GeneratedText, type TextClassificationOptions, type FillMaskOptions, type TextGenerationOptions, type FeatureExtractionOptions, type ImageClassificationOptions, type ImageInput, type AudioInput, type AsrOptions } from './pipelines/pipeline.js';
+export { resolveTask, TASK_ALIASES, TASK_NAMES, type PipelineFor } from './pipelines/pipeline.js';
+export { entitiesFromScores, AGGREGATION_STRATEGIES, type AggregationStrategy, type TokenClassificationOptions, type TokenEntity, type EntityGroup, type TokenClassificationPipeline } from './pipelines/token-classification.js';
+export { type Text2TextOptions, type Text2TextPipeline, type GeneratedText2Text } from './pipelines/text2text.js';
+export { type ZeroShotImageClassificationOptions, type ZeroShotScore, type ZeroShotImageClassificationPipeline } from './pipelines/zero-shot-image.js';
+export { type ImageProcessor } from './processors/image.js';
+export { RobertaForTokenClassification } from './models/roberta.js';
+export { DistilBertForTokenClassification } from './models/distilbert.js';
+export { exportOnnx, toOnnx, onnxGraph, ONNX_EXPORTERS, type OnnxExportOptions, type OnnxExportResult, type OnnxExporter } from './onnx/export.js';

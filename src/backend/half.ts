@@ -4,7 +4,7 @@
 // every other kernel is wrapped here. PyTorch computes half ops on CPU in float32 and rounds the result once,
 // which is what widening, running the float32 kernel and narrowing gives.
 
-import type { Backend, BackendBuffer } from '../tensor/backend.js';
+import type { Backend, BackendBuffer, MatmulParams } from '../tensor/backend.js';
 import { isHalf, type HalfDType } from '../tensor/dtype.js';
 
 /**
@@ -44,6 +44,7 @@ export function installHalfKernels(backend: Backend): void {
     methods[name] = (a0?: unknown, a1?: unknown, a2?: unknown, a3?: unknown, a4?: unknown, a5?: unknown, a6?: unknown, a7?: unknown, a8?: unknown): unknown => {
       const half = halfOf(primary === 0 ? a0 : primary === 1 ? a1 : a2);
       if (half === null) return kernel.call(backend, a0, a1, a2, a3, a4, a5, a6, a7, a8);
+      if (name === 'matmul' && backend.matmulHalf && halfOf(a1) === half && !(a2 as MatmulParams).transA) return matmulHalfB(backend, a0 as BackendBuffer, a1 as BackendBuffer, a2 as MatmulParams, a3 as BackendBuffer | null | undefined, half);
       const args = [a0, a1, a2, a3, a4, a5, a6, a7, a8];
       // One float32 copy per distinct buffer: kernels compare operands by identity (shared q/k/v buffers).
       const wide = new Map<BackendBuffer, BackendBuffer>();
@@ -60,6 +61,23 @@ export function installHalfKernels(backend: Backend): void {
         for (const w of wide.values()) if (!freed.has(w)) backend.free(w);
       }
     };
+  }
+}
+
+/**
+ * A product of two half operands on a backend with matmulHalf: only A (activations, or an output gradient) and the bias
+ * are widened; B (typically the weight) is read as stored. The result is rounded back to `half` once, as before.
+ */
+function matmulHalfB(backend: Backend, a: BackendBuffer, b: BackendBuffer, p: MatmulParams, bias: BackendBuffer | null | undefined, half: HalfDType): BackendBuffer {
+  const wa = backend.cast(a, 'float32'), wbias = bias ? backend.cast(bias, 'float32') : null;
+  try {
+    const y = backend.matmulHalf!(wa, b, p, wbias);
+    const out = backend.cast(y, half);
+    backend.free(y);
+    return out;
+  } finally {
+    backend.free(wa);
+    if (wbias) backend.free(wbias);
   }
 }
 

@@ -1,4 +1,5 @@
-// `attend dpo` (preference pairs, TRL's sigmoid DPO) and `attend grpo` (group-relative RL with a built-in programmatic reward), on the Trainer.
+// `attend dpo` (preference pairs, TRL's sigmoid DPO), `attend grpo` (group-relative RL with a built-in programmatic reward),
+// `attend reward` (a reward model on preference pairs) and `attend ppo` (RLHF against a reward model), on the Trainer.
 
 import { loadText } from '../data/files.js';
 import { parsePreferenceJsonl, tokenizePreference, type PreferencePair, type SftTokenizeStats } from '../data/sft.js';
@@ -8,6 +9,10 @@ import { AutoTokenizer, type Tokenizer } from '../tokenizers/tokenizer.js';
 import { dpoTrain } from '../train/dpo.js';
 import { BUILTIN_REWARDS, grpoTrain, loadPromptJsonl, rewardFunction } from '../train/grpo.js';
 import { lockDir } from '../train/lock.js';
+import { ppoTrain } from '../train/ppo.js';
+import { loadRewardModel, RewardModel, saveRewardModel, trainRewardModel } from '../train/reward.js';
+import { manualSeed } from '../tensor/random.js';
+import type { QloraReport } from '../models/lora.js';
 import type { SftLoraOptions } from '../train/sft.js';
 import { intOption, numberOption, parseOptions, stringOption, type ParsedArgs } from './args.js';
 import { parseTargetModules } from './finetune.js';
@@ -31,6 +36,9 @@ function required(values: ParsedArgs['values'], name: string, usage: string, com
 
 const LORA_USAGE = `  --lora                 train a LoRA adapter instead of every weight (the reference is then the model with
                          its adapters disabled; without --lora, the model before training)
+  --qlora                QLoRA: quantize the base's Linear layers (not the output head) to NF4, frozen (block 64,
+                         double quantization, as bitsandbytes' load_in_4bit), and train a LoRA adapter on them
+                         (implies --lora; the --lora-* options apply). Logs the NF4 bytes against float32
   --lora-r N             adapter rank (default 8)
   --lora-alpha X         the update is scaled by alpha / r (default 16)
   --lora-dropout P       dropout on the adapter's input (default 0.05)
@@ -46,19 +54,20 @@ const COMMON_USAGE = `  --warmup-steps N       linear warm-up from 0 (default 0)
   --checkpoint-every N   steps between checkpoints (default: at the end)
   --device D             backend (default: the fastest registered)
   --resume               continue the checkpoint in --out
-  --skip-bad-lines       skip (and count) lines that are not JSON or lack the fields, instead of stopping at the first`;
+  --skip-bad-lines       skip (and count) lines that are not JSON or lack the fields, instead of stopping at the first
+                         (an error names the file and line)`;
 
-const LORA_OPTIONS = { lora: 'boolean', 'lora-r': 'string', 'lora-alpha': 'string', 'lora-dropout': 'string', 'target-modules': 'string', rslora: 'boolean' } as const;
+const LORA_OPTIONS = { lora: 'boolean', qlora: 'boolean', 'lora-r': 'string', 'lora-alpha': 'string', 'lora-dropout': 'string', 'target-modules': 'string', rslora: 'boolean' } as const;
 const COMMON_OPTIONS = {
   model: 'string', data: 'string', out: 'string', 'max-steps': 'string', epochs: 'string', lr: 'string', 'warmup-steps': 'string', schedule: 'string', 'weight-decay': 'string',
   seed: 'string', 'log-every': 'string', 'checkpoint-every': 'string', device: 'string', resume: 'boolean', 'skip-bad-lines': 'boolean', smoke: 'boolean', help: 'boolean',
 } as const;
 
-/** The LoRA switches (each needs --lora), checked before anything loads. */
+/** The LoRA switches (each needs --lora or --qlora), checked before anything loads. */
 function loraOption(values: ParsedArgs['values'], command: string): SftLoraOptions | false {
-  const useLora = values['lora'] === true;
+  const useLora = values['lora'] === true || values['qlora'] === true;
   for (const k of ['lora-r', 'lora-alpha', 'lora-dropout', 'target-modules', 'rslora'] as const) {
-    if (values[k] !== undefined && !useLora) throw new Error(`${command}: --${k} needs --lora`);
+    if (values[k] !== undefined && !useLora) throw new Error(`${command}: --${k} needs --lora or --qlora`);
   }
   if (!useLora) return false;
   return {
@@ -79,6 +88,16 @@ function commonOptions(values: ParsedArgs['values']) {
     seed: intOption(values, 'seed', 0) ?? 0, logEvery: intOption(values, 'log-every', 1), checkpointEvery: intOption(values, 'checkpoint-every', 1),
     device: stringOption(values, 'device'), resume: values['resume'] === true, skipBadLines: values['skip-bad-lines'] === true, smoke: values['smoke'] === true,
   };
+}
+
+/** results.json's record of a QLoRA run's NF4 layers and bytes (nothing without --qlora). */
+function nf4Summary(q: QloraReport | null | undefined): { nf4?: { layers: number; nf4Bytes: number; float32Bytes: number; modelBytesBefore: number; modelBytesAfter: number } } {
+  return q ? { nf4: { layers: q.layers.length, nf4Bytes: q.nf4Bytes, float32Bytes: q.float32Bytes, modelBytesBefore: q.modelBytesBefore, modelBytesAfter: q.modelBytesAfter } } : {};
+}
+
+/** A note on stderr of the lines --skip-bad-lines skipped (the first three, with their reasons). */
+function logSkipped(log: (l: string) => void, command: string, skipped: readonly { line: number; reason: string }[]): void {
+  if (skipped.length) log(`${command}: skipped ${skipped.length} bad line(s): ${skipped.slice(0, 3).map((s) => `line ${s.line}: ${s.reason}`).join('; ')}${skipped.length > 3 ? '; ...' : ''}`);
 }
 
 /** Only the options that were given (exactOptionalPropertyTypes: no undefined values). */
@@ -120,9 +139,10 @@ const DPO_USAGE = `attend dpo --model DIR --data FILE.jsonl --out DIR [options]
 
 Direct Preference Optimization (TRL's DPOTrainer, sigmoid loss) of a causal LM on preference pairs, one a line:
   {"prompt": "...", "chosen": "...", "rejected": "..."}          (strings, or lists of messages)
-The reference log-probabilities are computed once before training. Writes checkpoints, metrics.jsonl (loss, lr),
-dpo.jsonl (rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps per step), rewards.svg,
-loss.svg and results.json to --out, and at the end the model (or, with --lora, a PEFT adapter) with the tokenizer.
+The reference log-probabilities are computed once before training. Writes checkpoints, metrics.jsonl (loss, lr,
+rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected: averages over
+each --log-every interval), rewards.svg, loss.svg and results.json to --out, and at the end the model (or, with
+--lora / --qlora, a PEFT adapter) with the tokenizer.
 
   --model DIR            Hugging Face folder: config.json, model.safetensors, tokenizer.json   (required)
   --data FILE            the JSONL preference pairs   (required)
@@ -150,6 +170,7 @@ export const dpoCommand: CliCommand = {
     if (values['help']) return out(`${this.usage}\n`);
     const c = commonOptions(values);
     const lora = loraOption(values, 'dpo');
+    const qlora = values['qlora'] === true;
     const beta = numberOption(values, 'beta', positiveNumber) ?? 0.1, labelSmoothing = numberOption(values, 'label-smoothing', upToHalf) ?? 0;
     const maxLength = intOption(values, 'max-length', 1);
     let batchSize = intOption(values, 'batch-size', 1) ?? 8;
@@ -167,19 +188,19 @@ export const dpoCommand: CliCommand = {
       let length = maxLength ?? Math.min(1024, limit?.value ?? 1024);
       if (c.smoke) length = Math.min(length, 128);
       const data = await loadPreferencePairs(dataFile, tokenizer, { skipBadLines: c.skipBadLines, maxLength: length, ...(c.smoke ? { limit: 16 } : {}) });
-      if (data.skipped.length) log(`dpo: skipped ${data.skipped.length} bad line(s): ${data.skipped.slice(0, 3).map((s) => `line ${s.line}: ${s.reason}`).join('; ')}${data.skipped.length > 3 ? '; ...' : ''}`);
+      logSkipped(log, 'dpo', data.skipped);
       if (data.stats.truncated) log(`dpo: ${data.stats.truncated} side(s) cut to ${length} tokens`);
       if (data.stats.dropped) log(`dpo: ${data.stats.dropped} pair(s) left out: a side has no completion token`);
       const result = await dpoTrain(model, tokenizer, data.pairs, {
-        beta, labelSmoothing, lora, maxLength: length, batchSize, seed: c.seed, outDir, baseDir: modelDir, log, resume: c.resume,
+        beta, labelSmoothing, lora, qlora, maxLength: length, batchSize, seed: c.seed, outDir, baseDir: modelDir, log, resume: c.resume,
         ...(c.smoke ? { maxSteps: Math.min(c.maxSteps ?? 2, 2) } : given({ maxSteps: c.maxSteps })),
         ...given({ epochs: c.epochs, lr: c.lr, schedule: c.schedule, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, logEvery: c.logEvery, checkpointEvery: c.checkpointEvery, gradAccumSteps: gradAccum }),
       });
       const last = result.stats.at(-1) ?? {};
       const results = {
         command: 'dpo', model: modelDir, data: dataFile, smoke: c.smoke,
-        options: { beta, labelSmoothing, lora, maxLength: length, batchSize, epochs: c.epochs ?? null, maxSteps: c.maxSteps ?? null, lr: c.lr ?? null, seed: c.seed },
-        pairs: result.pairs, skippedLines: data.skipped.length, steps: result.train.step,
+        options: { beta, labelSmoothing, lora, qlora, maxLength: length, batchSize, epochs: c.epochs ?? null, maxSteps: c.maxSteps ?? null, lr: c.lr ?? null, seed: c.seed },
+        pairs: result.pairs, skippedLines: data.skipped.length, steps: result.train.step, ...nf4Summary(result.qlora),
         firstLoss: result.train.losses[0]?.loss ?? null, finalLoss: result.train.losses.at(-1)?.loss ?? null, final: last, saved: result.saved,
         wallSeconds: Math.round((Date.now() - started) / 1000),
       };
@@ -197,9 +218,9 @@ Group Relative Policy Optimization (TRL's GRPOTrainer, DeepSeekMath): for each p
 scored by a built-in reward, and trained on with advantages relative to their group ((r - mean) / (std + 1e-4)), a
 clipped surrogate and a per-token KL penalty (k3) to the reference. One prompt record a line:
   {"prompt": "...", "answer": "..."}          (prompt: a string, or a list of messages for the chat template)
-Writes checkpoints, metrics.jsonl (loss, lr), grpo.jsonl (reward, reward_std, kl, clip_ratio, entropy,
-completion_length per step), reward.svg, kl.svg, loss.svg and results.json to --out, and at the end the model (or,
-with --lora, a PEFT adapter) with the tokenizer.
+Writes checkpoints, metrics.jsonl (loss, lr, reward, reward_std, kl, clip_ratio, entropy, completion_length,
+reward_group_std, frac_reward_zero_std: averages over each --log-every interval), reward.svg, kl.svg, loss.svg and
+results.json to --out, and at the end the model (or, with --lora / --qlora, a PEFT adapter) with the tokenizer.
 
 Rewards (--reward):
 ${Object.entries(BUILTIN_REWARDS).map(([k, r]) => `  ${k.padEnd(22)} ${r.description}`).join('\n')}
@@ -243,6 +264,7 @@ export const grpoCommand: CliCommand = {
     if (values['help']) return out(`${this.usage}\n`);
     const c = commonOptions(values);
     const lora = loraOption(values, 'grpo');
+    const qlora = values['qlora'] === true;
     const rewardName = required(values, 'reward', this.usage, 'grpo');
     const reward = rewardFunction(rewardName);
     let k = intOption(values, 'num-generations', 0) ?? 8;
@@ -265,22 +287,201 @@ export const grpoCommand: CliCommand = {
     const lock = await lockDir(outDir, { log });
     try {
       const data = await loadPromptJsonl(dataFile, { skipBadLines: c.skipBadLines, required: ['answer'] });
-      if (data.skipped.length) log(`grpo: skipped ${data.skipped.length} bad line(s): ${data.skipped.slice(0, 3).map((s) => `line ${s.line}: ${s.reason}`).join('; ')}${data.skipped.length > 3 ? '; ...' : ''}`);
+      logSkipped(log, 'grpo', data.skipped);
       const records = c.smoke ? data.records.slice(0, 16) : data.records;
       const tokenizer = await AutoTokenizer.fromPretrained(modelDir);
       const model = await AutoModelForCausalLM.fromPretrained(modelDir, c.device !== undefined ? { device: c.device } : {});
       const result = await grpoTrain(model, tokenizer, records, reward, {
         numGenerations: k, promptsPerStep: perStep, maxNewTokens: maxNew, beta, epsilon, numIterations: iterations, lossType,
-        scaleRewards: values['no-scale-rewards'] !== true, lora, seed: c.seed, outDir, baseDir: modelDir, log, resume: c.resume,
+        scaleRewards: values['no-scale-rewards'] !== true, lora, qlora, seed: c.seed, outDir, baseDir: modelDir, log, resume: c.resume,
         ...(c.smoke ? { maxSteps: Math.min(c.maxSteps ?? 2, 2) } : given({ maxSteps: c.maxSteps })),
         ...given({ maxPromptLength: maxPrompt, temperature, topP: p, topK, epsilonHigh, epochs: c.epochs, lr: c.lr, schedule: c.schedule, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, logEvery: c.logEvery, checkpointEvery: c.checkpointEvery }),
       });
       const rewards = result.stats.map((s) => s['reward'] ?? NaN);
       const results = {
         command: 'grpo', model: modelDir, data: dataFile, reward: rewardName, smoke: c.smoke,
-        options: { numGenerations: k, promptsPerStep: perStep, maxNewTokens: maxNew, beta, epsilon, numIterations: iterations, lossType, lora, epochs: c.epochs ?? null, maxSteps: c.maxSteps ?? null, lr: c.lr ?? null, seed: c.seed },
-        prompts: records.length, skippedLines: data.skipped.length, steps: result.train.step,
+        options: { numGenerations: k, promptsPerStep: perStep, maxNewTokens: maxNew, beta, epsilon, numIterations: iterations, lossType, lora, qlora, epochs: c.epochs ?? null, maxSteps: c.maxSteps ?? null, lr: c.lr ?? null, seed: c.seed },
+        prompts: records.length, skippedLines: data.skipped.length, steps: result.train.step, ...nf4Summary(result.qlora),
         firstReward: rewards[0] ?? null, finalReward: rewards.at(-1) ?? null, final: result.stats.at(-1) ?? {}, saved: result.saved,
+        wallSeconds: Math.round((Date.now() - started) / 1000),
+      };
+      const path = await saveResults(outDir, results);
+      out(`${JSON.stringify(results, null, 2)}\nsaved ${path}\n`);
+    } finally {
+      await lock.release();
+    }
+  },
+};
+
+const REWARD_USAGE = `attend reward --model DIR --data FILE.jsonl --out DIR [options]
+
+Trains a reward model (TRL's RewardTrainer, InstructGPT's): a causal LM's trunk with a scalar head read at the last
+non-padding token, on preference pairs with the Bradley-Terry loss -log sigmoid(r_chosen - r_rejected); every weight
+trains. One pair a line:
+  {"prompt": "...", "chosen": "...", "rejected": "..."}          (strings, or lists of messages)
+Writes checkpoints, metrics.jsonl (loss, lr, accuracy, margin, rewards/chosen, rewards/rejected: averages over each
+--log-every interval), loss.svg, reward-accuracy.svg and results.json to --out, and at the end the reward model as a
+Hugging Face folder: XxxForSequenceClassification with num_labels 1 (model.* or transformer.* and score.weight, as
+transformers names them) with the tokenizer, for attend ppo --reward-model.
+
+  --model DIR            Hugging Face folder of a causal LM (LLaMA or GPT-2 family)   (required)
+  --data FILE            the JSONL preference pairs   (required)
+  --out DIR              output folder   (required)
+  --max-length N         tokens per sequence; longer ones are cut (default 1024, at most the model's context)
+  --epochs N             passes over the pairs (default 1)
+  --max-steps N          stop after N updates (default: the epochs' worth)
+  --lr X                 peak learning rate (default 1e-5)
+  --batch-size N         pairs per batch (default 8)
+${COMMON_USAGE}
+  --smoke                a tiny run in seconds: the first 16 pairs, 2 steps, batch <= 4, max length <= 128`;
+
+/** Every option of `attend reward` (the usage lists each). */
+export const REWARD_OPTIONS: Record<string, 'string' | 'boolean'> = { ...COMMON_OPTIONS, 'max-length': 'string', 'batch-size': 'string' };
+
+export const rewardCommand: CliCommand = {
+  summary: 'train a reward model (scalar head, Bradley-Terry loss) on preference pairs, saved as a Hugging Face folder',
+  usage: REWARD_USAGE,
+  async run(args, out: Out = stdout) {
+    const { values } = parseOptions(args, REWARD_OPTIONS, 'reward', false);
+    if (values['help']) return out(`${this.usage}\n`);
+    const c = commonOptions(values);
+    const maxLength = intOption(values, 'max-length', 1);
+    let batchSize = intOption(values, 'batch-size', 1) ?? 8;
+    const modelDir = required(values, 'model', this.usage, 'reward'), dataFile = required(values, 'data', this.usage, 'reward'), outDir = required(values, 'out', this.usage, 'reward');
+    if (c.smoke) batchSize = Math.min(batchSize, 4);
+    const log = (l: string): void => stderr(`${l}\n`);
+    const started = Date.now();
+    const lock = await lockDir(outDir, { log });
+    try {
+      const tokenizer = await AutoTokenizer.fromPretrained(modelDir);
+      const base = await AutoModelForCausalLM.fromPretrained(modelDir, c.device !== undefined ? { device: c.device } : {});
+      const limit = base.positionLimit();
+      if (maxLength !== undefined && limit !== null && maxLength > limit.value) throw new Error(`reward: --max-length ${maxLength} is more than the model's ${limit.key} = ${limit.value}`);
+      let length = maxLength ?? Math.min(1024, limit?.value ?? 1024);
+      if (c.smoke) length = Math.min(length, 128);
+      const data = await loadPreferencePairs(dataFile, tokenizer, { skipBadLines: c.skipBadLines, maxLength: length, ...(c.smoke ? { limit: 16 } : {}) });
+      logSkipped(log, 'reward', data.skipped);
+      if (data.stats.truncated) log(`reward: ${data.stats.truncated} side(s) cut to ${length} tokens`);
+      if (data.stats.dropped) log(`reward: ${data.stats.dropped} pair(s) left out: a side has no completion token`);
+      manualSeed(c.seed); // the head's initialization (a resumed run restores the trained head over it)
+      const rm = new RewardModel(base);
+      const result = await trainRewardModel(rm, tokenizer, data.pairs, {
+        maxLength: length, batchSize, seed: c.seed, outDir, log, resume: c.resume,
+        ...(c.smoke ? { maxSteps: Math.min(c.maxSteps ?? 2, 2) } : given({ maxSteps: c.maxSteps })),
+        ...given({ epochs: c.epochs, lr: c.lr, schedule: c.schedule, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, logEvery: c.logEvery, checkpointEvery: c.checkpointEvery }),
+      });
+      const saved = await saveRewardModel(rm, tokenizer, outDir, { baseDir: modelDir });
+      const results = {
+        command: 'reward', model: modelDir, data: dataFile, smoke: c.smoke,
+        options: { maxLength: length, batchSize, epochs: c.epochs ?? null, maxSteps: c.maxSteps ?? null, lr: c.lr ?? null, seed: c.seed },
+        pairs: result.pairs, skippedLines: data.skipped.length, steps: result.train.step,
+        firstLoss: result.train.losses[0]?.loss ?? null, finalLoss: result.train.losses.at(-1)?.loss ?? null, final: result.stats.at(-1) ?? {}, saved,
+        wallSeconds: Math.round((Date.now() - started) / 1000),
+      };
+      const path = await saveResults(outDir, results);
+      out(`${JSON.stringify(results, null, 2)}\nsaved ${path}\n`);
+    } finally {
+      await lock.release();
+    }
+  },
+};
+
+const PPO_USAGE = `attend ppo --model DIR --reward-model DIR --data prompts.jsonl --out DIR [options]
+
+RLHF with PPO as InstructGPT and TRL's PPOTrainer: each rollout samples one completion per prompt, scores it with the
+reward model at its last token, adds a per-token KL penalty to the reference (the model before training, or with
+--lora / --qlora the model with its adapters disabled), computes GAE advantages (whitened) and returns with a value
+head, and makes --ppo-epochs updates of the clipped policy loss + vf-coef x the clipped value loss. One prompt a line:
+  {"prompt": "..."}          (a string, or a list of messages for the chat template; other fields are ignored)
+The reward model (attend reward --out) must share the policy's tokenizer: it scores the policy's token ids.
+Writes checkpoints, metrics.jsonl (loss, lr, score, score_std, kl, non_score_reward, policy_loss, value_loss,
+pg_clipfrac, vf_clipfrac, approxkl, entropy, response_length: averages over each --log-every interval), reward.svg,
+kl.svg, loss.svg and results.json to --out, and at the end the policy (or, with --lora / --qlora, a PEFT adapter)
+with the tokenizer.
+
+  --model DIR            Hugging Face folder of the policy, a causal LM   (required)
+  --reward-model DIR     the reward model's folder (XxxForSequenceClassification, num_labels 1)   (required)
+  --data FILE            the JSONL prompts   (required)
+  --out DIR              output folder   (required)
+  --prompts-per-step N   prompts per rollout, one completion each (default 8)
+  --max-new-tokens N     longest completion (default 64)
+  --max-prompt-length N  prompts keep their last N tokens (default: no limit)
+  --temperature X        sampling temperature (default 1)
+  --top-p X              nucleus sampling (default 1: off)
+  --top-k N              top-k sampling (default 0: off)
+  --ppo-epochs N         updates on each rollout (default 4)
+  --gamma X              discount (default 1)
+  --lambda X             GAE lambda (default 0.95)
+  --cliprange X          clip the policy ratio to [1 - X, 1 + X] (default 0.2)
+  --cliprange-value X    clip the value change to [-X, X] (default 0.2)
+  --vf-coef X            weight of the value loss (default 0.1)
+  --kl-coef X            weight of the per-token KL penalty in the reward (default 0.05)
+  --no-whiten-advantages use the raw GAE advantages (default: whitened over the rollout)
+${LORA_USAGE}
+  --epochs N             passes over the prompts (default 1)
+  --max-steps N          stop after N updates (default: the epochs' worth)
+  --lr X                 peak learning rate (default 3e-6; 1e-5 with --lora)
+${COMMON_USAGE}
+  --smoke                a tiny run in seconds: the first 16 prompts, 2 prompts a step, 8 new tokens, 2 steps`;
+
+/** Every option of `attend ppo` (the usage lists each). */
+export const PPO_OPTIONS: Record<string, 'string' | 'boolean'> = {
+  ...COMMON_OPTIONS, ...LORA_OPTIONS, 'reward-model': 'string', 'prompts-per-step': 'string', 'max-new-tokens': 'string', 'max-prompt-length': 'string',
+  temperature: 'string', 'top-p': 'string', 'top-k': 'string', 'ppo-epochs': 'string', gamma: 'string', lambda: 'string', cliprange: 'string',
+  'cliprange-value': 'string', 'vf-coef': 'string', 'kl-coef': 'string', 'no-whiten-advantages': 'boolean',
+};
+
+const unitClosed = { want: 'in [0, 1]', integer: false, ok: (v: number) => v >= 0 && v <= 1 };
+
+export const ppoCommand: CliCommand = {
+  summary: 'RLHF: reinforce a causal LM with PPO against a reward model from attend reward (full or LoRA)',
+  usage: PPO_USAGE,
+  async run(args, out: Out = stdout) {
+    const { values } = parseOptions(args, PPO_OPTIONS, 'ppo', false);
+    if (values['help']) return out(`${this.usage}\n`);
+    const c = commonOptions(values);
+    const lora = loraOption(values, 'ppo');
+    const qlora = values['qlora'] === true;
+    let perStep = intOption(values, 'prompts-per-step', 1) ?? 8, maxNew = intOption(values, 'max-new-tokens', 1) ?? 64;
+    const maxPrompt = intOption(values, 'max-prompt-length', 1), temperature = numberOption(values, 'temperature', positiveNumber);
+    const p = numberOption(values, 'top-p', topP), topK = intOption(values, 'top-k', 0);
+    const ppoEpochs = intOption(values, 'ppo-epochs', 1) ?? 4;
+    const gamma = numberOption(values, 'gamma', unitClosed) ?? 1, lambda = numberOption(values, 'lambda', unitClosed) ?? 0.95;
+    const cliprange = numberOption(values, 'cliprange', unitOpen) ?? 0.2, cliprangeValue = numberOption(values, 'cliprange-value', positiveNumber) ?? 0.2;
+    const vfCoef = numberOption(values, 'vf-coef', nonNegative) ?? 0.1, klCoef = numberOption(values, 'kl-coef', nonNegative) ?? 0.05;
+    const modelDir = required(values, 'model', this.usage, 'ppo'), rewardDir = required(values, 'reward-model', this.usage, 'ppo');
+    const dataFile = required(values, 'data', this.usage, 'ppo'), outDir = required(values, 'out', this.usage, 'ppo');
+    if (c.smoke) {
+      perStep = Math.min(perStep, 2);
+      maxNew = Math.min(maxNew, 8);
+    }
+    const log = (l: string): void => stderr(`${l}\n`);
+    const started = Date.now();
+    const lock = await lockDir(outDir, { log });
+    try {
+      const data = await loadPromptJsonl(dataFile, { skipBadLines: c.skipBadLines });
+      logSkipped(log, 'ppo', data.skipped);
+      const records = c.smoke ? data.records.slice(0, 16) : data.records;
+      const device = c.device !== undefined ? { device: c.device } : {};
+      const tokenizer = await AutoTokenizer.fromPretrained(modelDir);
+      const policy = await AutoModelForCausalLM.fromPretrained(modelDir, device);
+      const rm = await loadRewardModel(rewardDir, device);
+      const vocab = (m: { config: object }): unknown => (m.config as Record<string, unknown>)['vocab_size'];
+      if (vocab(rm.base) !== vocab(policy)) {
+        throw new Error(`ppo: the reward model (${rewardDir}) has vocab_size ${String(vocab(rm.base))}, the policy (${modelDir}) ${String(vocab(policy))}: the reward model scores the policy's token ids, so both need the same tokenizer`);
+      }
+      const result = await ppoTrain(policy, rm, tokenizer, records, {
+        promptsPerStep: perStep, maxNewTokens: maxNew, ppoEpochs, gamma, lambda, cliprange, cliprangeValue, vfCoef, klCoef,
+        whitenAdvantages: values['no-whiten-advantages'] !== true, lora, qlora, seed: c.seed, outDir, baseDir: modelDir, log, resume: c.resume,
+        ...(c.smoke ? { maxSteps: Math.min(c.maxSteps ?? 2, 2) } : given({ maxSteps: c.maxSteps })),
+        ...given({ maxPromptLength: maxPrompt, temperature, topP: p, topK, epochs: c.epochs, lr: c.lr, schedule: c.schedule, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, logEvery: c.logEvery, checkpointEvery: c.checkpointEvery }),
+      });
+      const scores = result.stats.map((s) => s['score'] ?? NaN);
+      const results = {
+        command: 'ppo', model: modelDir, rewardModel: rewardDir, data: dataFile, smoke: c.smoke,
+        options: { promptsPerStep: perStep, maxNewTokens: maxNew, ppoEpochs, gamma, lambda, cliprange, cliprangeValue, vfCoef, klCoef, lora, qlora, epochs: c.epochs ?? null, maxSteps: c.maxSteps ?? null, lr: c.lr ?? null, seed: c.seed },
+        prompts: records.length, skippedLines: data.skipped.length, steps: result.train.step, ...nf4Summary(result.qlora),
+        firstScore: scores[0] ?? null, finalScore: scores.at(-1) ?? null, final: result.stats.at(-1) ?? {}, saved: result.saved,
         wallSeconds: Math.round((Date.now() - started) / 1000),
       };
       const path = await saveResults(outDir, results);

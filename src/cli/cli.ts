@@ -9,8 +9,9 @@ import { trainCommand } from './train.js';
 import { classifyImageCommand } from './vision.js';
 import { transcribeCommand } from './speech.js';
 import { chatCommand, sftCommand } from './finetune.js';
-import { dpoCommand, grpoCommand } from './align.js';
+import { dpoCommand, grpoCommand, ppoCommand, rewardCommand } from './align.js';
 import { quantizeCommand } from './quant.js';
+import { exportOnnxCommand } from './onnx.js';
 
 export const COMMANDS: Record<string, CliCommand> = {
   demo: {
@@ -40,7 +41,10 @@ prints the training and validation loss as it goes, and writes a few generated s
   chat: chatCommand,
   dpo: dpoCommand,
   grpo: grpoCommand,
+  reward: rewardCommand,
+  ppo: ppoCommand,
   quantize: quantizeCommand,
+  'export-onnx': exportOnnxCommand,
 };
 
 export function help(): string {

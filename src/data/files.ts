@@ -1,12 +1,12 @@
-// The user's own data files: plain text, JSON Lines and CSV, with errors that name the file and line.
+// The user's own data files: plain text, JSON Lines and CSV (a path in Node, or a URL), with errors that name the file and line.
 
-import { readFile } from 'node:fs/promises';
+import { readBytes } from '../io/source.js';
 
 /** Reads a UTF-8 file (a leading byte-order mark is dropped); a missing file or invalid UTF-8 is an error naming it. */
 async function readUtf8(path: string, op: string): Promise<string> {
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    bytes = await readBytes(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new Error(`${op}: cannot read ${path}${code === 'ENOENT' ? ': no such file' : ` (${(e as Error).message})`}`);

@@ -6,6 +6,7 @@
 // `general.alignment` (default 32); the data region, every tensor at an aligned offset. Strings are u64 length + UTF-8.
 // Every count and length is checked against the bytes left before anything is allocated for it.
 
+import { fs } from '#platform';
 import { float16ToFloat32, float32ToFloat16, bfloat16ToFloat32, float32ToBfloat16 } from '../tensor/dtype.js';
 import { fmtShape, sizeOf } from '../tensor/shape.js';
 import { dequantizeQ4_0, dequantizeQ8_0, quantizeQ4_0, quantizeQ8_0 } from '../quant/formats.js';
@@ -212,7 +213,7 @@ export function parseGgufHeader(bytes: Uint8Array, source = '<buffer>', fileSize
 
 /** Reads a GGUF file's header (Node): the start of the file, read again with more bytes until the header fits. */
 export async function readGgufHeader(path: string): Promise<GgufHeader> {
-  const { open } = await import('node:fs/promises');
+  const { open } = await fs(`reading ${path}`);
   const fh = await open(path, 'r');
   try {
     const size = (await fh.stat()).size;
@@ -232,7 +233,7 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
 
 /** The raw bytes of one tensor (Node). */
 export async function readGgufTensorBytes(path: string, info: GgufTensorInfo): Promise<Uint8Array> {
-  const { open } = await import('node:fs/promises');
+  const { open } = await fs(`reading ${path}`);
   const fh = await open(path, 'r');
   try {
     const buf = new Uint8Array(info.nbytes);
@@ -412,7 +413,7 @@ export function serializeGguf(metadata: Record<string, GgufKV>, tensors: readonl
 
 /** Writes a GGUF v3 file (Node), through a temporary file renamed into place. */
 export async function saveGguf(path: string, metadata: Record<string, GgufKV>, tensors: readonly GgufTensorData[]): Promise<void> {
-  const { writeFile, rename } = await import('node:fs/promises');
+  const { writeFile, rename } = await fs(`writing ${path} (in a browser use serializeGguf)`);
   const tmp = `${path}.tmp-${process.pid}`;
   await writeFile(tmp, serializeGguf(metadata, tensors));
   await rename(tmp, path);

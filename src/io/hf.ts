@@ -1,20 +1,19 @@
 // Hugging Face checkpoint folders: config.json and weights (model.safetensors or a sharded index), with clear errors.
+// A folder is a path on disk (Node), a URL, or files in memory (see ./source.ts).
 
 import type { Tensor } from '../tensor/tensor.js';
 import { loadSafetensors, readSafetensorsHeader, type SafetensorsEntry } from './safetensors.js';
+import { exists, readText, withSource, type ModelSource } from './source.js';
 
-async function fs() {
-  return import('node:fs/promises');
-}
-
-/** Reads and parses a JSON file, naming the file in every error. */
+/** Reads and parses a JSON file (a path, a URL, or a file of an in-memory folder), naming the file in every error. */
 export async function readJsonFile(path: string): Promise<unknown> {
-  const { readFile } = await fs();
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readText(path);
   } catch (e) {
-    throw new Error(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    // Fetch and in-memory errors already name the file; Node's carry a code.
+    if ((e as Error).message.startsWith(`${path}: `)) throw e;
+    throw new Error(`${path}: cannot read (${(e as { code?: string }).code ?? (e as Error).message})`);
   }
   try {
     return JSON.parse(text) as unknown;
@@ -24,8 +23,7 @@ export async function readJsonFile(path: string): Promise<unknown> {
 }
 
 export async function fileExists(path: string): Promise<boolean> {
-  const { stat } = await fs();
-  return stat(path).then((s) => s.isFile(), () => false);
+  return exists(path);
 }
 
 /** A config.json as a plain object, with its path for error messages. */
@@ -34,11 +32,13 @@ export interface HFConfig {
   json: Record<string, unknown>;
 }
 
-export async function readConfig(dir: string): Promise<HFConfig> {
-  const path = `${dir.replace(/\/$/, '')}/config.json`;
-  const json = await readJsonFile(path);
-  if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${path}: expected a JSON object`);
-  return { path, json: json as Record<string, unknown> };
+export async function readConfig(src: ModelSource): Promise<HFConfig> {
+  return withSource(src, async (dir) => {
+    const path = `${dir}/config.json`;
+    const json = await readJsonFile(path);
+    if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${path}: expected a JSON object`);
+    return { path, json: json as Record<string, unknown> };
+  });
 }
 
 /** Where a checkpoint's tensors are: one file, or shards listed by an index (with the tensors each shard must hold). */
@@ -82,8 +82,12 @@ function checkShard(keys: Set<string> | null, found: string[], path: string, sou
  * The names and shapes of every tensor of the checkpoint in `dir`, from the safetensors headers only (no tensor
  * data is read), to check a checkpoint against a config before anything is allocated.
  */
-export async function readCheckpointHeader(dir: string, opts: { file?: string } = {}): Promise<{ entries: Record<string, SafetensorsEntry>; source: string }> {
-  const { source, shards } = await checkpointFiles(dir, opts.file);
+export async function readCheckpointHeader(src: ModelSource, opts: { file?: string } = {}): Promise<{ entries: Record<string, SafetensorsEntry>; source: string }> {
+  return withSource(src, (dir) => readHeaders(dir, opts.file));
+}
+
+async function readHeaders(dir: string, file: string | undefined): Promise<{ entries: Record<string, SafetensorsEntry>; source: string }> {
+  const { source, shards } = await checkpointFiles(dir, file);
   const entries: Record<string, SafetensorsEntry> = {};
   for (const { path, keys } of shards) {
     const { tensors } = await readSafetensorsHeader(path);
@@ -97,7 +101,11 @@ export async function readCheckpointHeader(dir: string, opts: { file?: string } 
  * Every tensor of the checkpoint in `dir`: model.safetensors, or the shards listed in
  * model.safetensors.index.json. Returns the tensors and the file they came from (for errors).
  */
-export async function loadCheckpoint(dir: string, opts: { device?: string; file?: string } = {}): Promise<{ tensors: Record<string, Tensor>; source: string }> {
+export async function loadCheckpoint(src: ModelSource, opts: { device?: string; file?: string } = {}): Promise<{ tensors: Record<string, Tensor>; source: string }> {
+  return withSource(src, (dir) => loadTensors(dir, opts));
+}
+
+async function loadTensors(dir: string, opts: { device?: string; file?: string }): Promise<{ tensors: Record<string, Tensor>; source: string }> {
   const { source, shards } = await checkpointFiles(dir, opts.file);
   const tensors: Record<string, Tensor> = {};
   try {

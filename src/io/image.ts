@@ -3,6 +3,8 @@
 // sharp (libvips) is an optional dependency, imported only when an image is decoded or encoded, so that code that never
 // touches images (and browser bundles) does not need it.
 
+import { fs, sharp } from '#platform';
+
 /**
  * An 8-bit image: `data` holds `height * width * channels` bytes, row-major, channels interleaved (HWC).
  * Channels are kept as the file stores them: 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA. Nothing is converted or dropped
@@ -21,14 +23,11 @@ let sharpModule: Promise<SharpModule> | undefined;
 
 /** sharp, loaded once; a clear message if the optional dependency is not installed. */
 async function loadSharp(): Promise<SharpModule> {
-  sharpModule ??= import('sharp').then(
-    (m) => ((m as { default?: SharpModule }).default ?? m) as SharpModule,
-    (e: unknown) => {
-      sharpModule = undefined;
-      throw new Error(`reading and writing images needs the optional dependency sharp, which could not be loaded: run \`npm install sharp\` (${(e as Error).message})`);
-    },
-  );
-  return sharpModule;
+  sharpModule ??= sharp().catch((e: unknown) => {
+    sharpModule = undefined;
+    throw new Error(`reading and writing images needs the optional dependency sharp, which could not be loaded: run \`npm install sharp\` (${(e as Error).message})`);
+  });
+  return sharpModule!;
 }
 
 /** Checks that an image's fields agree (sizes positive integers, 1 to 4 channels, data of the right length). */
@@ -89,7 +88,7 @@ function grayAlpha(rgba: Uint8Array): Uint8Array {
 
 /** Reads and decodes an image file; see `decodeImage`. Errors name the file. */
 export async function readImage(path: string): Promise<RawImage> {
-  const { readFile } = await import('node:fs/promises');
+  const { readFile } = await fs(`readImage(${JSON.stringify(path)}) (in a browser use decodeImage on the bytes)`);
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);
@@ -114,6 +113,6 @@ export async function encodePng(image: RawImage, source = 'image'): Promise<Uint
 /** Writes an image to a PNG file. */
 export async function writePng(path: string, image: RawImage): Promise<void> {
   const bytes = await encodePng(image, path);
-  const { writeFile } = await import('node:fs/promises');
+  const { writeFile } = await fs(`writePng(${JSON.stringify(path)}) (in a browser use encodePng)`);
   await writeFile(path, bytes);
 }

@@ -1,13 +1,14 @@
 // Reading and writing safetensors files (Hugging Face checkpoints): header validation, dtype conversion, atomic saves.
 //
 // Layout: an 8-byte little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}, "__metadata__"?},
-// then the data region; offsets are relative to its start. Node's fs is imported lazily so that browser bundles,
-// which only use parseSafetensors / serializeSafetensors, do not pull it in.
+// then the data region; offsets are relative to its start. Files on disk go through '#platform' (Node's fs, which
+// browser bundles never see); URLs and in-memory files through ./source.ts.
 
-import type { FileHandle } from 'node:fs/promises';
+import { fs, type FileHandle } from '#platform';
 import { encodeHalf, isFloat, type DType, type FloatDType, type TypedArray } from '../tensor/dtype.js';
 import { fmtShape, sizeOf } from '../tensor/shape.js';
 import { fromArray, Tensor } from '../tensor/tensor.js';
+import { isLocalFile, readBytes, readRange } from './source.js';
 
 /** Bits per element of every dtype the format defines (sub-byte float types included, so any header validates). */
 const DTYPE_BITS = {
@@ -282,10 +283,9 @@ async function readHeaderFrom(handle: FileHandle, file: string): Promise<Safeten
 
 /** Opens a file for reading; a missing file, a folder or a permission error names the path. */
 async function openFile(path: string): Promise<FileHandle> {
-  const fs = await import('node:fs/promises');
   let handle: FileHandle;
   try {
-    handle = await fs.open(path, 'r');
+    handle = await (await fs(`reading ${path}`)).open(path, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     fail(path, code === 'ENOENT' ? 'no such file' : `cannot open (${code ?? String(e)})`);
@@ -297,8 +297,28 @@ async function openFile(path: string): Promise<FileHandle> {
   return handle;
 }
 
+/** A read of a fetched or in-memory file, with a missing file named as openFile names it. */
+async function remote<T>(path: string, read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') fail(path, 'no such file');
+    throw e;
+  }
+}
+
+/** The header of a fetched or in-memory file: the first 64 KiB (one request), more only for a longer header. */
+async function readRemoteHeader(path: string): Promise<SafetensorsHeader> {
+  const first = await remote(path, () => readRange(path, 0, 65536));
+  const n = headerLength(first.bytes, first.size, path);
+  const json = 8 + n <= first.bytes.length ? first.bytes.subarray(8, 8 + n) : (await remote(path, () => readRange(path, 8, n))).bytes;
+  if (json.length < n) fail(path, `unexpected end of file at byte ${8 + json.length}`);
+  return parseHeader(json, 8 + n, first.size - 8 - n, path);
+}
+
 /** The validated header of a file (names, dtypes, shapes, offsets, metadata) without reading tensor data. */
 export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
+  if (!isLocalFile(path)) return readRemoteHeader(path);
   const handle = await openFile(path);
   try {
     return await readHeaderFrom(handle, path);
@@ -314,6 +334,8 @@ export async function readSafetensorsHeader(path: string): Promise<SafetensorsHe
 export async function loadSafetensors(path: string, opts: LoadSafetensorsOptions = {}): Promise<Record<string, Tensor>> {
   checkHost();
   checkLoadOptions(opts, path);
+  // A URL or an in-memory file: one request for the whole file, then the tensors are cut from it.
+  if (!isLocalFile(path)) return parseSafetensors(await remote(path, () => readBytes(path)), path, opts);
   const handle = await openFile(path);
   try {
     const header = await readHeaderFrom(handle, path);
@@ -416,18 +438,18 @@ async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number)
 export async function saveSafetensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>, opts: SaveSafetensorsOptions = {}): Promise<void> {
   checkHost();
   const { head, entries } = layout(tensors, metadata, opts);
-  const fs = await import('node:fs/promises');
+  const { open, rename, rm } = await fs(`saveSafetensors(${JSON.stringify(path)}) (in a browser use serializeSafetensors)`);
   const tmp = `${path}.tmp-${process.pid}`;
-  const handle = await fs.open(tmp, 'w');
+  const handle = await open(tmp, 'w');
   try {
     await writeAll(handle, head, 0);
     for (const e of entries) await writeAll(handle, await encode(e.tensor, e.dtype), head.length + e.begin);
     await handle.sync();
   } catch (e) {
     await handle.close();
-    await fs.rm(tmp, { force: true });
+    await rm(tmp, { force: true });
     throw e;
   }
   await handle.close();
-  await fs.rename(tmp, path);
+  await rename(tmp, path);
 }

@@ -4,6 +4,8 @@
 // the channels averaged to mono, as torchaudio / soundfile then `.mean(0)` would give. Node's fs is imported lazily so
 // that browser bundles, which only use decodeWav / encodeWav / decodePcm, do not pull it in.
 
+import { fs } from '#platform';
+
 /** Sample encodings, named as ffmpeg / sox name raw formats. */
 export type PcmFormat = 'u8' | 's16le' | 's24le' | 's32le' | 'f32le' | 'f64le';
 
@@ -180,7 +182,7 @@ export function decodeWav(bytes: Uint8Array, source = '<bytes>'): Audio {
 }
 
 async function readBytes(path: string, what: string): Promise<Uint8Array> {
-  const { readFile } = await import('node:fs/promises');
+  const { readFile } = await fs(`reading ${path} (in a browser decode the bytes)`);
   try {
     return await readFile(path);
   } catch (e) {
@@ -244,6 +246,6 @@ export function encodeWav(samples: Float32Array | readonly Float32Array[], sampl
 
 /** Writes a WAV file (see encodeWav). */
 export async function writeWav(path: string, samples: Float32Array | readonly Float32Array[], sampleRate: number, opts: EncodeWavOptions = {}): Promise<void> {
-  const { writeFile } = await import('node:fs/promises');
+  const { writeFile } = await fs(`writing ${path} (in a browser use encodeWav)`);
   await writeFile(path, encodeWav(samples, sampleRate, opts));
 }

@@ -1,19 +1,20 @@
 // AutoModelFor*: read config.json, pick the architecture by model_type, build it and load the checkpoint strictly.
 
 import { fileExists, loadCheckpoint, readCheckpointHeader, readConfig, readJsonFile } from '../io/hf.js';
+import { withSource, type ModelSource } from '../io/source.js';
 import type { SafetensorsDType, SafetensorsEntry } from '../io/safetensors.js';
 import type { FloatDType } from '../tensor/dtype.js';
 import { checkWeights, ConfigReader, loadPretrainedWeights, type GenerationDefaults, type PreTrainedModel, type WeightSpec } from './base.js';
 import { BartForConditionalGeneration, bartConfig, bartWeights } from './bart.js';
 import { BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification, bertConfig, bertWeights } from './bert.js';
 import { CLIPModel, clipConfig, clipWeights } from './clip.js';
-import { DistilBertForMaskedLM, DistilBertForSequenceClassification, distilBertConfig, distilBertWeights } from './distilbert.js';
+import { DistilBertForMaskedLM, DistilBertForSequenceClassification, DistilBertForTokenClassification, distilBertConfig, distilBertWeights } from './distilbert.js';
 import { GPT2LMHeadModel, gpt2Config, gpt2Weights } from './gpt2.js';
 import { LlamaForCausalLM, llamaConfig, llamaWeights } from './llama.js';
 import { GemmaForCausalLM, gemmaConfig, gemmaWeights } from './gemma.js';
 import { MistralForCausalLM, mistralConfig, mistralWeights } from './mistral.js';
 import { Qwen2ForCausalLM, qwen2Config, qwen2Weights } from './qwen2.js';
-import { RobertaForMaskedLM, RobertaForSequenceClassification, robertaConfig, robertaWeights } from './roberta.js';
+import { RobertaForMaskedLM, RobertaForSequenceClassification, RobertaForTokenClassification, robertaConfig, robertaWeights } from './roberta.js';
 import { T5ForConditionalGeneration, t5Config, t5Weights } from './t5.js';
 import { Wav2Vec2ForCTC, wav2vec2Config, wav2vec2RenameKey, wav2vec2Weights } from './wav2vec2.js';
 import { ViTForImageClassification, vitConfig, vitWeights } from './vit.js';
@@ -53,13 +54,13 @@ const ARCHITECTURES = new Map<string, Architecture>([
   }],
   // Old position_ids buffers; the pooler of pre-training checkpoints (roberta-base), which no head here uses.
   ['roberta', {
-    heads: { maskedLM: (r) => new RobertaForMaskedLM(robertaConfig(r)), sequenceClassification: (r) => new RobertaForSequenceClassification(robertaConfig(r)) },
-    weights: { maskedLM: (r) => robertaWeights(robertaConfig(r), 'maskedLM'), sequenceClassification: (r) => robertaWeights(robertaConfig(r), 'sequenceClassification') },
+    heads: { maskedLM: (r) => new RobertaForMaskedLM(robertaConfig(r)), sequenceClassification: (r) => new RobertaForSequenceClassification(robertaConfig(r)), tokenClassification: (r) => new RobertaForTokenClassification(robertaConfig(r)) },
+    weights: { maskedLM: (r) => robertaWeights(robertaConfig(r), 'maskedLM'), sequenceClassification: (r) => robertaWeights(robertaConfig(r), 'sequenceClassification'), tokenClassification: (r) => robertaWeights(robertaConfig(r), 'tokenClassification') },
     ignore: [/(^|\.)position_ids$/, /^roberta\.pooler\./],
   }],
   ['distilbert', {
-    heads: { sequenceClassification: (r) => new DistilBertForSequenceClassification(distilBertConfig(r)), maskedLM: (r) => new DistilBertForMaskedLM(distilBertConfig(r)) },
-    weights: { sequenceClassification: (r) => distilBertWeights(distilBertConfig(r), 'sequenceClassification'), maskedLM: (r) => distilBertWeights(distilBertConfig(r), 'maskedLM') },
+    heads: { sequenceClassification: (r) => new DistilBertForSequenceClassification(distilBertConfig(r)), maskedLM: (r) => new DistilBertForMaskedLM(distilBertConfig(r)), tokenClassification: (r) => new DistilBertForTokenClassification(distilBertConfig(r)) },
+    weights: { sequenceClassification: (r) => distilBertWeights(distilBertConfig(r), 'sequenceClassification'), maskedLM: (r) => distilBertWeights(distilBertConfig(r), 'maskedLM'), tokenClassification: (r) => distilBertWeights(distilBertConfig(r), 'tokenClassification') },
     ignore: [/(^|\.)position_ids$/],
   }],
   // Older LLaMA checkpoints store the rotary frequencies, which are computed from the config here.
@@ -123,7 +124,11 @@ function modelDType(dtype: ModelDType | undefined, config: Record<string, unknow
   return 'float32';
 }
 
-async function fromPretrained(task: Task, dir: string, opts: FromPretrainedOptions): Promise<PreTrainedModel> {
+function fromPretrained(task: Task, src: ModelSource, opts: FromPretrainedOptions): Promise<PreTrainedModel> {
+  return withSource(src, (dir) => loadPretrained(task, dir, opts));
+}
+
+async function loadPretrained(task: Task, dir: string, opts: FromPretrainedOptions): Promise<PreTrainedModel> {
   checkDTypeOption(opts.dtype);
   const { path, json } = await readConfig(dir);
   const type = json['model_type'];
@@ -151,6 +156,19 @@ async function fromPretrained(task: Task, dir: string, opts: FromPretrainedOptio
   model.generationConfig = generationConfig;
   if (opts.device) model.to(opts.device);
   return model.eval();
+}
+
+/**
+ * A causal LM of a config.json's model_type with fresh weights, and the checkpoint keys its loading ignores: reward
+ * models (a causal LM's trunk under a `score` head) load their trunk into one.
+ */
+export function causalLMFromConfig(json: Record<string, unknown>, path: string): { model: PreTrainedModel; ignore: readonly RegExp[] } {
+  const type = json['model_type'];
+  if (typeof type !== 'string') throw new Error(`${path}: no "model_type" field`);
+  const arch = ARCHITECTURES.get(type);
+  const make = arch?.heads.causalLM;
+  if (!arch || !make) throw new Error(`${path}: model_type '${type}' is not a causal LM here (causal LMs: ${[...ARCHITECTURES].filter(([, a]) => a.heads.causalLM).map(([k]) => k).join(', ')})`);
+  return { model: make(new ConfigReader(json, path)), ignore: arch.ignore ?? [] };
 }
 
 /** The same values under renamed keys. */
@@ -222,51 +240,51 @@ function whisperPromptConfig(gen: Record<string, unknown>, config: Record<string
 
 /** Loads a Hugging Face causal language model (config.json + model.safetensors or shards), in eval mode. */
 export class AutoModelForCausalLM {
-  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+  static fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
     return fromPretrained('causalLM', dir, opts);
   }
 }
 export class AutoModelForMaskedLM {
-  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+  static fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
     return fromPretrained('maskedLM', dir, opts);
   }
 }
 export class AutoModelForSequenceClassification {
-  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+  static fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
     return fromPretrained('sequenceClassification', dir, opts);
   }
 }
 export class AutoModelForTokenClassification {
-  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+  static fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
     return fromPretrained('tokenClassification', dir, opts);
   }
 }
 export class AutoModelForSeq2SeqLM {
-  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+  static fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
     return fromPretrained('seq2seqLM', dir, opts);
   }
 }
 /** Loads a Hugging Face image classifier (ViT): forward({ pixelValues }) -> logits. */
 export class AutoModelForImageClassification {
-  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+  static fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
     return fromPretrained('imageClassification', dir, opts);
   }
 }
 /** Loads a Hugging Face speech-to-text encoder-decoder (Whisper): forward({ inputFeatures, decoderInputIds }). */
 export class AutoModelForSpeechSeq2Seq {
-  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+  static fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
     return fromPretrained('speechSeq2Seq', dir, opts);
   }
 }
 /** Loads a Hugging Face CTC speech model (wav2vec2): forward({ inputValues }) -> per-frame logits. */
 export class AutoModelForCTC {
-  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+  static fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
     return fromPretrained('ctc', dir, opts);
   }
 }
 /** Loads a Hugging Face base model without a task head (CLIP: forward({ inputIds, pixelValues }) -> image-text scores). */
 export class AutoModel {
-  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
+  static fromPretrained(dir: ModelSource, opts: FromPretrainedOptions = {}): Promise<PreTrainedModel> {
     return fromPretrained('model', dir, opts);
   }
 }

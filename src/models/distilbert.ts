@@ -66,7 +66,7 @@ export function distilBertConfig(r: ConfigReader): DistilBertConfig {
 }
 
 /** The checkpoint's parameters for a DistilBERT head, from the config alone. */
-export function distilBertWeights(cfg: DistilBertConfig, head: 'sequenceClassification' | 'maskedLM'): WeightSpec {
+export function distilBertWeights(cfg: DistilBertConfig, head: 'sequenceClassification' | 'maskedLM' | 'tokenClassification'): WeightSpec {
   const C = cfg.dim, V = cfg.vocab_size, e = 'distilbert.embeddings.';
   const shapes: Record<string, number[]> = {
     [`${e}word_embeddings.weight`]: [V, C], [`${e}position_embeddings.weight`]: [cfg.max_position_embeddings, C], [`${e}LayerNorm.weight`]: [C], [`${e}LayerNorm.bias`]: [C],
@@ -84,6 +84,8 @@ export function distilBertWeights(cfg: DistilBertConfig, head: 'sequenceClassifi
   const tied: string[][] = [];
   if (head === 'sequenceClassification') {
     lin('pre_classifier', C, C);
+    lin('classifier', C, cfg.id2label.length);
+  } else if (head === 'tokenClassification') {
     lin('classifier', C, cfg.id2label.length);
   } else {
     lin('vocab_transform', C, C);
@@ -297,6 +299,27 @@ export class DistilBertForMaskedLM extends PreTrainedModel {
     const hidden = this.distilbert.forward(requireInput(inputIds, 'inputIds', 'DistilBERT'), attentionMask);
     const x = this.vocab_layer_norm.forward(this.act(this.vocab_transform.forward(hidden)));
     const logits = linear(x, this.vocab_projector.weight, this.vocab_projector.bias);
+    return labels ? { logits, lastHiddenState: hidden, loss: tokenLoss(logits, labels) } : { logits, lastHiddenState: hidden };
+  }
+}
+
+/** One label per token: dropout (config.dropout) -> classifier on every hidden state; cross-entropy with -100 ignored. */
+export class DistilBertForTokenClassification extends PreTrainedModel {
+  distilbert: DistilBertModel;
+  dropout: Dropout;
+  classifier: Linear;
+
+  constructor(readonly config: DistilBertConfig) {
+    super();
+    this.distilbert = new DistilBertModel(config);
+    this.dropout = new Dropout(config.dropout);
+    this.classifier = dense(config.dim, config.id2label.length, config);
+  }
+
+  /** tokenTypeIds are not read: DistilBERT has none (transformers' tokenizer does not make them for it). */
+  forward({ inputIds, attentionMask, labels }: ModelInputs): ModelOutput {
+    const hidden = this.distilbert.forward(requireInput(inputIds, 'inputIds', 'DistilBERT'), attentionMask);
+    const logits = this.classifier.forward(this.dropout.forward(hidden));
     return labels ? { logits, lastHiddenState: hidden, loss: tokenLoss(logits, labels) } : { logits, lastHiddenState: hidden };
   }
 }

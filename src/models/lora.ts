@@ -5,6 +5,7 @@
 // Reference: peft/tuners/lora/layer.py (Linear), peft/tuners/tuners_utils.py (target matching),
 // peft/utils/save_and_load.py (adapter file keys).
 
+import { fs } from '#platform';
 import { noGrad } from '../autograd/engine.js';
 import { add, mul } from '../autograd/ops/elementwise.js';
 import { matmul } from '../autograd/ops/matmul.js';
@@ -16,7 +17,8 @@ import { zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module, Parameter } from '../nn/module.js';
 import { loadCheckpoint, readJsonFile } from '../io/hf.js';
-import { saveSafetensors } from '../io/safetensors.js';
+import { saveSafetensors, serializeSafetensors } from '../io/safetensors.js';
+import { withSource, type ModelSource } from '../io/source.js';
 import { quantizedBytes, type QuantizedTensor } from '../quant/formats.js';
 import { QuantLinear, quantize } from '../quant/quant-linear.js';
 import { ConfigReader } from './base.js';
@@ -260,8 +262,12 @@ function savedModuleParams(model: Module, modulesToSave: readonly string[]): Map
  * target layer, and returns the names of the adapted layers. Every key and shape is checked before the model changes.
  * Modules to save are copied over the base model's weights (the adapter's trained copies replace them).
  */
-export async function loadLoraAdapter(model: Module, dir: string): Promise<string[]> {
-  const path = `${dir.replace(/\/$/, '')}/adapter_config.json`;
+export function loadLoraAdapter(model: Module, src: ModelSource): Promise<string[]> {
+  return withSource(src, (dir) => loadAdapter(model, dir));
+}
+
+async function loadAdapter(model: Module, dir: string): Promise<string[]> {
+  const path = `${dir}/adapter_config.json`;
   const json = await readJsonFile(path);
   if (json === null || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${path}: expected a JSON object`);
   const opts = readAdapterConfig(json as Record<string, unknown>, path);
@@ -312,8 +318,12 @@ export function markOnlyLoraTrainable(model: Module): Parameter[] {
 /**
  * Writes the adapter as PEFT does: adapter_config.json and adapter_model.safetensors (keys
  * base_model.model.<layer>.lora_A.weight / lora_B.weight, and the modules to save), loadable by PeftModel.from_pretrained.
+ * Without `dir` (in a browser) the two files are returned as bytes by name instead, for a download or storage;
+ * `loadLoraAdapter` takes that Map back.
  */
-export async function saveLoraAdapter(model: Module, dir: string): Promise<void> {
+export async function saveLoraAdapter(model: Module): Promise<Map<string, Uint8Array>>;
+export async function saveLoraAdapter(model: Module, dir: string): Promise<void>;
+export async function saveLoraAdapter(model: Module, dir?: string): Promise<Map<string, Uint8Array> | void> {
   const opts = adapters.get(model);
   const layers = loraLayers(model);
   if (!opts || !layers.length) throw new Error('saveLoraAdapter: the model has no LoRA adapter (addLora or loadLoraAdapter first)');
@@ -330,7 +340,13 @@ export async function saveLoraAdapter(model: Module, dir: string): Promise<void>
     modules_to_save: opts.modulesToSave.length ? opts.modulesToSave : null, rank_pattern: {}, alpha_pattern: {},
     layers_to_transform: null, layers_pattern: null,
   };
-  const { mkdir, writeFile } = await import('node:fs/promises');
+  if (dir === undefined) {
+    return new Map([
+      ['adapter_config.json', new TextEncoder().encode(`${JSON.stringify(config, null, 2)}\n`)],
+      ['adapter_model.safetensors', await serializeSafetensors(tensors, { format: 'pt' })],
+    ]);
+  }
+  const { mkdir, writeFile } = await fs('saveLoraAdapter to a folder (in a browser call it without one: it returns the files)');
   const base = dir.replace(/\/$/, '');
   await mkdir(base, { recursive: true });
   await writeFile(`${base}/adapter_config.json`, `${JSON.stringify(config, null, 2)}\n`);

@@ -37,7 +37,7 @@ export function robertaConfig(r: ConfigReader): RobertaConfig {
 }
 
 /** The checkpoint's parameters for a RoBERTa head, from the config alone. */
-export function robertaWeights(cfg: RobertaConfig, head: 'maskedLM' | 'sequenceClassification'): WeightSpec {
+export function robertaWeights(cfg: RobertaConfig, head: 'maskedLM' | 'sequenceClassification' | 'tokenClassification'): WeightSpec {
   const C = cfg.hidden_size, V = cfg.vocab_size;
   const shapes = bertEncoderShapes(cfg, 'roberta.');
   const tied: string[][] = [];
@@ -48,6 +48,8 @@ export function robertaWeights(cfg: RobertaConfig, head: 'maskedLM' | 'sequenceC
     });
     tied.push(['lm_head.bias', 'lm_head.decoder.bias']);
     if (cfg.tie_word_embeddings) tied.push(['roberta.embeddings.word_embeddings.weight', 'lm_head.decoder.weight']);
+  } else if (head === 'tokenClassification') {
+    Object.assign(shapes, { 'classifier.weight': [cfg.id2label.length, C], 'classifier.bias': [cfg.id2label.length] });
   } else {
     const L = cfg.id2label.length;
     Object.assign(shapes, { 'classifier.dense.weight': [C, C], 'classifier.dense.bias': [C], 'classifier.out_proj.weight': [L, C], 'classifier.out_proj.bias': [L] });
@@ -170,5 +172,25 @@ export class RobertaForSequenceClassification extends PreTrainedModel {
     const hidden = this.roberta.forward(requireInput(inputIds, 'inputIds', 'RoBERTa'), attentionMask, tokenTypeIds, positionIds);
     const logits = this.classifier.forward(hidden);
     return labels ? { logits, lastHiddenState: hidden, loss: sequenceClassificationLoss(logits, labels, this.config.problem_type) } : { logits, lastHiddenState: hidden };
+  }
+}
+
+/** One label per token: dropout -> classifier on every hidden state; cross-entropy with -100 ignored. */
+export class RobertaForTokenClassification extends PreTrainedModel {
+  roberta: BertModel;
+  dropout: Dropout;
+  classifier: Linear;
+
+  constructor(readonly config: RobertaConfig) {
+    super();
+    this.roberta = robertaModel(config);
+    this.dropout = new Dropout(config.classifier_dropout ?? config.hidden_dropout_prob);
+    this.classifier = dense(config.hidden_size, config.id2label.length, config);
+  }
+
+  forward({ inputIds, attentionMask, tokenTypeIds, positionIds, labels }: ModelInputs): ModelOutput {
+    const hidden = this.roberta.forward(requireInput(inputIds, 'inputIds', 'RoBERTa'), attentionMask, tokenTypeIds, positionIds);
+    const logits = this.classifier.forward(this.dropout.forward(hidden));
+    return labels ? { logits, lastHiddenState: hidden, loss: tokenLoss(logits, labels) } : { logits, lastHiddenState: hidden };
   }
 }

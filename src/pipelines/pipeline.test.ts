@@ -267,7 +267,7 @@ describe('pipeline', () => {
   });
 
   test('bad input: an unknown task lists the supported ones; a model without the head names the head the task needs', async () => {
-    await expect(pipeline('summarize-everything' as 'fill-mask', bertMlm)).rejects.toThrow(/unknown task "summarize-everything" \(supported: text-classification, fill-mask, text-generation, feature-extraction, image-classification, automatic-speech-recognition\)/);
+    await expect(pipeline('summarize-everything' as 'fill-mask', bertMlm)).rejects.toThrow(/unknown task "summarize-everything" \(supported: text-classification, fill-mask, text-generation, feature-extraction, image-classification, automatic-speech-recognition, token-classification, text2text-generation, summarization, translation, zero-shot-image-classification \(aliases: ner, translation_XX_to_YY\)\)/);
     await expect(pipeline('fill-mask', gpt2)).rejects.toThrow(/pipeline\('fill-mask'\) needs the maskedLM head: .*model_type 'gpt2' has no maskedLM head \(available: /);
     await expect(pipeline('text-generation', bertMlm)).rejects.toThrow(/needs the causalLM head/);
     const classify = await pipeline('text-classification', bertCls);

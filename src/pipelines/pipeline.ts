@@ -3,20 +3,33 @@
 import { noGrad } from '../autograd/engine.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
 import { readConfig } from '../io/hf.js';
-import { readImage, type RawImage } from '../io/image.js';
-import { AutoModelForCausalLM, AutoModelForCTC, AutoModelForImageClassification, AutoModelForSpeechSeq2Seq, AutoModelForMaskedLM, AutoModelForSequenceClassification, type FromPretrainedOptions } from '../models/auto.js';
+import { AutoModel, AutoModelForCausalLM, AutoModelForCTC, AutoModelForImageClassification, AutoModelForSeq2SeqLM, AutoModelForSpeechSeq2Seq, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoModelForTokenClassification, type FromPretrainedOptions } from '../models/auto.js';
 import type { PreTrainedModel } from '../models/base.js';
 import { tensor } from '../tensor/create.js';
 import { loadAudio } from '../processors/audio.js';
-import { AutoImageProcessor, type ViTImageProcessor } from '../processors/image.js';
+import { AutoImageProcessor, type ImageProcessor } from '../processors/image.js';
 import { Wav2Vec2FeatureExtractor } from '../processors/wav2vec2.js';
 import { WhisperFeatureExtractor } from '../processors/whisper.js';
 import { Wav2Vec2CTCTokenizer } from '../tokenizers/ctc.js';
 import type { ChatMessage } from '../tokenizers/chat-template.js';
 import { AutoTokenizer, type Tokenizer } from '../tokenizers/tokenizer.js';
+import { checkTexts, imageFrom, labelName, loadHead, run, softmax, topIndices, type ImageInput } from './common.js';
+import { text2text, taskParams, type Text2TextPipeline } from './text2text.js';
+import { tokenClassification, type TokenClassificationPipeline } from './token-classification.js';
+import { zeroShotImageClassification, type ZeroShotImageClassificationPipeline } from './zero-shot-image.js';
 
-export const SUPPORTED_TASKS = ['text-classification', 'fill-mask', 'text-generation', 'feature-extraction', 'image-classification', 'automatic-speech-recognition'] as const;
-export type PipelineTask = (typeof SUPPORTED_TASKS)[number];
+export type { ImageInput } from './common.js';
+
+export const SUPPORTED_TASKS = [
+  'text-classification', 'fill-mask', 'text-generation', 'feature-extraction', 'image-classification', 'automatic-speech-recognition',
+  'token-classification', 'text2text-generation', 'summarization', 'translation', 'zero-shot-image-classification',
+] as const;
+/** Other names of tasks, as transformers' pipeline() accepts them ('translation_en_to_de' also works). */
+export const TASK_ALIASES = { ner: 'token-classification' } as const;
+type TranslationTask = `translation_${string}_to_${string}`;
+export type PipelineTask = (typeof SUPPORTED_TASKS)[number] | keyof typeof TASK_ALIASES | TranslationTask;
+/** Every task name pipeline() accepts, for messages and help. */
+export const TASK_NAMES = `${SUPPORTED_TASKS.join(', ')} (aliases: ${Object.keys(TASK_ALIASES).join(', ')}, translation_XX_to_YY)`;
 
 export type PipelineOptions = FromPretrainedOptions;
 
@@ -33,8 +46,6 @@ export interface ImageClassificationOptions {
   /** How many labels to return, best first (HF's top_k). Default 5 (at most the number of labels). */
   topK?: number;
 }
-/** An image file path or decoded pixels. */
-export type ImageInput = string | RawImage;
 export interface TextGenerationOptions extends GenerateOptions {
   /** Prepend the prompt to the generated text (HF's return_full_text). Default true. */
   returnFullText?: boolean;
@@ -59,43 +70,54 @@ export type AsrPipeline = (input: AudioInput | AudioInput[], opts?: AsrOptions) 
 
 interface TaskPipelines {
   'text-classification': TextClassificationPipeline;
+  'token-classification': TokenClassificationPipeline;
   'fill-mask': FillMaskPipeline;
   'text-generation': TextGenerationPipeline;
+  'text2text-generation': Text2TextPipeline;
+  summarization: Text2TextPipeline;
+  translation: Text2TextPipeline;
   'feature-extraction': FeatureExtractionPipeline;
   'image-classification': ImageClassificationPipeline;
+  'zero-shot-image-classification': ZeroShotImageClassificationPipeline;
   'automatic-speech-recognition': AsrPipeline;
 }
+/** The callable a task name gives (aliases and translation_XX_to_YY included). */
+export type PipelineFor<T extends PipelineTask> = T extends keyof TaskPipelines ? TaskPipelines[T]
+  : T extends keyof typeof TASK_ALIASES ? TaskPipelines[(typeof TASK_ALIASES)[T]] : Text2TextPipeline;
 
-/** Loads a model folder's head for a task, saying which head the task needs when the model has none. */
-async function loadHead(task: string, head: string, load: () => Promise<PreTrainedModel>): Promise<PreTrainedModel> {
-  try {
-    return await load();
-  } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    if (msg.includes(' head (available:')) throw new Error(`pipeline('${task}') needs the ${head} head: ${msg}`);
-    throw e;
-  }
+/** The task a name stands for, or an error listing the names pipeline() knows. */
+export function resolveTask(task: string): (typeof SUPPORTED_TASKS)[number] {
+  if ((SUPPORTED_TASKS as readonly string[]).includes(task)) return task as (typeof SUPPORTED_TASKS)[number];
+  if (Object.hasOwn(TASK_ALIASES, task)) return TASK_ALIASES[task as keyof typeof TASK_ALIASES];
+  if (/^translation_[^_]+_to_[^_]+$/.test(task)) return 'translation';
+  throw new Error(`pipeline: unknown task ${JSON.stringify(task)} (supported: ${TASK_NAMES})`);
 }
 
 /**
  * A callable for `task` on the Hugging Face folder `modelDir` (config.json, weights, tokenizer.json), as HF's
  * `pipeline(task, model=dir)`: e.g. `await (await pipeline('fill-mask', dir))('Paris is the [MASK] of France.')`.
  */
-export async function pipeline<T extends PipelineTask>(task: T, modelDir: string, options: PipelineOptions = {}): Promise<TaskPipelines[T]> {
-  if (!(SUPPORTED_TASKS as readonly string[]).includes(task)) {
-    throw new Error(`pipeline: unknown task ${JSON.stringify(task)} (supported: ${SUPPORTED_TASKS.join(', ')})`);
-  }
-  const t: PipelineTask = task;
-  let made: TaskPipelines[PipelineTask];
+export async function pipeline<T extends PipelineTask>(task: T, modelDir: string, options: PipelineOptions = {}): Promise<PipelineFor<T>> {
+  const t = resolveTask(task);
+  let made: TaskPipelines[keyof TaskPipelines];
   if (t === 'text-classification') {
     const model = await loadHead(t, 'sequenceClassification', () => AutoModelForSequenceClassification.fromPretrained(modelDir, options));
     made = textClassification(model, await AutoTokenizer.fromPretrained(modelDir), (await readConfig(modelDir)).json);
+  } else if (t === 'token-classification') {
+    const model = await loadHead(t, 'tokenClassification', () => AutoModelForTokenClassification.fromPretrained(modelDir, options));
+    made = tokenClassification(model, await AutoTokenizer.fromPretrained(modelDir), (await readConfig(modelDir)).json);
   } else if (t === 'fill-mask') {
     const model = await loadHead(t, 'maskedLM', () => AutoModelForMaskedLM.fromPretrained(modelDir, options));
     made = fillMask(model, await AutoTokenizer.fromPretrained(modelDir));
   } else if (t === 'text-generation') {
     const model = await loadHead(t, 'causalLM', () => AutoModelForCausalLM.fromPretrained(modelDir, options));
     made = textGeneration(model, await AutoTokenizer.fromPretrained(modelDir));
+  } else if (t === 'text2text-generation' || t === 'summarization' || t === 'translation') {
+    const { path, json } = await readConfig(modelDir);
+    // transformers looks the task up under its full name (translation_en_to_de), or the first translation entry.
+    const params = taskParams(t === 'translation' ? task : t, json, path);
+    const model = await loadHead(t, 'seq2seqLM (an encoder-decoder such as T5 or BART)', () => AutoModelForSeq2SeqLM.fromPretrained(modelDir, options));
+    made = text2text(t, model, await AutoTokenizer.fromPretrained(modelDir), params);
   } else if (t === 'automatic-speech-recognition') {
     made = (await readConfig(modelDir)).json['model_type'] === 'wav2vec2'
       ? await ctcSpeechRecognition(modelDir, await loadHead(t, 'ctc', () => AutoModelForCTC.fromPretrained(modelDir, options)))
@@ -103,49 +125,14 @@ export async function pipeline<T extends PipelineTask>(task: T, modelDir: string
   } else if (t === 'image-classification') {
     const model = await loadHead(t, 'imageClassification', () => AutoModelForImageClassification.fromPretrained(modelDir, options));
     made = imageClassification(model, await AutoImageProcessor.fromPretrained(modelDir), (await readConfig(modelDir)).json);
+  } else if (t === 'zero-shot-image-classification') {
+    const model = await loadHead(t, 'model (CLIPModel: image and text towers)', () => AutoModel.fromPretrained(modelDir, options));
+    made = zeroShotImageClassification(model, await AutoTokenizer.fromPretrained(modelDir), await AutoImageProcessor.fromPretrained(modelDir));
   } else {
     const model = await loadHead(t, 'maskedLM (its encoder gives the features)', () => AutoModelForMaskedLM.fromPretrained(modelDir, options));
     made = featureExtraction(model, await AutoTokenizer.fromPretrained(modelDir));
   }
-  return made as TaskPipelines[T];
-}
-
-function checkTexts(input: unknown, task: string): string[] {
-  const list = Array.isArray(input) ? input : [input];
-  list.forEach((s, i) => { if (typeof s !== 'string') throw new Error(`pipeline('${task}'): input ${i} must be a string, got ${typeof s}`); });
-  return list as string[];
-}
-
-/** One text through the model: [1, T] ids (special tokens added) -> the outputs' arrays, without a graph. */
-async function run(model: PreTrainedModel, ids: number[], typeIds: number[]): Promise<{ logits: Float32Array; hidden: Float32Array | null; shape: readonly number[]; hiddenShape: readonly number[] | null }> {
-  const device = model.parameters()[0]?.device;
-  const inputIds = tensor(Int32Array.from(ids), { shape: [1, ids.length], device });
-  const tokenTypeIds = tensor(Int32Array.from(typeIds), { shape: [1, ids.length], device });
-  const out = noGrad(() => model.forward({ inputIds, tokenTypeIds }));
-  const logits = Float32Array.from(await out.logits.data());
-  const hidden = out.lastHiddenState ? Float32Array.from(await out.lastHiddenState.data()) : null;
-  const res = { logits, hidden, shape: out.logits.shape, hiddenShape: out.lastHiddenState?.shape ?? null };
-  for (const t of [inputIds, tokenTypeIds, out.logits, out.lastHiddenState]) t?.dispose();
-  return res;
-}
-
-function softmax(x: ArrayLike<number>): number[] {
-  const m = Math.max(...Array.from(x));
-  const e = Array.from(x, (v) => Math.exp(v - m));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((v) => v / s);
-}
-
-/** Indices of the k largest values, largest first (ties: lower index first). */
-function topIndices(x: readonly number[], k: number): number[] {
-  return x.map((_, i) => i).sort((a, b) => x[b]! - x[a]! || a - b).slice(0, k);
-}
-
-/** config.json's id2label name for class i (transformers' LABEL_i when absent). */
-function labelName(config: Record<string, unknown>, i: number): string {
-  const names = config['id2label'];
-  const name = names !== null && typeof names === 'object' ? (names as Record<string, unknown>)[String(i)] : undefined;
-  return typeof name === 'string' ? name : `LABEL_${i}`;
+  return made as PipelineFor<T>;
 }
 
 function textClassification(model: PreTrainedModel, tok: Tokenizer, config: Record<string, unknown>): TextClassificationPipeline {
@@ -251,7 +238,7 @@ function featureExtraction(model: PreTrainedModel, tok: Tokenizer): FeatureExtra
   };
 }
 
-function imageClassification(model: PreTrainedModel, processor: ViTImageProcessor, config: Record<string, unknown>): ImageClassificationPipeline {
+function imageClassification(model: PreTrainedModel, processor: ImageProcessor, config: Record<string, unknown>): ImageClassificationPipeline {
   const device = model.parameters()[0]?.device;
   return async (input, opts = {}) => {
     const k = opts.topK ?? 5;
@@ -259,11 +246,8 @@ function imageClassification(model: PreTrainedModel, processor: ViTImageProcesso
     const images = Array.isArray(input) ? input : [input];
     const results: LabelScore[][] = [];
     for (const [i, image] of images.entries()) {
-      if (typeof image !== 'string' && (image === null || typeof image !== 'object' || !(image.data instanceof Uint8Array))) {
-        throw new Error(`pipeline('image-classification'): input ${i} must be an image path or a RawImage ({ data, width, height, channels })`);
-      }
-      const raw = typeof image === 'string' ? await readImage(image) : image;
-      const { pixelValues } = processor.process(raw, { names: [typeof image === 'string' ? image : `input ${i}`], device });
+      const { raw, name } = await imageFrom(image, i, 'image-classification');
+      const { pixelValues } = processor.process(raw, { names: [name], device });
       const out = noGrad(() => model.forward({ pixelValues }));
       const probs = softmax(await out.logits.data());
       pixelValues.dispose();

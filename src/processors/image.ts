@@ -454,17 +454,23 @@ async function modelChannels(dir: string): Promise<number | undefined> {
 }
 
 /** Image processor classes this library implements, by preprocessor_config.json's `image_processor_type`. */
-const IMAGE_PROCESSORS: Readonly<Record<string, true>> = { ViTImageProcessor: true, ViTImageProcessorFast: true };
+const IMAGE_PROCESSORS: Readonly<Record<string, 'vit' | 'clip'>> = { ViTImageProcessor: 'vit', ViTImageProcessorFast: 'vit', CLIPImageProcessor: 'clip', CLIPImageProcessorFast: 'clip' };
 
-/** Picks the image processor a folder's preprocessor_config.json names (`image_processor_type`), as transformers' AutoImageProcessor. */
+/** What AutoImageProcessor returns: every processor here has `process(images) -> { pixelValues }` and `preprocess(image)`. */
+export type ImageProcessor = ViTImageProcessor | CLIPImageProcessor;
+
+/**
+ * Picks the image processor a folder's preprocessor_config.json names (`image_processor_type`), as transformers'
+ * AutoImageProcessor: CLIPImageProcessor(Fast) for CLIP, ViTImageProcessor(Fast) or no type for ViTImageProcessor.
+ */
 export class AutoImageProcessor {
-  static async fromPretrained(dir: string, opts: Omit<ImageProcessorOptions, 'source'> = {}): Promise<ViTImageProcessor> {
+  static async fromPretrained(dir: string, opts: Omit<ImageProcessorOptions, 'source'> = {}): Promise<ImageProcessor> {
     const { path, json } = await readPreprocessorConfig(dir);
     const type = json['image_processor_type'];
     if (type !== undefined && (typeof type !== 'string' || !Object.hasOwn(IMAGE_PROCESSORS, type))) {
       throw new Error(`${path}: "image_processor_type" ${JSON.stringify(type)} is not supported (supported: ${Object.keys(IMAGE_PROCESSORS).join(', ')})`);
     }
-    return ViTImageProcessor.fromPretrained(dir, opts);
+    return type !== undefined && IMAGE_PROCESSORS[type] === 'clip' ? CLIPImageProcessor.fromPretrained(dir, opts) : ViTImageProcessor.fromPretrained(dir, opts);
   }
 }
 
@@ -556,6 +562,11 @@ export class CLIPImageProcessor {
     else if (isObject(crop) && 'height' in crop && 'width' in crop) this.cropSize = { height: int('crop_size.height', crop['height']), width: int('crop_size.width', crop['width']) };
     else throw new Error(`${src}: "crop_size" must be {"height": H, "width": W} or a positive integer, got ${JSON.stringify(crop)}`);
   }
+
+  /** The normalization's settings, as on ViTImageProcessor (HF's image_mean, image_std; the model's channels). */
+  get imageMean(): number[] { return this.normalizer.imageMean; }
+  get imageStd(): number[] { return this.normalizer.imageStd; }
+  get numChannels(): number { return this.normalizer.numChannels; }
 
   /** Reads `preprocessor_config.json` from a model folder (errors name the file and the key). */
   static async fromPretrained(dir: string, opts: Omit<ImageProcessorOptions, 'source'> = {}): Promise<CLIPImageProcessor> {

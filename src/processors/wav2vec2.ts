@@ -3,6 +3,7 @@
 import { tensor } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { fileExists, readJsonFile } from '../io/hf.js';
+import { withSource, type ModelSource } from '../io/source.js';
 
 /** preprocessor_config.json's fields, with Hugging Face's names and defaults. */
 export interface Wav2Vec2FeatureExtractorConfig {
@@ -52,8 +53,15 @@ export class Wav2Vec2FeatureExtractor {
     if (!Number.isFinite(pad)) throw new Error(`Wav2Vec2FeatureExtractor: padding_value must be a finite number, got ${pad}`);
   }
 
-  /** Reads preprocessor_config.json from a model folder (Hugging Face's defaults when the file is absent). */
-  static async fromPretrained(dir: string): Promise<Wav2Vec2FeatureExtractor> {
+  /**
+   * Reads preprocessor_config.json from a model folder (Hugging Face's defaults when the file is absent): a path (Node),
+   * a URL, or files in memory.
+   */
+  static fromPretrained(src: ModelSource): Promise<Wav2Vec2FeatureExtractor> {
+    return withSource(src, (dir) => Wav2Vec2FeatureExtractor.fromFolder(dir));
+  }
+
+  private static async fromFolder(dir: string): Promise<Wav2Vec2FeatureExtractor> {
     const path = `${dir.replace(/\/$/, '')}/preprocessor_config.json`;
     if (!(await fileExists(path))) return new Wav2Vec2FeatureExtractor();
     const json = await readJsonFile(path);

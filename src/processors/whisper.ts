@@ -3,6 +3,7 @@
 import { tensor } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { fileExists, readJsonFile } from '../io/hf.js';
+import { withSource, type ModelSource } from '../io/source.js';
 
 /** preprocessor_config.json's fields, with Hugging Face's names and Whisper's defaults. */
 export interface WhisperFeatureExtractorConfig {
@@ -206,8 +207,15 @@ export class WhisperFeatureExtractor {
     });
   }
 
-  /** Reads preprocessor_config.json from a model folder (Whisper's defaults when the file is absent). */
-  static async fromPretrained(dir: string): Promise<WhisperFeatureExtractor> {
+  /**
+   * Reads preprocessor_config.json from a model folder (Whisper's defaults when the file is absent): a path (Node), a
+   * URL, or files in memory.
+   */
+  static fromPretrained(src: ModelSource): Promise<WhisperFeatureExtractor> {
+    return withSource(src, (dir) => WhisperFeatureExtractor.fromFolder(dir));
+  }
+
+  private static async fromFolder(dir: string): Promise<WhisperFeatureExtractor> {
     const path = `${dir.replace(/\/$/, '')}/preprocessor_config.json`;
     if (!(await fileExists(path))) return new WhisperFeatureExtractor();
     const json = await readJsonFile(path);

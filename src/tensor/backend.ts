@@ -179,6 +179,11 @@ export interface Backend {
    * float32): x is quantized per block of 32 to int8, as llama.cpp does, and blocks multiply as integers.
    */
   quantMatmul?(x: BackendBuffer, w: BackendBuffer, p: QuantMatmulParams, bias?: BackendBuffer | null): BackendBuffer;
+  /**
+   * Optional: op(a) op(b) with `a` float32 and `b` float16 / bfloat16, read as stored (widened a few values at a time,
+   * never a float32 copy of b); float32 result, float32 accumulation; bias [n] float32. `p.transA` must be false.
+   */
+  matmulHalf?(a: BackendBuffer, b: BackendBuffer, p: MatmulParams, bias?: BackendBuffer | null): BackendBuffer;
 
   // ---- movement ----
   /** out[i] = x[offset + sum_k i_k * strides[k]] for every index i of `shape` (strides may be 0). */

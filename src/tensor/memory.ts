@@ -8,6 +8,8 @@
 // it (Node: through v8/vm), and releases the buffers of every collected tensor. A FinalizationRegistry stays as
 // the lazy path for runtimes without a callable GC. Reclamation never runs inside a kernel call: only at awaits.
 
+import { exposeGc, isNode } from '#platform';
+
 /** What the registry needs of a tensor's storage (structural, so that this file does not import tensor.ts). */
 export interface Releasable {
   release(): void;
@@ -131,18 +133,14 @@ async function getGc(): Promise<(() => void) | null> {
   gcFn = null;
   const g = globalThis as { gc?: () => void; process?: { versions?: { node?: string } } };
   if (typeof g.gc === 'function') return (gcFn = g.gc);
-  if (g.process?.versions?.node) {
+  if (isNode) {
     try {
-      const v8 = await import('node:v8');
-      const vm = await import('node:vm');
-      v8.setFlagsFromString('--expose-gc');
-      const fn: unknown = vm.runInNewContext('gc');
-      if (typeof fn === 'function') gcFn = fn as () => void;
+      gcFn = await exposeGc();
     } catch {
       // No callable GC: the FinalizationRegistry still reclaims, later.
     }
   }
-  return gcFn;
+  return gcFn ?? null;
 }
 
 /** Ends the current job (a macrotask turn), so that WeakRef targets created in it may be collected. */

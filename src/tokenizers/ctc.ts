@@ -1,6 +1,7 @@
 // Character vocabularies for CTC models, as Hugging Face's Wav2Vec2CTCTokenizer: vocab.json + tokenizer_config.json.
 
 import { fileExists, readJsonFile } from '../io/hf.js';
+import { withSource, type ModelSource } from '../io/source.js';
 import { isJsonObject, tokenContent, type JsonObject, type JsonValue } from './json.js';
 
 export interface Wav2Vec2CTCTokenizerOptions {
@@ -65,9 +66,14 @@ export class Wav2Vec2CTCTokenizer {
 
   /**
    * Reads vocab.json and, where present, tokenizer_config.json, special_tokens_map.json and added_tokens.json. A
-   * multilingual vocab.json (one vocabulary per language) needs `targetLang` (or the config's target_lang).
+   * multilingual vocab.json (one vocabulary per language) needs `targetLang` (or the config's target_lang). The folder
+   * is a path (Node), a URL, or files in memory.
    */
-  static async fromPretrained(dir: string, opts: { targetLang?: string } = {}): Promise<Wav2Vec2CTCTokenizer> {
+  static fromPretrained(src: ModelSource, opts: { targetLang?: string } = {}): Promise<Wav2Vec2CTCTokenizer> {
+    return withSource(src, (dir) => Wav2Vec2CTCTokenizer.fromFolder(dir, opts));
+  }
+
+  private static async fromFolder(dir: string, opts: { targetLang?: string }): Promise<Wav2Vec2CTCTokenizer> {
     const base = dir.replace(/\/$/, '');
     const vocabPath = `${base}/vocab.json`;
     if (!(await fileExists(vocabPath))) throw new Error(`${vocabPath}: not found (a CTC tokenizer needs vocab.json)`);

@@ -1,5 +1,7 @@
 // Tokenizer: Hugging Face tokenizer.json files run by @huggingface/tokenizers, plus offsets, pairs, batches, padding and truncation.
 
+import { fs } from '#platform';
+import { exists, isLocalFile, listFolder, readText, withSource, type ModelSource } from '../io/source.js';
 import { tensor } from '../tensor/create.js';
 import { isTensor, type Tensor } from '../tensor/tensor.js';
 import { avoidStackOverflow, hf, type HfTokenizer } from './hf-lib.js';
@@ -158,7 +160,10 @@ export class Tokenizer {
     return new Tokenizer(tokenizerJson, plainConfig(tokenizerConfig), source, configSource);
   }
 
-  /** Reads a tokenizer.json, and the tokenizer_config.json and special_tokens_map.json beside it when present (Node). */
+  /**
+   * Reads a tokenizer.json, and the tokenizer_config.json and special_tokens_map.json beside it when present: a path
+   * (Node) or a URL.
+   */
   static async fromFile(path: string): Promise<Tokenizer> {
     const json = await readJson(path);
     const dir = path.slice(0, Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
@@ -167,7 +172,7 @@ export class Tokenizer {
     const specialMap = (await readOptionalJson(`${dir}special_tokens_map.json`)) ?? {};
     validateTokenizerConfig(specialMap, `${dir}special_tokens_map.json`);
     // transformers >= 4.50 saves the template as chat_template.jinja beside the config, which it then prefers.
-    const jinja = await readText(`${dir}chat_template.jinja`);
+    const jinja = await readOptionalText(`${dir}chat_template.jinja`);
     const chat = jinja === null ? {} : { chat_template: jinja };
     const configSource = jinja === null ? `${dir}tokenizer_config.json` : `${dir}chat_template.jinja`;
     return Tokenizer.fromJSON(json, { ...config, ...specialMap, ...chat }, path, configSource);
@@ -180,8 +185,7 @@ export class Tokenizer {
 
   /** Writes the tokenizer.json (Node), indented as Hugging Face writes it. */
   async save(path: string): Promise<void> {
-    const fs = await import('node:fs/promises');
-    await fs.writeFile(path, JSON.stringify(this.json, null, 2));
+    await (await fs('Tokenizer.save (in a browser use toJSON)')).writeFile(path, JSON.stringify(this.json, null, 2));
   }
 
   // ---- vocabulary ----
@@ -431,18 +435,19 @@ export class Tokenizer {
 
 /** Loads tokenizers saved by Hugging Face (`save_pretrained`) from a folder. */
 export class AutoTokenizer {
-  /** Reads `dir`/tokenizer.json with its tokenizer_config.json and special_tokens_map.json (Node). */
-  static async fromPretrained(dir: string): Promise<Tokenizer> {
-    const fs = await import('node:fs/promises');
-    const base = dir.replace(/[/\\]+$/, '');
-    const stat = await fs.stat(base).catch(() => null);
-    if (!stat?.isDirectory()) throw new Error(`${dir}: no such folder`);
-    const file = `${base}/tokenizer.json`;
-    if (!(await fs.stat(file).catch(() => null))) {
-      const present = (await fs.readdir(base)).filter((f) => /\.(json|txt|model)$/.test(f));
-      throw new Error(`${file}: not found; AutoTokenizer needs the fast-tokenizer file tokenizer.json (the folder has: ${present.join(', ') || 'no tokenizer files'})`);
-    }
-    return Tokenizer.fromFile(file);
+  /**
+   * Reads tokenizer.json with its tokenizer_config.json and special_tokens_map.json from a folder: a path (Node), a URL,
+   * or files in memory (a Map or record of File / Blob / bytes).
+   */
+  static async fromPretrained(src: ModelSource): Promise<Tokenizer> {
+    return withSource(src, async (base) => {
+      const file = `${base}/tokenizer.json`;
+      if (await exists(file)) return Tokenizer.fromFile(file);
+      const listed = await listFolder(base);
+      if (listed === null && isLocalFile(base)) throw new Error(`${base}: no such folder`);
+      const present = listed === null ? '' : ` (the folder has: ${listed.filter((f) => /\.(json|txt|model)$/.test(f)).join(', ') || 'no tokenizer files'})`;
+      throw new Error(`${file}: not found; AutoTokenizer needs the fast-tokenizer file tokenizer.json${present}`);
+    });
   }
 }
 
@@ -464,10 +469,9 @@ function describe(v: unknown): string {
   return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`;
 }
 
-async function readText(path: string): Promise<string | null> {
-  const fs = await import('node:fs/promises');
+async function readOptionalText(path: string): Promise<string | null> {
   try {
-    return await fs.readFile(path, 'utf8');
+    return await readText(path);
   } catch (e) {
     const code = isJsonObject(e) ? e.code : undefined;
     if (code === 'ENOENT') return null;
@@ -487,13 +491,13 @@ function parseJsonObject(text: string, path: string): JsonObject {
 }
 
 async function readJson(path: string): Promise<JsonObject> {
-  const text = await readText(path);
+  const text = await readOptionalText(path);
   if (text === null) throw new Error(`${path}: file not found`);
   return parseJsonObject(text, path);
 }
 
 async function readOptionalJson(path: string): Promise<JsonObject | null> {
-  const text = await readText(path);
+  const text = await readOptionalText(path);
   return text === null ? null : parseJsonObject(text, path);
 }
 

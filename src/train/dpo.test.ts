@@ -222,9 +222,16 @@ describe('dpoTrain on a tiny LLaMA', () => {
     expect(out.stats.at(-1)!['rewards/accuracies']).toBe(1);
     expect(out.stats.at(-1)!['rewards/margins']).toBeGreaterThan(out.stats[0]!['rewards/margins']! + 0.5);
     expect(out.train.losses.at(-1)!.loss).toBeLessThan(0.4);
-    const lines = (await readFile(join(dir, 'dpo.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
-    expect(lines).toHaveLength(12);
-    expect(Object.keys(lines[0]!).sort()).toEqual(['logps/chosen', 'logps/rejected', 'rewards/accuracies', 'rewards/chosen', 'rewards/margins', 'rewards/rejected', 'step']);
+    // metrics.jsonl's train records (every 10 steps and the last) hold the statistics averaged over their interval.
+    const lines = (await readFile(join(dir, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>).filter((r) => r['kind'] === ('train' as unknown));
+    expect(lines.map((r) => r['step'])).toEqual([10, 12]);
+    expect(Object.keys(out.stats[0]!).sort()).toEqual(['logps/chosen', 'logps/rejected', 'rewards/accuracies', 'rewards/chosen', 'rewards/margins', 'rewards/rejected', 'step']);
+    const mean = (k: string, from: number, to: number): number => out.stats.slice(from, to).reduce((a, r) => a + r[k]!, 0) / (to - from);
+    for (const k of ['rewards/chosen', 'rewards/margins', 'rewards/accuracies']) {
+      expect(lines[0]![k], k).toBeCloseTo(mean(k, 0, 10), 6);
+      expect(lines[1]![k], k).toBeCloseTo(mean(k, 10, 12), 6);
+    }
+    expect(await readFile(join(dir, 'rewards.svg'), 'utf8')).toContain('<svg');
     expect(out.saved).toContain('model.safetensors');
   }, 30_000);
 

@@ -14,11 +14,11 @@ import { tidy } from '../tensor/scope.js';
 import { DataLoader } from '../data/loader.js';
 import { collatePreference, tokenizePreference, type PreferencePair, type PreferenceRecord, type SftBatch, type TokenizeSftOptions } from '../data/sft.js';
 import type { PreTrainedModel } from '../models/base.js';
-import { addLora, markOnlyLoraTrainable, withLoraDisabled } from '../models/lora.js';
+import { withLoraDisabled, type QloraReport } from '../models/lora.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { StatsFile, StepStats } from './policy.js';
+import { addTrainableAdapter, collectStepRecords, type StepRecord } from './policy.js';
 import type { ProgressStream } from './progress.js';
-import { saveSftModel, sftLoraOptions, type SftLoraOptions } from './sft.js';
+import { saveSftModel, type SftLoraOptions } from './sft.js';
 import { definedFields, Trainer, type LossOutput, type StepInfo, type TrainResult } from './trainer.js';
 
 /** Summed log-probabilities of each chosen / rejected completion [B], under the policy and the frozen reference. */
@@ -158,6 +158,8 @@ export async function preferenceLogps(model: PreTrainedModel, pairs: readonly Pr
 export interface DpoTrainOptions extends DpoOptions, Omit<TokenizeSftOptions, 'completionOnlyLoss'> {
   /** A LoRA adapter instead of full fine-tuning (options, or true for the defaults). */
   lora?: SftLoraOptions | boolean;
+  /** QLoRA: the base's Linear layers (not the output head) frozen in NF4 under the adapter, as sft's (implies lora). */
+  qlora?: boolean;
   /** Pairs per batch (default 8). */
   batchSize?: number;
   /** Passes over the pairs (default 3, as TRL; with maxSteps, whichever ends first). */
@@ -187,9 +189,14 @@ export interface DpoTrainResult {
   pairs: number;
   /** The reference log-probabilities of every pair (computed once, before the first update). */
   reference: PairLogps;
-  /** One record per step: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies, logps/chosen, logps/rejected. */
-  stats: ({ step: number } & Record<string, number>)[];
+  /**
+   * One record per step this call ran: rewards/chosen, rewards/rejected, rewards/margins, rewards/accuracies,
+   * logps/chosen, logps/rejected (also in metrics.jsonl, averaged over each logging interval).
+   */
+  stats: StepRecord[];
   saved: string[];
+  /** With qlora: the NF4 layers and their bytes against float32. */
+  qlora?: QloraReport | null;
 }
 
 interface DpoBatch extends SftBatch {
@@ -204,7 +211,7 @@ const isPair = (x: unknown): x is PreferencePair => typeof x === 'object' && x !
  * already tokenized. The reference log-probabilities are computed once before training (TRL's
  * precompute_ref_log_probs), from the same model with its adapters disabled under LoRA, or from the model before its
  * first update under full fine-tuning (a frozen copy, without holding a second copy of the weights). Per-step
- * statistics go to outDir/dpo.jsonl and rewards.svg; the model (or adapter) is saved to outDir at the end.
+ * statistics go to metrics.jsonl (loss metrics) and rewards.svg; the model (or adapter) is saved to outDir at the end.
  */
 export async function dpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, data: readonly PreferenceRecord[] | readonly PreferencePair[], opts: DpoTrainOptions = {}): Promise<DpoTrainResult> {
   const log = opts.log ?? ((l: string) => { process.stderr.write(`${l}\n`); });
@@ -226,11 +233,7 @@ export async function dpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, dat
   const padId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
   const batchSize = opts.batchSize ?? 8;
 
-  const lora = sftLoraOptions(opts.lora);
-  if (lora) {
-    addLora(model, lora);
-    markOnlyLoraTrainable(model);
-  }
+  const { lora, qlora } = await addTrainableAdapter(model, opts, 'dpo', log);
   log(`dpo: computing the reference log-probabilities of ${pairs.length} pairs (${lora ? 'the model with its adapters disabled' : 'the model before training'})`);
   const reference = await preferenceLogps(model, pairs, { batchSize, padId, disableAdapters: lora !== null });
   const seed = opts.seed ?? 0;
@@ -238,8 +241,7 @@ export async function dpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, dat
     batchSize, shuffle: true, seed,
     collate: (idx) => ({ ...collatePreference(idx.map((i) => pairs[i]!), padId), refChosen: idx.map((i) => reference.chosen[i]!), refRejected: idx.map((i) => reference.rejected[i]!) }),
   });
-  const stats = new StepStats();
-  const file = new StatsFile(opts.outDir, 'dpo.jsonl');
+  const stats: StepRecord[] = [];
   const device = model.parameters()[0]?.device;
   const loss = (m: PreTrainedModel, b: DpoBatch): LossOutput => {
     const on = (t: Tensor): Tensor => (device === undefined ? t : t.to(device));
@@ -248,13 +250,13 @@ export async function dpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, dat
     const lp = sequenceLogps(logits, on(b.labels)); // [2B]
     const ref = (v: number[]): Tensor => tensor(v, { dtype: 'float32', device });
     const out = dpoLoss({ policyChosenLogps: narrow(lp, 0, 0, B), policyRejectedLogps: narrow(lp, 0, B, B), referenceChosenLogps: ref(b.refChosen), referenceRejectedLogps: ref(b.refRejected) }, lossOpts);
-    stats.add('rewards/chosen', mean(out.chosenRewards));
-    stats.add('rewards/rejected', mean(out.rejectedRewards));
-    stats.add('rewards/margins', mean(out.margins));
-    stats.add('rewards/accuracies', out.accuracy);
-    stats.add('logps/chosen', mean(narrow(lp, 0, 0, B)));
-    stats.add('logps/rejected', mean(narrow(lp, 0, B, B)));
-    return { loss: out.loss, tokens: b.refChosen.length };
+    return {
+      loss: out.loss, tokens: b.refChosen.length,
+      metrics: {
+        'rewards/chosen': mean(out.chosenRewards), 'rewards/rejected': mean(out.rejectedRewards), 'rewards/margins': mean(out.margins),
+        'rewards/accuracies': out.accuracy, 'logps/chosen': mean(narrow(lp, 0, 0, B)), 'logps/rejected': mean(narrow(lp, 0, B, B)),
+      },
+    };
   };
   const trainer = new Trainer<PreTrainedModel, DpoBatch>({
     model, data: loader, loss,
@@ -264,16 +266,13 @@ export async function dpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, dat
     ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
     ...(opts.epochs !== undefined || opts.maxSteps === undefined ? { epochs: opts.epochs ?? 3 } : {}),
     ...definedFields(opts, ['gradAccumSteps', 'outDir', 'resume', 'logEvery', 'checkpointEvery', 'progress']),
-    onStep: async (info) => {
-      const s = await stats.flush();
-      await file.write(info.step, s);
-      await opts.onStep?.(info, s);
-    },
+    progressMetrics: ['rewards/margins', 'rewards/accuracies'],
+    plots: [{ file: 'rewards.svg', metrics: ['rewards/chosen', 'rewards/rejected', 'rewards/margins'], title: 'DPO: implicit rewards', yLabel: 'reward' }],
+    onStep: collectStepRecords(stats, opts.onStep),
     seed,
   });
   const train = await trainer.train();
   model.eval();
-  await file.plot('rewards.svg', ['rewards/chosen', 'rewards/rejected', 'rewards/margins'], 'DPO: implicit rewards');
   const saved = opts.outDir !== undefined ? await saveSftModel(model, tokenizer, opts.outDir, { baseDir: opts.baseDir, lora: lora !== null }) : [];
-  return { train, pairs: pairs.length, reference, stats: file.records, saved };
+  return { train, pairs: pairs.length, reference, stats, saved, qlora };
 }

@@ -152,9 +152,12 @@ describe('grpoTrain', () => {
     expect(last).toBeGreaterThan(first + 0.3);
     expect(last).toBeGreaterThan(0.5);
     expect(out.stats.at(-1)!.kl).toBeGreaterThan(0); // the policy left the reference
-    const lines = (await readFile(join(dir, 'grpo.jsonl'), 'utf8')).trim().split('\n');
-    expect(lines).toHaveLength(30);
+    // metrics.jsonl: the statistics averaged over each 10-step logging interval.
+    const lines = (await readFile(join(dir, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((r) => r['step'])).toEqual([10, 20, 30]);
+    expect(lines[2]!['reward']).toBeCloseTo(reward.slice(20).reduce((a, b) => a + b) / 10, 6);
     expect(await readFile(join(dir, 'reward.svg'), 'utf8')).toContain('<svg');
+    expect(await readFile(join(dir, 'kl.svg'), 'utf8')).toContain('<svg');
     expect(VOCAB['blue']).toBeDefined();
   }, 60_000);
 });

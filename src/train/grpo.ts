@@ -12,7 +12,7 @@ import type { BatchSource } from '../data/loader.js';
 import { DataLoader } from '../data/loader.js';
 import { loadText } from '../data/files.js';
 import type { PreTrainedModel } from '../models/base.js';
-import { addLora, markOnlyLoraTrainable } from '../models/lora.js';
+import type { QloraReport } from '../models/lora.js';
 import { tensor } from '../tensor/create.js';
 import { Generator } from '../tensor/random.js';
 import { tidy } from '../tensor/scope.js';
@@ -20,9 +20,9 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkMessages, type ChatMessage } from '../tokenizers/chat-template.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { klK3, modelDevice, referenceForward, rolloutTokens, rolloutTrainerSettings, sampleCompletions, StatsFile, StepStats, tokenEntropy, tokenLogps, type RolloutRunOptions } from './policy.js';
-import { saveSftModel, sftLoraOptions } from './sft.js';
-import { Trainer, type TrainResult } from './trainer.js';
+import { addTrainableAdapter, klK3, meanStd, modelDevice, referenceForward, rolloutTokens, rolloutTrainerSettings, sampleCompletions, tokenEntropy, tokenLogps, type RolloutRunOptions, type StepRecord } from './policy.js';
+import { saveSftModel } from './sft.js';
+import { Trainer, type LossOutput, type TrainResult } from './trainer.js';
 
 // ---- data and rewards ----
 
@@ -256,9 +256,11 @@ export interface GrpoOptions extends RolloutRunOptions {
 
 export interface GrpoResult {
   train: TrainResult;
-  /** One record per step: reward, reward_std, kl, clip_ratio, entropy, completion_length, ... */
-  stats: ({ step: number } & Record<string, number>)[];
+  /** One record per step this call ran: reward, reward_std, kl, clip_ratio, entropy, completion_length, ... (also in metrics.jsonl). */
+  stats: StepRecord[];
   saved: string[];
+  /** With qlora: the NF4 layers and their bytes against float32. */
+  qlora?: QloraReport | null;
 }
 
 /** A batch of scored completions; plain numbers, so that the Trainer may hand it out again (numIterations). */
@@ -285,7 +287,7 @@ const rows = async (t: Tensor): Promise<number[][]> => {
 /**
  * Trains a causal LM with GRPO on the Trainer: each step samples k completions for each of promptsPerStep prompts with
  * the current policy (a checkpointed generator, so --resume is exact), scores them with `reward`, and makes
- * numIterations updates on the clipped surrogate with the KL penalty. Per-step statistics go to outDir/grpo.jsonl and
+ * numIterations updates on the clipped surrogate with the KL penalty. Per-step statistics go to metrics.jsonl and
  * reward.svg / kl.svg; the model (or adapter) is saved to outDir at the end.
  */
 export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, records: readonly PromptRecord[], reward: RewardFunction, opts: GrpoOptions = {}): Promise<GrpoResult> {
@@ -317,11 +319,7 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
   const eos = [...new Set([tokenizer.eosTokenId ?? [], model.generationConfig.eosTokenId ?? []].flat())];
   const padId = tokenizer.padTokenId ?? eos[0] ?? 0;
 
-  const lora = sftLoraOptions(opts.lora);
-  if (lora) {
-    addLora(model, lora);
-    markOnlyLoraTrainable(model);
-  }
+  const { lora, qlora } = await addTrainableAdapter(model, opts, 'grpo', log);
   const reference = beta > 0 ? referenceForward(model) : null;
   const device = modelDevice(model);
   const ints = (a: number[][]): Tensor => tensor(a, { dtype: 'int32', device });
@@ -391,33 +389,34 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
     },
   };
 
-  const stats = new StepStats();
-  const file = new StatsFile(opts.outDir, 'grpo.jsonl');
-  const loss = (m: PreTrainedModel, b: GrpoBatch): { loss: Tensor; tokens: number } => {
+  const stats: StepRecord[] = [];
+  const loss = (m: PreTrainedModel, b: GrpoBatch): LossOutput => {
     const ids = ints(b.ids);
     const logits = m.forward({ inputIds: ids, attentionMask: ints(b.attention) }).logits;
     const logps = tokenLogps(logits, ids);
     const mask = floats(b.completionMask);
     const out = grpoLoss({ logps, oldLogps: b.oldLogps ? floats(b.oldLogps) : detach(logps), refLogps: b.refLogps ? floats(b.refLogps) : null, advantages: floats(b.advantages), mask }, lossOpts);
-    stats.add('kl', out.kl);
-    stats.add('clip_ratio', out.clipFraction);
-    stats.add('entropy', div(sum(mul(tokenEntropy(logits), mask)), clamp(sum(mask), 1)));
-    stats.addMeanStd('reward', b.rewards);
-    stats.addNumber('reward_group_std', b.groupStd);
-    stats.addNumber('frac_reward_zero_std', b.zeroStd);
-    stats.addNumber('completion_length', b.length);
-    return { loss: out.loss, tokens: b.completionMask.reduce((a, r) => a + r.reduce((x, y) => x + y, 0), 0) };
+    return {
+      loss: out.loss, tokens: b.completionMask.reduce((a, r) => a + r.reduce((x, y) => x + y, 0), 0),
+      metrics: {
+        ...meanStd('reward', b.rewards), kl: out.kl, clip_ratio: out.clipFraction, entropy: div(sum(mul(tokenEntropy(logits), mask)), clamp(sum(mask), 1)),
+        reward_group_std: b.groupStd, frac_reward_zero_std: b.zeroStd, completion_length: b.length,
+      },
+    };
   };
 
   const trainer = new Trainer<PreTrainedModel, GrpoBatch>({
     model, data: source, loss,
-    ...rolloutTrainerSettings(opts, lora ? 1e-5 : 1e-6, sampler, stats, file, seed),
+    ...rolloutTrainerSettings(opts, lora ? 1e-5 : 1e-6, sampler, stats, seed),
+    progressMetrics: ['reward', 'kl'],
+    plots: [
+      { file: 'reward.svg', metrics: ['reward'], title: 'GRPO: mean reward', yLabel: 'reward' },
+      { file: 'kl.svg', metrics: ['kl'], title: 'GRPO: KL to the reference (per token)', yLabel: 'KL' },
+    ],
   });
   if (lora) log(`grpo: LoRA r ${lora.r}; the reference is the model with its adapters disabled`);
   const train = await trainer.train();
   model.eval();
-  await file.plot('reward.svg', ['reward'], 'GRPO: mean reward');
-  await file.plot('kl.svg', ['kl'], 'GRPO: KL to the reference (per token)');
   const saved = opts.outDir !== undefined ? await saveSftModel(model, tokenizer, opts.outDir, { baseDir: opts.baseDir, lora: lora !== null }) : [];
-  return { train, stats: file.records, saved };
+  return { train, stats, saved, qlora };
 }

@@ -1,9 +1,6 @@
 // The RL helpers: per-token log-probabilities and entropy by hand, the reference model (adapters disabled, or a frozen
-// copy), sampled completions cut at eos, and the per-step statistics file across a resume.
+// copy), sampled completions cut at eos, and the mean / std of step statistics.
 
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import '../index.js';
 import { noGrad } from '../autograd/engine.js';
@@ -16,7 +13,7 @@ import { tensor } from '../tensor/create.js';
 import { Generator } from '../tensor/random.js';
 import { expectClose } from '../test-util/fixtures.js';
 import { tinyLlama, VOCAB } from '../test-util/tiny-chat.js';
-import { frozenCopy, referenceForward, sampleCompletions, StatsFile, tokenEntropy, tokenLogps } from './policy.js';
+import { frozenCopy, meanStd, referenceForward, sampleCompletions, tokenEntropy, tokenLogps } from './policy.js';
 import { PolicyWithValueHead } from './ppo.js';
 import { RewardModel } from './reward.js';
 
@@ -103,14 +100,12 @@ describe('sampleCompletions', () => {
   });
 });
 
-describe('StatsFile', () => {
-  test('a resumed run drops the records at and after its first step', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'attend-stats-'));
-    await writeFile(join(dir, 's.jsonl'), '{"step":1,"x":1}\n{"step":2,"x":2}\n{"step":3,"x":3}\n');
-    const f = new StatsFile(dir, 's.jsonl');
-    await f.write(3, { x: 30 });
-    expect(await readFile(join(dir, 's.jsonl'), 'utf8')).toBe('{"step":1,"x":1}\n{"step":2,"x":2}\n{"step":3,"x":30}\n');
-    await f.plot('s.svg', ['x'], 'x');
-    expect(await readFile(join(dir, 's.svg'), 'utf8')).toContain('<svg');
+describe('meanStd', () => {
+  test("the mean and the unbiased standard deviation (torch.std's), as TRL's reward / reward_std", () => {
+    // [1, 2, 4]: mean 7/3; squared deviations 16/9 + 1/9 + 25/9 = 42/9, over n - 1 = 2: 7/3.
+    const s = meanStd('reward', [1, 2, 4]);
+    expect(s['reward']).toBeCloseTo(7 / 3, 12);
+    expect(s['reward_std']).toBeCloseTo(Math.sqrt(7 / 3), 12);
+    expect(meanStd('x', [5])).toEqual({ x: 5, x_std: 0 });
   });
 });

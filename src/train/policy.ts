@@ -1,8 +1,6 @@
 // What the RL fine-tuning methods (GRPO, PPO) share: per-token log-probabilities and entropy, the k3 KL estimator, the
-// reference model (adapters disabled, or a frozen copy), sampling completions, and per-step statistics files.
+// reference model (adapters disabled, or a frozen copy), sampling completions, the adapter, and per-step statistics.
 
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { noGrad } from '../autograd/engine.js';
 import { exp, mul, neg, sub } from '../autograd/ops/elementwise.js';
 import { gather } from '../autograd/ops/indexing.js';
@@ -11,22 +9,21 @@ import { logSoftmax, softmax } from '../autograd/ops/nn.js';
 import { sum } from '../autograd/ops/reduce.js';
 import { generate } from '../generation/generate.js';
 import type { ModelInputs, PreTrainedModel } from '../models/base.js';
-import { hasLora, withLoraDisabled } from '../models/lora.js';
+import { addLora, hasLora, markOnlyLoraTrainable, qloraQuantize, withLoraDisabled, type QloraReport } from '../models/lora.js';
 import { tensor } from '../tensor/create.js';
 import type { Generator } from '../tensor/random.js';
-import { keep } from '../tensor/scope.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { SftLoraOptions } from './sft.js';
-import { writeFileAtomic } from './checkpoint.js';
+import { sftLoraOptions, type SftLoraOptions } from './sft.js';
 import type { ProgressStream } from './progress.js';
 import { definedFields, type StepInfo } from './trainer.js';
-import { lineChart } from './plot.js';
 
 /** The run settings GRPO and PPO share: the adapter, the Trainer's optimisation and output settings. */
 export interface RolloutRunOptions {
   /** A LoRA adapter instead of full fine-tuning (the reference is then the model with adapters disabled). */
   lora?: SftLoraOptions | boolean;
+  /** QLoRA: the base's Linear layers (not the output head) frozen in NF4 under the adapter, as sft's (implies lora). */
+  qlora?: boolean;
   /** Peak learning rate (each trainer's default is TRL's). */
   lr?: number;
   weightDecay?: number;
@@ -170,9 +167,9 @@ export function rolloutTokens(prompts: readonly (readonly number[])[], completio
 
 /**
  * The Trainer settings GRPO and PPO share: TRL's schedule and clipping defaults, one pass over the prompts unless
- * maxSteps, the rollout sampler saved in checkpoints, and the step statistics flushed to `file` after each step.
+ * maxSteps, the rollout sampler saved in checkpoints, and each step's metrics kept in `records`.
  */
-export function rolloutTrainerSettings(opts: RolloutRunOptions, defaultLr: number, sampler: Generator, stats: StepStats, file: StatsFile, seed: number) {
+export function rolloutTrainerSettings(opts: RolloutRunOptions, defaultLr: number, sampler: Generator, records: StepRecord[], seed: number) {
   return {
     optimizer: { lr: opts.lr ?? defaultLr, weightDecay: opts.weightDecay ?? 0 },
     schedule: { kind: opts.schedule ?? 'linear', warmupSteps: opts.warmupSteps ?? 0 },
@@ -181,102 +178,45 @@ export function rolloutTrainerSettings(opts: RolloutRunOptions, defaultLr: numbe
     ...(opts.maxSteps !== undefined && opts.epochs !== undefined ? { epochs: opts.epochs } : {}),
     generators: { rollout: sampler },
     ...definedFields(opts, ['outDir', 'resume', 'logEvery', 'checkpointEvery', 'progress']),
-    onStep: async (info: StepInfo) => {
-      const s = await stats.flush();
-      await file.write(info.step, s);
-      await opts.onStep?.(info, s);
-    },
+    onStep: collectStepRecords(records, opts.onStep),
     seed,
   };
 }
 
-/**
- * Statistics of training steps gathered inside loss functions (which run synchronously in a tidy scope) and read after
- * the step: `add` keeps a detached scalar tensor, `flush` reads and averages each name over the step's batches.
- */
-export class StepStats {
-  private readonly pending = new Map<string, Tensor[]>();
-  private readonly numbers = new Map<string, number[]>();
+/** One step's statistics: the loss function's metrics averaged over the step's batches (StepInfo.metrics). */
+export type StepRecord = { step: number } & Record<string, number>;
 
-  add(name: string, value: Tensor): void {
-    const t = keep(detach(value));
-    const list = this.pending.get(name) ?? [];
-    list.push(t);
-    this.pending.set(name, list);
-  }
+/** An onStep that keeps each step's metrics in `records` (the train functions' `stats`) and passes them on. */
+export function collectStepRecords(records: StepRecord[], onStep?: (info: StepInfo, stats: Record<string, number>) => void | Promise<void>): (info: StepInfo) => Promise<void> {
+  return async (info) => {
+    const stats = info.metrics ?? {};
+    records.push({ step: info.step, ...stats });
+    await onStep?.(info, stats);
+  };
+}
 
-  addNumber(name: string, value: number): void {
-    const list = this.numbers.get(name) ?? [];
-    list.push(value);
-    this.numbers.set(name, list);
-  }
-
-  /** `name`: the mean of `values`, and `name_std`: their unbiased standard deviation (TRL's reward / reward_std). */
-  addMeanStd(name: string, values: readonly number[]): void {
-    const n = values.length, mean = values.reduce((a, c) => a + c, 0) / n;
-    this.addNumber(name, mean);
-    this.addNumber(`${name}_std`, Math.sqrt(values.reduce((a, c) => a + (c - mean) ** 2, 0) / Math.max(n - 1, 1)));
-  }
-
-  async flush(): Promise<Record<string, number>> {
-    const out: Record<string, number> = {};
-    for (const [name, list] of this.pending) {
-      let s = 0;
-      for (const t of list) {
-        s += await t.item();
-        t.dispose();
-      }
-      out[name] = s / list.length;
-    }
-    for (const [name, list] of this.numbers) out[name] = list.reduce((a, b) => a + b, 0) / list.length;
-    this.pending.clear();
-    this.numbers.clear();
-    return out;
-  }
+/** `name`: the mean of `values`, and `name_std`: their unbiased standard deviation (TRL's reward / reward_std). */
+export function meanStd(name: string, values: readonly number[]): Record<string, number> {
+  const n = values.length, mean = values.reduce((a, c) => a + c, 0) / n;
+  return { [name]: mean, [`${name}_std`]: Math.sqrt(values.reduce((a, c) => a + (c - mean) ** 2, 0) / Math.max(n - 1, 1)) };
 }
 
 /**
- * A JSON Lines file of per-step statistics next to the Trainer's metrics.jsonl (which holds the loss and learning
- * rate): one record { step, ...stats } a step. Records at or after the first step written are dropped from an existing
- * file, so a resumed run continues the file of the run it resumes.
+ * A LoRA adapter (and with qlora, the NF4 base under it, as sft's) on a model about to be trained by `command`:
+ * qlora quantizes every Linear layer but the output head and implies lora unless it is false. Logs the NF4 bytes.
  */
-export class StatsFile {
-  readonly records: ({ step: number } & Record<string, number>)[] = [];
-  private started = false;
-  private appending = false;
-
-  constructor(private readonly outDir: string | undefined, readonly file: string) {}
-
-  async write(step: number, stats: Record<string, number>): Promise<void> {
-    if (!this.started) {
-      this.started = true;
-      if (this.outDir) {
-        const old = await readFile(join(this.outDir, this.file), 'utf8').catch(() => '');
-        for (const line of old.split('\n')) {
-          if (!line.trim()) continue;
-          try {
-            const r = JSON.parse(line) as { step: number } & Record<string, number>;
-            if (typeof r.step === 'number' && r.step < step) this.records.push(r);
-          } catch {
-            break; // a line cut by a kill ends what can be trusted
-          }
-        }
-      }
-    }
-    const record = { step, ...stats };
-    this.records.push(record);
-    if (!this.outDir) return;
-    // The first write replaces the file (dropping what a resumed run redoes); later ones append.
-    if (!this.appending) await writeFileAtomic(join(this.outDir, this.file), this.records.map((r) => `${JSON.stringify(r)}\n`).join(''));
-    else await appendFile(join(this.outDir, this.file), `${JSON.stringify(record)}\n`);
-    this.appending = true;
+export async function addTrainableAdapter(model: PreTrainedModel, opts: { lora?: SftLoraOptions | boolean | undefined; qlora?: boolean | undefined }, command: string, log: (line: string) => void): Promise<{ lora: Required<SftLoraOptions> | null; qlora: QloraReport | null }> {
+  if (opts.qlora && opts.lora === false) throw new Error(`${command}: qlora trains a LoRA adapter over an NF4 base; it cannot be combined with lora: false`);
+  const lora = sftLoraOptions(opts.qlora && opts.lora === undefined ? true : opts.lora);
+  let qlora: QloraReport | null = null;
+  if (opts.qlora) {
+    qlora = await qloraQuantize(model);
+    const n = (x: number): string => x.toLocaleString('en-US');
+    log(`${command}: QLoRA: ${qlora.layers.length} layers in NF4: ${n(qlora.nf4Bytes)} bytes against ${n(qlora.float32Bytes)} in float32 (${(qlora.nf4Bytes / qlora.float32Bytes).toFixed(3)}x); model weights ${n(qlora.modelBytesBefore)} -> ${n(qlora.modelBytesAfter)} bytes`);
   }
-
-  /** Draws `keys` against the step into outDir/name (an SVG line chart); nothing without an outDir or points. */
-  async plot(name: string, keys: readonly string[], title: string): Promise<void> {
-    if (!this.outDir) return;
-    const series = keys.map((k) => ({ name: k, points: this.records.filter((r) => typeof r[k] === 'number' && Number.isFinite(r[k])).map((r): [number, number] => [r.step, r[k]!]) })).filter((s) => s.points.length > 0);
-    if (!series.length) return;
-    await writeFile(join(this.outDir, name), lineChart(series, { title, xLabel: 'step' }));
+  if (lora) {
+    addLora(model, lora);
+    markOnlyLoraTrainable(model);
   }
+  return { lora, qlora };
 }

@@ -12,7 +12,7 @@ import { noGrad } from '../autograd/engine.js';
 import type { BatchSource } from '../data/loader.js';
 import { DataLoader } from '../data/loader.js';
 import type { ModelInputs, PreTrainedModel } from '../models/base.js';
-import { addLora, markOnlyLoraTrainable } from '../models/lora.js';
+import type { QloraReport } from '../models/lora.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { zeros_ } from '../nn/init.js';
@@ -23,10 +23,10 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { promptIds, type PromptRecord } from './grpo.js';
-import { modelDevice, referenceForward, rolloutTokens, rolloutTrainerSettings, sampleCompletions, StatsFile, StepStats, tokenEntropy, tokenLogps, type RolloutRunOptions } from './policy.js';
+import { addTrainableAdapter, meanStd, modelDevice, referenceForward, rolloutTokens, rolloutTrainerSettings, sampleCompletions, tokenEntropy, tokenLogps, type RolloutRunOptions, type StepRecord } from './policy.js';
 import { hiddenSize, scoreSequences, type RewardModel } from './reward.js';
-import { saveSftModel, sftLoraOptions } from './sft.js';
-import { Trainer, type TrainResult } from './trainer.js';
+import { saveSftModel } from './sft.js';
+import { Trainer, type LossOutput, type TrainResult } from './trainer.js';
 
 // ---- the math ----
 
@@ -165,9 +165,14 @@ export interface PpoResult {
   train: TrainResult;
   /** The policy and its value head (trained). */
   model: PolicyWithValueHead;
-  /** One record per step: score, score_std, kl, non_score_reward, pg_clipfrac, vf_clipfrac, entropy, response_length, ... */
-  stats: ({ step: number } & Record<string, number>)[];
+  /**
+   * One record per step this call ran: score, score_std, kl, non_score_reward, pg_clipfrac, vf_clipfrac, entropy,
+   * response_length, ... (also in metrics.jsonl).
+   */
+  stats: StepRecord[];
   saved: string[];
+  /** With qlora: the NF4 layers and their bytes against float32. */
+  qlora?: QloraReport | null;
 }
 
 /** A scored rollout in plain numbers, handed out ppoEpochs times. */
@@ -195,7 +200,7 @@ const rows = async (t: Tensor): Promise<number[][]> => {
  * PPO on the Trainer: each rollout samples one completion per prompt with the current policy, scores it with the
  * reward model (at its last token), adds the per-token KL penalty to the reference (adapters disabled, or a frozen
  * copy), computes GAE advantages and returns, then makes ppoEpochs updates of policy loss + vfCoef · value loss.
- * Statistics go to outDir/ppo.jsonl, reward.svg and kl.svg; the policy (or adapter) is saved to outDir at the end.
+ * Statistics go to metrics.jsonl, reward.svg and kl.svg; the policy (or adapter) is saved to outDir at the end.
  */
 export async function ppoTrain(policy: PreTrainedModel, rewardModel: RewardModel, tokenizer: Tokenizer, records: readonly PromptRecord[], opts: PpoOptions = {}): Promise<PpoResult> {
   const log = opts.log ?? ((l: string) => { process.stderr.write(`${l}\n`); });
@@ -218,11 +223,7 @@ export async function ppoTrain(policy: PreTrainedModel, rewardModel: RewardModel
   const eos = [...new Set([tokenizer.eosTokenId ?? [], policy.generationConfig.eosTokenId ?? []].flat())];
   const padId = tokenizer.padTokenId ?? eos[0] ?? 0;
 
-  const lora = sftLoraOptions(opts.lora);
-  if (lora) {
-    addLora(policy, lora);
-    markOnlyLoraTrainable(policy);
-  }
+  const { lora, qlora } = await addTrainableAdapter(policy, opts, 'ppo', log);
   const reference = referenceForward(policy);
   for (const p of rewardModel.parameters()) p.requiresGrad = false;
   rewardModel.eval();
@@ -296,37 +297,35 @@ export async function ppoTrain(policy: PreTrainedModel, rewardModel: RewardModel
     },
   };
 
-  const stats = new StepStats();
-  const file = new StatsFile(opts.outDir, 'ppo.jsonl');
-  const loss = (m: PolicyWithValueHead, b: PpoBatch): { loss: Tensor; tokens: number } => {
+  const stats: StepRecord[] = [];
+  const loss = (m: PolicyWithValueHead, b: PpoBatch): LossOutput => {
     const ids = ints(b.ids);
     const out = m.forward({ inputIds: ids, attentionMask: ints(b.attention) });
     const T = b.ids[0]!.length;
     const mask = floats(b.mask);
     const pg = ppoPolicyLoss({ logps: tokenLogps(out.logits, ids), oldLogps: floats(b.oldLogps), advantages: floats(b.advantages), mask }, cliprange);
     const vf = ppoValueLoss({ values: slice(out.values, 1, 0, T - 1), oldValues: floats(b.oldValues), returns: floats(b.returns), mask }, cliprangeValue);
-    stats.add('policy_loss', pg.loss);
-    stats.add('value_loss', vf.loss);
-    stats.add('pg_clipfrac', pg.clipFraction);
-    stats.add('vf_clipfrac', vf.clipFraction);
-    stats.add('approxkl', pg.approxKl);
-    stats.add('entropy', maskedMean(tokenEntropy(out.logits), mask));
-    stats.addMeanStd('score', b.scores);
-    stats.addNumber('kl', b.kl);
-    stats.addNumber('non_score_reward', b.nonScore);
-    stats.addNumber('response_length', b.length);
-    return { loss: add(pg.loss, mul(vf.loss, vfCoef)), tokens: b.mask.reduce((a, r) => a + r.reduce((x, y) => x + y, 0), 0) };
+    return {
+      loss: add(pg.loss, mul(vf.loss, vfCoef)), tokens: b.mask.reduce((a, r) => a + r.reduce((x, y) => x + y, 0), 0),
+      metrics: {
+        ...meanStd('score', b.scores), kl: b.kl, non_score_reward: b.nonScore, policy_loss: pg.loss, value_loss: vf.loss, pg_clipfrac: pg.clipFraction,
+        vf_clipfrac: vf.clipFraction, approxkl: pg.approxKl, entropy: maskedMean(tokenEntropy(out.logits), mask), response_length: b.length,
+      },
+    };
   };
 
   const trainer = new Trainer<PolicyWithValueHead, PpoBatch>({
     model, data: source, loss,
-    ...rolloutTrainerSettings(opts, lora ? 1e-5 : 3e-6, sampler, stats, file, seed),
+    ...rolloutTrainerSettings(opts, lora ? 1e-5 : 3e-6, sampler, stats, seed),
+    progressMetrics: ['score', 'kl'],
+    plots: [
+      { file: 'reward.svg', metrics: ['score'], title: 'PPO: reward model score', yLabel: 'score' },
+      { file: 'kl.svg', metrics: ['kl'], title: 'PPO: KL to the reference (per response)', yLabel: 'KL' },
+    ],
   });
   if (lora) log(`ppo: LoRA r ${lora.r}; the reference is the policy with its adapters disabled`);
   const train = await trainer.train();
   model.eval();
-  await file.plot('reward.svg', ['score'], 'PPO: reward model score');
-  await file.plot('kl.svg', ['kl'], 'PPO: KL to the reference (per response)');
   const saved = opts.outDir !== undefined ? await saveSftModel(policy, tokenizer, opts.outDir, { baseDir: opts.baseDir, lora: lora !== null }) : [];
-  return { train, model, stats: file.records, saved };
+  return { train, model, stats, saved, qlora };
 }

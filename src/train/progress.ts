@@ -29,11 +29,15 @@ export interface ProgressInfo {
   lr: number;
   tokensPerSecond?: number;
   etaSeconds: number;
+  /** The loss function's metrics to show after the loss (name value, 4 significant digits). */
+  metrics?: Record<string, number>;
 }
 
 export function progressLine(p: ProgressInfo): string {
   const width = String(p.total).length;
-  const parts = [`step ${String(p.step).padStart(width)}/${p.total}`, `loss ${p.loss.toFixed(4)}`, `lr ${p.lr.toExponential(2)}`];
+  const parts = [`step ${String(p.step).padStart(width)}/${p.total}`, `loss ${p.loss.toFixed(4)}`];
+  for (const [k, v] of Object.entries(p.metrics ?? {})) parts.push(`${k} ${Number.isFinite(v) ? Number(v.toPrecision(4)) : v}`);
+  parts.push(`lr ${p.lr.toExponential(2)}`);
   if (p.tokensPerSecond !== undefined) parts.push(`${formatRate(p.tokensPerSecond)} tok/s`);
   parts.push(`ETA ${formatDuration(p.etaSeconds)}`);
   return parts.join(' | ');

@@ -286,11 +286,22 @@ export async function saveSftModel(model: PreTrainedModel, tokenizer: Tokenizer,
     await writeFileAtomic(join(dir, 'config.json'), config);
     saved.push('model.safetensors', 'config.json');
   }
-  let copied = opts.baseDir !== undefined && resolve(opts.baseDir) === resolve(dir) && (await fileExists(join(dir, 'tokenizer.json')));
-  if (opts.baseDir !== undefined && resolve(opts.baseDir) !== resolve(dir)) {
+  saved.push(...await saveTokenizerFiles(tokenizer, dir, opts.baseDir));
+  return saved;
+}
+
+/**
+ * The tokenizer next to a saved model in `dir`: its files copied from baseDir (tokenizer.json, tokenizer_config.json,
+ * special_tokens_map.json, chat_template.jinja, generation_config.json) where it has them, else written from
+ * `tokenizer`. Returns the names of the files written.
+ */
+export async function saveTokenizerFiles(tokenizer: Tokenizer, dir: string, baseDir: string | undefined): Promise<string[]> {
+  const saved: string[] = [];
+  let copied = baseDir !== undefined && resolve(baseDir) === resolve(dir) && (await fileExists(join(dir, 'tokenizer.json')));
+  if (baseDir !== undefined && resolve(baseDir) !== resolve(dir)) {
     for (const f of TOKENIZER_FILES) {
-      if (!(await fileExists(join(opts.baseDir, f)))) continue;
-      await copyFile(join(opts.baseDir, f), join(dir, f));
+      if (!(await fileExists(join(baseDir, f)))) continue;
+      await copyFile(join(baseDir, f), join(dir, f));
       saved.push(f);
       if (f === 'tokenizer.json') copied = true;
     }

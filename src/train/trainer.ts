@@ -1,12 +1,12 @@
 // The Trainer: the book's training loop (AdamW, warm-up and decay, clipping, accumulation, evaluation) with atomic,
 // checksummed checkpoints that resume bitwise-exactly, a locked output folder, a stop (or skip) on non-finite losses
-// and gradients, metrics.jsonl, a progress line and a loss-curve picture.
+// and gradients, metrics.jsonl (with the loss function's own statistics), a progress line and loss and metric pictures.
 
 import { appendFile, mkdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { noGrad } from '../autograd/engine.js';
 import { add, cast, div, mul } from '../autograd/ops/elementwise.js';
-import { detach } from '../autograd/ops/movement.js';
+import { cat, detach, reshape } from '../autograd/ops/movement.js';
 import { sum } from '../autograd/ops/reduce.js';
 import type { BatchSource, LoaderPosition } from '../data/loader.js';
 import type { Module, Parameter } from '../nn/module.js';
@@ -22,10 +22,30 @@ import { lockDir, type DirLock } from './lock.js';
 import { lineChart } from './plot.js';
 import { Progress, progressLine, type ProgressStream } from './progress.js';
 
-/** What a loss function returns when it also counts the tokens of its batch (for tokens per second). */
+/** What a loss function returns when it also counts the tokens of its batch (for tokens per second) or reports statistics. */
 export interface LossOutput {
   loss: Tensor;
   tokens?: number;
+  /**
+   * Statistics of the batch (DPO's rewards, RL's reward, KL, clip fraction...): numbers, or single-value tensors read
+   * after the step in the same read as the loss. Each is averaged over the step's batches (StepInfo.metrics), then over
+   * the steps of the logging interval whose loss is logged, into metrics.jsonl's train records. A name may be reported
+   * by some batches only: it is averaged over those that report it.
+   */
+  metrics?: Record<string, number | Tensor>;
+}
+
+/** Fields of metrics.jsonl's train records, which a loss function's metrics must not take. */
+const RECORD_FIELDS = new Set(['kind', 'step', 'epoch', 'loss', 'lr', 'gradNorm', 'tokens', 'tokensPerSecond', 'skipped']);
+
+/** A picture of logged metrics against the step, drawn with loss.svg (see TrainerConfig.plots). */
+export interface MetricPlot {
+  /** The file name in outDir, such as 'reward.svg'. */
+  file: string;
+  /** The metrics drawn, one curve each (from the train records of metrics.jsonl). */
+  metrics: readonly string[];
+  title?: string;
+  yLabel?: string;
 }
 
 /** The fields of `o` named in `keys` that are set (optional config fields must be absent, not undefined). */
@@ -84,6 +104,8 @@ export interface StepInfo {
   gradNorm?: number;
   /** True when the step made no update: its loss or a gradient was not finite (with skipNonfinite). */
   skipped?: boolean;
+  /** The loss function's metrics, averaged over the step's batches (absent when it reports none). */
+  metrics?: Metrics;
 }
 
 export interface TrainerConfig<M extends Module, B> {
@@ -127,6 +149,13 @@ export interface TrainerConfig<M extends Module, B> {
   generators?: Record<string, Generator>;
   /** Where the progress line goes: a stream (default process.stderr), or false for none. */
   progress?: ProgressStream | false;
+  /**
+   * The loss function's metrics shown on the progress line (interval averages). Default: all of them when there are
+   * at most 3, else none (every metric goes to metrics.jsonl either way).
+   */
+  progressMetrics?: readonly string[];
+  /** Pictures of the loss function's metrics, written to outDir at the end next to loss.svg (a picture without points is left out). */
+  plots?: readonly MetricPlot[];
   /** Called after every step (after its log, evaluation and checkpoint). */
   onStep?: (info: StepInfo) => void | Promise<void>;
   /**
@@ -227,6 +256,15 @@ function decayGroups(model: Module, weightDecay: number, noDecay: OptimizerConfi
   return groups.filter((g) => g.params.length > 0);
 }
 
+function accumulate(sums: Map<string, { sum: number; n: number }>, name: string, value: number): void {
+  const s = sums.get(name);
+  if (s) { s.sum += value; s.n++; } else sums.set(name, { sum: value, n: 1 });
+}
+
+function averages(sums: ReadonlyMap<string, { sum: number; n: number }>): Metrics {
+  return Object.fromEntries([...sums].map(([k, { sum, n }]) => [k, sum / n]));
+}
+
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
 }
@@ -270,6 +308,10 @@ export class Trainer<M extends Module, B> {
     else throw new Error('Trainer: config.data must be a DataLoader (or other BatchSource) or a function (epoch, seed) => batches');
     this.accum = config.gradAccumSteps === undefined ? 1 : positiveInt(config.gradAccumSteps, 'gradAccumSteps');
     for (const key of ['logEvery', 'evalEvery', 'checkpointEvery'] as const) if (config[key] !== undefined) positiveInt(config[key], key);
+    for (const plot of config.plots ?? []) {
+      if (typeof plot.file !== 'string' || !/^[\w.-]+\.svg$/.test(plot.file) || plot.file === LOSS_PLOT_FILE) throw new Error(`Trainer: plots: file must be a file name ending in .svg other than ${LOSS_PLOT_FILE}, got ${JSON.stringify(plot.file)}`);
+      if (!Array.isArray(plot.metrics) || plot.metrics.length === 0) throw new Error(`Trainer: plots: ${plot.file} needs a non-empty list of metrics`);
+    }
     if (config.clipGradNorm !== undefined && !(config.clipGradNorm > 0)) throw new Error(`Trainer: clipGradNorm must be a positive number, got ${String(config.clipGradNorm)}`);
     if ((config.checkpointEvery !== undefined || config.resume === true) && !config.outDir) throw new Error('Trainer: checkpointEvery and resume: true need an outDir');
     if (config.resume !== undefined && typeof config.resume !== 'boolean' && (typeof config.resume !== 'string' || config.resume === '')) {
@@ -367,22 +409,41 @@ export class Trainer<M extends Module, B> {
     }
   }
 
-  /** One batch's forward and backward in a tidy scope; returns its loss and token count. */
-  private async microStep(batch: B, scale: number): Promise<{ loss: number; tokens: number | undefined }> {
+  /** One batch's forward and backward in a tidy scope; returns its loss, token count and metrics (one read for all). */
+  private async microStep(batch: B, scale: number): Promise<{ loss: number; tokens: number | undefined; metrics: [string, number][] }> {
     let tokens: number | undefined;
-    const loss = tidy(() => {
+    // Each metric in the loss function's order: a number, or the index of its tensor in the read below.
+    const entries: [string, number | { at: number }][] = [];
+    const read = tidy(() => {
       const out = this.config.loss(this.model, batch);
       const t = out instanceof Tensor ? out : out?.loss;
-      if (!(t instanceof Tensor)) throw new Error('Trainer: the loss function must return a Tensor or { loss: Tensor, tokens?: number }');
+      if (!(t instanceof Tensor)) throw new Error('Trainer: the loss function must return a Tensor or { loss: Tensor, tokens?: number, metrics?: {...} }');
       if (t.numel() !== 1) throw new Error(`Trainer: the loss must be a single value, got ${t.describe()}`);
-      if (!(out instanceof Tensor)) tokens = out.tokens;
+      const parts: Tensor[] = [];
+      if (!(out instanceof Tensor)) {
+        tokens = out.tokens;
+        const m: unknown = out.metrics;
+        if (m !== undefined && (typeof m !== 'object' || m === null || Array.isArray(m))) throw new Error('Trainer: the loss function\'s metrics must be an object of numbers or single-value tensors');
+        for (const [k, v] of Object.entries((m ?? {}) as Record<string, unknown>)) {
+          if (RECORD_FIELDS.has(k)) throw new Error(`Trainer: the loss function's metric '${k}' has the name of a field of metrics.jsonl (${[...RECORD_FIELDS].join(', ')}); rename it`);
+          if (typeof v === 'number') entries.push([k, v]);
+          else if (v instanceof Tensor && v.numel() === 1) {
+            parts.push(v);
+            entries.push([k, { at: parts.length }]);
+          } else {
+            throw new Error(`Trainer: the loss function's metric '${k}' must be a number or a single-value tensor, got ${v instanceof Tensor ? v.describe() : typeof v}`);
+          }
+        }
+      }
       (scale === 1 ? t : div(t, scale)).backward();
-      return detach(t);
+      // The loss and every tensor metric as one float32 vector: a single read however many metrics there are.
+      return parts.length === 0 ? detach(t) : cat([t, ...parts].map((x) => reshape(cast(detach(x.device === t.device ? x : x.to(t.device)), 'float32'), [1])), 0);
     });
     try {
-      return { loss: await loss.item(), tokens };
+      const values = await read.data();
+      return { loss: values[0]!, tokens, metrics: entries.map(([k, v]) => [k, typeof v === 'number' ? v : values[v.at]!]) };
     } finally {
-      loss.dispose();
+      read.dispose();
     }
   }
 
@@ -469,6 +530,8 @@ export class Trainer<M extends Module, B> {
     const runStart = performance.now();
     const firstStep = this.currentStep;
     let logLoss = 0, logSteps = 0, logTokens = 0, logStart = runStart, counted = false;
+    // Sums and counts of the loss function's metrics: over the step's batches, and over the interval's steps.
+    const logMetrics = new Map<string, { sum: number; n: number }>();
     let savedAt = this.currentStep;
     // The step of the newest checkpoint in outDir, if any (resuming elsewhere from another folder leaves none yet).
     let lastSaved: number | null = this.resumesInPlace() ? this.currentStep : null;
@@ -480,12 +543,14 @@ export class Trainer<M extends Module, B> {
         setLr(this.optimizer, lr);
         const micro = Math.min(this.accum, this.batchLimit - this.currentStep * this.accum);
         let stepLoss = 0;
+        const stepSums = new Map<string, { sum: number; n: number }>();
         for (let k = 0; k < micro; k++) {
           const next = await batches.next();
           if (next.done) throw new Error('Trainer: the training data ended early');
           try {
             const r = await this.microStep(next.value.batch, micro);
             stepLoss += r.loss;
+            for (const [name, v] of r.metrics) accumulate(stepSums, name, v);
             if (r.tokens !== undefined) { tokens += r.tokens; logTokens += r.tokens; counted = true; }
           } finally {
             disposeTensors(next.value.batch);
@@ -519,10 +584,12 @@ export class Trainer<M extends Module, B> {
           });
         }
         this.currentStep = step;
+        const stepMetrics = stepSums.size ? averages(stepSums) : undefined;
         if (finite) {
           losses.push({ step, loss });
           logLoss += loss;
           logSteps++;
+          for (const [name, v] of Object.entries(stepMetrics ?? {})) accumulate(logMetrics, name, v);
         }
 
         const now = performance.now();
@@ -531,7 +598,10 @@ export class Trainer<M extends Module, B> {
         const tokensPerSecond = counted ? logTokens / Math.max((now - logStart) / 1000, 1e-9) : undefined;
         const eta = ((now - runStart) / 1000 / (step - firstStep)) * (this.totalSteps - step);
         const shown = logSteps > 0 ? logLoss / logSteps : NaN;
-        progress.update(progressLine({ step, total: this.totalSteps, loss: shown, lr, tokensPerSecond, etaSeconds: eta }), logNow);
+        const intervalMetrics = averages(logMetrics);
+        const names = cfg.progressMetrics ?? (logMetrics.size <= 3 ? [...logMetrics.keys()] : []);
+        const shownMetrics = Object.fromEntries(names.filter((k) => intervalMetrics[k] !== undefined).map((k) => [k, intervalMetrics[k]!]));
+        progress.update(progressLine({ step, total: this.totalSteps, loss: shown, lr, tokensPerSecond, etaSeconds: eta, metrics: shownMetrics }), logNow);
         if (logNow) {
           const r: MetricRecord = { kind: 'train', step, epoch: position.epoch };
           if (logSteps > 0) r['loss'] = shown; // a window of skipped steps only has no loss
@@ -539,8 +609,10 @@ export class Trainer<M extends Module, B> {
           if (gradNorm !== undefined) r['gradNorm'] = gradNorm;
           if (counted) { r['tokens'] = tokens; r['tokensPerSecond'] = tokensPerSecond!; }
           if (cfg.skipNonfinite) r['skipped'] = skipped;
+          Object.assign(r, intervalMetrics);
           await this.record(metrics, r);
           logLoss = 0; logSteps = 0; logTokens = 0; logStart = now;
+          logMetrics.clear();
         }
         if (last || (cfg.evalEvery !== undefined && step % cfg.evalEvery === 0)) {
           const m = await this.evaluate(step);
@@ -553,13 +625,16 @@ export class Trainer<M extends Module, B> {
           await this.checkpoint(position, tokens, metrics, skipped);
           savedAt = lastSaved = step;
         }
-        await cfg.onStep?.({ step, totalSteps: this.totalSteps, loss, lr, epoch: position.epoch, ...(gradNorm === undefined ? {} : { gradNorm }), ...(finite ? {} : { skipped: true }) });
+        await cfg.onStep?.({ step, totalSteps: this.totalSteps, loss, lr, epoch: position.epoch, ...(gradNorm === undefined ? {} : { gradNorm }), ...(finite ? {} : { skipped: true }), ...(stepMetrics ? { metrics: stepMetrics } : {}) });
       }
       if (cfg.outDir && savedAt !== this.currentStep) await this.checkpoint(position, tokens, metrics, skipped);
     } finally {
       await batches.return(undefined);
     }
-    if (cfg.outDir) await this.plotLoss(metrics);
+    if (cfg.outDir) {
+      await this.plotLoss(metrics);
+      await this.plotMetrics(metrics);
+    }
     return { step: this.currentStep, losses, metrics, stopped: this.stopRequested && this.currentStep < this.totalSteps, skipped };
   }
 
@@ -571,5 +646,18 @@ export class Trainer<M extends Module, B> {
     if (series.length === 0) return;
     const svg = lineChart(series, { title: 'Loss', xLabel: 'step', yLabel: 'loss' });
     await writeFileAtomic(join(this.config.outDir!, LOSS_PLOT_FILE), svg);
+  }
+
+  /** Writes each of config.plots: its metrics from the train records against the step. */
+  private async plotMetrics(metrics: readonly MetricRecord[]): Promise<void> {
+    for (const plot of this.config.plots ?? []) {
+      const series = plot.metrics.map((name) => ({
+        name,
+        points: metrics.filter((r) => r.kind === 'train' && typeof r[name] === 'number').map((r): [number, number] => [r.step, r[name] as number]),
+      })).filter((s) => s.points.some(([, y]) => Number.isFinite(y)));
+      if (series.length === 0) continue;
+      const svg = lineChart(series, { title: plot.title ?? plot.metrics.join(', '), xLabel: 'step', ...(plot.yLabel !== undefined ? { yLabel: plot.yLabel } : {}) });
+      await writeFileAtomic(join(this.config.outDir!, plot.file), svg);
+    }
   }
 }

@@ -2,13 +2,14 @@
 // float16 / bfloat16 buffers hold bits (Uint16Array); their kernels compute in float32 (../half.ts).
 
 import type { ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, ReduceOp, SgdStepParams, UnaryOp, WindowParams } from '../../tensor/backend.js';
-import { allocArray, castStorage, decodeHalf, isHalf, toStorage, type DType, type TypedArray } from '../../tensor/dtype.js';
+import { allocArray, castStorage, decodeHalf, isHalf, toStorage, type DType, type HalfDType, type TypedArray } from '../../tensor/dtype.js';
 import type { Shape } from '../../tensor/shape.js';
 import { installHalfKernels } from '../half.js';
 import * as att from './attention.js';
 import * as ew from './elementwise.js';
 import * as idx from './indexing.js';
 import { colSums, matmul } from './matmul.js';
+import { checkMatmulHalf, matmulHalf } from './matmul-half.js';
 import { checkQuantMatmul, quantMatmul } from './quant.js';
 import { stridedCopy, stridedWrite } from './movement.js';
 import * as norm from './norm.js';
@@ -92,6 +93,11 @@ export class CpuBackend implements Backend {
 
   matmulColSums(a: BackendBuffer, b: BackendBuffer, p: MatmulParams) {
     return { out: this.matmul(a, b, p), sums: buf(a.dtype, colSums(arr(b), p, a.dtype)) };
+  }
+
+  matmulHalf(a: BackendBuffer, b: BackendBuffer, p: MatmulParams, bias?: BackendBuffer | null): BackendBuffer {
+    checkMatmulHalf(a, b, p, bias);
+    return buf('float32', matmulHalf(arr(a), arr(b) as Uint16Array, b.dtype as HalfDType, p, bias ? arr(bias) : null));
   }
 
   quantMatmul(x: BackendBuffer, w: BackendBuffer, p: QuantMatmulParams, bias?: BackendBuffer | null): BackendBuffer {

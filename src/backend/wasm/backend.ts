@@ -12,6 +12,7 @@ import * as attRef from '../cpu/attention.js';
 import * as ew from '../cpu/elementwise.js';
 import * as idxRef from '../cpu/indexing.js';
 import { colSums as colSumsRef, matmul as matmulRef } from '../cpu/matmul.js';
+import { checkMatmulHalf } from '../cpu/matmul-half.js';
 import { checkQuantMatmul, QBLOCK } from '../cpu/quant.js';
 import { stridedCopy as stridedCopyRef, stridedWrite as stridedWriteRef } from '../cpu/movement.js';
 import * as normRef from '../cpu/norm.js';
@@ -430,6 +431,40 @@ export class WasmBackend implements Backend {
       this.exec(K.qmatmul, Math.ceil(n / rows), m * n * k, PARALLEL_MIN_FLOPS / 4);
     } finally {
       this.rt.allocator.free(s.ptr, s.bytes);
+    }
+    return out;
+  }
+
+  /**
+   * op(a) op(b) with b float16 / bfloat16 read as stored (assembly/half.ts): y = x W^T over runs of weight rows, W's
+   * values widened in registers (one row of x) or four rows at a time into the thread's scratch; y = g W over strips of
+   * 16 columns. Never a float32 copy of b. Batches run one job each.
+   */
+  matmulHalf(a: BackendBuffer, b: BackendBuffer, p: MatmulParams, bias: BackendBuffer | null = null): BackendBuffer {
+    checkMatmulHalf(a, b, p, bias);
+    const { batch, m, n, k } = p, bf16 = b.dtype === 'bfloat16' ? 1 : 0;
+    if (batch * m * n === 0 || k === 0) {
+      const out = this.fill('float32', batch * m * n, 0);
+      if (bias && m * n > 0) for (let r = 0; r < batch * m; r++) this.view(out).set(this.view(bias), r * n);
+      return out;
+    }
+    const out = this.alloc('float32', batch * m * n);
+    const threads = (this.rt.pool?.size ?? 0) + 1;
+    // Runs of weight rows: about 8 per thread (a job waits for its slowest thread), at least 16 rows, a multiple of 4.
+    const rows = Math.ceil(Math.max(16, Math.ceil(n / (8 * threads))) / 4) * 4;
+    for (let bi = 0; bi < batch; bi++) {
+      const pa = this.p(a) + 4 * bi * p.strideA, pb = this.p(b) + 2 * bi * p.strideB, po = out.ptr + 4 * bi * m * n;
+      if (p.transB) {
+        this.args(bf16, pa, pb, po, this.p(bias), m, n, k, rows, this.rt.scratchPerThread);
+        this.exec(K.hmatmulT, Math.ceil(n / rows), m * n * k, PARALLEL_MIN_FLOPS / 4);
+      } else {
+        this.args(bf16, pa, pb, po, m, n, k);
+        this.exec(K.hmatmulN, Math.ceil(n / 16), m * n * k, PARALLEL_MIN_FLOPS / 4);
+        if (bias) {
+          const o = this.view(out) as Float32Array, bv = this.view(bias) as Float32Array;
+          for (let r = 0; r < m; r++) for (let j = 0; j < n; j++) o[bi * m * n + r * n + j]! += bv[j]!;
+        }
+      }
     }
     return out;
   }

@@ -5,7 +5,7 @@ import { registerBackend, setDefaultDevice } from '../../tensor/backend.js';
 import { Allocator } from './allocator.js';
 import { WasmBackend, type WasmRuntime } from './backend.js';
 import { PARAM_SLOTS, SCRATCH_BYTES } from './kernels.js';
-import { compileVariant, coreCount, defaultWasmBase, detectRelaxedSimd, threadsAvailable, type Variant } from './loader.js';
+import { compileVariant, coreCount, detectRelaxedSimd, threadsAvailable, type Variant } from './loader.js';
 import { WorkerPool } from './pool.js';
 
 export interface WasmInitOptions {
@@ -15,7 +15,10 @@ export interface WasmInitOptions {
   relaxedSimd?: boolean;
   /** Make 'wasm' the default device (default true). */
   setDefault?: boolean;
-  /** Folder (URL) holding attend-*.wasm, for bundlers that do not keep build/ beside the code. */
+  /**
+   * Folder (URL; relative to the page in a browser) holding attend-*.wasm. By default the files are found where the
+   * package keeps them, or where a bundler that understands `new URL('...', import.meta.url)` (Vite, webpack) put them.
+   */
   wasmBase?: URL | string;
 }
 
@@ -26,12 +29,16 @@ let started: Promise<WasmBackend> | null = null;
 
 /**
  * Starts the wasm backend once and registers it as device 'wasm' (by default also the default device).
- * Later calls return the same backend; their options other than setDefault are ignored.
+ * Later calls return the same backend; their options other than setDefault are ignored. A start that failed
+ * (a file that could not be fetched, say) is forgotten, so a later call tries again.
  */
 export function initWasm(opts: WasmInitOptions = {}): Promise<WasmBackend> {
   started ??= createWasmBackend(opts).then((backend) => {
     registerBackend(backend);
     return backend;
+  }, (e: unknown) => {
+    started = null;
+    throw e;
   });
   return started.then((backend) => {
     if (opts.setDefault ?? true) setDefaultDevice(backend.name);
@@ -62,7 +69,7 @@ export async function createWasmBackend(opts: WasmInitOptions = {}): Promise<Was
   const mt = threads > 1 && threadsAvailable();
   const relaxed = (opts.relaxedSimd ?? true) && (await detectRelaxedSimd());
   const variant: Variant = `${relaxed ? 'relaxed' : 'simd'}-${mt ? 'mt' : 'st'}`;
-  const module = await compileVariant(variant, opts.wasmBase ?? defaultWasmBase());
+  const module = await compileVariant(variant, opts.wasmBase);
 
   const memory = makeMemory(32, mt);
   const instance = await WebAssembly.instantiate(module, {

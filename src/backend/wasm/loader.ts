@@ -1,11 +1,22 @@
 // Finding and compiling the kernel module: feature detection (relaxed SIMD, threads), the choice among
 // the four builds, and reading the .wasm in Node (file) or a browser (fetch).
 
+import { cpuCount, fs, isNode, setV8Flags } from '#platform';
+
 /** The four builds of assembly/ made by scripts/build-wasm.mjs. */
 export type Variant = 'relaxed-mt' | 'simd-mt' | 'relaxed-st' | 'simd-st';
 
-export const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
-const nodeImport = (name: string): Promise<unknown> => import(/* @vite-ignore */ name);
+/**
+ * Where each build is, relative to this file (build/ at the package root, two levels above src/backend/wasm and
+ * dist/backend/wasm). Each is a literal `new URL('...', import.meta.url)`, the pattern bundlers (Vite, webpack,
+ * Parcel) recognise: they emit the four files as assets and rewrite the URLs.
+ */
+const VARIANT_URLS: Record<Variant, () => URL> = {
+  'relaxed-mt': () => new URL('../../../build/attend-relaxed-mt.wasm', import.meta.url),
+  'simd-mt': () => new URL('../../../build/attend-simd-mt.wasm', import.meta.url),
+  'relaxed-st': () => new URL('../../../build/attend-relaxed-st.wasm', import.meta.url),
+  'simd-st': () => new URL('../../../build/attend-simd-st.wasm', import.meta.url),
+};
 
 // (module (func (result v128) v128.const 0 v128.const 0 v128.const 0 f32x4.relaxed_madd))
 const RELAXED_PROBE = new Uint8Array([
@@ -23,9 +34,7 @@ const RELAXED_PROBE = new Uint8Array([
 /** Whether f32x4.relaxed_madd validates; in Node 20 it is behind a V8 flag that can be set at run time. */
 export async function detectRelaxedSimd(): Promise<boolean> {
   if (WebAssembly.validate(RELAXED_PROBE)) return true;
-  if (!isNode) return false;
-  const v8 = (await nodeImport('node:v8')) as typeof import('node:v8');
-  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  if (!(await setV8Flags('--experimental-wasm-relaxed-simd'))) return false;
   return WebAssembly.validate(RELAXED_PROBE);
 }
 
@@ -38,32 +47,51 @@ export function threadsAvailable(): boolean {
 
 /** Logical cores of this machine (1 if unknown). */
 export async function coreCount(): Promise<number> {
-  if (isNode) {
-    const os = (await nodeImport('node:os')) as typeof import('node:os');
-    return os.availableParallelism?.() ?? os.cpus().length;
-  }
-  return (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  return cpuCount();
 }
 
-/** Where the builds are: build/ at the package root, two levels above src/backend/wasm and dist/backend/wasm. */
-export function defaultWasmBase(): URL {
-  return new URL('../../../build/', import.meta.url);
+/**
+ * The URL of a build: `attend-<variant>.wasm` in `base` when given (a folder URL, relative ones against the page),
+ * else where the package (or the bundler that emitted it) put it.
+ */
+export function variantUrl(variant: Variant, base?: URL | string): URL {
+  if (base === undefined) return VARIANT_URLS[variant]();
+  const href = String(base);
+  const folder = href.endsWith('/') ? href : `${href}/`;
+  // Relative folders: against the page in a browser, the working directory in Node.
+  const page = (globalThis as { location?: { href?: string } }).location?.href;
+  const cwd = isNode ? `file://${encodeURI(process.cwd()).replace(/[?#]/g, encodeURIComponent)}/` : import.meta.url;
+  return new URL(`attend-${variant}.wasm`, new URL(folder, page ?? cwd));
 }
 
-export async function compileVariant(variant: Variant, base: URL | string): Promise<WebAssembly.Module> {
-  const url = new URL(`attend-${variant}.wasm`, base);
+const SERVE_HINT = "serve the package's build/attend-*.wasm files and pass their folder as ready({ wasmBase })";
+
+export async function compileVariant(variant: Variant, base?: URL | string): Promise<WebAssembly.Module> {
+  const url = variantUrl(variant, base);
+  let bytes: ArrayBuffer | Uint8Array<ArrayBuffer>;
   if (isNode && url.protocol === 'file:') {
-    const fs = (await nodeImport('node:fs/promises')) as typeof import('node:fs/promises');
     // A file read is never a shared buffer.
-    let bytes: Uint8Array<ArrayBuffer>;
     try {
-      bytes = (await fs.readFile(url)) as Uint8Array<ArrayBuffer>;
+      bytes = (await (await fs()).readFile(url)) as Uint8Array<ArrayBuffer>;
     } catch (e) {
       throw new Error(`wasm backend: cannot read ${url.pathname} (${(e as Error).message}); build the kernels with 'npm run build:wasm'`);
     }
-    return WebAssembly.compile(bytes);
+  } else {
+    let res: Response;
+    try {
+      res = await fetch(url);
+    } catch (e) {
+      throw new Error(`wasm backend: cannot fetch ${url.href} (${(e as Error).message}); ${SERVE_HINT}`);
+    }
+    if (!res.ok) throw new Error(`wasm backend: cannot fetch ${url.href} (HTTP ${res.status}); ${SERVE_HINT}`);
+    // Dev servers and single-page-app hosts answer a missing file with their index.html.
+    if (/^text\/html\b/i.test(res.headers.get('content-type') ?? '')) throw new Error(`wasm backend: cannot fetch ${url.href} (the server sent an HTML page: no such file); ${SERVE_HINT}`);
+    bytes = await res.arrayBuffer();
   }
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`wasm backend: cannot fetch ${url.href} (HTTP ${res.status})`);
-  return WebAssembly.compile(await res.arrayBuffer());
+  try {
+    return await WebAssembly.compile(bytes);
+  } catch (e) {
+    // A truncated or foreign file.
+    throw new Error(`wasm backend: ${url.href} is not a WebAssembly module (${(e as Error).message}); ${isNode ? "rebuild with 'npm run build:wasm'" : SERVE_HINT}`);
+  }
 }

@@ -5,6 +5,8 @@
 // On a shared machine a worker may be descheduled for milliseconds; the main thread then runs the tiles
 // itself and moves on, instead of waiting for that worker to wake up merely to report that it did nothing.
 
+import { evalWorker, isNode } from '#platform';
+
 /**
  * Control words (int32 indices from the control block): generation (bumped per job), workers inside the
  * current job, the job's parameter block, error flag, and the open job's generation (0 once it is closed).
@@ -69,15 +71,10 @@ interface PoolWorker {
   terminate(): unknown;
 }
 
-const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
-
-/** Dynamic import that bundlers leave alone (only reached in Node). */
-const nodeImport = (name: string): Promise<unknown> => import(/* @vite-ignore */ name);
 
 async function spawn(): Promise<{ worker: PoolWorker; onMessage: (fn: (msg: unknown) => void) => void; onError: (fn: (e: unknown) => void) => void }> {
   if (isNode) {
-    const { Worker } = (await nodeImport('node:worker_threads')) as typeof import('node:worker_threads');
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    const worker = await evalWorker(WORKER_SOURCE);
     // An idle pool must not keep the process alive (CLI commands and test runners exit normally).
     worker.unref();
     return { worker, onMessage: (fn) => worker.once('message', fn), onError: (fn) => worker.once('error', fn) };
