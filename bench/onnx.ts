@@ -1,6 +1,6 @@
 // `npm run bench:onnx`: attend (wasm backend, 2 threads) against ONNX Runtime (onnxruntime-node, 2 intra-op threads)
 // running our ONNX export of the SAME random weights, in the same run: GPT-2-small shape (12 layers, 768 wide, 12
-// heads) forward over 128 tokens and batch-1 greedy generation, and BERT-base shape forward over 128 tokens.
+// heads) forward over 128 tokens and batch-1 greedy generation, and BERT-base shape forward over 128 tokens (first).
 // Prints a table and writes docs/results/bench/onnx.txt. Options: --quick (2-layer models, fewer tokens: a smoke test
 // written to bench/out/onnx-quick.txt).
 
@@ -57,14 +57,63 @@ interface Row { model: string; what: string; attend: number; ort: number; unit: 
 const rows: Row[] = [];
 const ids = Array.from({ length: SEQ }, (_, i) => (1000 + 7919 * i) % 30000);
 
+// ---- the report: rewritten after every row, so that a run stopped early (a shared machine) keeps what it measured ----
+
+const notes: string[] = [];
+const fmt = (v: number): string => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
+const out = quick ? join(here, 'out', 'onnx-quick.txt') : join(here, '..', 'docs', 'results', 'bench', 'onnx.txt');
+function report(final: boolean): string {
+  const load1 = os.loadavg()[0]!, cores = os.cpus().length;
+  const lines = [
+    `attend (wasm backend, ${THREADS} threads) vs ONNX Runtime ${ort.env.versions.common} (onnxruntime-node, CPU, intraOpNumThreads ${THREADS}, all graph optimizations),`,
+    `both on the same random weights (seed 0; ONNX Runtime runs attend's own export), float32; best of at least 3 runs.${quick ? ' QUICK run (2 layers).' : ''}`,
+    '',
+    '| model | measure | attend | ONNX Runtime | attend / ONNX Runtime |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.model} | ${r.what} | ${fmt(r.attend)} ${r.unit} | ${fmt(r.ort)} ${r.unit} | ${(r.unit === 'ms' ? r.ort / r.attend : r.attend / r.ort).toFixed(2)}x speed |`),
+    ...(final ? [] : ['', 'INCOMPLETE: the run stopped before the rows above were all measured.']),
+    '',
+    ...notes,
+    `Machine: ${cores} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}; 1-minute load average ${load0.toFixed(1)} at the start, ${load1.toFixed(1)} ${final ? 'at the end' : 'at the last row'}.`,
+    ...(Math.max(load0, load1) > cores
+      ? [`NOTE: the machine was busy (load average above its ${cores} cores: other jobs ran at the same time, some at higher priority, while this ran at nice 19): the absolute numbers are far below an idle machine's and the ratios are only indicative.`]
+      : []),
+  ];
+  const text = lines.join('\n');
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${text}\n`);
+  return text;
+}
+
+// ---- BERT-base shape ----
+
+manualSeed(0);
+const bert = new BertForSequenceClassification(bertConfig(new ConfigReader(BERT, 'bench BERT config'))).eval();
+const bertFile = join(dir, 'bert.onnx');
+let t = performance.now();
+await exportOnnx(bert, bertFile);
+notes.push(`Export: BERT ${((performance.now() - t) / 1000).toFixed(1)} s`);
+const bertSession = await ort.InferenceSession.create(bertFile, sessionOptions);
+const bertFeeds = { input_ids: i64(ids), attention_mask: i64(ids.map(() => 1)), token_type_ids: i64(ids.map(() => 0)) };
+const bertAttend = (): Float32Array => noGrad(() => tidy(() => bert.forward({ inputIds: tensor([ids], { dtype: 'int32' }) }).logits.dataSync() as Float32Array));
+const bertOrt = async (): Promise<Float32Array> => (await bertSession.run(bertFeeds))['logits']!.data as Float32Array;
+const bertAttendMs = await timeBest(bertAttend);
+const bertOrtMs = await timeBest(bertOrt);
+const a = bertAttend(), b = await bertOrt();
+rows.push({ model: `BERT (${LAYERS} layers, 768, 12 heads)`, what: `forward (sequence classification), batch 1, ${SEQ} tokens`, attend: bertAttendMs, ort: bertOrtMs, unit: 'ms' });
+notes.push(`BERT logits, attend vs ONNX Runtime: max |diff| ${Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]!))).toExponential(1)}.`);
+report(false);
+await bertSession.release();
+rmSync(bertFile, { force: true });
+
 // ---- GPT-2 small shape ----
 
 manualSeed(0);
 const gpt2 = new GPT2LMHeadModel(gpt2Config(new ConfigReader(GPT2, 'bench GPT-2 config'))).eval();
 const gptFile = join(dir, 'gpt2.onnx');
-let t = performance.now();
+t = performance.now();
 await exportOnnx(gpt2, gptFile, { withPast: true });
-const gptExportS = (performance.now() - t) / 1000;
+notes.push(`Export: GPT-2 ${((performance.now() - t) / 1000).toFixed(1)} s (with past)`);
 const gptSession = await ort.InferenceSession.create(gptFile, sessionOptions);
 const { n_layer: L, n_head: nh } = gpt2.config, hs = gpt2.config.n_embd / nh;
 const emptyPast = (): Record<string, ort.Tensor> => Object.fromEntries(Array.from({ length: L }, (_, i) => [
@@ -78,6 +127,7 @@ const gptFeeds = { input_ids: i64(ids), attention_mask: i64(ids.map(() => 1)), p
 const gptAttendMs = await timeBest(() => attendForward(gpt2, ids));
 const gptOrtMs = await timeBest(() => gptSession.run(gptFeeds));
 rows.push({ model: `GPT-2 (${L} layers, 768, 12 heads)`, what: `forward, batch 1, ${SEQ} tokens`, attend: gptAttendMs, ort: gptOrtMs, unit: 'ms' });
+report(false);
 
 /** Greedy decoding over the exported decoder with past: present.* fed back as past_key_values.*. */
 async function ortGenerate(prompt: number[]): Promise<number[]> {
@@ -99,52 +149,10 @@ const genAttendMs = await timeBest(attendGenerate);
 const genOrtMs = await timeBest(() => ortGenerate(prompt));
 const sameTokens = JSON.stringify(await attendGenerate()) === JSON.stringify(await ortGenerate(prompt));
 rows.push({ model: `GPT-2 (${L} layers, 768, 12 heads)`, what: `greedy generation, batch 1, ${PROMPT}-token prompt + ${NEW} new (KV cache)`, attend: (NEW * 1000) / genAttendMs, ort: (NEW * 1000) / genOrtMs, unit: 'tok/s' });
+notes.push(`GPT-2 greedy tokens equal between attend and ONNX Runtime: ${sameTokens ? 'yes' : 'NO'}.`);
+report(false);
 await gptSession.release();
 rmSync(gptFile, { force: true });
 
-// ---- BERT-base shape ----
-
-manualSeed(0);
-const bert = new BertForSequenceClassification(bertConfig(new ConfigReader(BERT, 'bench BERT config'))).eval();
-const bertFile = join(dir, 'bert.onnx');
-t = performance.now();
-await exportOnnx(bert, bertFile);
-const bertExportS = (performance.now() - t) / 1000;
-const bertSession = await ort.InferenceSession.create(bertFile, sessionOptions);
-const bertFeeds = { input_ids: i64(ids), attention_mask: i64(ids.map(() => 1)), token_type_ids: i64(ids.map(() => 0)) };
-const bertAttend = (): Float32Array => noGrad(() => tidy(() => bert.forward({ inputIds: tensor([ids], { dtype: 'int32' }) }).logits.dataSync() as Float32Array));
-const bertOrt = async (): Promise<Float32Array> => (await bertSession.run(bertFeeds))['logits']!.data as Float32Array;
-const bertAttendMs = await timeBest(bertAttend);
-const bertOrtMs = await timeBest(bertOrt);
-const a = bertAttend(), b = await bertOrt();
-const bertDiff = Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]!)));
-rows.push({ model: `BERT (${L} layers, 768, 12 heads)`, what: `forward (sequence classification), batch 1, ${SEQ} tokens`, attend: bertAttendMs, ort: bertOrtMs, unit: 'ms' });
-await bertSession.release();
-rmSync(bertFile, { force: true });
-
-// ---- report ----
-
-const load1 = os.loadavg()[0]!, cores = os.cpus().length;
-const fmt = (v: number): string => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
-const lines = [
-  `attend (wasm backend, ${THREADS} threads) vs ONNX Runtime ${ort.env.versions.common} (onnxruntime-node, CPU, intraOpNumThreads ${THREADS}, all graph optimizations),`,
-  `both on the same random weights (seed 0; ONNX Runtime runs attend's own export), float32; best of at least 3 runs.${quick ? ' QUICK run (2 layers).' : ''}`,
-  '',
-  '| model | measure | attend | ONNX Runtime | attend / ONNX Runtime |',
-  '| --- | --- | --- | --- | --- |',
-  ...rows.map((r) => `| ${r.model} | ${r.what} | ${fmt(r.attend)} ${r.unit} | ${fmt(r.ort)} ${r.unit} | ${(r.unit === 'ms' ? r.ort / r.attend : r.attend / r.ort).toFixed(2)}x speed |`),
-  '',
-  `GPT-2 greedy tokens equal between attend and ONNX Runtime: ${sameTokens ? 'yes' : 'NO'}; BERT logits max |diff| ${bertDiff.toExponential(1)}.`,
-  `Export time: GPT-2 ${gptExportS.toFixed(1)} s (with past), BERT ${bertExportS.toFixed(1)} s.`,
-  `Machine: ${cores} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}; 1-minute load average ${load0.toFixed(1)} at the start, ${load1.toFixed(1)} at the end.`,
-  ...(Math.max(load0, load1) > cores
-    ? [`NOTE: the machine was busy (load average above its ${cores} cores: other jobs ran at the same time, some at higher priority); absolute numbers are low and noisy, and the attend / ONNX Runtime ratios, measured back to back, are the meaningful part.`]
-    : []),
-];
-const text = lines.join('\n');
-console.log(text);
-// A quick run is a smoke test: its numbers go to bench/out, not next to the real ones.
-const out = quick ? join(here, 'out', 'onnx-quick.txt') : join(here, '..', 'docs', 'results', 'bench', 'onnx.txt');
-mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, `${text}\n`);
+console.log(report(true));
 console.log(`\nwrote ${out}`);

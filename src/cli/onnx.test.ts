@@ -1,6 +1,6 @@
-// `attend export-onnx` on the GPT-2 fixture folder: the written file loads in ONNX Runtime and gives our logits; bad options are refused before loading.
+// `attend export-onnx` on the fixture folders: GPT-2's file loads in ONNX Runtime and gives our logits, BERT and T5 pick their heads; bad options are refused before loading.
 
-import { mkdtemp, stat } from 'node:fs/promises';
+import { mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -23,7 +23,7 @@ describe('attend export-onnx', () => {
   test('writes a file that ONNX Runtime runs to our logits (with past: the Optimum names)', async () => {
     const file = join(work, 'gpt2.onnx');
     const printed = await run(['--model', hfDir('gpt2'), '--out', file, '--with-past']);
-    expect(printed).toMatch(/gpt2\.onnx: GPT2LMHeadModel, opset 17, [\d,]+ bytes/);
+    expect(printed).toMatch(/gpt2\.onnx: GPT2LMHeadModel, opset 17\n.*gpt2\.onnx: [\d,]+ bytes/);
     expect(printed).toMatch(/inputs: input_ids, attention_mask, position_ids, past_key_values\.0\.key, past_key_values\.0\.value, past_key_values\.1\.key/);
     expect(printed).toMatch(/outputs: present\.0\.key, present\.0\.value, present\.1\.key, present\.1\.value, logits/);
     expect((await stat(file)).size).toBeGreaterThan(4 * 512 * 64); // the embedding table at least
@@ -51,6 +51,19 @@ describe('attend export-onnx', () => {
     await expect(run(['--model', hfDir('gpt2'), '--out', join(work, 'x.gguf')])).rejects.toThrow(/the file name must end in .onnx/);
     await expect(run(['--model', hfDir('gpt2'), '--out', join(work, 'nope', 'x.onnx')])).rejects.toThrow(/the folder .*nope does not exist/);
     await expect(run(['--model', hfDir('gpt2'), '--out', join(work, 'x.onnx'), '--opset', '11'])).rejects.toThrow(/--opset/);
-    await expect(run(['--model', hfDir('bert-mlm'), '--out', join(work, 'x.onnx')])).rejects.toThrow(/causalLM|causal/i);
+    await expect(run(['--model', hfDir('vit'), '--out', join(work, 'x.onnx')])).rejects.toThrow(/config.json: architecture ViTForImageClassification has no ONNX export/);
+    await writeFile(join(work, 'a-file'), '');
+    await expect(run(['--model', hfDir('t5'), '--out', join(work, 'a-file')])).rejects.toThrow(/is a file; an encoder-decoder is written as a folder/);
+  });
+
+  test('the head comes from config.json: a BERT masked LM and a T5 folder of three files', async () => {
+    const bert = await run(['--model', hfDir('bert-mlm'), '--out', join(work, 'bert.onnx')]);
+    expect(bert).toMatch(/bert\.onnx: BertForMaskedLM, opset 17/);
+    expect(bert).toMatch(/inputs: input_ids, attention_mask, token_type_ids\n    outputs: logits/);
+    const t5 = await run(['--model', hfDir('t5'), '--out', join(work, 't5')]);
+    for (const f of ['encoder_model.onnx', 'decoder_model.onnx', 'decoder_with_past_model.onnx']) {
+      expect(t5).toContain(join(work, 't5', f));
+      expect((await stat(join(work, 't5', f))).size).toBeGreaterThan(0);
+    }
   });
 });

@@ -1,7 +1,8 @@
 // Loading from a URL (a static server holding a Hugging Face folder) and from files in memory (Map / record of
 // File, Blob or bytes), against loading the same folder from disk and against the PyTorch fixtures.
 
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -10,6 +11,9 @@ import { AutoModelForCausalLM } from '../models/auto.js';
 import { addLora, loadLoraAdapter, saveLoraAdapter } from '../models/lora.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { AutoTokenizer, Tokenizer } from '../tokenizers/tokenizer.js';
+import { Wav2Vec2CTCTokenizer } from '../tokenizers/ctc.js';
+import { Wav2Vec2FeatureExtractor } from '../processors/wav2vec2.js';
+import { WhisperFeatureExtractor } from '../processors/whisper.js';
 import { expectTensorClose, hfDir, loadRef } from '../test-util/hf-fixtures.js';
 import { loadSafetensors, readSafetensorsHeader } from './safetensors.js';
 
@@ -122,6 +126,22 @@ describe('fromPretrained from files in memory', () => {
     expect(tok.modelMaxLength).toBe(8);
     expect(tok.encode('London is a beautiful city').ids).toEqual((await Tokenizer.fromFile(join(TOKENIZERS, 'bytelevel-bpe.json'))).encode('London is a beautiful city').ids);
     await expect(AutoTokenizer.fromPretrained({ 'vocab.txt': 'a' })).rejects.toThrow(/tokenizer.json: not found; .*the folder has: vocab.txt/);
+  });
+
+  test('feature extractors and the CTC tokenizer read the same settings from a record of strings as from a folder', async () => {
+    const files = {
+      'preprocessor_config.json': JSON.stringify({ feature_size: 1, sampling_rate: 8000, padding_value: 0.5, do_normalize: false, n_fft: 200, hop_length: 80, chunk_length: 10 }),
+      'vocab.json': JSON.stringify({ '<pad>': 0, '<s>': 1, '</s>': 2, '<unk>': 3, '|': 4, A: 5, B: 6 }),
+      'tokenizer_config.json': JSON.stringify({ pad_token: '<pad>', unk_token: '<unk>', word_delimiter_token: '|', do_lower_case: true }),
+    };
+    const dir = await mkdtemp(join(tmpdir(), 'attend-source-'));
+    for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+    expect(await Wav2Vec2FeatureExtractor.fromPretrained(files)).toEqual(await Wav2Vec2FeatureExtractor.fromPretrained(dir));
+    expect(await WhisperFeatureExtractor.fromPretrained(files)).toEqual(await WhisperFeatureExtractor.fromPretrained(dir));
+    expect((await Wav2Vec2FeatureExtractor.fromPretrained(files)).config.sampling_rate).toBe(8000);
+    const tok = await Wav2Vec2CTCTokenizer.fromPretrained(files);
+    expect(tok.encode('ab ba')).toEqual((await Wav2Vec2CTCTokenizer.fromPretrained(dir)).encode('ab ba'));
+    expect(tok.encode('ab ba')).toEqual([5, 6, 4, 6, 5]);
   });
 
   test('a LoRA adapter from a URL and from a Map; saved without a folder it comes back as bytes that load', async () => {

@@ -93,14 +93,15 @@ for (const device of listDevices()) {
 
   test(`${device}: float16 infinities, NaN and subnormals widen exactly`, () => {
     const k = 16, vals = [65504, -65504, 2 ** -24, -(2 ** -20), 1.5, 0, -0, 3, 2 ** -14, 1, 1, 1, 1, 1, 1, 1];
-    const specials = [[...vals], [...vals.slice(0, 15), Infinity], [...vals.slice(0, 15), NaN], vals.map((v, i) => (i === 3 ? -Infinity : v))];
+    // Four rows (a group of four) and a fifth (the one-row tail).
+    const specials = [[...vals], [...vals.slice(0, 15), Infinity], [...vals.slice(0, 15), NaN], vals.map((v, i) => (i === 3 ? -Infinity : v)), [...vals.slice(0, 15), NaN]];
     const bits = encodeHalf(Float32Array.from(specials.flat()), 'float16');
     const x = be.upload(Float32Array.from({ length: k }, (_, i) => (i < 4 ? 2 ** -(i + 1) : 1)), 'float32');
     for (const m of [1, 2]) { // widened in registers, then staged through the scratch
       const xm = m === 1 ? x : be.upload(Float32Array.from({ length: 2 * k }, (_, i) => (i % k < 4 ? 2 ** -((i % k) + 1) : 1)), 'float32');
-      const y = be.readSync!(be.matmulHalf!(xm, be.upload(bits, 'float16'), { batch: 1, m, n: 4, k, transA: false, transB: true, strideA: 0, strideB: 0 }));
+      const y = be.readSync!(be.matmulHalf!(xm, be.upload(bits, 'float16'), { batch: 1, m, n: 5, k, transA: false, transB: true, strideA: 0, strideB: 0 }));
       const exact = vals.reduce((s, v, i) => s + v * (i < 4 ? 2 ** -(i + 1) : 1), 0);
-      expect(Array.from(y.slice(1, 4))).toEqual([Infinity, NaN, -Infinity]);
+      expect(Array.from(y.slice(1, 5))).toEqual([Infinity, NaN, -Infinity, NaN]);
       expect(Math.abs(y[0]! - exact)).toBeLessThan(1e-2); // float32 accumulation of 65504 - 65504 + small terms
     }
   });

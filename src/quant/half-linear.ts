@@ -97,9 +97,9 @@ export function halfWeights(model: Module, dtype: HalfDType = 'float16'): HalfWe
         }
         let w = halves.get(child.weight);
         if (!w) {
-          const f32 = child.weight.detach();
-          halves.set(child.weight, (w = cast(f32, dtype)));
-          f32.dispose();
+          const d = child.weight.detach();
+          halves.set(child.weight, (w = cast(d, dtype))); // d itself when the weight has `dtype` already
+          if (w !== d) d.dispose();
         }
         const replacement = new HalfLinear(w, child.bias);
         replacement.training = child.training;
@@ -108,10 +108,10 @@ export function halfWeights(model: Module, dtype: HalfDType = 'float16'): HalfWe
       }
     }
   }
-  // The float32 weights are no longer the model's: their memory goes back now (a wasm heap does not shrink otherwise).
-  for (const [f32, half] of halves) {
-    f32.dispose();
-    half.dispose(); // its Parameter holds the buffer
+  // The replaced weights are no longer the model's: freed now rather than at the next reclamation (before timing, say).
+  for (const [old, half] of halves) {
+    old.dispose();
+    half.dispose(); // the HalfLinear's Parameter holds the buffer
   }
   return { dtype, bytesBefore, bytesAfter: modelBytes(model), converted, skipped };
 }

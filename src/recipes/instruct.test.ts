@@ -88,6 +88,13 @@ describe('the recipe', () => {
     }
     expect(readFileSync(join(dir, 'reward.svg'), 'utf8')).toContain('<svg');
 
+    // --resume finds every stage finished: the stages are loaded, not trained again, and the final model is the same.
+    const weights = readFileSync(join(dir, 'model/model.safetensors'));
+    await trainCommand.run(['instruct', '--smoke', '--out', dir, '--resume'], () => undefined);
+    const again = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as typeof results;
+    expect(again.stages).toEqual(results.stages);
+    expect(readFileSync(join(dir, 'model/model.safetensors')).equals(weights)).toBe(true);
+
     // attend chat --model DIR: the saved model answers through its chat template, greedily, stopping at <|end|>: the
     // same answer the recipe's evaluation gets from the model loaded from that folder.
     const prompt = 'Add 2 and 3.';

@@ -206,7 +206,13 @@ async function saveStage(dir: string, acc: StageAccuracy, model: LlamaForCausalL
 async function resumeStage(dir: string, model: LlamaForCausalLM): Promise<StageAccuracy | null> {
   const text = await readFile(join(dir, 'stage.json'), 'utf8').catch(() => null);
   if (text === null) return null;
-  model.loadStateDict(await loadSafetensors(join(dir, 'model.safetensors')));
+  const file = join(dir, 'model.safetensors');
+  const saved = await loadSafetensors(file);
+  const own = model.stateDict();
+  const r = model.loadStateDict(saved, { strict: false });
+  // The file holds tied weights once (lm_head.weight is embed_tokens.weight): only those may be missing.
+  const untied = r.missingKeys.filter((k) => !Object.entries(own).some(([o, t]) => o !== k && t === own[k] && o in saved));
+  if (untied.length || r.unexpectedKeys.length) throw new Error(`instruct: --resume: ${file} does not fit the model (missing ${untied.join(', ') || 'none'}; unexpected ${r.unexpectedKeys.join(', ') || 'none'}); resume with the options the run was started with`);
   return JSON.parse(text) as StageAccuracy;
 }
 
@@ -406,10 +412,10 @@ export const instructRecipe: Recipe<InstructOptions> = {
   defaults: {
     seed: 0, splitSeed: 0, heldOutFraction: 0.1, evalTasks: 360, evalBatchSize: 60, maxNewTokens: 20,
     vocabSize: 261, hiddenSize: 128, layers: 4, heads: 4, intermediateSize: 352, context: 128,
-    brownDocs: 100, pretrainTasks: 30000, pretrainSteps: 1200, pretrainBatchSize: 16, pretrainLr: 2e-3,
-    sftExamples: 1000, sftEpochs: 1, sftBatchSize: 16, sftLr: 5e-4,
+    brownDocs: 50, pretrainTasks: 100000, pretrainSteps: 2500, pretrainBatchSize: 16, pretrainLr: 2e-3,
+    sftExamples: 2000, sftEpochs: 1, sftBatchSize: 16, sftLr: 5e-4,
     dpoPairs: 1000, dpoEpochs: 1, dpoBatchSize: 16, dpoLr: 5e-5, dpoBeta: 0.1,
-    rl: 'grpo', rlSteps: 150, rlPrompts: 8, rlLr: 2e-5, rlBeta: 0.04, rlTemperature: 1, numGenerations: 8, rewardEpochs: 1,
+    rl: 'grpo', rlSteps: 150, rlPrompts: 8, rlLr: 5e-5, rlBeta: 0.04, rlTemperature: 1, numGenerations: 8, rewardEpochs: 1,
     logEvery: 10,
   },
   smoke: {
@@ -430,7 +436,7 @@ export const instructRecipe: Recipe<InstructOptions> = {
     heads: 'attention heads',
     intermediateSize: 'SwiGLU hidden size',
     context: 'context length (max_position_embeddings; pretraining windows)',
-    brownDocs: 'Brown documents in the pretraining corpus (0-500)',
+    brownDocs: 'the first N of the 500 Brown documents in the pretraining corpus',
     pretrainTasks: 'synthetic task documents (prompt, new line, answer) in the pretraining corpus',
     pretrainSteps: 'pretraining steps',
     pretrainBatchSize: 'pretraining windows per batch',
