@@ -83,6 +83,7 @@ export type { ModelSource, FileMap, FileData } from './io/source.js';
 export { QUANT_TYPES, NF4_CODE, quantizeValues, dequantizeValues, quantizedBytes, type QuantType, type QuantizedTensor, type Nf4Absmax } from './quant/formats.js';
 export { QuantLinear, QuantEmbedding, quantize, modelBytes, type QuantizeOptions, type QuantizeReport } from './quant/quant-linear.js';
 export { quantizeGpt2, type QuantizeGpt2Options } from './quant/quantize-gpt2.js';
+export { HalfLinear, halfWeights, type HalfWeightsReport } from './quant/half-linear.js';
 export { readGgufHeader, parseGgufHeader, readGgufTensorBytes, decodeGgufTensor, encodeGgufTensor, serializeGguf, saveGguf, gguf, type GgufHeader, type GgufKV, type GgufTensorInfo, type GgufTensorData, type GgufTensorType, type GgufValueType } from './io/gguf.js';
 export { tokenizerFromGguf, tokenizerToGguf } from './tokenizers/gguf.js';
 export { loadGgufLlama, saveGgufLlama, serializeGgufLlama, llamaToGguf, planGgufLlama, type GgufLlama, type LoadGgufOptions, type LlamaToGgufOptions, type GgufFileType, type GgufArchitecture } from './models/gguf-llama.js';

@@ -10,7 +10,7 @@ import type { CliCommand, Out } from './hf.js';
 const GENERIC = new Set(['--smoke', '--resume', '--out', '--device', '--skip-nonfinite']);
 
 export const trainCommand: CliCommand = {
-  summary: 'train one of the book\'s recipes (spam, gpt-brown, g2p, mlm-brown, paradigms, vit-fashion, speech-digits)',
+  summary: `train one of the book's recipes (${Object.keys(RECIPES).join(', ')})`,
   get usage() {
     const w = Math.max(...Object.keys(RECIPES).map((k) => k.length), 4);
     return `attend train <recipe> [--key value ...] [--smoke] [--out DIR] [--resume] [--device D] [--skip-nonfinite]

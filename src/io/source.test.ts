@@ -106,8 +106,8 @@ describe('fromPretrained from files in memory', () => {
     const ref = (await loadRef('gpt2', 'cpu'))['logits']!;
     const bytes = await folderBytes('gpt2');
     await expectTensorClose(await logitsOf(bytes), ref, 1e-4, 'Map of bytes');
-    await expectTensorClose(await logitsOf(Object.fromEntries([...bytes].map(([k, v]) => [k, new Blob([v])]))), ref, 1e-4, 'record of Blobs');
-    await expectTensorClose(await logitsOf([...bytes].map(([k, v]) => new File([v], k))), ref, 1e-4, 'File[]');
+    await expectTensorClose(await logitsOf(Object.fromEntries([...bytes].map(([k, v]) => [k, new Blob([v as Uint8Array<ArrayBuffer>])]))), ref, 1e-4, 'record of Blobs');
+    await expectTensorClose(await logitsOf([...bytes].map(([k, v]) => new File([v as Uint8Array<ArrayBuffer>], k))), ref, 1e-4, 'File[]');
   });
 
   test('a missing weights file, and a truncated one, are named', async () => {
@@ -122,7 +122,7 @@ describe('fromPretrained from files in memory', () => {
 
   test('a tokenizer from a Map: the same ids; a folder without tokenizer.json lists what it has', async () => {
     const json = await readFile(join(TOKENIZERS, 'bytelevel-bpe.json'));
-    const tok = await AutoTokenizer.fromPretrained(new Map([['tokenizer.json', new Blob([json])], ['tokenizer_config.json', '{"model_max_length": 8}']]));
+    const tok = await AutoTokenizer.fromPretrained(new Map<string, Blob | string>([['tokenizer.json', new Blob([json])], ['tokenizer_config.json', '{"model_max_length": 8}']]));
     expect(tok.modelMaxLength).toBe(8);
     expect(tok.encode('London is a beautiful city').ids).toEqual((await Tokenizer.fromFile(join(TOKENIZERS, 'bytelevel-bpe.json'))).encode('London is a beautiful city').ids);
     await expect(AutoTokenizer.fromPretrained({ 'vocab.txt': 'a' })).rejects.toThrow(/tokenizer.json: not found; .*the folder has: vocab.txt/);

@@ -146,7 +146,9 @@ async function loadPretrained(task: Task, dir: string, opts: FromPretrainedOptio
   // before the model (or any tensor) is allocated.
   if (spec && header) checkWeights(spec, header.entries, header.source, path, arch.ignore);
   // Read before the model is built, so that a bad generation_config.json allocates nothing.
-  const generationConfig = await generationDefaults(dir, json);
+  const genPath = `${dir.replace(/\/$/, '')}/generation_config.json`;
+  const genJson = await readGenerationConfigJson(genPath);
+  const generationConfig = generationDefaults(genPath, genJson ?? {}, json);
   // Converted before loading, so that weights stored in the model's dtype are copied as they are, never widened.
   const model = make(reader).to(dtype);
   const loaded = await loadCheckpoint(dir);
@@ -154,6 +156,9 @@ async function loadPretrained(task: Task, dir: string, opts: FromPretrainedOptio
   loadPretrainedWeights(model, tensors, source, arch.ignore);
   for (const t of Object.values(tensors)) t.dispose();
   model.generationConfig = generationConfig;
+  // The files as read, for savePretrained.
+  model.configJson = structuredClone(json);
+  if (genJson) model.generationConfigJson = genJson;
   if (opts.device) model.to(opts.device);
   return model.eval();
 }
@@ -176,12 +181,16 @@ function renameKeys<T>(entries: Record<string, T>, rename: (key: string) => stri
   return Object.fromEntries(Object.entries(entries).map(([k, v]) => [rename(k), v]));
 }
 
-/** Special token ids from config.json, overridden by generation_config.json where present (as transformers does). */
-async function generationDefaults(dir: string, config: Record<string, unknown>): Promise<GenerationDefaults> {
-  const path = `${dir.replace(/\/$/, '')}/generation_config.json`;
-  const raw = (await fileExists(path)) ? await readJsonFile(path) : {};
+/** A folder's generation_config.json (checked to be a JSON object), or undefined when the folder has none. */
+async function readGenerationConfigJson(path: string): Promise<Record<string, unknown> | undefined> {
+  if (!(await fileExists(path))) return undefined;
+  const raw = await readJsonFile(path);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path}: expected a JSON object`);
-  const gen = raw as Record<string, unknown>;
+  return raw as Record<string, unknown>;
+}
+
+/** Special token ids from config.json, overridden by generation_config.json where present (as transformers does). */
+function generationDefaults(path: string, gen: Record<string, unknown>, config: Record<string, unknown>): GenerationDefaults {
   const pick = (key: string): unknown => gen[key] ?? config[key];
   const id = (key: string): number | undefined => {
     const v = pick(key);

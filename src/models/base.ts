@@ -8,6 +8,7 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { KVCache } from '../nn/attention.js';
 import { Module } from '../nn/module.js';
+import { savePretrainedFolder, type SavePretrainedOptions } from './save-pretrained.js';
 
 export interface ModelInputs {
   /** [B, T] token ids (text models; see requireInput). */
@@ -80,6 +81,10 @@ export abstract class PreTrainedModel extends Module {
   /** True for encoder-decoder models (T5): generation runs the encoder once, then the decoder. */
   readonly isEncoderDecoder: boolean = false;
   generationConfig: GenerationDefaults = {};
+  /** config.json as fromPretrained read it: what savePretrained writes back. */
+  configJson?: Record<string, unknown>;
+  /** generation_config.json as fromPretrained read it, when the folder had one: savePretrained writes it back. */
+  generationConfigJson?: Record<string, unknown>;
   /** The dtype of the floating parameters (transformers' model.dtype): float32 unless loaded or converted otherwise. */
   get dtype(): FloatDType {
     for (const p of this.parameters()) if (isFloat(p.dtype)) return p.dtype;
@@ -88,6 +93,13 @@ export abstract class PreTrainedModel extends Module {
   /** The most positions the model can see (config key and value), or null when unlimited (relative positions). */
   positionLimit(): { key: string; value: number } | null {
     return null;
+  }
+  /**
+   * Writes the model as a Hugging Face folder that transformers' from_pretrained loads (transformers' save_pretrained):
+   * config.json, model.safetensors under Hugging Face's names (tied weights once), and generation_config.json.
+   */
+  savePretrained(dir: string, opts: SavePretrainedOptions = {}): Promise<void> {
+    return savePretrainedFolder(this, dir, opts);
   }
   /** Fresh per-layer caches for incremental decoding; models that generate override this. */
   newCache(): KVCache[] {
