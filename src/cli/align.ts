@@ -100,6 +100,21 @@ function logSkipped(log: (l: string) => void, command: string, skipped: readonly
   if (skipped.length) log(`${command}: skipped ${skipped.length} bad line(s): ${skipped.slice(0, 3).map((s) => `line ${s.line}: ${s.reason}`).join('; ')}${skipped.length > 3 ? '; ...' : ''}`);
 }
 
+/** The tokenizer, causal LM and preference pairs that dpo and reward both start from; errors and logs name the command. */
+async function loadPreferenceRun(command: string, modelDir: string, dataFile: string, maxLength: number | undefined, c: ReturnType<typeof commonOptions>, log: (l: string) => void) {
+  const tokenizer = await AutoTokenizer.fromPretrained(modelDir);
+  const model = await AutoModelForCausalLM.fromPretrained(modelDir, c.device !== undefined ? { device: c.device } : {});
+  const limit = model.positionLimit();
+  if (maxLength !== undefined && limit !== null && maxLength > limit.value) throw new Error(`${command}: --max-length ${maxLength} is more than the model's ${limit.key} = ${limit.value}`);
+  let length = maxLength ?? Math.min(1024, limit?.value ?? 1024);
+  if (c.smoke) length = Math.min(length, 128);
+  const data = await loadPreferencePairs(dataFile, tokenizer, { skipBadLines: c.skipBadLines, maxLength: length, ...(c.smoke ? { limit: 16 } : {}) });
+  logSkipped(log, command, data.skipped);
+  if (data.stats.truncated) log(`${command}: ${data.stats.truncated} side(s) cut to ${length} tokens`);
+  if (data.stats.dropped) log(`${command}: ${data.stats.dropped} pair(s) left out: a side has no completion token`);
+  return { tokenizer, model, length, data };
+}
+
 /** Only the options that were given (exactOptionalPropertyTypes: no undefined values). */
 function given<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
@@ -181,16 +196,7 @@ export const dpoCommand: CliCommand = {
     const started = Date.now();
     const lock = await lockDir(outDir, { log });
     try {
-      const tokenizer = await AutoTokenizer.fromPretrained(modelDir);
-      const model = await AutoModelForCausalLM.fromPretrained(modelDir, c.device !== undefined ? { device: c.device } : {});
-      const limit = model.positionLimit();
-      if (maxLength !== undefined && limit !== null && maxLength > limit.value) throw new Error(`dpo: --max-length ${maxLength} is more than the model's ${limit.key} = ${limit.value}`);
-      let length = maxLength ?? Math.min(1024, limit?.value ?? 1024);
-      if (c.smoke) length = Math.min(length, 128);
-      const data = await loadPreferencePairs(dataFile, tokenizer, { skipBadLines: c.skipBadLines, maxLength: length, ...(c.smoke ? { limit: 16 } : {}) });
-      logSkipped(log, 'dpo', data.skipped);
-      if (data.stats.truncated) log(`dpo: ${data.stats.truncated} side(s) cut to ${length} tokens`);
-      if (data.stats.dropped) log(`dpo: ${data.stats.dropped} pair(s) left out: a side has no completion token`);
+      const { tokenizer, model, length, data } = await loadPreferenceRun('dpo', modelDir, dataFile, maxLength, c, log);
       const result = await dpoTrain(model, tokenizer, data.pairs, {
         beta, labelSmoothing, lora, qlora, maxLength: length, batchSize, seed: c.seed, outDir, baseDir: modelDir, log, resume: c.resume,
         ...(c.smoke ? { maxSteps: Math.min(c.maxSteps ?? 2, 2) } : given({ maxSteps: c.maxSteps })),
@@ -353,16 +359,7 @@ export const rewardCommand: CliCommand = {
     const started = Date.now();
     const lock = await lockDir(outDir, { log });
     try {
-      const tokenizer = await AutoTokenizer.fromPretrained(modelDir);
-      const base = await AutoModelForCausalLM.fromPretrained(modelDir, c.device !== undefined ? { device: c.device } : {});
-      const limit = base.positionLimit();
-      if (maxLength !== undefined && limit !== null && maxLength > limit.value) throw new Error(`reward: --max-length ${maxLength} is more than the model's ${limit.key} = ${limit.value}`);
-      let length = maxLength ?? Math.min(1024, limit?.value ?? 1024);
-      if (c.smoke) length = Math.min(length, 128);
-      const data = await loadPreferencePairs(dataFile, tokenizer, { skipBadLines: c.skipBadLines, maxLength: length, ...(c.smoke ? { limit: 16 } : {}) });
-      logSkipped(log, 'reward', data.skipped);
-      if (data.stats.truncated) log(`reward: ${data.stats.truncated} side(s) cut to ${length} tokens`);
-      if (data.stats.dropped) log(`reward: ${data.stats.dropped} pair(s) left out: a side has no completion token`);
+      const { tokenizer, model: base, length, data } = await loadPreferenceRun('reward', modelDir, dataFile, maxLength, c, log);
       manualSeed(c.seed); // the head's initialization (a resumed run restores the trained head over it)
       const rm = new RewardModel(base);
       const result = await trainRewardModel(rm, tokenizer, data.pairs, {

@@ -8,6 +8,7 @@ import { fs, type FileHandle } from '#platform';
 import { encodeHalf, isFloat, type DType, type FloatDType, type TypedArray } from '../tensor/dtype.js';
 import { fmtShape, sizeOf } from '../tensor/shape.js';
 import { fromArray, Tensor } from '../tensor/tensor.js';
+import { writeFileAtomic } from './atomic.js';
 import { isLocalFile, readBytes, readRange } from './source.js';
 
 /** Bits per element of every dtype the format defines (sub-byte float types included, so any header validates). */
@@ -438,18 +439,8 @@ async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number)
 export async function saveSafetensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>, opts: SaveSafetensorsOptions = {}): Promise<void> {
   checkHost();
   const { head, entries } = layout(tensors, metadata, opts);
-  const { open, rename, rm } = await fs(`saveSafetensors(${JSON.stringify(path)}) (in a browser use serializeSafetensors)`);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const handle = await open(tmp, 'w');
-  try {
+  await writeFileAtomic(path, async (handle) => {
     await writeAll(handle, head, 0);
     for (const e of entries) await writeAll(handle, await encode(e.tensor, e.dtype), head.length + e.begin);
-    await handle.sync();
-  } catch (e) {
-    await handle.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await handle.close();
-  await rename(tmp, path);
+  }, `saveSafetensors(${JSON.stringify(path)}) (in a browser use serializeSafetensors)`);
 }

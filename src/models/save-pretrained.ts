@@ -1,6 +1,7 @@
 // savePretrained: a model written back as a Hugging Face folder (config.json, model.safetensors, generation_config.json) that transformers' from_pretrained loads.
 
 import { fs } from '#platform';
+import { writeFileAtomic } from '../io/atomic.js';
 import { saveSafetensors } from '../io/safetensors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { PreTrainedModel } from './base.js';
@@ -11,23 +12,6 @@ export interface SavePretrainedOptions {
    * a model it built keeps the config.json it was read from.
    */
   config?: Record<string, unknown>;
-}
-
-/** Writes text atomically: a temporary file beside `path`, flushed, then renamed over it. */
-async function writeTextAtomic(path: string, text: string): Promise<void> {
-  const { open, rename, rm } = await fs(`savePretrained(${JSON.stringify(path)})`);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const handle = await open(tmp, 'w');
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } catch (e) {
-    await handle.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await handle.close();
-  await rename(tmp, path);
 }
 
 /**
@@ -68,6 +52,6 @@ export async function savePretrainedFolder(model: PreTrainedModel, dir: string, 
   await mkdir(dir, { recursive: true });
   const at = (file: string): string => `${dir.replace(/\/+$/, '')}/${file}`;
   await saveSafetensors(at('model.safetensors'), pretrainedTensors(model), { format: 'pt' });
-  await writeTextAtomic(at('config.json'), `${JSON.stringify(config, null, 2)}\n`);
-  if (model.generationConfigJson) await writeTextAtomic(at('generation_config.json'), `${JSON.stringify(model.generationConfigJson, null, 2)}\n`);
+  await writeFileAtomic(at('config.json'), `${JSON.stringify(config, null, 2)}\n`, `savePretrained(${JSON.stringify(dir)})`);
+  if (model.generationConfigJson) await writeFileAtomic(at('generation_config.json'), `${JSON.stringify(model.generationConfigJson, null, 2)}\n`, `savePretrained(${JSON.stringify(dir)})`);
 }

@@ -322,7 +322,7 @@ function check(opts: G2pOptions): void {
 }
 
 /** A seeded subset of `n` entries in dictionary order (all of them for n = 0). */
-function subset(entries: CmudictEntry[], n: number, seed: number): CmudictEntry[] {
+export function subset(entries: CmudictEntry[], n: number, seed: number): CmudictEntry[] {
   if (n === 0 || n >= entries.length) return entries;
   const keep = Array.from(new Generator(seed).permutation(entries.length).subarray(0, n)).sort((a, b) => a - b);
   return keep.map((i) => entries[i]!);

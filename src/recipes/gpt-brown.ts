@@ -20,10 +20,11 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { TokenizerJson } from '../tokenizers/json.js';
 import { Tokenizer } from '../tokenizers/tokenizer.js';
 import { trainByteLevelBpe } from '../tokenizers/train-bpe.js';
-import { STATE_FILE, writeFileAtomic, type MetricRecord } from '../train/checkpoint.js';
+import { STATE_FILE, type MetricRecord } from '../train/checkpoint.js';
 import { lineChart, type Series } from '../train/plot.js';
 import { METRICS_FILE, noDecayParameterNames, Trainer, type Metrics, type TrainerConfig } from '../train/trainer.js';
 import { optionError, type Recipe, type RecipeContext } from './recipe.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 export const EOT = '<|endoftext|>';
 /** The end-of-text token is the tokenizer's only special token, so its id is 0. */

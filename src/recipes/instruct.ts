@@ -17,7 +17,7 @@ import { Generator, manualSeed } from '../tensor/random.js';
 import type { ChatMessage } from '../tokenizers/chat-template.js';
 import { Tokenizer } from '../tokenizers/tokenizer.js';
 import { trainByteLevelBpe } from '../tokenizers/train-bpe.js';
-import { STATE_FILE, writeFileAtomic } from '../train/checkpoint.js';
+import { STATE_FILE } from '../train/checkpoint.js';
 import { dpoTrain } from '../train/dpo.js';
 import { grpoTrain, type PromptRecord } from '../train/grpo.js';
 import { lineChart, type Series } from '../train/plot.js';
@@ -27,6 +27,7 @@ import { saveSftModel, sft } from '../train/sft.js';
 import { Trainer } from '../train/trainer.js';
 import { documentText, planSource, trainPlan, type LmBatch } from './gpt-brown.js';
 import { optionError, type Recipe, type RecipeContext } from './recipe.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 // ---- tokenizer and chat template ----
 

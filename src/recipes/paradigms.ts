@@ -17,7 +17,7 @@ import { LSTM } from '../nn/rnn.js';
 import { getDefaultDevice } from '../tensor/backend.js';
 import { manualSeed } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { STATE_FILE, writeFileAtomic } from '../train/checkpoint.js';
+import { STATE_FILE } from '../train/checkpoint.js';
 import { lineChart } from '../train/plot.js';
 import { Trainer } from '../train/trainer.js';
 import { optionError, type Recipe, type RecipeContext } from './recipe.js';
@@ -25,6 +25,7 @@ import {
   bertConfigJson, binaryScores, checkEncoderShape, encodeExamples, headWords, labelSubset, loadSpamSplit, predict, SPAM_SPLIT, trainLoader, trainTokenizer,
   validationMetrics, type BinaryScores, type LogitsFn, type TextBatch,
 } from './spam-data.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 /** A classifier of padded token batches: scores [B, 2]. */
 export abstract class TextClassifier extends Module {

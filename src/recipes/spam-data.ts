@@ -18,7 +18,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { hf } from '../tokenizers/hf-lib.js';
 import { Tokenizer } from '../tokenizers/tokenizer.js';
 import { trainWordPiece } from '../tokenizers/train-wordpiece.js';
-import { writeFileAtomic } from '../train/checkpoint.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 /** Class names by id, as config.json's id2label: spam is the positive class of precision, recall and F1. */
 export const SPAM_LABELS = ['ham', 'spam'] as const;

@@ -10,7 +10,6 @@ import { getDefaultDevice } from '../tensor/backend.js';
 import { manualSeed } from '../tensor/random.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { writeFileAtomic } from '../train/checkpoint.js';
 import { lineChart } from '../train/plot.js';
 import { Trainer, type TrainResult } from '../train/trainer.js';
 import { optionError, type Recipe, type RecipeContext } from './recipe.js';
@@ -18,6 +17,7 @@ import {
   bertConfigJson, binaryScores, checkEncoderShape, encodeExamples, encoderShape, headWords, labelSubset, loadSpamSplit, predict, readTokenizer, saveHfFolder,
   SPAM, SPAM_SPLIT, trainLoader, trainTokenizer, validationMetrics, type EncoderShape, type LogitsFn,
 } from './spam-data.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 export type SpamOptions = {
   seed: number;

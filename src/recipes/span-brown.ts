@@ -16,11 +16,12 @@ import { tensor } from '../tensor/create.js';
 import { Generator, manualSeed } from '../tensor/random.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { STATE_FILE, writeFileAtomic } from '../train/checkpoint.js';
+import { STATE_FILE } from '../train/checkpoint.js';
 import { lineChart } from '../train/plot.js';
 import { Trainer, type BatchFactory, type Metrics, type TrainResult } from '../train/trainer.js';
-import { encodePhones, encodeWord, EOS, g2pBatches, PAD, PHONEMES, scoreG2p, splitG2p, START, transcribe, UNK, type G2pBatch, type G2pPair, type G2pVocab } from './g2p.js';
+import { encodePhones, encodeWord, EOS, g2pBatches, PAD, PHONEMES, scoreG2p, splitG2p, START, subset, transcribe, UNK, type G2pBatch, type G2pPair, type G2pVocab } from './g2p.js';
 import { optionError, type Recipe, type RecipeContext } from './recipe.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 // ---- text and vocabulary ----
 
@@ -207,13 +208,6 @@ function check(opts: SpanBrownOptions): void {
   if (!(opts.weightDecay >= 0)) fail('weightDecay', 'a non-negative number');
   if (opts.dModel % opts.heads !== 0) throw new Error(`span-brown: --heads (${opts.heads}) must divide --d-model (${opts.dModel})`);
   if (opts.warmupSteps > Math.min(opts.steps, opts.pretrainSteps)) throw new Error(`span-brown: --warmup-steps (${opts.warmupSteps}) is more than --steps (${opts.steps}) or --pretrain-steps (${opts.pretrainSteps})`);
-}
-
-/** A seeded subset of `n` entries in dictionary order (all of them for n = 0), as g2p takes it. */
-function subset(entries: CmudictEntry[], n: number, seed: number): CmudictEntry[] {
-  if (n === 0 || n >= entries.length) return entries;
-  const keep = Array.from(new Generator(seed).permutation(entries.length).subarray(0, n)).sort((a, b) => a - b);
-  return keep.map((i) => entries[i]!);
 }
 
 /** One metric of a Trainer run's log ('train') or evaluation ('eval') records, restored ones included, as [step, value] points. */

@@ -23,11 +23,11 @@ import { tensor } from '../tensor/create.js';
 import { Generator, manualSeed } from '../tensor/random.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { writeFileAtomic } from '../train/checkpoint.js';
 import { formatDuration } from '../train/progress.js';
 import { lineChart } from '../train/plot.js';
 import { Trainer, type TrainResult } from '../train/trainer.js';
 import { optionError, type Recipe, type RecipeContext } from './recipe.js';
+import { writeFileAtomic } from '../io/atomic.js';
 
 export type VitFashionOptions = {
   seed: number;

@@ -8,8 +8,9 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import type { LoaderPosition } from '../data/loader.js';
 import type { Module } from '../nn/module.js';
@@ -59,22 +60,6 @@ export type AdamLike = Optimizer<AdamOptions, AdamState>;
 
 /** What the trainer passes in beyond the model and optimizer. */
 export type StateFields = Pick<TrainerState, 'step' | 'position' | 'seed' | 'tokens' | 'generators' | 'metrics' | 'skipped'>;
-
-/** Writes text (UTF-8) or bytes to path atomically: a temporary file in the same folder, flushed, then renamed over path. */
-export async function writeFileAtomic(path: string, content: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const handle = await open(tmp, 'w');
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } catch (e) {
-    await handle.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await handle.close();
-  await rename(tmp, path);
-}
 
 /** The SHA-256 of a file, hex, read in a stream (checkpoints can be large). */
 export async function sha256File(path: string): Promise<string> {

@@ -25,7 +25,7 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { logSigmoid } from './dpo.js';
-import { writeFileAtomic } from './checkpoint.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { collectStepRecords, type StepRecord } from './policy.js';
 import { saveTokenizerFiles } from './sft.js';
 import type { ProgressStream } from './progress.js';

@@ -15,7 +15,7 @@ import { QuantLinear } from '../quant/quant-linear.js';
 import { manualSeed } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { writeFileAtomic } from './checkpoint.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import type { ProgressStream } from './progress.js';
 import { definedFields, Trainer, type LossOutput, type StepInfo, type TrainResult } from './trainer.js';
 

@@ -17,7 +17,8 @@ import { constantSchedule, cosineSchedule, linearSchedule, setLr, type Schedule 
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
-import { adoptCheckpoint, loadCheckpointTensors, PREV_STATE_FILE, readCheckpoint, saveCheckpoint, STATE_FILE, writeFileAtomic, type CheckpointChoice, type MetricRecord, type TrainerState } from './checkpoint.js';
+import { adoptCheckpoint, loadCheckpointTensors, PREV_STATE_FILE, readCheckpoint, saveCheckpoint, STATE_FILE, type CheckpointChoice, type MetricRecord, type TrainerState } from './checkpoint.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { lockDir, type DirLock } from './lock.js';
 import { lineChart } from './plot.js';
 import { Progress, progressLine, type ProgressStream } from './progress.js';
