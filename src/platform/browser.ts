@@ -38,5 +38,10 @@ export function sharp(): Promise<SharpModule> {
   return Promise.reject(new Error('sharp is a Node library; in a browser decode images with createImageBitmap or a canvas and pass the pixels'));
 }
 
+/** The browser's WebGPU entry point (navigator.gpu), or null where the browser has none. */
+export async function gpu(): Promise<GPU | null> {
+  return (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu ?? null;
+}
+
 // Both variants must export the same API (a compile-time check).
-void ({ isNode, fs, cpuCount, setV8Flags, exposeGc, evalWorker, sharp } satisfies typeof NodePlatform);
+void ({ isNode, fs, cpuCount, setV8Flags, exposeGc, evalWorker, sharp, gpu } satisfies typeof NodePlatform);

@@ -49,3 +49,14 @@ export async function sharp(): Promise<SharpModule> {
   const m = await import('sharp');
   return ((m as { default?: SharpModule }).default ?? m) as SharpModule;
 }
+
+/** WebGPU in Node: Dawn from the optional `webgpu` package (`npm install webgpu`), or null when it is not installed. */
+export async function gpu(): Promise<GPU | null> {
+  let m: { create(flags: string[]): GPU };
+  try {
+    m = (await import('webgpu')) as { create(flags: string[]): GPU };
+  } catch {
+    return null;
+  }
+  return m.create([]);
+}
