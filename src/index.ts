@@ -9,6 +9,7 @@ registerBackend(new CpuBackend());
 
 export { ready, type ReadyOptions } from './backend/ready.js';
 export { createWasmBackend, initWasm, WasmBackend, type WasmInitOptions, type WasmMemoryStats } from './backend/wasm/index.js';
+export { createWebGPUBackend, initWebGPU, requestAdapter, WebGPUBackend, type WebGPUInitOptions, type WebGPUMemoryStats } from './backend/webgpu/index.js';
 
 export { Tensor, Storage, isTensor, type NestedArray } from './tensor/tensor.js';
 export type { DType, TypedArray } from './tensor/dtype.js';

@@ -11,6 +11,7 @@ import { getDefaultDevice } from '../tensor/backend.js';
 import { tensor } from '../tensor/create.js';
 import { Generator, manualSeed } from '../tensor/random.js';
 import { tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 export interface DemoOptions {
   steps: number;
@@ -28,18 +29,19 @@ function batch(data: Uint8Array, gen: Generator, device: string) {
   return tensor(ids, { shape: [B, T], device });
 }
 
-function sample(model: GPT2LMHeadModel, prompt: string, n: number, gen: Generator, device: string): string {
+async function sample(model: GPT2LMHeadModel, prompt: string, n: number, gen: Generator, device: string): Promise<string> {
   const bytes = [...new TextEncoder().encode(prompt)];
   const cache = model.newCache();
   let input = bytes;
   for (let i = 0; i < n; i++) {
-    const next = noGrad(() => tidy(() => {
+    const probs = noGrad(() => tidy(() => {
       const logits = model.forward({ inputIds: tensor(new Int32Array(input), { shape: [1, input.length], device }), pastKeyValues: cache }).logits;
-      const probs = softmax(logits.select(1, -1).div(0.8), -1).dataSync(); // temperature 0.8
-      let u = gen.uniform(1)[0]!, k = 0;
-      while (k < probs.length - 1 && (u -= probs[k]!) > 0) k++;
-      return k;
+      return softmax(logits.select(1, -1).div(0.8), -1); // temperature 0.8
     }));
+    const p = await probs.data();
+    probs.dispose();
+    let u = gen.uniform(1)[0]!, next = 0;
+    while (next < p.length - 1 && (u -= p[next]!) > 0) next++;
     bytes.push(next);
     input = [next];
   }
@@ -47,23 +49,31 @@ function sample(model: GPT2LMHeadModel, prompt: string, n: number, gen: Generato
   return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
-export async function runDemo(opts: DemoOptions): Promise<void> {
-  const device = opts.device ?? getDefaultDevice();
-  manualSeed(opts.seed);
+/** Brown as bytes: every 20th document held out for validation (a deterministic 95 / 5 split). */
+export async function demoData(): Promise<{ train: Uint8Array; val: Uint8Array }> {
   const docs = await loadBrown();
   const enc = new TextEncoder();
-  // Every 20th document is held out for validation (a deterministic 95 / 5 split).
   const text = (keep: (i: number) => boolean) => enc.encode(docs.filter((_, i) => keep(i)).flatMap((d) => d.sentences).join('\n'));
-  const train = text((i) => i % 20 !== 0), val = text((i) => i % 20 === 0);
-  console.log(`Brown corpus: ${(train.length / 1e6).toFixed(2)} MB train, ${(val.length / 1e6).toFixed(2)} MB validation (bytes as tokens)`);
+  return { train: text((i) => i % 20 !== 0), val: text((i) => i % 20 === 0) };
+}
 
+/** The demo's model, seeded: GPT-2, 2 layers, width 64, bytes as tokens. */
+export function demoModel(device: string, seed: number): GPT2LMHeadModel {
+  manualSeed(seed);
   const model = new GPT2LMHeadModel({ vocab_size: 256, n_positions: 256, n_embd: 64, n_layer: 2, n_head: 4, embd_pdrop: 0, attn_pdrop: 0, resid_pdrop: 0 });
-  model.to(device).train();
-  console.log(`model: GPT-2, 2 layers, width 64, ${model.numParameters().toLocaleString()} parameters, on ${device}`);
+  return model.to(device);
+}
+
+/**
+ * Trains `model` `steps` AdamW steps (the demo's schedule) on random windows of `train` drawn from a generator seeded
+ * by `seed`; `onStep` sees each step's loss (a tensor, disposed after the call). Returns the generator, to go on sampling.
+ */
+export async function trainDemo(model: GPT2LMHeadModel, train: Uint8Array, opts: DemoOptions, onStep?: (step: number, loss: Tensor) => Promise<void>): Promise<Generator> {
+  const device = opts.device ?? getDefaultDevice();
+  model.train();
   const opt = new AdamW(model.parameters(), { lr: 3e-3, weightDecay: 0.01 });
   const lr = cosineSchedule({ maxLr: 3e-3, minLr: 3e-4, warmupSteps: Math.min(30, opts.steps), totalSteps: opts.steps });
   const gen = new Generator(opts.seed);
-  const started = Date.now();
   for (let step = 1; step <= opts.steps; step++) {
     for (const g of opt.paramGroups) g.lr = lr(step);
     const loss = tidy(() => {
@@ -75,12 +85,25 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       opt.zeroGrad();
       return out.loss!;
     });
+    await onStep?.(step, loss);
+    loss.dispose();
+  }
+  return gen;
+}
+
+export async function runDemo(opts: DemoOptions): Promise<void> {
+  const device = opts.device ?? getDefaultDevice();
+  const { train, val } = await demoData();
+  console.log(`Brown corpus: ${(train.length / 1e6).toFixed(2)} MB train, ${(val.length / 1e6).toFixed(2)} MB validation (bytes as tokens)`);
+  const model = demoModel(device, opts.seed);
+  console.log(`model: GPT-2, 2 layers, width 64, ${model.numParameters().toLocaleString()} parameters, on ${device}`);
+  const started = Date.now();
+  const gen = await trainDemo(model, train, { ...opts, device }, async (step, loss) => {
     if (step % 25 === 0 || step === 1) {
       const secs = (Date.now() - started) / 1000;
       console.log(`step ${String(step).padStart(4)}  loss ${(await loss.item()).toFixed(3)}  ${((step * B * T) / secs).toFixed(0)} tokens/s`);
     }
-    loss.dispose();
-  }
+  });
   model.eval();
   const valGen = new Generator(12345);
   let total = 0;
@@ -93,5 +116,5 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   }
   const valLoss = total / evalBatches;
   console.log(`validation loss ${valLoss.toFixed(3)} nats/byte (${(valLoss / Math.LN2).toFixed(2)} bits per byte; uniform would be 8)`);
-  for (const prompt of ['The ', 'He said ', 'In the ']) console.log(`> ${sample(model, prompt, 80, gen, device).replace(/\n/g, ' / ')}`);
+  for (const prompt of ['The ', 'He said ', 'In the ']) console.log(`> ${(await sample(model, prompt, 80, gen, device)).replace(/\n/g, ' / ')}`);
 }

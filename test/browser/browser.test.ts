@@ -135,7 +135,9 @@ describe('in headless Chromium', () => {
       executablePath: CHROMIUM,
       headless: true,
       userDataDir: await mkdtemp(join(work, 'profile-')),
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      // WebGPU on SwiftShader (the CPU): the flags of ../shared/notes/PLATFORM.md.
+      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+        '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--use-webgpu-adapter=swiftshader'],
     });
   }, 60_000);
 
@@ -145,22 +147,27 @@ describe('in headless Chromium', () => {
   });
 
   /** Opens `url`, runs the app's checks, and checks their results against PyTorch's. */
-  async function checkPage(url: string, isolated: boolean): Promise<void> {
+  async function checkPage(url: string, isolated: boolean, device: 'wasm' | 'webgpu'): Promise<void> {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(url, { waitUntil: 'load' });
     await page.waitForFunction('typeof window.runChecks === "function"', { timeout: 30_000 });
     // A string, not a function: vitest would rewrite a function's import() for Node.
-    const r = (await page.evaluate('window.runChecks()')) as Record<string, unknown>;
+    const r = (await page.evaluate(`window.runChecks('${device}')`)) as Record<string, unknown>;
     await page.close();
     expect(errors).toEqual([]);
     expect(r['isolated']).toBe(isolated);
-    // The first start pointed at a folder without the .wasm files: a clear error, then a retry that works.
-    expect(r['badStart']).toMatch(/wasm backend: cannot fetch .*\/no-such-folder\/attend-.*\.wasm \((HTTP 404|the server sent an HTML page: no such file)\)/);
-    expect(r['variant']).toMatch(isolated ? /-mt$/ : /-st$/);
-    if (isolated) expect(r['threads']).toBeGreaterThan(1);
-    else expect(r['threads']).toBe(1);
+    expect(r['device']).toBe(device);
+    if (device === 'wasm') {
+      // The first start pointed at a folder without the .wasm files: a clear error, then a retry that works.
+      expect(r['badStart']).toMatch(/wasm backend: cannot fetch .*\/no-such-folder\/attend-.*\.wasm \((HTTP 404|the server sent an HTML page: no such file)\)/);
+      expect(r['variant']).toMatch(isolated ? /-mt$/ : /-st$/);
+      if (isolated) expect(r['threads']).toBeGreaterThan(1);
+      else expect(r['threads']).toBe(1);
+    } else {
+      expect(r['adapter']).toMatch(/swiftshader/i);
+    }
     expect(r['logitsMaxDiff']).toBeLessThan(1e-4);
     expect(r['droppedMaxDiff']).toBeLessThan(1e-4);
     expect(r['greedy']).toEqual(r['greedyRef']);
@@ -176,7 +183,13 @@ describe('in headless Chromium', () => {
     test(`the vite build, ${isolated ? 'cross-origin isolated: threaded wasm' : 'not isolated: one thread'}; logits, greedy tokens, training, files in memory`, async () => {
       const { server, url } = await serve(isolated);
       servers.push(server);
-      await checkPage(url, isolated);
+      await checkPage(url, isolated, 'wasm');
     }, 60_000);
   }
+
+  test('webgpu (SwiftShader): logits, greedy tokens, training, files in memory', async () => {
+    const { server, url } = await serve(false);
+    servers.push(server);
+    await checkPage(url, false, 'webgpu');
+  }, 120_000);
 });

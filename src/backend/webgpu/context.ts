@@ -82,7 +82,7 @@ export class GpuContext {
   liveBuffers = 0;
   pooledBytes = 0;
 
-  constructor(readonly device: GPUDevice, readonly adapterInfo: string, features: GpuFeatures) {
+  constructor(readonly device: GPUDevice, readonly adapterInfo: string, readonly isFallback: boolean, features: GpuFeatures) {
     this.features = features;
     this.maxBufferBytes = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
     void device.lost.then((info) => {

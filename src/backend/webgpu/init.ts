@@ -38,25 +38,31 @@ export function initWebGPU(opts: WebGPUInitOptions = {}): Promise<WebGPUBackend>
   });
 }
 
-/** A new webgpu backend on its own device, not registered: for tests and benchmarks. Most code wants initWebGPU(). */
-export async function createWebGPUBackend(opts: WebGPUInitOptions = {}): Promise<WebGPUBackend> {
+/** The adapter WebGPU offers here, with a readable name; throws naming what is missing (WebGPU itself, or an adapter). */
+export async function requestAdapter(powerPreference: GPUPowerPreference = 'high-performance'): Promise<{ adapter: GPUAdapter; name: string; isFallback: boolean }> {
   const entry = await gpu();
   if (!entry) {
     throw new Error(typeof window === 'undefined'
       ? "webgpu: no WebGPU in this Node: install Dawn's bindings with `npm install webgpu` (and a Vulkan, Metal or D3D12 driver)"
       : 'webgpu: this browser has no WebGPU (navigator.gpu is missing): use a current Chrome, Edge or Safari, or Firefox with WebGPU enabled');
   }
-  const adapter = await entry.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+  const adapter = await entry.requestAdapter({ powerPreference });
   if (!adapter) {
     throw new Error('webgpu: no adapter: the GPU driver offers no WebGPU device (in Node set VK_ICD_FILENAMES to a Vulkan driver, e.g. lavapipe from scripts/setup-lavapipe.sh)');
   }
+  const info = adapter.info;
+  const name = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'unknown adapter';
+  return { adapter, name, isFallback: info.isFallbackAdapter };
+}
+
+/** A new webgpu backend on its own device, not registered: for tests and benchmarks. Most code wants initWebGPU(). */
+export async function createWebGPUBackend(opts: WebGPUInitOptions = {}): Promise<WebGPUBackend> {
+  const { adapter, name, isFallback } = await requestAdapter(opts.powerPreference);
   const requiredFeatures = WANTED.filter((f) => adapter.features.has(f));
   const requiredLimits: Record<string, number> = {};
   for (const k of LIMITS) requiredLimits[k] = adapter.limits[k];
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-  const info = adapter.info;
-  const name = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'unknown adapter';
-  const ctx = new GpuContext(device, name, {
+  const ctx = new GpuContext(device, name, isFallback, {
     shaderF16: device.features.has('shader-f16'),
     subgroups: device.features.has('subgroups'),
     timestampQuery: device.features.has('timestamp-query'),

@@ -1,9 +1,9 @@
 // The browser test app: what a user's page does with 'attend' (resolved through package.json "exports" to the built
 // dist/browser.js). It loads the gpt2 fixture over HTTP from /gpt2, and again from in-memory Files, checks the
-// logits and greedy tokens against PyTorch's, trains 10 steps; browser.test.ts reads the summary it returns.
+// logits and greedy tokens against PyTorch's, trains 10 steps, on wasm or webgpu; browser.test.ts reads the summary it returns.
 
 import {
-  AdamW, AutoModelForCausalLM, crossEntropy, initWasm, loadSafetensors, manualSeed, ready, saveLoraAdapter, addLora,
+  AdamW, AutoModelForCausalLM, crossEntropy, getDefaultDevice, initWasm, initWebGPU, loadSafetensors, manualSeed, ready, saveLoraAdapter, addLora,
   loadLoraAdapter, type Tensor,
 } from 'attend';
 
@@ -15,12 +15,19 @@ async function maxAbsDiff(a: Tensor, b: Tensor): Promise<number> {
   return m;
 }
 
-async function runChecks(): Promise<Record<string, unknown>> {
+/** device 'wasm': the CPU kernels (a failed start first, then the retry); 'webgpu': the GPU backend on the page's adapter. */
+async function runChecks(device: 'wasm' | 'webgpu'): Promise<Record<string, unknown>> {
   const started = performance.now();
-  // A first start with a wrong wasm folder fails with a clear error; the next call (default location) succeeds.
-  const badStart = await ready({ wasmBase: '/no-such-folder/' }).then(() => 'started', (e: Error) => e.message);
-  await ready();
-  const { variant, threads } = (await initWasm()).info;
+  let badStart = '', variant = '', threads = 0, adapter = '';
+  if (device === 'wasm') {
+    // A first start with a wrong wasm folder fails with a clear error; the next call (default location) succeeds.
+    badStart = await ready({ wasmBase: '/no-such-folder/' }).then(() => 'started', (e: Error) => e.message);
+    await ready({ device: 'wasm' });
+    ({ variant, threads } = (await initWasm()).info);
+  } else {
+    await ready({ device: 'webgpu' });
+    adapter = (await initWebGPU()).ctx.adapterInfo;
+  }
 
   const model = await AutoModelForCausalLM.fromPretrained('/gpt2');
   const ref = await loadSafetensors('/gpt2/ref.safetensors');
@@ -61,7 +68,7 @@ async function runChecks(): Promise<Record<string, unknown>> {
   const adapted = await loadLoraAdapter(fresh, adapter);
 
   return {
-    badStart, variant, threads, isolated: globalThis.crossOriginIsolated, logitsMaxDiff, droppedMaxDiff,
+    device: getDefaultDevice(), adapter, badStart, variant, threads, isolated: globalThis.crossOriginIsolated, logitsMaxDiff, droppedMaxDiff,
     greedy, greedyRef, losses, adapterFiles: [...adapter.keys()], adapted: adapted.length, ms: Math.round(performance.now() - started),
   };
 }
