@@ -9,7 +9,7 @@ import { gemmTile, gemvTile, matmulIntTile, packATile, packBTile } from './gemm'
 import { checkIndices, gatherTile, indexAddTile, indexSelectTile, scatterAddTile, stridedTile } from './movement';
 import { adamTile, sgdTile } from './optim';
 import { hmatmulNTile, hmatmulTTile, initHalfKernels } from './half';
-import { qmatmulTile, quantActTile } from './quant';
+import { initQuantKernels, qmatmulTile, quantActTile } from './quant';
 import { crossEntropyGradTile, crossEntropyTile, normGradTile, normTile, softmaxGradTile, softmaxTile, sumPartialsTile } from './norm';
 import { argReduceTile, cumsumTile, reduceTile } from './reduce';
 import { col2imTile, im2colTile } from './window';
@@ -56,7 +56,7 @@ function runTile(kernel: i32, p: usize, t: i32, scratch: usize): void {
     case K_CROSS_ENTROPY: crossEntropyTile(p, t); break;
     case K_CROSS_ENTROPY_GRAD: crossEntropyGradTile(p, t); break;
     case K_QUANT_ACT: quantActTile(p, t); break;
-    case K_QMATMUL: qmatmulTile(p, t); break;
+    case K_QMATMUL: qmatmulTile(p, t, scratch); break;
     case K_HMATMUL_T: hmatmulTTile(p, t, scratch); break;
     case K_HMATMUL_N: hmatmulNTile(p, t); break;
     default: unreachable();
@@ -86,6 +86,7 @@ export function heapBase(): usize {
 export function initKernels(): void {
   initCommon();
   initHalfKernels();
+  initQuantKernels();
 }
 
 export { checkIndices };

@@ -1,6 +1,7 @@
 // `npm run bench`: GEMM GFLOP/s of the wasm backend (all threads and one) against tfjs-backend-wasm and
 // PyTorch CPU, and GPT-2-style training and forward tokens/s against PyTorch. Writes bench/out/results.json and
-// prints a table. Options: --quick (fewer cases and steps), --no-torch, --no-gpt.
+// prints a table. Options: --quick (fewer cases and steps), --no-torch, --no-gpt. `--device webgpu`: the webgpu
+// backend instead (GEMM, GPT training and forward, batch-1 generation), written to bench/out/results-webgpu.json.
 
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -8,7 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
-import { createWasmBackend, initWasm, manualSeed, noGrad, randint, tidy } from '../src/index.js';
+import { createWasmBackend, generate, initWasm, initWebGPU, manualSeed, noGrad, randint, tidy, type Tensor, type WebGPUBackend } from '../src/index.js';
 import { GPT2LMHeadModel } from '../src/models/gpt2.js';
 import { AdamW } from '../src/optim/adamw.js';
 import type { MatmulParams } from '../src/tensor/backend.js';
@@ -16,6 +17,9 @@ import type { MatmulParams } from '../src/tensor/backend.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
+/** `--device NAME` or `--device=NAME`: 'webgpu' runs benchWebGPU; anything else the CPU bench. */
+const device = process.argv.find((a) => a.startsWith('--device='))?.slice('--device='.length)
+  ?? process.argv[process.argv.indexOf('--device') + 1];
 
 interface GemmCase extends MatmulParams {
   name: string;
@@ -143,6 +147,7 @@ function benchGpt(cfg: GptConfig): { train: number; forward: number } {
 }
 
 async function main(): Promise<void> {
+  if (device === 'webgpu') return benchWebGPU();
   const cores = os.availableParallelism();
   console.log(`bench: ${os.cpus()[0]?.model ?? 'cpu'}, ${cores} cores, Node ${process.versions.node}${quick ? ' (quick)' : ''}`);
   const wasmAll = await benchWasm(cores);
@@ -186,6 +191,113 @@ async function main(): Promise<void> {
   console.log(`load average during the run: ${os.loadavg().map((v) => v.toFixed(2)).join(', ')} (other processes skew every column)`);
   console.log(`wrote ${join(here, 'out', 'results.json')}`);
   backend.terminate();
+}
+
+// ---- --device webgpu ----
+
+/** Best time (ms) of fn with the device drained before the clock stops (WebGPU queues work and returns at once). */
+async function timeBestGpu(fn: () => void, gpu: WebGPUBackend): Promise<number> {
+  fn();
+  await gpu.sync();
+  let best = Infinity, total = 0, reps = 0;
+  while (reps < 3 || total < 300) {
+    const t = performance.now();
+    fn();
+    await gpu.sync();
+    const dt = performance.now() - t;
+    best = Math.min(best, dt);
+    total += dt;
+    reps++;
+  }
+  return best;
+}
+
+interface GpuGptConfig extends GptConfig { genPrompt: number; genTokens: number }
+
+/** Training, forward (no grad) and batch-1 greedy generation tokens/s on the default device (webgpu), timed to a drained queue. */
+async function benchGptGpu(cfg: GpuGptConfig, gpu: WebGPUBackend): Promise<{ train: number; forward: number; generate: number }> {
+  manualSeed(0);
+  const model = new GPT2LMHeadModel({
+    vocab_size: cfg.vocab, n_positions: cfg.t, n_embd: cfg.d, n_layer: cfg.layers, n_head: cfg.heads,
+    embd_pdrop: 0, attn_pdrop: 0, resid_pdrop: 0,
+  });
+  const opt = new AdamW(model.parameters(), { lr: 1e-3 });
+  const ids = randint(0, cfg.vocab, [cfg.batch, cfg.t], { dtype: 'int32' });
+  const step = (): void => tidy(() => {
+    const { loss } = model.forward({ inputIds: ids, labels: ids });
+    loss!.backward();
+    opt.step();
+    opt.zeroGrad();
+  });
+  const forward = (): void => noGrad(() => tidy(() => void model.forward({ inputIds: ids, labels: ids })));
+  const rate = async (fn: () => void): Promise<number> => {
+    for (let i = 0; i < cfg.warmup; i++) fn();
+    await gpu.sync();
+    const t = performance.now();
+    for (let i = 0; i < cfg.steps; i++) fn();
+    await gpu.sync();
+    return (cfg.batch * cfg.t * cfg.steps) / ((performance.now() - t) / 1000);
+  };
+  const train = await rate(step), fwd = await rate(forward);
+  // Generation reads each step's logits back (the next token is chosen on the host): that round trip is part of the rate.
+  const prompt: Tensor = randint(0, cfg.vocab, [1, cfg.genPrompt], { dtype: 'int32' });
+  const gen = (n: number) => generate(model, prompt, { maxNewTokens: n, minNewTokens: n });
+  (await gen(2)).dispose();
+  const t = performance.now();
+  (await gen(cfg.genTokens)).dispose();
+  await gpu.sync();
+  const generateRate = cfg.genTokens / ((performance.now() - t) / 1000);
+  prompt.dispose();
+  ids.dispose();
+  return { train, forward: fwd, generate: generateRate };
+}
+
+/**
+ * `npm run bench -- --device webgpu`: GEMM GFLOP/s, GPT training / forward tokens/s and batch-1 generation tokens/s on
+ * the webgpu backend. On a software adapter (lavapipe, SwiftShader) the sizes shrink and the numbers only show that it
+ * runs: they say nothing about GPU speed.
+ */
+async function benchWebGPU(): Promise<void> {
+  const gpu = await initWebGPU();
+  const software = gpu.ctx.isFallback;
+  console.log(`bench: webgpu on ${gpu.ctx.adapterInfo}${software ? ' (a software adapter)' : ''}, Node ${process.versions.node}${quick ? ' (quick)' : ''}`);
+  const gemmCases: GemmCase[] = software
+    ? [square(128), square(256), ...(quick ? [] : [square(512),
+      { name: 'attn QK^T 4x[128,32]x[32,128]', batch: 4, m: 128, n: 128, k: 32, transA: false, transB: true, strideA: 128 * 32, strideB: 128 * 32 }])]
+    : [square(1024), square(2048), square(4096), ...GEMM.filter((c) => !c.name.match(/^\d+$/)),
+      { name: 'gemv decode [1,768]x[768,3072]^T', batch: 1, m: 1, n: 3072, k: 768, transA: false, transB: true, strideA: 0, strideB: 0 }];
+  const gemm: Record<string, number> = {};
+  for (const c of gemmCases) {
+    const a = gpu.upload(randomArray((c.strideA ? c.batch : 1) * c.m * c.k), 'float32');
+    const bb = gpu.upload(randomArray((c.strideB ? c.batch : 1) * c.k * c.n), 'float32');
+    gemm[c.name] = gflops(c, await timeBestGpu(() => gpu.free(gpu.matmul(a, bb, c)), gpu));
+    gpu.free(a);
+    gpu.free(bb);
+  }
+  const gptCases: GpuGptConfig[] = args.has('--no-gpt') ? [] : software
+    ? [{ name: 'd64 L2 H2 T32 B4', d: 64, layers: 2, heads: 2, t: 32, batch: 4, vocab: 256, warmup: 1, steps: 2, genPrompt: 8, genTokens: quick ? 4 : 8 }]
+    : [...GPT.map((c) => ({ ...c, genPrompt: 16, genTokens: 64 })),
+      { name: 'GPT-2 124M T1024 B4', d: 768, layers: 12, heads: 12, t: 1024, batch: 4, vocab: 50257, warmup: 1, steps: quick ? 2 : 5, genPrompt: 16, genTokens: 64 }];
+  const gpt: Record<string, { train: number; forward: number; generate: number }> = {};
+  for (const cfg of gptCases) gpt[cfg.name] = await benchGptGpu(cfg, gpu);
+
+  const results = {
+    date: new Date().toISOString(),
+    device: { adapter: gpu.ctx.adapterInfo, software, features: gpu.ctx.features },
+    machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.versions.node, loadAverage: os.loadavg() },
+    gemmGflops: gemm,
+    gptTokensPerSecond: gpt,
+  };
+  mkdirSync(join(here, 'out'), { recursive: true });
+  writeFileSync(join(here, 'out', 'results-webgpu.json'), JSON.stringify(results, null, 2) + '\n');
+  const fmt = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
+  printTable(['GEMM (GFLOP/s)', 'webgpu'], gemmCases.map((c) => [c.name, fmt(gemm[c.name])]));
+  if (gptCases.length) {
+    printTable(['GPT (tokens/s)', 'training', 'forward, no grad', 'generation, batch 1'],
+      gptCases.map((c) => [c.name, fmt(gpt[c.name]!.train), fmt(gpt[c.name]!.forward), fmt(gpt[c.name]!.generate)]));
+  }
+  if (software) console.log('note: a software adapter runs WebGPU on the CPU: these numbers show that the backend runs, not how fast a GPU is');
+  console.log(`wrote ${join(here, 'out', 'results-webgpu.json')}`);
 }
 
 function printTable(head: string[], rows: string[][]): void {

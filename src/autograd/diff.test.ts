@@ -10,6 +10,13 @@ import { decode, describeCall, familyTable, formatTable, inputValues, loadDiffFi
 
 const fixtures = loadDiffFixtures();
 
+/** The verdicts of calls replayed one after another on cpu with the 'tr' tolerance. */
+async function verdicts(calls: typeof fixtures.calls): Promise<Outcome['verdict'][]> {
+  const out: Outcome['verdict'][] = [];
+  for (const c of calls) out.push((await replay(c, 'tr', 'cpu')).verdict);
+  return out;
+}
+
 describe('differential suite (test/data/diff, scripts/gen_diff_fixtures.py)', () => {
   test('covers every recorded op, at least 5,000 calls, with the same input generator as the recorder', () => {
     expect(fixtures.calls.length).toBeGreaterThanOrEqual(5000);
@@ -17,23 +24,24 @@ describe('differential suite (test/data/diff, scripts/gen_diff_fixtures.py)', ()
     for (const c of fixtures.prng) expect(Array.from(specValues(c))).toEqual(Array.from(decode(c.v)));
   });
 
-  test('judges a wrong value as silent and a one-sided error as raise (the harness can fail)', () => {
+  test('judges a wrong value as silent and a one-sided error as raise (the harness can fail)', async () => {
     const exp = OPS.exp!, calls = fixtures.calls.filter((c) => c.op === 'exp' && c.out && c.out[0]!.s.length > 0).slice(0, 40);
     try {
       // 84 ulp too large: caught wherever the output has a finite non-zero element (most calls; some hold only 0 / inf / NaN).
       OPS.exp = (xs, p, device) => E.mul(exp(xs, p, device) as Tensor, 1 + 1e-5);
-      expect(calls.filter((c) => replay(c, 'tr', 'cpu').verdict === 'silent').length).toBeGreaterThan(calls.length / 2);
+      expect((await verdicts(calls)).filter((v) => v === 'silent').length).toBeGreaterThan(calls.length / 2);
       OPS.exp = () => { throw new Error('exp: broken'); };
-      expect(calls.every((c) => replay(c, 'tr', 'cpu').verdict === 'raise')).toBe(true);
+      expect((await verdicts(calls)).every((v) => v === 'raise')).toBe(true);
     } finally {
       OPS.exp = exp;
     }
-    expect(calls.every((c) => replay(c, 'tr', 'cpu').verdict === 'pass')).toBe(true);
+    expect((await verdicts(calls)).every((v) => v === 'pass')).toBe(true);
   });
 
   for (const device of listDevices()) {
-    test(`no silent mismatch on ${device}`, () => {
-      const outcomes: Outcome[] = fixtures.calls.map((c) => replay(c, fixtures.ops[c.op]!.tol, device));
+    test(`no silent mismatch on ${device}`, async () => {
+      const outcomes: Outcome[] = [];
+      for (const c of fixtures.calls) outcomes.push(await replay(c, fixtures.ops[c.op]!.tol, device));
       console.log(formatTable(device, familyTable(outcomes, fixtures.ops)));
       const silent = outcomes.filter((o) => o.verdict === 'silent');
       // DIFF_REPORT=path writes every mismatch (silent and one-sided raises) with its repro, for whoever fixes them.

@@ -2,7 +2,7 @@
 // cases, determinism, the held-out split's disjointness (instances and phrasings), plausible wrong answers, bad input.
 
 import { describe, expect, test } from 'vitest';
-import { checkAnswer, differenceWithoutBorrow, InstructTasks, Rng, sumWithoutCarry, TASK_FAMILIES, taskReward, type InstructTask } from './instruct-tasks.js';
+import { checkAnswer, differenceWithoutBorrow, InstructTasks, partialCredit, Rng, sumWithoutCarry, TASK_FAMILIES, taskPartialReward, taskReward, type InstructTask } from './instruct-tasks.js';
 
 const FACTORS: Record<string, number> = {
   kilometer: 1000, kilogram: 1000, meter: 100, centimeter: 10, hour: 60, minute: 60, day: 24, foot: 12, week: 7, dollar: 100,
@@ -135,6 +135,17 @@ describe('the checker', () => {
     expect(taskReward('13', { answer: '12' })).toBe(0);
     expect(() => taskReward('12', {})).toThrow('needs a string "answer" in the prompt record, got undefined');
     expect(() => taskReward('12', { answer: 12 })).toThrow('got 12');
+  });
+  test('partial credit: 1 when exact, else half the share of the answer\'s characters right (by edit distance)', () => {
+    expect(partialCredit(' 128 ', '128')).toBe(1);
+    expect(partialCredit('129', '128')).toBeCloseTo(0.5 * (2 / 3), 12); // one substitution in three characters
+    expect(partialCredit('12', '128')).toBeCloseTo(0.5 * (2 / 3), 12); // one deletion
+    expect(partialCredit('b-ak-o', 'b-a-k-o')).toBeCloseTo(0.5 * (6 / 7), 12); // one dash left out
+    expect(partialCredit('bako', 'BAKO')).toBe(0); // four substitutions: no credit
+    expect(partialCredit('', '83')).toBe(0);
+    expect(partialCredit('83 and more text', '83')).toBe(0); // more edits than characters: clamped at 0
+    expect(taskPartialReward('12', { answer: '128' })).toBeCloseTo(1 / 3, 12);
+    expect(() => taskPartialReward('12', {})).toThrow('needs a string "answer" in the prompt record');
   });
 });
 

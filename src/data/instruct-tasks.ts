@@ -2,6 +2,8 @@
 // format) from a seeded generator, with a held-out split (instances and one phrasing per family never trained on), a
 // checker that serves as the RL reward, and plausible wrong answers for preference pairs.
 
+import { align } from './wer.js';
+
 /** One generated task: a prompt and the one answer the checker accepts. */
 export interface InstructTask {
   /** The task family, e.g. 'add'. */
@@ -312,9 +314,30 @@ export function checkAnswer(completion: string, answer: string): number {
   return completion.trim() === answer ? 1 : 0;
 }
 
-/** The checker as a reward function over prompt records that carry the task's "answer". */
-export function taskReward(completion: string, record: Readonly<Record<string, unknown>>): number {
+/**
+ * Partial credit for RL: 1 for the exact answer (the checker's 1); otherwise half the share of the answer's characters
+ * a completion gets right, 0.5 × max(0, 1 − edit distance / answer length), so that a near miss ('129' for '128',
+ * one dash left out) earns more than a far one and a group of wrong samples still has a best one. Case, digits and
+ * separators count as in the checker.
+ */
+export function partialCredit(completion: string, answer: string): number {
+  const c = completion.trim();
+  if (c === answer) return 1;
+  return 0.5 * Math.max(0, 1 - align([...answer], [...c]).errors / [...answer].length);
+}
+
+const answerField = (record: Readonly<Record<string, unknown>>): string => {
   const answer = record['answer'];
   if (typeof answer !== 'string') throw new Error(`instruct-tasks: the reward needs a string "answer" in the prompt record, got ${JSON.stringify(answer)}`);
-  return checkAnswer(completion, answer);
+  return answer;
+};
+
+/** The checker as a reward function over prompt records that carry the task's "answer". */
+export function taskReward(completion: string, record: Readonly<Record<string, unknown>>): number {
+  return checkAnswer(completion, answerField(record));
+}
+
+/** `partialCredit` as a reward function over prompt records that carry the task's "answer". */
+export function taskPartialReward(completion: string, record: Readonly<Record<string, unknown>>): number {
+  return partialCredit(completion, answerField(record));
 }

@@ -50,13 +50,18 @@ export async function sharp(): Promise<SharpModule> {
   return ((m as { default?: SharpModule }).default ?? m) as SharpModule;
 }
 
+/** One Dawn instance for the process: collected by V8, it would tear down the devices made from it. */
+let dawn: GPU | null = null;
+
 /** WebGPU in Node: Dawn from the optional `webgpu` package (`npm install webgpu`), or null when it is not installed. */
 export async function gpu(): Promise<GPU | null> {
+  if (dawn) return dawn;
   let m: { create(flags: string[]): GPU };
   try {
     m = (await import('webgpu')) as { create(flags: string[]): GPU };
   } catch {
     return null;
   }
-  return m.create([]);
+  dawn = m.create([]);
+  return dawn;
 }

@@ -33,19 +33,20 @@ const DTYPES = ['float16', 'bfloat16'] as const;
 // long for the thread's scratch (every row in registers), and one big enough for the worker threads (uneven runs of rows).
 const SHAPES: [number, number, number][] = [[1, 67, 70], [6, 80, 64], [9, 35, 203], [2, 6, 13000], [3, 301, 1000]];
 
-for (const device of listDevices()) {
+// matmulHalf is optional (webgpu has none: HalfLinear refuses it, tested below); the tests need it.
+for (const device of listDevices().filter((d) => getBackend(d).matmulHalf)) {
   const be = getBackend(device);
-  test.each(DTYPES)(`${device} %s: matmulHalf equals the float32 product of the rounded weights, both layouts`, (dtype) => {
+  test.each(DTYPES)(`${device} %s: matmulHalf equals the float32 product of the rounded weights, both layouts`, async (dtype) => {
     for (const [m, n, k] of SHAPES) {
       const w = rounded(n * k, dtype, n + k), x = new Float32Array(new Generator(m).normal(m * k)), bias = new Float32Array(new Generator(9).normal(n));
       const xb = be.upload(x, 'float32'), wb = be.upload(w.bits, dtype), w32 = be.upload(w.values, 'float32'), bb = be.upload(bias, 'float32');
       const p: MatmulParams = { batch: 1, m, n, k, transA: false, transB: true, strideA: 0, strideB: 0 };
-      const got = be.readSync!(be.matmulHalf!(xb, wb, p, bb)), want = be.readSync!(be.matmul(xb, w32, p, bb));
+      const got = await be.read(be.matmulHalf!(xb, wb, p, bb)), want = await be.read(be.matmul(xb, w32, p, bb));
       expect(maxRel(got, want), `${m}x${n}x${k}`).toBeLessThan(2e-6);
       // y = g W with W [n, k] not transposed: g [m, n].
       const g = be.upload(new Float32Array(new Generator(5).normal(m * n)), 'float32');
       const pn: MatmulParams = { batch: 1, m, n: k, k: n, transA: false, transB: false, strideA: 0, strideB: 0 };
-      expect(maxRel(be.readSync!(be.matmulHalf!(g, wb, pn)), be.readSync!(be.matmul(g, w32, pn))), `g W ${m}x${n}x${k}`).toBeLessThan(2e-6);
+      expect(maxRel(await be.read(be.matmulHalf!(g, wb, pn)), await be.read(be.matmul(g, w32, pn))), `g W ${m}x${n}x${k}`).toBeLessThan(2e-6);
     }
   });
 
@@ -91,7 +92,7 @@ for (const device of listDevices()) {
     spy.mockRestore();
   });
 
-  test(`${device}: float16 infinities, NaN and subnormals widen exactly`, () => {
+  test(`${device}: float16 infinities, NaN and subnormals widen exactly`, async () => {
     const k = 16, vals = [65504, -65504, 2 ** -24, -(2 ** -20), 1.5, 0, -0, 3, 2 ** -14, 1, 1, 1, 1, 1, 1, 1];
     // Four rows (a group of four) and a fifth (the one-row tail).
     const specials = [[...vals], [...vals.slice(0, 15), Infinity], [...vals.slice(0, 15), NaN], vals.map((v, i) => (i === 3 ? -Infinity : v)), [...vals.slice(0, 15), NaN]];
@@ -99,7 +100,7 @@ for (const device of listDevices()) {
     const x = be.upload(Float32Array.from({ length: k }, (_, i) => (i < 4 ? 2 ** -(i + 1) : 1)), 'float32');
     for (const m of [1, 2]) { // widened in registers, then staged through the scratch
       const xm = m === 1 ? x : be.upload(Float32Array.from({ length: 2 * k }, (_, i) => (i % k < 4 ? 2 ** -((i % k) + 1) : 1)), 'float32');
-      const y = be.readSync!(be.matmulHalf!(xm, be.upload(bits, 'float16'), { batch: 1, m, n: 5, k, transA: false, transB: true, strideA: 0, strideB: 0 }));
+      const y = await be.read(be.matmulHalf!(xm, be.upload(bits, 'float16'), { batch: 1, m, n: 5, k, transA: false, transB: true, strideA: 0, strideB: 0 }));
       const exact = vals.reduce((s, v, i) => s + v * (i < 4 ? 2 ** -(i + 1) : 1), 0);
       expect(Array.from(y.slice(1, 5))).toEqual([Infinity, NaN, -Infinity, NaN]);
       expect(Math.abs(y[0]! - exact)).toBeLessThan(1e-2); // float32 accumulation of 65504 - 65504 + small terms
@@ -129,6 +130,13 @@ for (const device of listDevices()) {
     expect(report.bytesBefore - report.bytesAfter).toBe(linearBytes / 2);
     const after = await model.forward(ids).data();
     expect(maxRel(after, before)).toBeLessThan(2e-2); // bfloat16 rounding of the weights: 8 bits of mantissa
+  });
+}
+
+for (const device of listDevices().filter((d) => !getBackend(d).matmulHalf)) {
+  test(`${device}: HalfLinear names the missing matmulHalf`, () => {
+    const layer = new HalfLinear(tensor(new Uint16Array(8), { shape: [2, 4], dtype: 'float16', device }));
+    expect(() => layer.forward(randn([3, 4], { device }))).toThrow(`HalfLinear: the ${device} backend has no matmulHalf (a product with float16 weights)`);
   });
 }
 

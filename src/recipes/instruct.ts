@@ -416,7 +416,7 @@ export const instructRecipe: Recipe<InstructOptions> = {
     brownDocs: 50, pretrainTasks: 100000, pretrainSteps: 2500, pretrainBatchSize: 16, pretrainLr: 2e-3,
     sftExamples: 2000, sftEpochs: 1, sftBatchSize: 16, sftLr: 5e-4,
     dpoPairs: 1000, dpoEpochs: 1, dpoBatchSize: 16, dpoLr: 5e-5, dpoBeta: 0.1,
-    rl: 'grpo', rlSteps: 150, rlPrompts: 8, rlLr: 5e-5, rlBeta: 0.04, rlTemperature: 1, numGenerations: 8, rewardEpochs: 1,
+    rl: 'grpo', rlSteps: 150, rlPrompts: 8, rlLr: 1e-4, rlBeta: 0.04, rlTemperature: 1, numGenerations: 8, rewardEpochs: 1,
     logEvery: 10,
   },
   smoke: {

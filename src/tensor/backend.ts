@@ -143,6 +143,8 @@ export interface SgdStepParams {
 
 export interface Backend {
   readonly name: string;
+  /** false where the device has no 64-bit floats (GPUs): float64 tensors are refused, and ops that widen to float64 for accuracy stay in float32. Default true. */
+  readonly float64?: boolean;
 
   // ---- memory ----
   upload(data: TypedArray, dtype: DType): BackendBuffer;

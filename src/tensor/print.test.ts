@@ -11,6 +11,7 @@ import { arange, tensor } from './create.js';
 import type { DType } from './dtype.js';
 import { formatExp, formatFixed, setPrintOptions } from './print.js';
 import { Tensor } from './tensor.js';
+import { canReadSync, supportsDtype } from '../test-util/devices.js';
 
 interface PrintCase {
   shape: number[];
@@ -35,12 +36,14 @@ function build(c: PrintCase, device: string): Tensor {
 for (const device of listDevices()) {
   describe(`printing on ${device} matches torch`, () => {
     for (const [name, c] of Object.entries(cases)) {
-      test(name, async () => {
+      test.skipIf(!supportsDtype(device, c.dtype))(name, async () => {
         const t = build(c, device);
         // torch omits the device for cpu only (expectedWasm: torch's layout with device='wasm' added).
         const expected = device === 'cpu' ? c.expected : c.expectedWasm.replace("device='wasm'", `device='${device}'`);
-        expect(String(t)).toBe(expected);
-        expect(inspect(t)).toBe(expected);
+        // Without synchronous reads (webgpu) String() gives a placeholder pointing at the async form.
+        const sync = canReadSync(device) ? expected : `tensor(<[${t.shape.join(', ')}] ${t.dtype} on ${device}: await t.print()>)`;
+        expect(String(t)).toBe(sync);
+        expect(inspect(t)).toBe(sync);
         expect(await t.format()).toBe(expected);
       });
     }

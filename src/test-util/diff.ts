@@ -310,10 +310,10 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /** '' when t matches the stored tensor, else what differs. */
-function compareTensor(t: Tensor, st: StoredTensor, kind: Tolerance, gradScale: number | null): string {
+async function compareTensor(t: Tensor, st: StoredTensor, kind: Tolerance, gradScale: number | null): Promise<string> {
   if (!sameShape(t.shape, st.s)) return `shape [${t.shape.join(', ')}] vs torch [${st.s.join(', ')}]`;
   if (t.dtype !== st.d) return `dtype ${t.dtype} vs torch ${st.d}`;
-  const data = t.dataSync();
+  const data = await t.data();
   const ref = decode(st.v);
   // float32 (and half) references are stored as shortest float32 decimals: round them back to float32.
   if (st.d === 'float32' || st.d === 'float16' || st.d === 'bfloat16') for (let i = 0; i < ref.length; i++) ref[i] = Math.fround(ref[i]!);
@@ -346,11 +346,24 @@ function errorText(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 120);
 }
 
+/**
+ * The error of reading the tensors back, if any: a queued device (webgpu) raises a kernel's check (an index out of
+ * range) at the next read, not in the call.
+ */
+async function readError(ts: readonly Tensor[]): Promise<unknown> {
+  try {
+    for (const t of ts) await t.data();
+    return null;
+  } catch (e) {
+    return e;
+  }
+}
+
 /** Runs one recorded call on a device and judges it. */
-export function replay(call: Call, kind: Tolerance, device: string): Outcome {
+export async function replay(call: Call, kind: Tolerance, device: string): Promise<Outcome> {
   const op = OPS[call.op];
   if (!op) throw new Error(`diff: no attend call for op '${call.op}' in src/test-util/diff.ts OPS`);
-  return tidy((): Outcome => {
+  return tidy(async (): Promise<Outcome> => {
     const made = call.in.map((s) => makeInput(s, device));
     const leaves = made.map((m) => m[0]), xs = made.map((m) => m[1]);
     let outs: Tensor[];
@@ -360,11 +373,13 @@ export function replay(call: Call, kind: Tolerance, device: string): Outcome {
     } catch (e) {
       return call.raise !== undefined ? ok(call) : { call, verdict: 'raise', detail: `attend raises: ${errorText(e)}` };
     }
+    const late = await readError(outs);
+    if (late) return call.raise !== undefined ? ok(call) : { call, verdict: 'raise', detail: `attend raises at the read: ${errorText(late)}` };
     if (call.raise !== undefined) return { call, verdict: 'raise', detail: `torch raises (${call.raise}); attend returns ${outs.map((o) => `[${o.shape.join(', ')}] ${o.dtype}`).join(', ')}` };
     const stored = call.out!;
     if (outs.length !== stored.length) return { call, verdict: 'silent', detail: `${outs.length} outputs vs torch ${stored.length}` };
     for (let i = 0; i < outs.length; i++) {
-      const d = compareTensor(outs[i]!, stored[i]!, kind, null);
+      const d = await compareTensor(outs[i]!, stored[i]!, kind, null);
       if (d) return { call, verdict: 'silent', detail: `output ${i}: ${d}` };
     }
     if (call.g === undefined && call.bwraise === undefined) return ok(call);
@@ -380,6 +395,8 @@ export function replay(call: Call, kind: Tolerance, device: string): Outcome {
       }
       if (!loss) return { call, verdict: 'silent', detail: 'no output to differentiate (torch has gradients)' };
       loss.backward();
+      const late = await readError(leaves.flatMap((l) => (l.grad ? [l.grad] : [])));
+      if (late) throw late;
     } catch (e) {
       return call.bwraise !== undefined ? ok(call) : { call, verdict: 'raise', detail: `attend backward raises: ${errorText(e)}` };
     }
@@ -393,7 +410,7 @@ export function replay(call: Call, kind: Tolerance, device: string): Outcome {
       if (!st) continue;
       const leaf = leaves[i]!;
       const g = leaf.grad ?? E.mul(leaf.detach(), 0);
-      const d = compareTensor(g, st, kind, scale);
+      const d = await compareTensor(g, st, kind, scale);
       if (d) return { call, verdict: 'silent', detail: `gradient of input ${i}: ${d}` };
     }
     return ok(call);

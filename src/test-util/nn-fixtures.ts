@@ -41,7 +41,8 @@ const toTensor = (f: FixtureTensor, device: string, requiresGrad = false) =>
  */
 export async function checkLayer(file: string, name: string, module: Module, call: (...inputs: Tensor[]) => Tensor, device: string, atol = 2e-5): Promise<void> {
   const c = layerCase(file, name);
-  module.loadStateDict(Object.fromEntries(Object.entries(c.state).map(([k, v]) => [k, toTensor(v, device)])));
+  // State from the host (cpu, readable synchronously), copied onto the module's device; then the module moves to `device`.
+  module.loadStateDict(Object.fromEntries(Object.entries(c.state).map(([k, v]) => [k, toTensor(v, 'cpu')])));
   module.eval().to(device);
   const inputs = c.inputs.map((f) => toTensor(f, device, true));
   const y = call(...inputs);

@@ -128,12 +128,15 @@ export interface VarOptions {
   keepdim?: boolean;
 }
 
-/** var in float64 (PyTorch accumulates float32 in double too: the squares of 1e30 do not overflow). */
+/**
+ * var in float64 (PyTorch accumulates float32 in double too: the squares of 1e30 do not overflow); on a device
+ * without float64 (webgpu) in float32, two-pass, as PyTorch on MPS.
+ */
 function variance64(x: Tensor, dim: Dims | undefined, opts: VarOptions): Tensor {
   checkFloat('var', x);
   const axes = reduceAxes(dim, x.ndim, 'var');
   const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
-  const xd = cast(x, 'float64');
+  const xd = cast(x, x.backend.float64 === false ? 'float32' : 'float64');
   const d = sub(xd, mean(xd, axes, true));
   return div(sum(mul(d, d), axes, opts.keepdim ?? false), Math.max(0, n - (opts.correction ?? 1)));
 }

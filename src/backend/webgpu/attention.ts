@@ -1,9 +1,10 @@
 // WGSL fused attention (flash-style: scores never stored whole), forward and backward, causal, with an additive bias and strided layouts.
 //
-// Forward: one workgroup per (batch * head, block of query rows), one thread per query row; keys and values stream
-// through workgroup memory in tiles, with the online softmax over sub-blocks of 8 keys. Backward (FlashAttention-2,
-// deterministic, no atomics): a pass keeps lse and D = dO . O per row; dq per query block (keys streamed), then
-// dk and dv per key block (queries streamed), both recomputing the probabilities from lse.
+// Forward: one workgroup per (batch * head, block of query rows), one thread per query row (or a few, splitting the
+// keys, when there are few queries as in generation); keys and values stream through workgroup memory in tiles, with
+// the online softmax. Backward (FlashAttention-2, deterministic, no atomics): a pass keeps lse and D = dO . O per row;
+// dq per query block (keys streamed), then dk and dv per key block (queries streamed), both recomputing the
+// probabilities from lse. Head sizes are limited by workgroup memory (a clear error past it: hs + hv <= 1024 at 32 KiB).
 
 import type { AttentionLayout, AttentionParams } from '../../tensor/backend.js';
 import type { GpuBuffer, GpuContext, Param } from './context.js';
@@ -11,7 +12,7 @@ import type { GpuBuffer, GpuContext, Param } from './context.js';
 type B = GpuBuffer;
 type Layouts = NonNullable<AttentionParams['layout']>;
 
-/** Scores computed together between two online-softmax rescales. */
+/** Tiles hold a multiple of this many rows. */
 const SUB = 8;
 /** Most keys (or queries) per tile held in workgroup memory. */
 const MAX_TILE = 64;
@@ -146,6 +147,48 @@ function tileLoad(tile: string, ld: string, rows: number, vecs: number, threads:
     }`;
 }
 
+/** Threads of a forward workgroup: query rows x key splits. */
+const FWD_THREADS = 64;
+
+const pow2Floor = (x: number): number => 2 ** Math.floor(Math.log2(x));
+
+/**
+ * The forward's shape: R query rows per workgroup, each row's keys split over KS threads (KS > 1 when there are
+ * few queries, as in generation: the threads of a row take every KS-th key and merge their softmax states at the
+ * end), BC keys per tile. With a split, workgroup memory also holds the states to merge, so tiles are smaller.
+ */
+function forwardShape(ctx: GpuContext, p: AttentionParams, HS4: number, HV4: number): { R: number; KS: number; BC: number } {
+  const limit = ctx.device.limits.maxComputeWorkgroupStorageSize;
+  const R = 2 ** Math.ceil(Math.log2(Math.max(1, p.t)));
+  // The widest split whose merge states leave room for a tile of at least SUB keys.
+  for (let KS = FWD_THREADS / R; KS > 1; KS /= 2) {
+    const room = Math.floor((limit - R * KS * (HV4 * 16 + 8)) / ((HS4 + HV4) * 16));
+    if (room >= SUB) {
+      const BC = Math.min(MAX_TILE, pow2Floor(room));
+      return { R, KS: Math.min(KS, BC), BC };
+    }
+  }
+  return { R: rowsPerGroup(p.t), KS: 1, BC: tileRows(ctx, HS4 + HV4, 0, p) };
+}
+
+/**
+ * WGSL of `fn name(x, at) -> f32`: the dot product of a private row x (n vec4) with row `at` of a workgroup tile,
+ * over two accumulators (two independent fma chains). Every kernel uses it, so a score recomputed by the backward
+ * rounds as the forward's did.
+ */
+function dotTile(name: string, tile: string, n: number): string {
+  return /* wgsl */ `fn ${name}(x: ptr<function, array<vec4<f32>, ${n}>>, at: u32) -> f32 {
+  var a0 = vec4<f32>(0.0);
+  var a1 = vec4<f32>(0.0);
+  for (var c = 0u; c < ${n >> 1}u; c++) {
+    a0 = fma((*x)[2u * c], ${tile}[at + 2u * c], a0);
+    a1 = fma((*x)[2u * c + 1u], ${tile}[at + 2u * c + 1u], a1);
+  }
+  ${n % 2 === 1 ? `a0 = fma((*x)[${n - 1}u], ${tile}[at + ${n - 1}u], a0);` : ''}
+  return dot(a0 + a1, vec4<f32>(1.0));
+}`;
+}
+
 export function attention(ctx: GpuContext, q: B, k: B, v: B, bias: B | null, p: AttentionParams): { out: B; lse: B } {
   validate(p, 'attention');
   const L = layoutsOf(p);
@@ -155,12 +198,37 @@ export function attention(ctx: GpuContext, q: B, k: B, v: B, bias: B | null, p: 
   if (bh === 0 || p.t === 0) return { out, lse };
   const vec = aligned(p, L);
   const HS4 = Math.max(1, Math.ceil(p.hs / 4)), HV4 = Math.max(1, Math.ceil(p.hv / 4));
-  const BR = rowsPerGroup(p.t), BC = tileRows(ctx, HS4 + HV4, 0, p);
+  const { R, KS, BC } = forwardShape(ctx, p, HS4, HV4);
+  const threads = R * KS, NK = BC / KS;
   const el = vec ? 'vec4<f32>' : 'f32';
   const bd = new Bindings();
   const [nq, nk, nv] = [bd.bind(q, el), bd.bind(k, el), bd.bind(v, el)];
   const nb = bias && p.biasStrides ? bd.bind(bias, 'f32') : null;
   const no = bd.bind(out, el, true), nl = bd.bind(lse, 'f32', true);
+  const write = /* wgsl */ `
+  if (!live) { return; }
+  // A row with no key left: out 0, lse -Infinity.
+  let inv = select(1.0 / l, 0.0, l == 0.0);
+  for (var c = 0u; c < HV4; c++) { st_${no}(oBase + i * oRow, c, hv, o[c] * inv); }
+  ${nl}[bh * T + i] = select(m + log(l), ninf, m == ninf);`;
+  // The split threads of a row merge their (max, sum, output) states through workgroup memory.
+  const merge = /* wgsl */ `
+  workgroupBarrier();
+  Ms[lid.x] = m;
+  Ls[lid.x] = l;
+  for (var c = 0u; c < HV4; c++) { Os[lid.x * HV4 + c] = o[c]; }
+  workgroupBarrier();
+  if (split != 0u) { return; }
+  for (var t = 1u; t < ${KS}u; t++) { m = max(m, Ms[lid.x + t]); }
+  if (m != ninf) {
+    l = 0.0;
+    for (var c = 0u; c < HV4; c++) { o[c] = vec4<f32>(0.0); }
+    for (var t = 0u; t < ${KS}u; t++) {
+      let a = select(exp(Ms[lid.x + t] - m), 0.0, Ms[lid.x + t] == ninf);
+      l += a * Ls[lid.x + t];
+      for (var c = 0u; c < HV4; c++) { o[c] = fma(vec4<f32>(a), Os[(lid.x + t) * HV4 + c], o[c]); }
+    }
+  }`;
   const source = /* wgsl */ `
 ${bd.wgsl()}
 ${[...new Set([nq, nk, nv])].map((n) => rowAccess(vec, n, false)).join('\n')}
@@ -170,70 +238,59 @@ const HV4: u32 = ${HV4}u;
 const BC: u32 = ${BC}u;
 var<workgroup> Ks: array<vec4<f32>, ${BC * HS4}>;
 var<workgroup> Vs: array<vec4<f32>, ${BC * HV4}>;
+${dotTile('dot4', 'Ks', HS4)}
+${KS > 1 ? `var<workgroup> Ms: array<f32, ${threads}>;
+var<workgroup> Ls: array<f32, ${threads}>;
+var<workgroup> Os: array<vec4<f32>, ${threads * HV4}>;` : ''}
 
-@compute @workgroup_size(${BR})
+@compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
 ${COMMON_LETS}
-  let r0 = wid.x * ${BR}u;
-  let i = r0 + lid.x;
+  let r0 = wid.x * ${R}u;
+  let i = r0 + lid.x / ${KS}u;
+  let split = lid.x % ${KS}u; // this thread takes keys split, split + KS, ... of each tile
   let live = i < T;
   let last = i32(i) + shift; // the last key row i may attend when causal
   var qr: array<vec4<f32>, HS4>;
   if (live) { for (var c = 0u; c < HS4; c++) { qr[c] = ld_${nq}(qBase + i * qRow, c, hs); } }
   // Keys past the last one any row of the block attends are never loaded.
   var kEnd = S;
-  if (causal) { kEnd = u32(clamp(i32(r0) + ${BR - 1} + shift + 1, 0, i32(S))); }
+  if (causal) { kEnd = u32(clamp(i32(r0) + ${R - 1} + shift + 1, 0, i32(S))); }
   var m = ninf;
   var l = 0.0;
   var o: array<vec4<f32>, HV4>;
   for (var j0 = 0u; j0 < kEnd; j0 += BC) {
     workgroupBarrier();
-    ${tileLoad('Ks', `ld_${nk}`, BC, HS4, BR, 'j0', 'S', 'kBase', 'kRow', 'hs')}
-    ${tileLoad('Vs', `ld_${nv}`, BC, HV4, BR, 'j0', 'S', 'vBase', 'vRow', 'hv')}
+    ${tileLoad('Ks', `ld_${nk}`, BC, HS4, threads, 'j0', 'S', 'kBase', 'kRow', 'hs')}
+    ${tileLoad('Vs', `ld_${nv}`, BC, HV4, threads, 'j0', 'S', 'vBase', 'vRow', 'hv')}
     workgroupBarrier();
-    // (no early continue: barriers need uniform control flow)
-    if (live) {
-    for (var u0 = 0u; u0 < BC; u0 += ${SUB}u) {
-      if (causal && i32(j0 + u0) > last) { break; }
-      var sc: array<f32, ${SUB}>;
-      var cm = ninf;
-      for (var u = 0u; u < ${SUB}u; u++) {
-        let j = j0 + u0 + u;
-        var sv = ninf;
-        if (j < S && (!causal || i32(j) <= last)) {
-          var acc = vec4<f32>(0.0);
-          for (var c = 0u; c < HS4; c++) { acc = fma(qr[c], Ks[(u0 + u) * HS4 + c], acc); }
-          sv = ${sum4('acc')} * scale${nb ? ` + ${nb}[biasBase + i * biasRow + j * biasCol]` : ''};
+    if (live) { // (not an early continue: barriers need uniform control flow)
+      for (var w = 0u; w < ${NK}u; w++) {
+        let u = split + ${KS}u * w;
+        let j = j0 + u;
+        if (j >= S || (causal && i32(j) > last)) { break; }
+        let sv = dot4(&qr, u * HS4) * scale${nb ? ` + ${nb}[biasBase + i * biasRow + j * biasCol]` : ''};
+        if (sv == ninf) { continue; } // masked by the bias
+        // Online softmax, rescaling only when the running max grows (rarely after the first keys): one exp per key.
+        if (sv > m) {
+          let a = select(exp(m - sv), 0.0, m == ninf);
+          l *= a;
+          for (var c = 0u; c < HV4; c++) { o[c] *= a; }
+          m = sv;
         }
-        sc[u] = sv;
-        cm = max(cm, sv);
-      }
-      let mn = max(m, cm);
-      if (mn == ninf) { continue; } // nothing visible yet
-      if (mn > m) {
-        let a = select(exp(m - mn), 0.0, m == ninf);
-        l *= a;
-        for (var c = 0u; c < HV4; c++) { o[c] *= a; }
-        m = mn;
-      }
-      for (var u = 0u; u < ${SUB}u; u++) {
-        let e = select(exp(sc[u] - m), 0.0, sc[u] == ninf);
-        if (e != 0.0) {
+        let e = exp(sv - m);
+        if (e != 0.0) { // a key of probability 0 adds nothing, even where its values are infinite (as on the cpu)
           l += e;
-          for (var c = 0u; c < HV4; c++) { o[c] = fma(vec4<f32>(e), Vs[(u0 + u) * HV4 + c], o[c]); }
+          for (var c = 0u; c < HV4; c++) { o[c] = fma(vec4<f32>(e), Vs[u * HV4 + c], o[c]); }
         }
       }
-    }
     }
   }
-  if (!live) { return; }
-  // A row with no key left: out 0, lse -Infinity.
-  let inv = select(1.0 / l, 0.0, l == 0.0);
-  for (var c = 0u; c < HV4; c++) { st_${no}(oBase + i * oRow, c, hv, o[c] * inv); }
-  ${nl}[bh * T + i] = select(m + log(l), ninf, m == ninf);
+${KS > 1 ? merge : ''}
+${write}
 }
 `;
-  ctx.run(source, commonParams(p, L), bd.buffers, [Math.ceil(p.t / BR), bh]);
+  ctx.run(source, commonParams(p, L), bd.buffers, [Math.ceil(p.t / R), bh]);
   return { out, lse };
 }
 
@@ -248,20 +305,20 @@ export function attentionGrad(ctx: GpuContext, q: B, k: B, v: B, bias: B | null,
     if (!grads.has(x)) grads.set(x, ctx.alloc('float32', x.size));
     covered.set(x, (covered.get(x) ?? 0) + bh * n);
   }
-  for (const [x, g] of grads) if (covered.get(x) !== x.size) zero(ctx, g);
+  // Without queries or keys nothing is attended: every gradient is 0.
+  const empty = bh * p.t * p.s === 0;
+  for (const [x, g] of grads) if (empty || covered.get(x) !== x.size) zero(ctx, g);
   const dq = grads.get(q)!, dk = grads.get(k)!, dv = grads.get(v)!;
-  if (bh === 0) return { dq, dk, dv };
+  if (empty) return { dq, dk, dv };
   const vec = aligned(p, L);
   const HS4 = Math.max(1, Math.ceil(p.hs / 4)), HV4 = Math.max(1, Math.ceil(p.hv / 4));
   const el = vec ? 'vec4<f32>' : 'f32';
   const params = commonParams(p, L);
   const stats = ctx.alloc('float32', 2 * bh * p.t);
   try {
-    if (p.t > 0) {
-      rowStats(ctx, out, lse, dOut, stats, p, L, vec, HV4);
-      gradQ(ctx, q, k, v, bias, dOut, stats, dq, p, params, vec, el, HS4, HV4);
-    }
-    if (p.s > 0) gradKV(ctx, q, k, v, bias, dOut, stats, dk, dv, p, params, vec, el, HS4, HV4);
+    rowStats(ctx, out, lse, dOut, stats, p, L, vec, HV4);
+    gradQ(ctx, q, k, v, bias, dOut, stats, dq, p, params, vec, el, HS4, HV4);
+    gradKV(ctx, q, k, v, bias, dOut, stats, dk, dv, p, params, vec, el, HS4, HV4);
   } finally {
     ctx.free(stats);
   }
@@ -323,6 +380,8 @@ const HV4: u32 = ${HV4}u;
 const BC: u32 = ${BC}u;
 var<workgroup> Ks: array<vec4<f32>, ${BC * HS4}>;
 var<workgroup> Vs: array<vec4<f32>, ${BC * HV4}>;
+${dotTile('dotK', 'Ks', HS4)}
+${dotTile('dotV', 'Vs', HV4)}
 
 @compute @workgroup_size(${BR})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -350,19 +409,16 @@ ${COMMON_LETS}
     ${tileLoad('Vs', `ld_${nv}`, BC, HV4, BR, 'j0', 'S', 'vBase', 'vRow', 'hv')}
     workgroupBarrier();
     if (rowOn) {
-    for (var u = 0u; u < BC; u++) {
-      let j = j0 + u;
-      if (j >= S || (causal && i32(j) > last)) { break; }
-      var acc = vec4<f32>(0.0);
-      for (var c = 0u; c < HS4; c++) { acc = fma(qr[c], Ks[u * HS4 + c], acc); }
-      let s = ${sum4('acc')} * scale${nb ? ` + ${nb}[biasBase + i * biasRow + j * biasCol]` : ''};
-      let pr = exp(s - st.x);
-      if (pr == 0.0) { continue; }
-      var dp = vec4<f32>(0.0);
-      for (var c = 0u; c < HV4; c++) { dp = fma(gr[c], Vs[u * HV4 + c], dp); }
-      let ds = vec4<f32>(pr * (${sum4('dp')} - st.y) * scale);
-      for (var c = 0u; c < HS4; c++) { dqr[c] = fma(ds, Ks[u * HS4 + c], dqr[c]); }
-    }
+      for (var u = 0u; u < BC; u++) {
+        let j = j0 + u;
+        if (j >= S || (causal && i32(j) > last)) { break; }
+        let s = dotK(&qr, u * HS4) * scale${nb ? ` + ${nb}[biasBase + i * biasRow + j * biasCol]` : ''};
+        let pr = exp(s - st.x);
+        if (pr != 0.0) {
+          let ds = vec4<f32>(pr * (dotV(&gr, u * HV4) - st.y) * scale);
+          for (var c = 0u; c < HS4; c++) { dqr[c] = fma(ds, Ks[u * HS4 + c], dqr[c]); }
+        }
+      }
     }
   }
   if (!live) { return; }
@@ -390,6 +446,8 @@ const BQ: u32 = ${BQ}u;
 var<workgroup> Qs: array<vec4<f32>, ${BQ * HS4}>;
 var<workgroup> Gs: array<vec4<f32>, ${BQ * HV4}>;
 var<workgroup> Ss: array<vec2<f32>, ${BQ}>;
+${dotTile('dotQ', 'Qs', HS4)}
+${dotTile('dotG', 'Gs', HV4)}
 
 @compute @workgroup_size(${BK})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -419,25 +477,19 @@ ${COMMON_LETS}
     }
     workgroupBarrier();
     if (live) {
-    for (var u = 0u; u < BQ; u++) {
-      let i = i0 + u;
-      if (i >= T) { break; }
-      let st = Ss[u];
-      if (st.x == ninf || (causal && i32(j) > i32(i) + shift)) { continue; }
-      var acc = vec4<f32>(0.0);
-      for (var c = 0u; c < HS4; c++) { acc = fma(Qs[u * HS4 + c], kr[c], acc); }
-      let s = ${sum4('acc')} * scale${nb ? ` + ${nb}[biasBase + i * biasRow + j * biasCol]` : ''};
-      let pr = exp(s - st.x);
-      if (pr == 0.0) { continue; }
-      var dp = vec4<f32>(0.0);
-      for (var c = 0u; c < HV4; c++) {
-        let g = Gs[u * HV4 + c];
-        dp = fma(g, vr[c], dp);
-        dvr[c] = fma(vec4<f32>(pr), g, dvr[c]);
+      for (var u = 0u; u < BQ; u++) {
+        let i = i0 + u;
+        if (i >= T) { break; }
+        let st = Ss[u];
+        if (st.x == ninf || (causal && i32(j) > i32(i) + shift)) { continue; }
+        let s = dotQ(&kr, u * HS4) * scale${nb ? ` + ${nb}[biasBase + i * biasRow + j * biasCol]` : ''};
+        let pr = exp(s - st.x);
+        if (pr != 0.0) {
+          let ds = vec4<f32>(pr * (dotG(&vr, u * HV4) - st.y) * scale);
+          for (var c = 0u; c < HV4; c++) { dvr[c] = fma(vec4<f32>(pr), Gs[u * HV4 + c], dvr[c]); }
+          for (var c = 0u; c < HS4; c++) { dkr[c] = fma(ds, Qs[u * HS4 + c], dkr[c]); }
+        }
       }
-      let ds = vec4<f32>(pr * (${sum4('dp')} - st.y) * scale);
-      for (var c = 0u; c < HS4; c++) { dkr[c] = fma(ds, Qs[u * HS4 + c], dkr[c]); }
-    }
     }
   }
   if (!live) { return; }

@@ -39,6 +39,7 @@ function toWords(data: TypedArray, dtype: DType): Float32Array | Int32Array | Ui
 
 export class WebGPUBackend implements Backend {
   readonly name: string = 'webgpu';
+  readonly float64 = false;
 
   constructor(readonly ctx: GpuContext) {
     installHalfKernels(this);

@@ -1,36 +1,495 @@
 // WGSL elementwise kernels: fill, cast, unary, activation gradients, broadcasting binary ops and where.
+//
+// Results follow the cpu reference (src/backend/cpu/elementwise.ts and dtype.ts): NaN tests, casts and half
+// rounding work on the bits (integer arithmetic), since GPU compilers may assume floats are never NaN.
 
 import type { ActivationOp, BinaryOp, UnaryOp } from '../../tensor/backend.js';
-import type { DType } from '../../tensor/dtype.js';
-import type { Shape } from '../../tensor/shape.js';
+import { isHalf, toStorage, type DType } from '../../tensor/dtype.js';
+import { broadcastStrides, sizeOf, type Shape } from '../../tensor/shape.js';
 import type { GpuBuffer, GpuContext } from './context.js';
+import { collapseDims, indexer, main1d } from './movement.js';
+
+/** WGSL of NaN / infinity tests on the bits, and the special values built at run time (constants may not be NaN). */
+const FLOAT_BITS = /* wgsl */ `
+fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn is_inf(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }
+fn nonzero(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) != 0u; }
+fn nan_f() -> f32 { let u = 0x7fc00000u; return bitcast<f32>(u); }
+fn inf_f() -> f32 { let u = 0x7f800000u; return bitcast<f32>(u); }
+`;
+
+/** float16 / bfloat16 bits <-> float32 bits, exactly as dtype.ts (round to nearest even, NaN payloads kept). */
+const HALF_BITS = /* wgsl */ `
+fn f16_to_f32(h: u32) -> u32 {
+  let sign = (h & 0x8000u) << 16u;
+  let e = (h >> 10u) & 0x1fu;
+  var frac = h & 0x3ffu;
+  if (e == 0x1fu) { return sign | 0x7f800000u | (frac << 13u); }
+  if (e == 0u) {
+    if (frac == 0u) { return sign; }
+    var ex = 113u;
+    loop {
+      if ((frac & 0x400u) != 0u) { break; }
+      frac = frac << 1u;
+      ex = ex - 1u;
+    }
+    return sign | (ex << 23u) | ((frac & 0x3ffu) << 13u);
+  }
+  return sign | ((e + 112u) << 23u) | (frac << 13u);
+}
+fn f32_to_f16(bits: u32) -> u32 {
+  let sign = (bits >> 16u) & 0x8000u;
+  let ex = (bits >> 23u) & 0xffu;
+  var frac = bits & 0x7fffffu;
+  if (ex == 0xffu) {
+    if (frac != 0u) { return sign | 0x7c00u | select(frac >> 13u, 0x200u, (frac >> 13u) == 0u); }
+    return sign | 0x7c00u;
+  }
+  var e = i32(ex) - 112;
+  if (e >= 31) { return sign | 0x7c00u; }
+  if (e <= 0) {
+    if (e < -10) { return sign; }
+    frac = frac | 0x800000u;
+    let shift = u32(14 - e);
+    let half = 1u << (shift - 1u);
+    var m = frac >> shift;
+    let rest = frac & ((1u << shift) - 1u);
+    if (rest > half || (rest == half && (m & 1u) != 0u)) { m = m + 1u; }
+    return sign | m;
+  }
+  var m = frac >> 13u;
+  let rest = frac & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (m & 1u) != 0u)) {
+    m = m + 1u;
+    if (m == 0x400u) {
+      m = 0u;
+      e = e + 1;
+      if (e >= 31) { return sign | 0x7c00u; }
+    }
+  }
+  return sign | (u32(e) << 10u) | m;
+}
+fn f32_to_bf16(bits: u32) -> u32 {
+  if ((bits & 0x7f800000u) == 0x7f800000u && (bits & 0x7fffffu) != 0u) {
+    let hi = bits >> 16u;
+    return select(hi | 0x40u, hi, (hi & 0x7fu) != 0u);
+  }
+  return ((bits + 0x7fffu + ((bits >> 16u) & 1u)) >> 16u) & 0xffffu;
+}
+`;
+
+/** int32 <-> float32 bits as JavaScript's typed arrays convert: nearest even one way, truncation modulo 2^32 the other. */
+const INT_BITS = /* wgsl */ `
+fn i32_to_f32(v: i32) -> u32 {
+  if (v == 0) { return 0u; }
+  let sign = select(0u, 0x80000000u, v < 0);
+  let m = select(bitcast<u32>(v), 0u - bitcast<u32>(v), v < 0);
+  let top = 31u - countLeadingZeros(m);
+  if (top <= 23u) { return sign | ((top + 127u) << 23u) | ((m << (23u - top)) & 0x7fffffu); }
+  let sh = top - 23u;
+  var q = m >> sh;
+  let rest = m & ((1u << sh) - 1u);
+  let half = 1u << (sh - 1u);
+  if (rest > half || (rest == half && (q & 1u) != 0u)) { q = q + 1u; }
+  return sign | (((top + 127u) << 23u) + (q - 0x800000u));
+}
+fn f32_to_i32(bits: u32) -> i32 {
+  let ex = i32((bits >> 23u) & 0xffu) - 127;
+  if (ex < 0 || ex == 128) { return 0; }
+  let m = (bits & 0x7fffffu) | 0x800000u;
+  var v = 0u;
+  if (ex <= 23) { v = m >> u32(23 - ex); } else if (ex < 55) { v = m << u32(ex - 23); }
+  return bitcast<i32>(select(v, 0u - v, (bits & 0x80000000u) != 0u));
+}
+`;
+
+/** Float math the reference computes in float64, written for float32 accuracy (a few ulp) rather than with GPU builtins. */
+const MATH = /* wgsl */ `
+const TWO_OVER_SQRT_PI: f32 = 1.1283791670955126;
+const SQRT1_2: f32 = 0.7071067811865476;
+const INV_SQRT_2PI: f32 = 0.3989422804014327;
+const K_TANH: f32 = 0.7978845608028654;
+const C_TANH: f32 = 0.044715;
+// Taylor series of erf for |x| < 1 (terms below 1e-9 after 13).
+fn erf_series(x: f32) -> f32 {
+  let x2 = x * x;
+  var term = x;
+  var sum = x;
+  for (var n = 1; n < 14; n++) {
+    term = term * -x2 / f32(n);
+    sum = sum + term / f32(2 * n + 1);
+  }
+  return TWO_OVER_SQRT_PI * sum;
+}
+// erfc for z >= 1 (Numerical Recipes' erfcc: relative error below 1.2e-7).
+fn erfc_pos(z: f32) -> f32 {
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let p = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807
+    + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  return t * exp(-z * z + p);
+}
+fn erf_f(x: f32) -> f32 {
+  let a = abs(x);
+  if (a < 1.0) { return erf_series(x); }
+  if (a > 6.0) { return select(1.0, -1.0, x < 0.0); }
+  let r = 1.0 - erfc_pos(a);
+  return select(r, -r, x < 0.0);
+}
+fn erfc_f(x: f32) -> f32 {
+  let a = abs(x);
+  if (a < 1.0) { return 1.0 - erf_series(x); }
+  let c = erfc_pos(a);
+  return select(c, 2.0 - c, x < 0.0);
+}
+// tanh: a series near 0 (where 1 - e^-2x cancels), the exponential form elsewhere, +-1 beyond 10.
+fn tanh_f(x: f32) -> f32 {
+  let a = abs(x);
+  var t: f32;
+  if (a < 0.3) {
+    let x2 = a * a;
+    t = a * (1.0 + x2 * (-0.3333333333 + x2 * (0.1333333333 + x2 * (-0.0539682540 + x2 * (0.0218694885
+      + x2 * (-0.0088632355 + x2 * 0.0035921280))))));
+  } else if (a < 10.0) {
+    let e = exp(-2.0 * a);
+    t = (1.0 - e) / (1.0 + e);
+  } else if (is_nan(x)) {
+    return x;
+  } else {
+    t = 1.0;
+  }
+  return select(t, -t, x < 0.0);
+}
+fn sigmoid_f(x: f32) -> f32 {
+  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
+  let e = exp(x);
+  return e / (1.0 + e);
+}
+// gelu through erfc, so that the far negative side keeps its relative accuracy.
+fn gelu_f(x: f32) -> f32 { return 0.5 * x * erfc_f(-x * SQRT1_2); }
+fn gelu_grad(x: f32) -> f32 { return 0.5 * erfc_f(-x * SQRT1_2) + x * INV_SQRT_2PI * exp(-0.5 * x * x); }
+fn gelu_tanh_f(x: f32) -> f32 { return 0.5 * x * (1.0 + tanh_f(K_TANH * (x + C_TANH * x * x * x))); }
+fn gelu_tanh_grad(x: f32) -> f32 {
+  let t = tanh_f(K_TANH * (x + C_TANH * x * x * x));
+  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * K_TANH * (1.0 + 3.0 * C_TANH * x * x);
+}
+fn silu_f(x: f32) -> f32 { return x * sigmoid_f(x); }
+fn silu_grad(x: f32) -> f32 {
+  let s = sigmoid_f(x);
+  return s * (1.0 + x * (1.0 - s));
+}
+fn log_f(x: f32) -> f32 {
+  if (x < 0.0) { return nan_f(); }
+  if (x == 0.0) { return -inf_f(); }
+  return log(x);
+}
+fn sqrt_f(x: f32) -> f32 {
+  if (x < 0.0) { return nan_f(); }
+  if (x == 0.0) { return x; }
+  return sqrt(x);
+}
+fn max_f(a: f32, b: f32) -> f32 {
+  if (is_nan(a) || is_nan(b)) { return nan_f(); }
+  return select(b, a, a > b);
+}
+fn min_f(a: f32, b: f32) -> f32 {
+  if (is_nan(a) || is_nan(b)) { return nan_f(); }
+  return select(b, a, a < b);
+}
+// JavaScript's Math.pow (the reference): x^0 = 1, (+-1)^+-inf = NaN, signs of zeros and infinities by odd exponents.
+fn pow_f(a: f32, b: f32) -> f32 {
+  if (!nonzero(b)) { return 1.0; }
+  if (is_nan(a) || is_nan(b)) { return nan_f(); }
+  let m = abs(a);
+  if (is_inf(b)) {
+    if (m == 1.0) { return nan_f(); }
+    return select(0.0, inf_f(), (m > 1.0) == (b > 0.0));
+  }
+  let whole = floor(b) == b;
+  let odd = whole && abs(b) < 16777216.0 && (u32(abs(b)) & 1u) == 1u;
+  let negative = (bitcast<u32>(a) & 0x80000000u) != 0u && odd;
+  var r: f32;
+  if (is_inf(a)) {
+    r = select(0.0, inf_f(), b > 0.0);
+  } else if (m == 0.0) {
+    r = select(0.0, inf_f(), b < 0.0);
+  } else if (a < 0.0 && !whole) {
+    return nan_f();
+  } else if (whole && abs(b) <= 64.0) {
+    // Small integer exponents by squaring: exact-ish (a few roundings) where exp2(b log2 x) would lose bits.
+    var e = u32(abs(b));
+    var base = m;
+    r = 1.0;
+    loop {
+      if (e == 0u) { break; }
+      if ((e & 1u) == 1u) { r = r * base; }
+      base = base * base;
+      e = e >> 1u;
+    }
+    if (b < 0.0) { r = 1.0 / r; }
+  } else {
+    r = exp2(b * log2(m));
+  }
+  return select(r, -r, negative);
+}
+`;
+
+/** JavaScript's integer results as the reference stores them (typed arrays wrap; x / 0 is 0). */
+const INT_MATH = /* wgsl */ `
+fn div_i(a: i32, b: i32) -> i32 {
+  let q = a / select(b, 1, b == 0);
+  return select(q, 0, b == 0);
+}
+fn pow_i(a: i32, b: i32) -> i32 {
+  if (b < 0) {
+    if (a == 1) { return 1; }
+    if (a == -1) { return select(1, -1, (b & 1) != 0); }
+    return 0;
+  }
+  var r = 1;
+  var base = a;
+  var e = b;
+  loop {
+    if (e <= 0) { break; }
+    if ((e & 1) == 1) { r = r * base; }
+    base = base * base;
+    e = e >> 1;
+  }
+  return r;
+}
+`;
+
+type Kind = 'f' | 'i' | 'u';
+
+/** How a dtype's words are viewed and computed: float32 as f32, int32 as i32, uint8 and bool as u32 computed in i32. */
+function kindOf(dtype: DType, op: string): Kind {
+  if (dtype === 'float32') return 'f';
+  if (dtype === 'int32') return 'i';
+  if (dtype === 'uint8' || dtype === 'bool') return 'u';
+  throw new Error(`webgpu: ${op} has no kernel for ${dtype}`);
+}
+
+const VIEW: Record<Kind, string> = { f: 'f32', i: 'i32', u: 'u32' };
+/** A loaded word as the value computed with. */
+const LOAD: Record<Kind, (w: string) => string> = { f: (w) => w, i: (w) => w, u: (w) => `i32(${w})` };
+/** A computed value as the stored word (uint8 wraps like a Uint8Array). */
+const STORE: Record<Kind, (v: string) => string> = { f: (v) => v, i: (v) => v, u: (v) => `(u32(${v}) & 0xffu)` };
+
+function bindings(views: readonly string[], outView: string): string {
+  return views.map((v, k) => `@group(0) @binding(${k + 1}) var<storage, read> x${k}: array<${v}>;`).join('\n')
+    + `\n@group(0) @binding(${views.length + 1}) var<storage, read_write> out: array<${outView}>;`;
+}
+
+// ---- fill and cast ----
+
+/** The 32-bit word that stores `value` as `dtype` (the reference's rounding: toStorage). */
+function wordOf(dtype: DType, value: number): number {
+  const v = toStorage([value], dtype)[0]!;
+  if (dtype === 'float32') return new Uint32Array(Float32Array.of(v).buffer)[0]!;
+  return v >>> 0;
+}
 
 export function fill(ctx: GpuContext, dtype: DType, size: number, value: number): GpuBuffer {
-  void [ctx, dtype, size, value];
-  throw new Error('webgpu: fill is not written yet');
+  const out = ctx.alloc(dtype, size);
+  const source = /* wgsl */ `
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+${main1d('  out[i] = pu(1u);')}`;
+  ctx.run(source, [size, wordOf(dtype, value)], [out], ctx.groups1d(size));
+  return out;
 }
 
-export function cast(ctx: GpuContext, x: GpuBuffer, dtype: DType): GpuBuffer {
-  void [ctx, x, dtype];
-  throw new Error('webgpu: cast is not written yet');
+/** WGSL giving float32 bits `fb` (float sources) or an i32 `iv` (integer sources) from the word `w`. */
+function castFrom(dtype: DType): { float: boolean; code: string } {
+  switch (dtype) {
+    case 'float32': return { float: true, code: 'let fb = w;' };
+    case 'float16': return { float: true, code: 'let fb = f16_to_f32(w & 0xffffu);' };
+    case 'bfloat16': return { float: true, code: 'let fb = (w & 0xffffu) << 16u;' };
+    case 'int32': return { float: false, code: 'let iv = bitcast<i32>(w);' };
+    case 'uint8':
+    case 'bool': return { float: false, code: 'let iv = i32(w);' };
+    case 'float64': throw new Error('webgpu: float64 is not supported (GPUs have no 64-bit floats)');
+  }
 }
+
+/** WGSL storing the converted word from `fb` or `iv` into out[i]. */
+function castTo(dtype: DType, float: boolean): string {
+  const fb = float ? 'fb' : 'i32_to_f32(iv)';
+  const iv = float ? 'f32_to_i32(fb)' : 'iv';
+  switch (dtype) {
+    case 'float32': return `out[i] = ${fb};`;
+    case 'float16': return `out[i] = f32_to_f16(${fb});`;
+    case 'bfloat16': return `out[i] = f32_to_bf16(${fb});`;
+    case 'int32': return `out[i] = bitcast<u32>(${iv});`;
+    case 'uint8': return `out[i] = bitcast<u32>(${iv}) & 0xffu;`;
+    // NaN is true: any bit beside the sign.
+    case 'bool': return float ? 'out[i] = select(0u, 1u, (fb & 0x7fffffffu) != 0u);' : 'out[i] = select(0u, 1u, iv != 0);';
+    case 'float64': throw new Error('webgpu: float64 is not supported (GPUs have no 64-bit floats); cast to float32 first');
+  }
+}
+
+/** Any dtype to any dtype, on the words: half dtypes through float32, integers truncating and wrapping, as dtype.ts. */
+export function cast(ctx: GpuContext, x: GpuBuffer, dtype: DType): GpuBuffer {
+  const from = castFrom(x.dtype);
+  const store = castTo(dtype, from.float);
+  const out = ctx.alloc(dtype, x.size);
+  const source = /* wgsl */ `
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+${isHalf(x.dtype) || isHalf(dtype) ? HALF_BITS : ''}
+${INT_BITS}
+${main1d(`  let w = x[i];\n  ${from.code}\n  ${store}`)}`;
+  ctx.run(source, [x.size], [x, out], ctx.groups1d(x.size));
+  return out;
+}
+
+// ---- unary ----
+
+const UNARY_F: Record<UnaryOp, (x: string) => string> = {
+  neg: (x) => `-${x}`,
+  abs: (x) => `bitcast<f32>(bitcast<u32>(${x}) & 0x7fffffffu)`,
+  sign: (x) => `select(select(0.0, -1.0, ${x} < 0.0), 1.0, ${x} > 0.0)`, // NaN -> 0, as the reference
+  exp: (x) => `exp(${x})`,
+  log: (x) => `log_f(${x})`,
+  sqrt: (x) => `sqrt_f(${x})`,
+  rsqrt: (x) => `1.0 / sqrt_f(${x})`,
+  sin: (x) => `sin(${x})`,
+  cos: (x) => `cos(${x})`,
+  tanh: (x) => `tanh_f(${x})`,
+  sigmoid: (x) => `sigmoid_f(${x})`,
+  relu: (x) => `select(${x}, 0.0, ${x} < 0.0)`, // NaN and -0 stay
+  erf: (x) => `erf_f(${x})`,
+  gelu: (x) => `gelu_f(${x})`,
+  geluTanh: (x) => `gelu_tanh_f(${x})`,
+  silu: (x) => `silu_f(${x})`,
+  floor: (x) => `floor(${x})`,
+  ceil: (x) => `ceil(${x})`,
+  round: (x) => `round(${x})`, // WGSL rounds halves to even, as the reference
+  not: (x) => `select(0.0, 1.0, !nonzero(${x}))`,
+};
+
+/** Integer unary ops that stay integer; the others compute in float32 and truncate, as the reference's typed arrays. */
+const UNARY_I: Partial<Record<UnaryOp, (x: string) => string>> = {
+  neg: (x) => `-${x}`,
+  abs: (x) => `abs(${x})`,
+  sign: (x) => `sign(${x})`,
+  relu: (x) => `max(${x}, 0)`,
+  floor: (x) => x,
+  ceil: (x) => x,
+  round: (x) => x,
+  not: (x) => `select(0, 1, ${x} == 0)`,
+};
 
 export function unary(ctx: GpuContext, op: UnaryOp, x: GpuBuffer): GpuBuffer {
-  void [ctx, op, x];
-  throw new Error('webgpu: unary is not written yet');
+  const kind = kindOf(x.dtype, op);
+  const intOp = UNARY_I[op];
+  let value: string;
+  if (kind === 'f') value = UNARY_F[op]('v');
+  else if (intOp) value = STORE[kind](intOp(LOAD[kind]('v')));
+  else value = STORE[kind](`f32_to_i32(bitcast<u32>(${UNARY_F[op](`bitcast<f32>(i32_to_f32(${LOAD[kind]('v')}))`)}))`);
+  const out = ctx.alloc(x.dtype, x.size);
+  const source = /* wgsl */ `
+${bindings([VIEW[kind]], VIEW[kind])}
+${FLOAT_BITS}
+${INT_BITS}
+${MATH}
+${main1d(`  let v = x0[i];\n  out[i] = ${value};`)}`;
+  ctx.run(source, [x.size], [x, out], ctx.groups1d(x.size));
+  return out;
 }
+
+const ACTIVATION_GRAD: Record<ActivationOp, string> = {
+  relu: 'select(1.0, 0.0, v <= 0.0)', // NaN passes the gradient
+  gelu: 'gelu_grad(v)',
+  geluTanh: 'gelu_tanh_grad(v)',
+  silu: 'silu_grad(v)',
+};
 
 export function activationGrad(ctx: GpuContext, op: ActivationOp, x: GpuBuffer, dy: GpuBuffer): GpuBuffer {
-  void [ctx, op, x, dy];
-  throw new Error('webgpu: activationGrad is not written yet');
+  if (x.dtype !== 'float32') throw new Error(`webgpu: activationGrad (${op}) expects float32, got ${x.dtype}`);
+  const out = ctx.alloc(x.dtype, x.size);
+  const source = /* wgsl */ `
+${bindings(['f32', 'f32'], 'f32')}
+${FLOAT_BITS}
+${MATH}
+${main1d(`  let v = x0[i];\n  out[i] = ${ACTIVATION_GRAD[op]} * x1[i];`)}`;
+  ctx.run(source, [x.size], [x, dy, out], ctx.groups1d(x.size));
+  return out;
 }
+
+// ---- binary and where ----
+
+const COMPARE_OR_LOGIC = new Set<BinaryOp>(['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or']);
+
+/** Float ops; comparisons with a NaN are false (ne true), tested on the bits. */
+const BINARY_F: Record<BinaryOp, string> = {
+  add: 'a + b',
+  sub: 'a - b',
+  mul: 'a * b',
+  div: 'a / b',
+  pow: 'pow_f(a, b)',
+  maximum: 'max_f(a, b)',
+  minimum: 'min_f(a, b)',
+  eq: '!(is_nan(a) || is_nan(b)) && a == b',
+  ne: 'is_nan(a) || is_nan(b) || a != b',
+  lt: '!(is_nan(a) || is_nan(b)) && a < b',
+  le: '!(is_nan(a) || is_nan(b)) && a <= b',
+  gt: '!(is_nan(a) || is_nan(b)) && a > b',
+  ge: '!(is_nan(a) || is_nan(b)) && a >= b',
+  and: 'nonzero(a) && nonzero(b)',
+  or: 'nonzero(a) || nonzero(b)',
+};
+
+/** Integer ops in wrapping i32 arithmetic (WGSL's), as the reference's Math.imul and typed-array stores. */
+const BINARY_I: Record<BinaryOp, string> = {
+  add: 'a + b',
+  sub: 'a - b',
+  mul: 'a * b',
+  div: 'div_i(a, b)',
+  pow: 'pow_i(a, b)',
+  maximum: 'max(a, b)',
+  minimum: 'min(a, b)',
+  eq: 'a == b',
+  ne: 'a != b',
+  lt: 'a < b',
+  le: 'a <= b',
+  gt: 'a > b',
+  ge: 'a >= b',
+  and: 'a != 0 && b != 0',
+  or: 'a != 0 || b != 0',
+};
 
 export function binary(ctx: GpuContext, op: BinaryOp, a: GpuBuffer, aShape: Shape, b: GpuBuffer, bShape: Shape, outShape: Shape): GpuBuffer {
-  void [ctx, op, a, aShape, b, bShape, outShape];
-  throw new Error('webgpu: binary is not written yet');
+  const kind = kindOf(a.dtype, op);
+  const logic = COMPARE_OR_LOGIC.has(op);
+  const n = sizeOf(outShape);
+  const out = ctx.alloc(logic ? 'bool' : a.dtype, n);
+  if (n === 0) return out;
+  const layout = collapseDims(outShape, [broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape)]);
+  const ix = indexer(ctx, layout, 1, 4);
+  const expr = (kind === 'f' ? BINARY_F : BINARY_I)[op];
+  const value = logic ? `select(0u, 1u, ${expr})` : STORE[kind](expr);
+  const source = /* wgsl */ `
+${bindings([VIEW[kind], VIEW[kind]], logic ? 'u32' : VIEW[kind])}
+${FLOAT_BITS}
+${kind === 'f' ? MATH : INT_MATH}
+${ix.wgsl}
+${main1d(`  let o = offsets(i);\n  let a = ${LOAD[kind]('x0[o[0]]')};\n  let b = ${LOAD[kind]('x1[o[1]]')};\n  out[i] = ${value};`)}`;
+  ctx.run(source, [n, ...ix.params], ix.meta ? [a, b, out, ix.meta] : [a, b, out], ctx.groups1d(n));
+  if (ix.meta) ctx.free(ix.meta);
+  return out;
 }
 
+/** cond ? a : b with broadcasting, on the words (any dtype of a and b; cond bool or uint8). */
 export function where(ctx: GpuContext, c: GpuBuffer, cShape: Shape, a: GpuBuffer, aShape: Shape, b: GpuBuffer, bShape: Shape, outShape: Shape): GpuBuffer {
-  void [ctx, c, cShape, a, aShape, b, bShape, outShape];
-  throw new Error('webgpu: where is not written yet');
+  const n = sizeOf(outShape);
+  const out = ctx.alloc(a.dtype, n);
+  if (n === 0) return out;
+  const layout = collapseDims(outShape, [cShape, aShape, bShape].map((s) => broadcastStrides(s, outShape)));
+  const ix = indexer(ctx, layout, 1, 5);
+  const source = /* wgsl */ `
+${bindings(['u32', 'u32', 'u32'], 'u32')}
+${ix.wgsl}
+${main1d('  let o = offsets(i);\n  out[i] = select(x2[o[2]], x1[o[1]], x0[o[0]] != 0u);')}`;
+  ctx.run(source, [n, ...ix.params], ix.meta ? [c, a, b, out, ix.meta] : [c, a, b, out], ctx.groups1d(n));
+  if (ix.meta) ctx.free(ix.meta);
+  return out;
 }

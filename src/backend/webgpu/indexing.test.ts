@@ -89,14 +89,15 @@ describe('webgpu indexing kernels vs the cpu backend', () => {
     }
   }, 60_000);
 
-  test('both shapes of the sums: per column (many columns, long index) and per output element (few columns)', async () => {
-    // [1, 40, 20000] with m = 3 runs one invocation per column; [1, 3, 2] with m = 2000 one per output element.
-    // Many duplicates (size 3, 40): every output sums many sources, in the cpu backend's order.
-    for (const [outer, size, inner, m] of [[1, 40, 20000, 3], [1, 3, 2, 2000], [2, 4, 3, 1500]] as const) {
-      const label = `[${outer}, ${size}, ${inner}] m=${m}`;
-      let [want, got] = await both(randomData('float32', outer * m * inner, 7), 'float32', randomIndices(m, size, 8), (b, s, i) => b.indexAdd(s, i, outer, size, inner, 'embedding'));
+  test('both shapes of the sums: per column (many columns) and per output element (few columns, long index)', async () => {
+    // [1, 40, 20000] m = 3 and [2, 5, 9000] m = 30 run one invocation per column; [1, 3, 2] m = 2000 and
+    // [2, 4, 3] m = 1500 one per output element. Few rows: every output sums many sources, in the cpu backend's order.
+    const cases = [[1, 40, 20000, 3, 'float32'], [2, 5, 9000, 30, 'float32'], [2, 5, 9000, 30, 'uint8'], [1, 3, 2, 2000, 'float32'], [2, 4, 3, 1500, 'int32']] as const;
+    for (const [outer, size, inner, m, dtype] of cases) {
+      const label = `${dtype} [${outer}, ${size}, ${inner}] m=${m}`;
+      let [want, got] = await both(randomData(dtype, outer * m * inner, 7), dtype, randomIndices(m, size, 8), (b, s, i) => b.indexAdd(s, i, outer, size, inner, 'embedding'));
       expectSame(got, want, `indexAdd ${label}`);
-      [want, got] = await both(randomData('float32', outer * m * inner, 9), 'float32', randomIndices(outer * m * inner, size, 10), (b, s, i) => b.scatterAdd(s, i, outer, size, inner, m, 'scatterAdd'));
+      [want, got] = await both(randomData(dtype, outer * m * inner, 9), dtype, randomIndices(outer * m * inner, size, 10), (b, s, i) => b.scatterAdd(s, i, outer, size, inner, m, 'scatterAdd'));
       expectSame(got, want, `scatterAdd ${label}`);
     }
   }, 60_000);

@@ -59,7 +59,7 @@ const TRANSPOSES = [[false, false], [false, true], [true, false], [true, true]] 
 describe('webgpu matmul', () => {
   test('every transpose combination on sizes around the tiles, the vec4 alignment and the GEMV rows', async () => {
     let seed = 1;
-    for (const [m, n, k] of [[1, 1, 1], [2, 7, 5], [4, 9, 16], [5, 1, 3], [5, 3, 1], [9, 13, 7], [16, 16, 16], [17, 33, 21], [64, 64, 64], [65, 67, 130]] as const) {
+    for (const [m, n, k] of [[1, 1, 1], [2, 7, 5], [5, 3, 1], [9, 13, 7], [16, 16, 16], [65, 67, 130]] as const) {
       for (const [transA, transB] of TRANSPOSES) {
         const p: MatmulParams = { batch: 1, m, n, k, transA, transB, strideA: 0, strideB: 0 };
         const [want, got] = await both(p, 'float32', seed += 3);
@@ -72,7 +72,7 @@ describe('webgpu matmul', () => {
     let seed = 100;
     // batch 16 of 257 x 260 products gives 3 x 3 x 16 >= 64 blocks of 128; k = 36 and 37 test vec4 and scalar loads.
     for (const [m, n, k] of [[257, 260, 36], [260, 257, 37]] as const) {
-      for (const [transA, transB] of TRANSPOSES) {
+      for (const [transA, transB] of k === 36 ? TRANSPOSES : [[false, false], [true, true]] as const) {
         const p: MatmulParams = { batch: 8, m, n, k, transA, transB, strideA: m * k, strideB: 0 };
         const [want, got] = await both(p, 'float32', seed += 3);
         expectNear(got, want, 1e-5 * Math.sqrt(k) * 4, `big tile m=${m} n=${n} k=${k} transA=${transA} transB=${transB}`);
@@ -85,7 +85,7 @@ describe('webgpu matmul', () => {
     for (const m of [3, 20]) {
       const n = 11, k = 6, batch = 3;
       for (const [sa, sb] of [[m * k, k * n], [0, k * n], [m * k, 0], [0, 0]]) {
-        for (const [transA, transB] of TRANSPOSES) {
+        for (const [transA, transB] of [[false, true], [true, false]] as const) {
           const p: MatmulParams = { batch, m, n, k, transA, transB, strideA: sa!, strideB: sb! };
           const [want, got] = await both(p, 'float32', seed += 3);
           expectNear(got, want, 1e-4, `batch strides ${sa}/${sb} m=${m} transA=${transA} transB=${transB}`);
@@ -141,11 +141,10 @@ describe('webgpu matmul', () => {
     for (const dtype of ['int32', 'uint8'] as const) {
       for (const [batch, m, n, k, sa] of [[2, 5, 6, 7, 35], [1, 1, 9, 30, 0], [1, 70, 66, 40, 0], [2, 9, 1, 4, 36]] as const) {
         for (const [transA, transB] of TRANSPOSES) {
-          for (const bias of [false, true]) {
-            const p: MatmulParams = { batch, m, n, k, transA, transB, strideA: sa, strideB: 0 };
-            const [want, got] = await both(p, dtype, seed += 3, bias);
-            expect(Array.from(got), `${dtype} m=${m} n=${n} k=${k} transA=${transA} transB=${transB} bias=${bias}`).toEqual(Array.from(want));
-          }
+          const bias = transA === transB;
+          const p: MatmulParams = { batch, m, n, k, transA, transB, strideA: sa, strideB: 0 };
+          const [want, got] = await both(p, dtype, seed += 3, bias);
+          expect(Array.from(got), `${dtype} m=${m} n=${n} k=${k} transA=${transA} transB=${transB} bias=${bias}`).toEqual(Array.from(want));
         }
       }
     }

@@ -1,8 +1,8 @@
 // WGSL batched matrix product (tiled, register-blocked), with an optional bias row.
 //
-// Three kernels, chosen by shape: a 128 x 128 tile with 8 x 8 outputs per thread (fp32, large products), the same
-// kernel with a 64 x 64 tile and 4 x 4 outputs (small or skinny products, integer dtypes), and a GEMV for products
-// of at most GEMV_ROWS rows (decode), where each workgroup reduces over k for a few output columns.
+// fp32: a 128 x 128 tile with 8 x 8 outputs per thread (large products), the same kernel with a 64 x 64 tile and
+// 4 x 4 outputs (small or skinny products), and a GEMV for products of at most GEMV_ROWS rows or one column
+// (decode), where each workgroup reduces over k for a few output columns. int32 / uint8: one thread per output.
 
 import type { MatmulParams } from '../../tensor/backend.js';
 import type { DType } from '../../tensor/dtype.js';
@@ -26,11 +26,6 @@ function scalarOf(dtype: DType): Scalar {
   }
 }
 
-/** a * b + c in the accumulator type: fma for floats, wrapping integer arithmetic otherwise (as PyTorch's int32 matmul). */
-function madd(t: Scalar, a: string, b: string, c: string): string {
-  return t === 'f32' ? `fma(${a}, ${b}, ${c})` : `(${a} * ${b} + ${c})`;
-}
-
 /** The stored value: uint8 results keep their low 8 bits (the CPU backends store into a Uint8Array). */
 function stored(dtype: DType, v: string): string {
   return dtype === 'uint8' ? `(${v} & 255u)` : v;
@@ -41,7 +36,7 @@ function stored(dtype: DType, v: string): string {
  * matrix. `alongMN`: the operand is contiguous along m (A^T) or n (B), else along k. `vec`: the source is bound as vec4
  * (contiguous length and batch stride multiples of 4).
  */
-function loadTile(dst: string, src: string, t: Scalar, tile: number, bk: number, alongMN: boolean, vec: boolean, base: string, mn: string): string {
+function loadTile(dst: string, src: string, t: 'f32', tile: number, bk: number, alongMN: boolean, vec: boolean, base: string, mn: string): string {
   const zero = `${t}(0)`;
   if (vec && alongMN) {
     // T/4 vec4 per k row, BK rows: one vec4 per thread. Source index (k0 + kk) * mn + r0 + 4 v.
@@ -78,12 +73,12 @@ function loadTile(dst: string, src: string, t: Scalar, tile: number, bk: number,
 }
 
 /**
- * The tiled kernel: workgroups of 16 x 16 threads, a tile of T = 16 TM rows and columns, each thread TM x TM outputs
+ * The fp32 tiled kernel: workgroups of 16 x 16 threads, a tile of T = 16 TM rows and columns, each thread TM x TM outputs
  * in vec4 registers (rows g*64 + 4 ty + r, columns h*64 + 4 tx + c), k in steps of BK = 1024 / T through workgroup
  * memory. Params: M, N, K, strideA, strideB, first batch entry.
  */
-function tiledSource(dtype: DType, tm: 4 | 8, transA: boolean, transB: boolean, vecA: boolean, vecB: boolean, bias: boolean): string {
-  const t = scalarOf(dtype);
+function tiledSource(tm: 4 | 8, transA: boolean, transB: boolean, vecA: boolean, vecB: boolean, bias: boolean): string {
+  const t = 'f32';
   const tile = 16 * tm, bk = 1024 / tile, groups = tm / 4;
   const binding = (i: number, name: string, vec: boolean): string =>
     `@group(0) @binding(${i}) var<storage, read> ${name}: array<${vec ? `vec4<${t}>` : t}>;`;
@@ -94,7 +89,7 @@ function tiledSource(dtype: DType, tm: 4 | 8, transA: boolean, transB: boolean, 
     for (let r = 0; r < 4; r++) {
       for (let h = 0; h < groups; h++) {
         const i = (g * 4 + r) * groups + h;
-        compute.push(`acc[${i}] = ${madd(t, `vec4<${t}>(a${g}[${r}])`, `b${h}`, `acc[${i}]`)};`);
+        compute.push(`acc[${i}] = fma(vec4<f32>(a${g}[${r}]), b${h}, acc[${i}]);`);
       }
     }
   }
@@ -132,7 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         let v = acc[(g * 4u + r) * ${groups}u + h];
         for (var c = 0u; c < 4u; c++) {
           let j = bRow0 + h * 64u + 4u * tx + c;
-          if (j < N) { C[cOff + i * N + j] = ${stored(dtype, bias ? 'v[c] + bias[j]' : 'v[c]')}; }
+          if (j < N) { C[cOff + i * N + j] = ${bias ? 'v[c] + bias[j]' : 'v[c]'}; }
         }
       }
     }
@@ -141,13 +136,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }
 
 /**
- * The GEMV kernel: one workgroup per (row, batch entry) and a few columns, threads splitting k. transB (B rows
+ * The fp32 GEMV kernel: one workgroup per (row, batch entry) and a few columns, threads splitting k. transB (B rows
  * contiguous in k): 8 columns x 32 lanes; else 32 consecutive columns x 8 k-slices. Partial sums meet in workgroup
  * memory. `biasAll`: the single bias value is added to every output (a product with n = 1 computed transposed).
  * Params: M, N, K, strideA, strideB, first batch entry.
  */
-function gemvSource(dtype: DType, transA: boolean, transB: boolean, bias: boolean, biasAll: boolean): string {
-  const t = scalarOf(dtype);
+function gemvSource(transA: boolean, transB: boolean, bias: boolean, biasAll: boolean): string {
+  const t = 'f32';
   const [cols, lanes] = transB ? [8, 32] : [32, 8];
   const aIndex = transA ? 'aOff + q * M + i' : 'aOff + i * K + q';
   const bIndex = transB ? 'bOff + j * K + q' : 'bOff + q * N + j';
@@ -170,7 +165,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let aOff = bi * pu(3u); let bOff = bi * pu(4u);
   var acc = ${t}(0);
   if (j < N) {
-    for (var q = lane; q < K; q += ${lanes}u) { acc = ${madd(t, `A[${aIndex}]`, `B[${bIndex}]`, 'acc')}; }
+    for (var q = lane; q < K; q += ${lanes}u) { acc = fma(A[${aIndex}], B[${bIndex}], acc); }
   }
   part[col * ${lanes}u + lane] = acc;
   workgroupBarrier();
@@ -180,8 +175,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   }
   if (lane == 0u && j < N) {
     let v = part[col * ${lanes}u]${bias ? ` + bias[${biasAll ? '0u' : 'j'}]` : ''};
-    C[bi * M * N + i * N + j] = ${stored(dtype, 'v')};
+    C[bi * M * N + i * N + j] = v;
   }
+}`;
+}
+
+/**
+ * Integer products (no speed target; Mesa's compiler takes seconds over the vectorized integer tile): one thread per
+ * output over the flat index of [batch, m, n]. Params: M, N, K, strideA, strideB, count.
+ */
+function integerSource(dtype: DType, transA: boolean, transB: boolean, bias: boolean): string {
+  const t = scalarOf(dtype);
+  return /* wgsl */ `
+@group(0) @binding(1) var<storage, read> A: array<${t}>;
+@group(0) @binding(2) var<storage, read> B: array<${t}>;
+${bias ? `@group(0) @binding(3) var<storage, read> bias: array<${t}>;` : ''}
+@group(0) @binding(${bias ? 4 : 3}) var<storage, read_write> C: array<${t}>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let o = flat(wid, nwg, lid);
+  if (o >= pu(5u)) { return; }
+  let M = pu(0u); let N = pu(1u); let K = pu(2u);
+  let j = o % N; let i = (o / N) % M; let bi = o / (M * N);
+  let aOff = bi * pu(3u); let bOff = bi * pu(4u);
+  var acc = ${bias ? 'bias[j]' : `${t}(0)`};
+  for (var q = 0u; q < K; q++) {
+    acc += A[${transA ? 'aOff + q * M + i' : 'aOff + i * K + q'}] * B[${transB ? 'bOff + j * K + q' : 'bOff + q * N + j'}];
+  }
+  C[o] = ${stored(dtype, 'acc')};
 }`;
 }
 
@@ -205,23 +227,28 @@ export function matmul(ctx: GpuContext, a: GpuBuffer, b: GpuBuffer, p: MatmulPar
   if (batch * m * n === 0) return out;
   const withBias = bias ? [bias] : [];
   const params = [m, n, k, strideA, strideB];
+  if (dtype !== 'float32') {
+    ctx.run(integerSource(dtype, transA, transB, !!bias), [...params, batch * m * n], [a, b, ...withBias, out], ctx.groups1d(batch * m * n));
+    return out;
+  }
   if (m <= GEMV_ROWS) {
     const cols = transB ? 8 : 32;
-    dispatch(ctx, gemvSource(dtype, transA, transB, !!bias, false), params, [a, b, ...withBias, out], Math.ceil(n / cols), m, batch);
+    dispatch(ctx, gemvSource(transA, transB, !!bias, false), params, [a, b, ...withBias, out], Math.ceil(n / cols), m, batch);
     return out;
   }
   if (n === 1) {
     // C [m, 1] = (op(B)^T op(A)^T) [1, m]: the same words, computed as a GEMV over A's rows.
     const cols = transA ? 32 : 8;
     const q: number[] = [1, m, k, strideB, strideA];
-    dispatch(ctx, gemvSource(dtype, !transB, !transA, !!bias, true), q, [b, a, ...withBias, out], Math.ceil(m / cols), 1, batch);
+    dispatch(ctx, gemvSource(!transB, !transA, !!bias, true), q, [b, a, ...withBias, out], Math.ceil(m / cols), 1, batch);
     return out;
   }
-  const big = dtype === 'float32' && Math.ceil(m / 128) * Math.ceil(n / 128) * batch >= BIG_TILE_GROUPS;
+  const big = Math.ceil(m / 128) * Math.ceil(n / 128) * batch >= BIG_TILE_GROUPS;
   const tm = big ? 8 : 4, tile = 16 * tm;
   // vec4 loads need the contiguous length and the batch stride to be multiples of 4 (16-byte aligned rows).
-  const vecA = (transA ? m : k) % 4 === 0 && strideA % 4 === 0 && a.size % 4 === 0;
-  const vecB = (transB ? k : n) % 4 === 0 && strideB % 4 === 0 && b.size % 4 === 0;
-  dispatch(ctx, tiledSource(dtype, tm, transA, transB, vecA, vecB, !!bias), params, [a, b, ...withBias, out], Math.ceil(n / tile), Math.ceil(m / tile), batch);
+  // (A vec4 binding must also hold at least one vec4.)
+  const vecA = (transA ? m : k) % 4 === 0 && strideA % 4 === 0 && a.size % 4 === 0 && a.size > 0;
+  const vecB = (transB ? k : n) % 4 === 0 && strideB % 4 === 0 && b.size % 4 === 0 && b.size > 0;
+  dispatch(ctx, tiledSource(tm, transA, transB, vecA, vecB, !!bias), params, [a, b, ...withBias, out], Math.ceil(n / tile), Math.ceil(m / tile), batch);
   return out;
 }

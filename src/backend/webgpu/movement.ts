@@ -60,7 +60,7 @@ export function indexer(ctx: GpuContext, layout: StridedLayout, base: number, bi
   } else {
     meta = ctx.alloc('int32', words.length);
     ctx.write(meta, Int32Array.from(words));
-    md = `@group(0) @binding(${binding}) var<storage, read> meta: array<u32>;\nfn md(k: u32) -> u32 { return meta[k]; }`;
+    md = `@group(0) @binding(${binding}) var<storage, read> layout_words: array<u32>;\nfn md(k: u32) -> u32 { return layout_words[k]; }`;
   }
   const wgsl = /* wgsl */ `
 ${md}

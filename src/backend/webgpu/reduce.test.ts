@@ -61,6 +61,7 @@ function expectNear(got: TypedArray, want: TypedArray, atol: number, rtol: numbe
 /** [outer, size, inner] shapes: inner 1 (rows), narrow and wide inner, sizes around SERIAL (16) and the lanes (256 / C). */
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [3, 5, 1], [2, 16, 3], [2, 17, 1], [4, 300, 1], [1, 1000, 1], [3, 33, 7], [2, 70, 32], [2, 20, 45], [1, 9, 1000], [5, 257, 2],
+  [1, 5000, 1], [2, 2100, 40], // split into chunks of the axis, then reduced again
 ];
 
 describe('webgpu reductions', () => {
@@ -75,7 +76,7 @@ describe('webgpu reductions', () => {
   });
 
   test('max / min propagate NaN; infinities; a NaN-free column keeps its value', async () => {
-    for (const s of [5, 200]) {
+    for (const s of [5, 200, 3000]) {
       const x = randomData('float32', 3 * s * 2, s) as Float32Array;
       x[(0 * s + s - 1) * 2] = NaN; // outer 0, column 0: NaN at the end
       x[(1 * s + 3) * 2 + 1] = Infinity; // outer 1, column 1

@@ -10,6 +10,8 @@ import { WG, type GpuBuffer, type GpuContext } from './context.js';
 
 /** Axes this short are walked by one thread per output: a workgroup per output would leave most lanes idle. */
 const SERIAL = 16;
+/** A reduction launching fewer workgroups than this splits its axis into chunks of at least SPLIT_ROWS rows. */
+const SPLIT_GROUPS = 256, SPLIT_ROWS = 1024;
 
 type WgslType = 'f32' | 'i32' | 'u32';
 
@@ -64,7 +66,6 @@ function finish(t: WgslType): string {
 
 export function reduce(ctx: GpuContext, op: ReduceOp, x: GpuBuffer, outer: number, size: number, inner: number): GpuBuffer {
   const t = wgslType(x.dtype);
-  const out = ctx.alloc(x.dtype, outer * inner);
   const head = `${IS_NAN_WGSL}
 @group(0) @binding(1) var<storage, read> x: array<${t}>;
 @group(0) @binding(2) var<storage, read_write> out: array<${t}>;
@@ -73,6 +74,7 @@ ${finish(t)}`;
   const id = identity(op, t);
   if (size <= SERIAL) {
     const n = outer * inner;
+    const out = ctx.alloc(x.dtype, n);
     ctx.run(`${head}
 ${ENTRY} {
   let n = pu(0); let size = pu(1); let inner = pu(2);
@@ -85,20 +87,27 @@ ${ENTRY} {
 }`, [n, size, inner, id], [x, out], ctx.groups1d(n));
     return out;
   }
-  const c = columns(inner), lanes = WG / c, blocks = Math.ceil(inner / c), groups = outer * blocks;
+  const c = columns(inner), lanes = WG / c, blocks = Math.ceil(inner / c);
+  // Few workgroups over a long axis (a full sum, a bias gradient [1, B * T, C]): split the axis into chunks reduced
+  // by their own workgroups, then reduce the chunks' partial results.
+  const chunks = Math.max(1, Math.min(Math.ceil(SPLIT_GROUPS / (outer * blocks)), Math.floor(size / SPLIT_ROWS)));
+  const chunkLen = Math.ceil(size / chunks), groups = outer * chunks * blocks;
+  const part = ctx.alloc(x.dtype, outer * chunks * inner);
   ctx.run(`${head}
 var<workgroup> sh: array<${t}, ${WG}>;
 ${ENTRY} {
   ${GROUP}
-  let groups = pu(0); let size = pu(1); let inner = pu(2); let blocks = pu(4);
+  let groups = pu(0); let size = pu(1); let inner = pu(2); let blocks = pu(4); let chunkLen = pu(5);
   if (g >= groups) { return; }
-  let o = g / blocks;
+  let oc = g / blocks; // outer index * chunks + chunk
   let i = (g % blocks) * ${c}u + lid.x % ${c}u;
   let lane = lid.x / ${c}u;
   var acc = bitcast<${t}>(pu(3));
   if (i < inner) {
-    let base = o * size * inner + i;
-    for (var r = lane; r < size; r += ${lanes}u) { acc = comb(acc, x[base + r * inner]); }
+    let chunk = oc % pu(6);
+    let base = (oc / pu(6)) * size * inner + i;
+    let end = min(size, (chunk + 1u) * chunkLen);
+    for (var r = chunk * chunkLen + lane; r < end; r += ${lanes}u) { acc = comb(acc, x[base + r * inner]); }
   }
   sh[lid.x] = acc;
   workgroupBarrier();
@@ -106,9 +115,12 @@ ${ENTRY} {
     if (lane < s) { sh[lid.x] = comb(sh[lid.x], sh[lid.x + s * ${c}u]); }
     workgroupBarrier();
   }
-  if (lane == 0u && i < inner) { out[o * inner + i] = finish(sh[lid.x]); }
-}`, [groups, size, inner, id, blocks], [x, out], ctx.groups1d(groups * WG));
-  return out;
+  if (lane == 0u && i < inner) { out[oc * inner + i] = finish(sh[lid.x]); }
+}`, [groups, size, inner, id, blocks, chunkLen, chunks], [x, part], ctx.groups1d(groups * WG));
+  if (chunks === 1) return part;
+  const total = reduce(ctx, op, part, outer, chunks, inner);
+  ctx.free(part);
+  return total;
 }
 
 /**

@@ -1,0 +1,237 @@
+// Kernel tests of the webgpu elementwise kernels against the cpu backend: fill and every cast (bit-exact, all float16
+// bit patterns, random float32 bits), unary math and activation gradients (float32 within a few ulp, integers exact),
+// broadcasting binary ops on every dtype (int32 wrapping, division by 0, pow edges), where, size 0 and high ranks.
+
+import { beforeAll, describe, expect, test } from 'vitest';
+import type { ActivationOp, BackendBuffer, BinaryOp, UnaryOp } from '../../tensor/backend.js';
+import type { DType, TypedArray } from '../../tensor/dtype.js';
+import { broadcastShapes, type Shape } from '../../tensor/shape.js';
+import { lavapipeIcd } from '../../test-util/webgpu.js';
+import { CpuBackend } from '../cpu/index.js';
+import type { WebGPUBackend } from './backend.js';
+
+const cpu = new CpuBackend();
+let gpu: WebGPUBackend;
+
+beforeAll(async () => {
+  process.env.VK_ICD_FILENAMES ??= lavapipeIcd();
+  const { createWebGPUBackend } = await import('./index.js');
+  gpu = await createWebGPUBackend();
+});
+
+/** Deterministic pseudo-random numbers (an LCG), so failures reproduce. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+function randomData(dtype: DType, n: number, seed: number, scale = 4): TypedArray {
+  const r = rng(seed);
+  switch (dtype) {
+    case 'float32': return Float32Array.from({ length: n }, () => (r() - 0.5) * scale);
+    case 'int32': return Int32Array.from({ length: n }, () => Math.floor(r() * 200) - 100);
+    case 'bool': return Uint8Array.from({ length: n }, () => (r() < 0.5 ? 1 : 0));
+    default: return Uint8Array.from({ length: n }, () => Math.floor(r() * 256));
+  }
+}
+
+const SPECIAL = [0, -0, 0.5, -0.5, 1, -1, 1.5, 2.5, -2.5, 3, 1e-6, -1e-6, 1e-30, 20, -20, 88, -88, 100, -100, Infinity, -Infinity, NaN];
+
+/** Runs fn on the cpu and on webgpu with the same inputs; returns both outputs read back. */
+async function both(inputs: [TypedArray, DType][], fn: (b: CpuBackend | WebGPUBackend, xs: BackendBuffer[]) => BackendBuffer): Promise<[TypedArray, TypedArray, BackendBuffer]> {
+  const want = fn(cpu, inputs.map(([d, t]) => cpu.upload(d, t)));
+  const xs = inputs.map(([d, t]) => gpu.upload(d, t));
+  const out = fn(gpu, xs);
+  const got = await gpu.read(out);
+  for (const x of xs) gpu.free(x);
+  gpu.free(out);
+  return [await cpu.read(want), got, out];
+}
+
+/** Bit patterns: float results must match to the bit (NaN payloads and -0 included). */
+function words(a: TypedArray): number[] {
+  return Array.from(a instanceof Float32Array ? new Uint32Array(a.buffer, a.byteOffset, a.length) : a);
+}
+
+function expectNear(got: TypedArray, want: TypedArray, atol: number, rtol: number, label: string): void {
+  expect(got.length, label).toBe(want.length);
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i]!, e = want[i]!;
+    if (Object.is(g, e) || (Number.isNaN(e) && Number.isNaN(g))) continue;
+    if (!(Math.abs(g - e) <= atol + rtol * Math.abs(e))) expect.fail(`${label}: element ${i} is ${g}, expected ${e}`);
+  }
+}
+
+const DTYPES = ['float32', 'float16', 'bfloat16', 'int32', 'uint8', 'bool'] as const;
+
+describe('webgpu fill and cast', () => {
+  test('fill stores the value as each dtype does (rounding, truncation, wrap, NaN, -0), any size', async () => {
+    for (const dtype of DTYPES) {
+      for (const value of [0, -0, 1.5, -2.7, 300, 65520, 1 / 3, NaN, -Infinity]) {
+        const [want, got] = await both([], (b) => b.fill(dtype, 257, value));
+        expect(words(got), `fill ${dtype} ${value}`).toEqual(words(want));
+      }
+    }
+    for (const n of [0, 1, 256, 1000]) expect((await gpu.read(gpu.fill('int32', n, 7))).length).toBe(n);
+    expect(() => gpu.fill('float64', 3, 1)).toThrow(/float64 is not supported/);
+  });
+
+  test('casts between every pair of dtypes are bit-exact, with rounding ties, overflow, subnormals and NaN', async () => {
+    const edges = [
+      ...SPECIAL, 1.7, -1.7, 255.9, 256, 257, 3e9, -3e9, 2 ** 31, -(2 ** 31), 2 ** 24 + 1, 0.2, 65504, 65519.99, 65520, 1e5,
+      6e-8, 2 ** -25, 3 * 2 ** -26, 2 ** -24, 1e-5, 6.1e-5, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 3.4e38, -1e-40,
+    ];
+    // Random bit patterns: every exponent, NaN payloads, subnormals.
+    const r = rng(5);
+    const randomBits = new Float32Array(Uint32Array.from({ length: 4096 }, () => Math.floor(r() * 2 ** 32)).buffer);
+    const floats = Float32Array.from([...edges, ...randomBits]);
+    const ints = Int32Array.from([0, 1, -1, 255, 256, -256, 2 ** 24 + 1, 2 ** 24 + 3, 2 ** 25 + 6, 2 ** 31 - 1, -(2 ** 31), 16777217, -16777219, 2049, 65519, 65520, 123456789]);
+    const f16 = Uint16Array.from({ length: 65536 }, (_, i) => i); // every float16 / bfloat16 bit pattern
+    const sources: [TypedArray, DType][] = [
+      [floats, 'float32'], [ints, 'int32'], [Uint8Array.from({ length: 256 }, (_, i) => i), 'uint8'], [Uint8Array.from([0, 1, 1, 0]), 'bool'],
+      [f16, 'float16'], [f16, 'bfloat16'],
+    ];
+    for (const [data, from] of sources) {
+      for (const to of DTYPES) {
+        if (from === to && (from === 'float16' || from === 'bfloat16')) continue; // the backend copies these
+        const [want, got, out] = await both([[data, from]], (b, [x]) => b.cast(x!, to));
+        expect(out.dtype).toBe(to);
+        const w = words(want), g = words(got);
+        const bad = w.findIndex((v, i) => v !== g[i]);
+        expect(bad, `${from} -> ${to}: element ${bad} (input ${data[bad]}) gives ${got[bad]}, expected ${want[bad]}`).toBe(-1);
+      }
+    }
+    expect(() => gpu.cast(gpu.fill('float32', 2, 1), 'float64')).toThrow(/float64 is not supported/);
+  });
+});
+
+const UNARY_OPS: UnaryOp[] = ['neg', 'abs', 'sign', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'erf', 'gelu', 'geluTanh', 'silu', 'floor', 'ceil', 'round'];
+/** Ops computed exactly (compared to the bit); the others are float32 math within a few ulp. */
+const EXACT = new Set<UnaryOp>(['neg', 'abs', 'sign', 'relu', 'floor', 'ceil', 'round', 'not']);
+
+describe('webgpu unary and activation gradients', () => {
+  test('float32 unary ops: exact ones to the bit, math within a few ulp, NaN / Inf / -0 as the reference', async () => {
+    const data = Float32Array.from([...SPECIAL, ...randomData('float32', 3000, 9, 12), ...randomData('float32', 500, 10, 0.1)]);
+    for (const op of UNARY_OPS) {
+      const [want, got] = await both([[data, 'float32']], (b, [x]) => b.unary(op, x!));
+      if (EXACT.has(op)) expect(words(got), op).toEqual(words(want));
+      else expectNear(got, want, 1e-7, 1e-6, `unary ${op}`);
+    }
+    // sin / cos keep their accuracy over a wider range.
+    const wide = randomData('float32', 1000, 11, 200);
+    for (const op of ['sin', 'cos'] as const) {
+      const [want, got] = await both([[wide, 'float32']], (b, [x]) => b.unary(op, x!));
+      expectNear(got, want, 2e-6, 2e-6, `unary ${op} on [-100, 100]`);
+    }
+  });
+
+  test('integer unary ops are exact (wrapping at the int32 minimum); not on bool', async () => {
+    const ints = Int32Array.from([...randomData('int32', 300, 3), 0, 2 ** 31 - 1, -(2 ** 31), -1]);
+    for (const op of ['neg', 'abs', 'sign', 'relu', 'floor', 'ceil', 'round'] as UnaryOp[]) {
+      const [want, got] = await both([[ints, 'int32']], (b, [x]) => b.unary(op, x!));
+      expect(Array.from(got), `${op} int32`).toEqual(Array.from(want));
+      const [want8, got8] = await both([[randomData('uint8', 300, 4), 'uint8']], (b, [x]) => b.unary(op, x!));
+      expect(Array.from(got8), `${op} uint8`).toEqual(Array.from(want8));
+    }
+    for (const op of ['not', 'sign'] as UnaryOp[]) {
+      const [want, got, out] = await both([[randomData('bool', 300, 5), 'bool']], (b, [x]) => b.unary(op, x!));
+      expect(out.dtype).toBe('bool');
+      expect(Array.from(got), `${op} bool`).toEqual(Array.from(want));
+    }
+  });
+
+  test('activation gradients f\'(x) * dy', async () => {
+    const x = Float32Array.from([...SPECIAL, ...randomData('float32', 2000, 6, 12)]);
+    const dy = randomData('float32', x.length, 7);
+    for (const op of ['relu', 'gelu', 'geluTanh', 'silu'] as ActivationOp[]) {
+      const [want, got] = await both([[x, 'float32'], [dy, 'float32']], (b, [a, d]) => b.activationGrad(op, a!, d!));
+      if (op === 'relu') expect(words(got)).toEqual(words(want));
+      else expectNear(got, want, 1e-7, 1e-6, `activationGrad ${op}`);
+    }
+  });
+});
+
+const ARITH: BinaryOp[] = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum'];
+const LOGIC: BinaryOp[] = ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or'];
+const SHAPES: [Shape, Shape][] = [[[1000], [1000]], [[3, 1, 5], [4, 1]], [[2, 3, 4], []], [[], [2, 3, 4]], [[], []], [[1, 300], [7, 1]], [[0, 3], [3]], [[2, 1, 3, 1, 2], [1, 2, 1, 2, 1]]];
+
+describe('webgpu binary and where', () => {
+  test('float32: every op with broadcasting, NaN / Inf / signed zeros; comparisons give bool', async () => {
+    for (const [aShape, bShape] of SHAPES) {
+      const out = broadcastShapes(aShape, bShape, 'test');
+      const na = aShape.reduce((p, s) => p * s, 1), nb = bShape.reduce((p, s) => p * s, 1);
+      const a = randomData('float32', na, na + 1), b = randomData('float32', nb, nb + 2);
+      for (let i = 0; i < Math.min(na, SPECIAL.length); i++) a[i] = SPECIAL[i]!;
+      for (let i = 0; i < Math.min(nb, SPECIAL.length); i++) b[(i * 7) % nb] = SPECIAL[i]!;
+      for (const op of [...ARITH, ...LOGIC]) {
+        const [want, got, o] = await both([[a, 'float32'], [b, 'float32']], (be, [x, y]) => be.binary(op, x!, aShape, y!, bShape, out));
+        expect(o.dtype).toBe(LOGIC.includes(op) ? 'bool' : 'float32');
+        if (op === 'pow') expectNear(got, want, 1e-7, 1e-6, `pow [${aShape}] [${bShape}]`);
+        else expect(words(got), `${op} [${aShape}] [${bShape}]`).toEqual(words(want));
+      }
+    }
+  });
+
+  test('pow follows Math.pow at every edge (zeros, infinities, NaN, negative bases, integer exponents)', async () => {
+    const v = [0, -0, 1, -1, 2, -2, 0.5, -0.5, 3, -3, 1.5, 10, -10, Infinity, -Infinity, NaN, 1e-20, 7];
+    const a = Float32Array.from(v.flatMap((x) => v.map(() => x)));
+    const b = Float32Array.from(v.flatMap(() => v));
+    const [want, got] = await both([[a, 'float32'], [b, 'float32']], (be, [x, y]) => be.binary('pow', x!, [a.length], y!, [a.length], [a.length]));
+    expectNear(got, want, 0, 1e-6, 'pow edges');
+  });
+
+  test('int32 and uint8 arithmetic wraps like the reference; division by 0 gives 0; integer pow', async () => {
+    const special = [0, 1, -1, 2, -2, 3, 7, -7, 31, 2 ** 31 - 1, -(2 ** 31), 65536, 46341];
+    const a = Int32Array.from([...special.flatMap((x) => special.map(() => x)), ...randomData('int32', 200, 8)]);
+    const b = Int32Array.from([...special.flatMap(() => special), ...randomData('int32', 200, 9)]);
+    for (const op of [...ARITH, ...LOGIC]) {
+      const [want, got, o] = await both([[a, 'int32'], [b, 'int32']], (be, [x, y]) => be.binary(op, x!, [a.length], y!, [b.length], [a.length]));
+      expect(o.dtype).toBe(LOGIC.includes(op) ? 'bool' : 'int32');
+      expect(Array.from(got), `int32 ${op}`).toEqual(Array.from(want));
+      const [w2, g2] = await both([[randomData('int32', 12, 1), 'int32'], [randomData('int32', 4, 2), 'int32']], (be, [x, y]) => be.binary(op, x!, [3, 1, 4], y!, [4], [3, 1, 4]));
+      expect(Array.from(g2), `int32 ${op} broadcast`).toEqual(Array.from(w2));
+    }
+    const u = randomData('uint8', 500, 12), w = Uint8Array.from(randomData('uint8', 500, 13), (x) => x % 9);
+    for (const op of [...ARITH, ...LOGIC]) {
+      const [want, got] = await both([[u, 'uint8'], [w, 'uint8']], (be, [x, y]) => be.binary(op, x!, [500], y!, [500], [500]));
+      expect(Array.from(got), `uint8 ${op}`).toEqual(Array.from(want));
+    }
+    for (const op of LOGIC) {
+      const [want, got] = await both([[randomData('bool', 64, 14), 'bool'], [randomData('bool', 8, 15), 'bool']], (be, [x, y]) => be.binary(op, x!, [8, 8], y!, [8], [8, 8]));
+      expect(Array.from(got), `bool ${op}`).toEqual(Array.from(want));
+    }
+  });
+
+  test('where broadcasts condition and branches, for any dtype of the branches (words)', async () => {
+    const cases: [Shape, Shape, Shape][] = [[[4, 5], [4, 5], [4, 5]], [[4, 1], [5], []], [[], [3, 2], [2]], [[2, 1, 3], [1, 4, 1], [4, 3]], [[0, 2], [2], [2]]];
+    for (const dtype of ['float32', 'int32', 'float16', 'uint8', 'bool'] as const) {
+      for (const condType of ['bool', 'uint8'] as const) {
+        for (const [cs, as, bs] of cases) {
+          const out = broadcastShapes(broadcastShapes(cs, as, 't'), bs, 't');
+          const n = (s: Shape): number => s.reduce((p, x) => p * x, 1);
+          const c = condType === 'bool' ? randomData('bool', n(cs), 1) : Uint8Array.from(randomData('uint8', n(cs), 1), (x) => x % 3);
+          const a = dtype === 'float16' ? Uint16Array.from(randomData('uint8', n(as), 2), (x) => x * 250) : randomData(dtype === 'bool' ? 'bool' : dtype, n(as), 2);
+          const b = dtype === 'float16' ? Uint16Array.from(randomData('uint8', n(bs), 3), (x) => x * 251) : randomData(dtype === 'bool' ? 'bool' : dtype, n(bs), 3);
+          const [want, got, o] = await both([[c, condType], [a, dtype], [b, dtype]], (be, [x, y, z]) => be.where(x!, cs, y!, as, z!, bs, out));
+          expect(o.dtype).toBe(dtype);
+          expect(words(got), `where ${dtype} cond ${condType} [${cs}] [${as}] [${bs}]`).toEqual(words(want));
+        }
+      }
+    }
+  });
+
+  test('a rank beyond the parameter block: the layout in a storage buffer', async () => {
+    // 16 dimensions in a 3-cycle of broadcasts: nothing merges, and where's 4 x 16 layout words exceed the block.
+    const rank = 16;
+    const cs = Array.from({ length: rank }, (_, d) => (d % 3 === 0 ? 1 : 2));
+    const as = Array.from({ length: rank }, (_, d) => (d % 3 === 1 ? 1 : 2));
+    const bs = Array.from({ length: rank }, (_, d) => (d % 3 === 2 ? 1 : 2));
+    const out = Array.from({ length: rank }, () => 2);
+    const n = (s: Shape): number => s.reduce((p, x) => p * x, 1);
+    const [want, got] = await both([[randomData('bool', n(cs), 1), 'bool'], [randomData('int32', n(as), 2), 'int32'], [randomData('int32', n(bs), 3), 'int32']],
+      (be, [x, y, z]) => be.where(x!, cs, y!, as, z!, bs, out));
+    expect(Array.from(got)).toEqual(Array.from(want));
+  });
+});
