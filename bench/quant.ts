@@ -4,8 +4,9 @@
 // machine's memory bandwidth (a large-array read in wasm); the weight bytes of the Q8_0 / Q4_0 models loaded back from
 // those files; speculative decoding (a 2-layer draft: the target's first layers) against plain greedy decoding.
 // Writes bench/out/quant.json.
-// Options: --quick (a 4-layer model, fewer tokens), --no-llamacpp, --llamacpp DIR (a folder whose node_modules holds
-// node-llama-cpp; default: this package's, then /tmp/llamacpp).
+// Options: --quick (a 4-layer model, fewer tokens), --types q8_0,q4_0 (a subset of f32, f16, q8_0, q4_0 for the decode
+// table), --no-speculative, --no-llamacpp, --llamacpp DIR (a folder whose node_modules holds node-llama-cpp; default:
+// this package's, then /tmp/llamacpp).
 
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -154,26 +155,31 @@ function best<T extends { prefill: number; decode: number }>(runs: T[]): T {
 }
 
 const prompt = Array.from({ length: PROMPT }, (_, i) => 100 + 37 * i);
-interface DecodeRow { engine: string; type: string; weightBytes: number; prefill: number; decode: number; gbsPerToken?: number }
+interface DecodeRow { engine: string; type: string; weightBytes: number; readBytes: number; prefill: number; decode: number; gbsPerToken?: number }
 const rows: DecodeRow[] = [];
 const ggufDir = join(tmpdir(), 'attend-bench-quant');
 mkdirSync(ggufDir, { recursive: true });
-const types = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
+const ALL_TYPES = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
+const typesArg = argv.indexOf('--types');
+const types = typesArg >= 0 ? ALL_TYPES.filter((t) => argv[typesArg + 1]!.split(',').includes(t)) : ALL_TYPES;
+if (types.length === 0) throw new Error(`bench:quant: --types takes a comma-separated subset of ${ALL_TYPES.join(', ')}`);
 let params = 0;
 for (const type of types) {
   const model = newModel();
   params = model.parameters().reduce((s, p) => s + p.numel(), 0);
   if (type === 'f16') halfWeights(model, 'float16'); // Linear weights in float16, activations float32 (as llama.cpp's F16)
-  else if (type !== 'f32') await quantize(model, type);
+  // Q8_0 / Q4_0: every matrix quantized, the token embeddings and lm_head included, as in the GGUF file llama.cpp reads.
+  else if (type !== 'f32') await quantize(model, type, { embeddings: true });
   // The previous model, the initialization's temporaries and the replaced float32 weights: gone before timing.
   await reclaimMemory();
   const bytes = modelBytes(model);
   decode(model, prompt.slice(0, 2)); // warm-up (compiles the code paths)
   const r = best(Array.from({ length: 3 }, () => decode(model, prompt)));
-  // Per decoded token every matrix is read once (the embedding table only one row).
-  const readPerToken = bytes - cfg.vocab_size * cfg.hidden_size * 4;
-  rows.push({ engine: 'attend (wasm)', type, weightBytes: bytes, prefill: r.prefill, decode: r.decode, gbsPerToken: (readPerToken * r.decode) / 1e9 });
-  console.log(`attend ${type}: ${(bytes / 2 ** 20).toFixed(0)} MiB, prefill ${r.prefill.toFixed(1)} tok/s, decode ${r.decode.toFixed(2)} tok/s`);
+  // Per decoded token every matrix is read once, the embedding table only one row.
+  const embedBytes = modelBytes(model.model.embed_tokens);
+  const readPerToken = bytes - embedBytes + embedBytes / cfg.vocab_size;
+  rows.push({ engine: 'attend (wasm)', type, weightBytes: bytes, readBytes: readPerToken, prefill: r.prefill, decode: r.decode, gbsPerToken: (readPerToken * r.decode) / 1e9 });
+  console.log(`attend ${type}: ${(bytes / 2 ** 20).toFixed(0)} MiB, ${(readPerToken / 2 ** 20).toFixed(1)} MiB read per token, prefill ${r.prefill.toFixed(1)} tok/s, decode ${r.decode.toFixed(2)} tok/s`);
   // The Q8_0 / Q4_0 files are also loaded back below (their weight bytes); llama.cpp reads all four.
   if (!argv.includes('--no-llamacpp') || type === 'q8_0' || type === 'q4_0') {
     const file = join(ggufDir, `bench-${type}.gguf`);
@@ -183,9 +189,9 @@ for (const type of types) {
 
 // ---- the Q8_0 / Q4_0 models as loaded from the GGUF files (token embeddings quantized too, as llama.cpp keeps them) ----
 
-const f32Bytes = rows.find((r) => r.type === 'f32')!.weightBytes;
+const f32Bytes = params * 4;
 const loaded: { type: string; bytes: number; ratio: number }[] = [];
-for (const type of ['q8_0', 'q4_0'] as const) {
+for (const type of (['q8_0', 'q4_0'] as const).filter((t) => types.includes(t))) {
   const { model } = await loadGgufLlama(join(ggufDir, `bench-${type}.gguf`));
   const bytes = modelBytes(model);
   loaded.push({ type, bytes, ratio: bytes / f32Bytes });
@@ -223,7 +229,7 @@ const timeIt = async <T>(fn: () => Promise<T>): Promise<{ ms: number; out: T }> 
   const out = await fn();
   return { ms: performance.now() - t, out };
 };
-for (const damp of [1, SPEC_DAMP]) {
+for (const damp of argv.includes('--no-speculative') || !types.includes(specType) ? [] : [1, SPEC_DAMP]) {
   const target = newModel();
   if (damp !== 1) {
     noGrad(() => {
@@ -317,10 +323,12 @@ if (!argv.includes('--no-llamacpp')) {
         };
         await run(); // warm-up
         const r = best([await run(), await run(), await run()]);
-        const ours = rows.find((x) => x.type === type && x.engine.startsWith('attend'))!;
-        const fileBytes = (await readGgufHeader(file)).tensors.reduce((s, t) => s + t.nbytes, 0);
-        rows.push({ engine: 'llama.cpp (node-llama-cpp 3.21.1)', type, weightBytes: fileBytes || ours.weightBytes, prefill: r.prefill, decode: r.decode });
-        console.log(`llama.cpp ${type}: prefill ${r.prefill.toFixed(1)} tok/s, decode ${r.decode.toFixed(2)} tok/s`);
+        const header = await readGgufHeader(file);
+        const fileBytes = header.tensors.reduce((s, t) => s + t.nbytes, 0);
+        const embd = header.tensors.find((t) => t.name === 'token_embd.weight')!.nbytes;
+        const readBytes = fileBytes - embd + embd / cfg.vocab_size;
+        rows.push({ engine: 'llama.cpp (node-llama-cpp 3.21.1)', type, weightBytes: fileBytes, readBytes, prefill: r.prefill, decode: r.decode, gbsPerToken: (readBytes * r.decode) / 1e9 });
+        console.log(`llama.cpp ${type}: ${(readBytes / 2 ** 20).toFixed(1)} MiB read per token, prefill ${r.prefill.toFixed(1)} tok/s, decode ${r.decode.toFixed(2)} tok/s`);
         await ctx.dispose();
         await model.dispose();
       } catch (e) {
@@ -338,13 +346,13 @@ console.log('\nmatrix-vector products (wasm, 2 threads): weights read per second
 console.log('| product | type | weight MiB | ms | GB/s | of memory bandwidth |\n| --- | --- | --- | --- | --- | --- |');
 for (const g of gemv) console.log(`| ${g.shape} | ${g.type} | ${(g.bytes / 2 ** 20).toFixed(1)} | ${g.ms.toFixed(3)} | ${g.gbs.toFixed(1)} | ${((100 * g.gbs) / memGBs).toFixed(0)}% |`);
 console.log(`\ndecode, LLaMA ${cfg.num_hidden_layers} layers, hidden ${cfg.hidden_size}, ${(params / 1e6).toFixed(0)}M parameters, batch 1, ${THREADS} threads, prompt ${PROMPT}, ${DECODE} new tokens, best of 3 runs`);
-console.log('(weights read GB/s: the bytes of every matrix, read once per decoded token, times decode tokens/s; the share of the measured memory bandwidth is the distance to the physical limit)');
-console.log('| engine | type | weights MiB | prefill tok/s | decode tok/s | weights read GB/s | of memory bandwidth | attend / llama.cpp |\n| --- | --- | --- | --- | --- | --- | --- | --- |');
+console.log('(read per token: the bytes of every matrix, read once per decoded token, and one row of the token embeddings; weights read GB/s: that times decode tokens/s; the share of the measured memory bandwidth is the distance to the physical limit)');
+console.log('| engine | type | weights MiB | read per token MiB | prefill tok/s | decode tok/s | weights read GB/s | of memory bandwidth | attend / llama.cpp |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const r of rows) {
   const peer = rows.find((x) => x.type === r.type && x.engine.startsWith('llama.cpp'));
   const ratio = r.engine.startsWith('attend') && peer ? `${(r.decode / peer.decode).toFixed(2)}x` : '';
   const share = r.gbsPerToken ? `${((100 * r.gbsPerToken) / memGBs).toFixed(0)}%` : '';
-  console.log(`| ${r.engine} | ${r.type} | ${(r.weightBytes / 2 ** 20).toFixed(0)} | ${r.prefill.toFixed(1)} | ${r.decode.toFixed(2)} | ${r.gbsPerToken ? r.gbsPerToken.toFixed(1) : ''} | ${share} | ${ratio} |`);
+  console.log(`| ${r.engine} | ${r.type} | ${(r.weightBytes / 2 ** 20).toFixed(0)} | ${(r.readBytes / 2 ** 20).toFixed(1)} | ${r.prefill.toFixed(1)} | ${r.decode.toFixed(2)} | ${r.gbsPerToken ? r.gbsPerToken.toFixed(1) : ''} | ${share} | ${ratio} |`);
 }
 console.log('\nweights of the models loaded back from the GGUF files we wrote (modelBytes; token embeddings quantized as in the file), against float32');
 for (const l of loaded) console.log(`${l.type}: ${(l.bytes / 2 ** 20).toFixed(1)} MiB = ${l.ratio.toFixed(3)}x f32${l.type === 'q4_0' ? ` (target <= 0.2x: ${l.ratio <= 0.2 ? 'met' : 'not met'})` : ''}`);
@@ -354,6 +362,7 @@ for (const r of specRows) {
   const st = r.stats;
   console.log(`| ${r.target} | ${(SPEC_NEW / (r.plainMs / 1000)).toFixed(2)} | ${(SPEC_NEW / (r.assistedMs / 1000)).toFixed(2)} | ${st.targetForwardPasses} | ${st.draftForwardPasses} | ${(100 * st.acceptanceRate).toFixed(1)}% (${st.acceptedTokens}/${st.proposedTokens}) | ${(r.plainMs / r.assistedMs).toFixed(2)}x | ${r.sameOutput ? 'yes' : 'NO'} |`);
 }
+if (specRows.length === 0) console.log('(skipped: --no-speculative, or q8_0 not among --types)');
 if (peerNote) console.log(peerNote);
 mkdirSync(join(here, 'out'), { recursive: true });
 const speculative = specRows.map((r) => ({

@@ -290,7 +290,8 @@ async function benchWebGPU(): Promise<void> {
   };
   mkdirSync(join(here, 'out'), { recursive: true });
   writeFileSync(join(here, 'out', 'results-webgpu.json'), JSON.stringify(results, null, 2) + '\n');
-  const fmt = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
+  // Software adapters give rates below 1: keep two significant digits there.
+  const fmt = (v: number | undefined) => (v === undefined ? '-' : v < 10 ? v.toPrecision(2) : v.toFixed(1));
   printTable(['GEMM (GFLOP/s)', 'webgpu'], gemmCases.map((c) => [c.name, fmt(gemm[c.name])]));
   if (gptCases.length) {
     printTable(['GPT (tokens/s)', 'training', 'forward, no grad', 'generation, batch 1'],

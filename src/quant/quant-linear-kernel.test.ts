@@ -1,16 +1,22 @@
 // QuantLinear with int8Activations on the integer kernel (Backend.quantMatmul): forward equal to the backend's product on
-// the raw blocks, the gradient to x equal to the float32 panel path's (g W on the dequantized W), and the paths that stay
-// on panels.
+// the raw blocks, the gradient to x equal to the float32 panel path's (g W on the dequantized W), the paths that stay
+// on panels, and a whole quantized LLaMA (embeddings and lm_head too) against its dequantized reference.
 
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import '../index.js';
+import { noGrad } from '../autograd/engine.js';
 import { linear } from '../autograd/ops/matmul.js';
+import { generate } from '../generation/generate.js';
+import { AutoModelForCausalLM } from '../models/auto.js';
+import { Embedding } from '../nn/embedding.js';
+import { Linear } from '../nn/linear.js';
+import { hfDir } from '../test-util/hf-fixtures.js';
 import { getBackend, listDevices } from '../tensor/backend.js';
 import { randn, tensor } from '../tensor/create.js';
 import { tidy } from '../tensor/scope.js';
 import { Generator } from '../tensor/random.js';
 import { dequantizeValues, quantizeValues } from './formats.js';
-import { QuantLinear } from './quant-linear.js';
+import { QuantLinear, quantize } from './quant-linear.js';
 
 beforeAll(() => { QuantLinear.int8Activations = true; });
 afterAll(() => { QuantLinear.int8Activations = false; });
@@ -75,3 +81,32 @@ test('NF4, and inputs other than float32, stay on the dequantizing panels', asyn
   const exact = linear(x64, tensor(dequantizeValues(q8.weight), { shape: [40, 64] }).double());
   expect(maxDiff(await y64.data(), await exact.data())).toBeLessThan(1e-9);
 });
+
+// A whole model as llama.cpp holds a Q8_0 / Q4_0 GGUF: every matrix quantized, token embeddings and lm_head included.
+for (const device of listDevices().filter((d) => getBackend(d).quantMatmul)) {
+  test.each(['q8_0', 'q4_0'] as const)(`${device} %s: the LLaMA fixture with embeddings and lm_head quantized decodes the dequantized model's greedy tokens`, async (type) => {
+    const model = await AutoModelForCausalLM.fromPretrained(hfDir('llama'), { device });
+    const report = await quantize(model, type, { embeddings: true });
+    expect(report.quantized).toContain('lm_head');
+    expect(report.quantized).toContain('model.embed_tokens');
+    expect(model.modules().some((m) => m instanceof Linear || m instanceof Embedding)).toBe(false);
+    const ids = tensor([[1, 306, 90, 278, 385, 310, 114, 338]], { dtype: 'int32', device });
+    // The reference: the same blocks dequantized, float32 activations (exact linear() per panel).
+    QuantLinear.int8Activations = false;
+    let want: number[], wantLogits: Float32Array;
+    try {
+      want = Array.from(await (await generate(model, ids, { maxNewTokens: 16 })).data());
+      wantLogits = (await noGrad(() => model.forward({ inputIds: ids }).logits).data()) as Float32Array;
+    } finally {
+      QuantLinear.int8Activations = true;
+    }
+    const got = Array.from(await (await generate(model, ids, { maxNewTokens: 16 })).data());
+    const logits = (await noGrad(() => model.forward({ inputIds: ids }).logits).data()) as Float32Array;
+    expect(got).toEqual(want);
+    // Logits within a few percent of their spread: the int8 activations' rounding, not a different computation.
+    const spread = Math.max(...wantLogits) - Math.min(...wantLogits);
+    const diff = maxDiff(logits, wantLogits);
+    expect(diff).toBeGreaterThan(0);
+    expect(diff / spread).toBeLessThan(type === 'q8_0' ? 0.02 : 0.05);
+  });
+}

@@ -4,7 +4,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { reshape } from '../autograd/ops/movement.js';
 import { loadBrown } from '../data/brown.js';
-import { checkAnswer, InstructTasks, taskReward, type InstructTask } from '../data/instruct-tasks.js';
+import { checkAnswer, InstructTasks, taskPartialReward, taskReward, type InstructTask } from '../data/instruct-tasks.js';
 import type { PreferenceRecord, SftRecord } from '../data/sft.js';
 import { generate } from '../generation/generate.js';
 import { loadSafetensors } from '../io/safetensors.js';
@@ -169,7 +169,9 @@ export type InstructOptions = {
   dpoBatchSize: number;
   dpoLr: number;
   dpoBeta: number;
+  dpoRejected: string;
   rl: string;
+  rlReward: string;
   rlSteps: number;
   rlPrompts: number;
   rlLr: number;
@@ -193,6 +195,8 @@ function checkOptions(o: InstructOptions): void {
   if (o.vocabSize < 261) bad('vocabSize', 'at least 261 (5 special tokens and 256 bytes)');
   if (o.hiddenSize % o.heads !== 0 || (o.hiddenSize / o.heads) % 2 !== 0) bad('heads', `a divisor of --hidden-size ${o.hiddenSize} giving an even head size`);
   if (o.rl !== 'grpo' && o.rl !== 'ppo') bad('rl', "'grpo' or 'ppo'");
+  if (o.rlReward !== 'exact' && o.rlReward !== 'partial') bad('rlReward', "'exact' or 'partial'");
+  if (o.dpoRejected !== 'own' && o.dpoRejected !== 'plausible') bad('dpoRejected', "'own' or 'plausible'");
   if (o.rl === 'grpo' && o.numGenerations < 2) bad('numGenerations', 'at least 2 (GRPO compares the samples of a prompt)');
   if (o.brownDocs === 0 && o.pretrainTasks === 0) bad('pretrainTasks', 'positive when --brown-docs is 0 (the corpus would be empty)');
 }
@@ -324,12 +328,20 @@ async function run(opts: InstructOptions, ctx: RecipeContext): Promise<Record<st
   // ---- 3. DPO: the right answer preferred to a plausible wrong one ----
   const pairTasks = stream(3, opts.dpoPairs);
   const pairRng = new Generator(opts.seed + 3);
-  const pairs: PreferenceRecord[] = pairTasks.map((t) => ({
-    kind: 'conversationalPreference', prompt: userTurn(t),
-    chosen: [{ role: 'assistant', content: t.answer }], rejected: [{ role: 'assistant', content: t.wrong[pairRng.integers(0, t.wrong.length, 1)[0]!]! }],
+  const plausible = pairTasks.map((t) => t.wrong[pairRng.integers(0, t.wrong.length, 1)[0]!]!);
+  const pairsFrom = (rejected: readonly string[]): PreferenceRecord[] => pairTasks.map((t, i) => ({
+    kind: 'conversationalPreference', prompt: userTurn(t), chosen: [{ role: 'assistant', content: t.answer }], rejected: [{ role: 'assistant', content: rejected[i]! }],
   }));
+  // The generated mistakes; with --dpo-rejected own, DPO's pairs reject the SFT model's own wrong greedy answer instead.
+  let pairs = pairsFrom(plausible);
   if (!(await resumed('dpo'))) {
     await timed('dpo', async () => {
+      if (opts.dpoRejected === 'own') {
+        const own = await answerTasks(model, tok, pairTasks, { ...evalOpts, mode: 'chat' });
+        const mine = own.map((o, i) => (o.trim() !== '' && checkAnswer(o, pairTasks[i]!.answer) === 0 ? o.trim() : null));
+        ctx.log(`instruct: DPO pairs: ${mine.filter((m) => m !== null).length} of ${pairTasks.length} reject the SFT model's own wrong answer, the rest a generated plausible one`);
+        pairs = pairsFrom(mine.map((m, i) => m ?? plausible[i]!));
+      }
       await dpoTrain(model, tok, pairs, {
         epochs: opts.dpoEpochs, batchSize: opts.dpoBatchSize, lr: opts.dpoLr, beta: opts.dpoBeta, maxLength: opts.context, seed: opts.seed,
         logEvery: opts.logEvery, outDir: stageDir('dpo'), resume: await midway('dpo'), baseDir, log: ctx.log,
@@ -351,15 +363,15 @@ async function run(opts: InstructOptions, ctx: RecipeContext): Promise<Record<st
         lr: opts.rlLr, seed: opts.seed, logEvery: opts.logEvery, outDir: stageDir('rl'), resume: await midway('rl'), baseDir, log: ctx.log, schedule: 'constant' as const,
       };
       if (opts.rl === 'grpo') {
-        const r = await grpoTrain(model, tok, rlRecords, taskReward, { ...common, numGenerations: opts.numGenerations, beta: opts.rlBeta });
+        const r = await grpoTrain(model, tok, rlRecords, opts.rlReward === 'partial' ? taskPartialReward : taskReward, { ...common, numGenerations: opts.numGenerations, beta: opts.rlBeta });
         curves = { reward: r.stats.map((s) => [s.step, s['reward'] ?? NaN]), kl: r.stats.map((s) => [s.step, s['kl'] ?? NaN]) };
       } else {
-        // The reward model starts from the current policy's weights and learns the preference pairs.
+        // The reward model starts from the current policy's weights and learns the pairs with the generated mistakes.
         const trunk = new LlamaForCausalLM(model.config);
         trunk.to(device);
         trunk.loadStateDict(model.stateDict());
         const rm = new RewardModel(trunk);
-        const rt = await trainRewardModel(rm, tok, pairs, { epochs: opts.rewardEpochs, batchSize: opts.dpoBatchSize, lr: opts.dpoLr, maxLength: opts.context, seed: opts.seed, logEvery: opts.logEvery, outDir: join(dir, 'reward-model'), log: ctx.log });
+        const rt = await trainRewardModel(rm, tok, pairsFrom(plausible), { epochs: opts.rewardEpochs, batchSize: opts.dpoBatchSize, lr: opts.dpoLr, maxLength: opts.context, seed: opts.seed, logEvery: opts.logEvery, outDir: join(dir, 'reward-model'), log: ctx.log });
         rewardModelAccuracy = rt.stats.at(-1)?.['accuracy'] ?? null;
         rm.eval();
         const r = await ppoTrain(model, rm, tok, rlRecords, { ...common, klCoef: opts.rlBeta });
@@ -413,10 +425,10 @@ export const instructRecipe: Recipe<InstructOptions> = {
   defaults: {
     seed: 0, splitSeed: 0, heldOutFraction: 0.1, evalTasks: 360, evalBatchSize: 60, maxNewTokens: 20,
     vocabSize: 261, hiddenSize: 128, layers: 4, heads: 4, intermediateSize: 352, context: 128,
-    brownDocs: 50, pretrainTasks: 100000, pretrainSteps: 2500, pretrainBatchSize: 16, pretrainLr: 2e-3,
-    sftExamples: 2000, sftEpochs: 1, sftBatchSize: 16, sftLr: 5e-4,
-    dpoPairs: 1000, dpoEpochs: 1, dpoBatchSize: 16, dpoLr: 5e-5, dpoBeta: 0.1,
-    rl: 'grpo', rlSteps: 150, rlPrompts: 8, rlLr: 1e-4, rlBeta: 0.04, rlTemperature: 1, numGenerations: 8, rewardEpochs: 1,
+    brownDocs: 50, pretrainTasks: 200000, pretrainSteps: 4000, pretrainBatchSize: 16, pretrainLr: 2e-3,
+    sftExamples: 4000, sftEpochs: 1, sftBatchSize: 16, sftLr: 2e-4,
+    dpoPairs: 1000, dpoEpochs: 1, dpoBatchSize: 16, dpoLr: 2e-5, dpoBeta: 0.1, dpoRejected: 'own',
+    rl: 'grpo', rlReward: 'partial', rlSteps: 300, rlPrompts: 8, rlLr: 1e-4, rlBeta: 0.04, rlTemperature: 1, numGenerations: 8, rewardEpochs: 1,
     logEvery: 10,
   },
   smoke: {
@@ -446,12 +458,14 @@ export const instructRecipe: Recipe<InstructOptions> = {
     sftEpochs: 'SFT passes',
     sftBatchSize: 'SFT examples per batch',
     sftLr: 'SFT learning rate (linear decay)',
-    dpoPairs: 'DPO pairs (the right answer against a plausible wrong one)',
+    dpoPairs: 'DPO pairs (the right answer against a wrong one)',
     dpoEpochs: 'DPO passes',
     dpoBatchSize: 'DPO pairs per batch (also the reward model\'s with --rl ppo)',
     dpoLr: 'DPO learning rate (also the reward model\'s)',
     dpoBeta: 'DPO beta',
-    rl: "the RL stage: 'grpo' (the checker as reward) or 'ppo' (a reward model learned from the DPO pairs)",
+    dpoRejected: "the rejected side of the DPO pairs: 'own' (the SFT model's own wrong greedy answer where it has one, else a generated plausible mistake) or 'plausible' (always a generated plausible mistake)",
+    rl: "the RL stage: 'grpo' (the checker as reward) or 'ppo' (a reward model learned from pairs of the right answer and a generated plausible mistake)",
+    rlReward: "GRPO's reward: 'exact' (the checker: 1 or 0) or 'partial' (1 when exact, else 0.5 x the share of the answer's characters right by edit distance)",
     rlSteps: 'RL updates',
     rlPrompts: 'prompts per RL update',
     rlLr: 'RL learning rate (constant)',

@@ -3,6 +3,7 @@
 import { describe, expect, test } from 'vitest';
 import { listDevices } from '../../tensor/backend.js';
 import { tensor, zeros } from '../../tensor/create.js';
+import { expectOpError } from '../../test-util/devices.js';
 import { describeOps } from '../../test-util/op-check.js';
 import { embedding } from './indexing.js';
 
@@ -32,6 +33,16 @@ describe('indexing errors', () => {
 // Issue 15: answers printed by torch 1.13 (snippets in the comments).
 for (const device of listDevices()) {
   describe(`indexing PyTorch parity on ${device}`, () => {
+    test('an out-of-range index names the op and the size (a queued device: at the next read); the device works on', async () => {
+      const w = tensor([[1, 2], [3, 4], [5, 6], [7, 8]], { dtype: 'float32', device });
+      const i32 = (v: number[] | number[][]) => tensor(v, { dtype: 'int32', device });
+      await expectOpError(device, () => embedding(i32([1, 4]), w), /embedding: index 4 is out of range for a dimension of size 4/);
+      await expectOpError(device, () => w.indexSelect(0, i32([-1])), /indexSelect: index -1 is out of range for a dimension of size 4/);
+      await expectOpError(device, () => w.gather(1, i32([[0, 2]])), /gather: index 2 is out of range for a dimension of size 2/);
+      await expectOpError(device, () => zeros([3], { device }).scatterAdd(0, i32([3]), tensor([1], { dtype: 'float32', device })), /scatterAdd: index 3 is out of range for a dimension of size 3/);
+      expect(await embedding(i32([3, 0]), w).tolist()).toEqual([[7, 8], [1, 2]]);
+    });
+
     test('tril and triu keep the dtype', async () => {
       // torch.ones(2,2,dtype=torch.bool).triu() -> bool [[True, True], [False, True]]
       const b = tensor([[true, true], [true, true]], { dtype: 'bool', device });

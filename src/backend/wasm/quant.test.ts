@@ -89,6 +89,38 @@ describe.each(['q8_0', 'q4_0'] as const)('quantMatmul %s', (type: QType) => {
     expect(worst).toBeGreaterThan(1e-3);
   });
 
+  test('a row longer than one pass through the scratch (1030 blocks: 1024, then 4 + 2) equals the reference on every build', () => {
+    const m = 2, n = 3, k = 32 * 1030;
+    const x = randomValues(m * k, 5), w = quantizeValues(randomValues(n * k, 6), [n, k], type).data;
+    const p = { type, m, n, k };
+    const want = run(cpu, x, w, p, null);
+    for (const [name, b] of builds) expect(Array.from(run(b, x, w, p, null)), name).toEqual(Array.from(want));
+  });
+
+  test('infinite and NaN float16 weight scales give the reference results (inf, NaN) on every build', () => {
+    const k = 160, n = 4, bytes = type === 'q8_0' ? 34 : 18;
+    const w = quantizeValues(randomValues(n * k, 9), [n, k], type).data;
+    // Row 0: +inf in block 1 (of the first four, the vector path); row 1: NaN in block 4 (the tail); row 2: -inf in block
+    // 2 with every weight of that block zero (0 * inf = NaN); row 3 untouched.
+    const setScale = (row: number, block: number, bits: number): void => {
+      const o = (row * (k / 32) + block) * bytes;
+      w[o] = bits & 0xff;
+      w[o + 1] = bits >> 8;
+    };
+    setScale(0, 1, 0x7c00);
+    setScale(1, 4, 0x7e00);
+    setScale(2, 2, 0xfc00);
+    const zero = type === 'q8_0' ? 0 : 0x88; // Q4_0: nibbles of 8 are 0
+    w.fill(zero, (2 * (k / 32) + 2) * bytes + 2, (2 * (k / 32) + 3) * bytes);
+    const x = randomValues(2 * k, 10), p = { type, m: 2, n, k };
+    const want = run(cpu, x, w, p, null);
+    expect(Math.abs(want[0]!)).toBe(Infinity); // an infinite scale makes its output infinite
+    expect(want[1]).toBeNaN();
+    expect(want[2]).toBeNaN();
+    expect(Number.isFinite(want[3])).toBe(true);
+    for (const [name, b] of builds) expect(Array.from(run(b, x, w, p, null)), name).toEqual(Array.from(want));
+  });
+
   test('NaN in x makes its rows NaN; extreme blocks (every nibble 0 or 15, x at +-amax) do not overflow', () => {
     const k = 64, n = 3;
     const x = new Float32Array(2 * k).fill(-1.5);

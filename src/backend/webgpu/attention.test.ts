@@ -96,8 +96,8 @@ describe('webgpu attention kernels against the cpu backend', () => {
     expect(got.dq.slice(0, 32).every((x) => x === 0)).toBe(true);
   });
 
-  test('head sizes 8..64 over several query blocks and key tiles (T = 70, S = 75)', async () => {
-    for (const hs of [8, 16, 32, 64]) {
+  test('head sizes 8..128 over several query blocks and key tiles (T = 70, S = 75)', async () => {
+    for (const hs of [8, 16, 32, 64, 128]) {
       for (const causal of [false, true]) {
         const p = params({ batch: 1, heads: 1, t: 70, s: 75, hs, hv: hs, causal });
         await check({ p, buffers: contiguous(p) }, `hs=${hs} causal=${causal}`);
@@ -154,6 +154,21 @@ describe('webgpu attention kernels against the cpu backend', () => {
     expect(got.shared).toEqual([true, false, false]);
     expect(got.dq[0]).toBe(0);
     expect(got.dv.slice(0, 3)).toEqual([0, 0, 0]);
+  });
+
+  test('the kernels as compiled for hardware adapters (constant loop bounds; lavapipe gets bounds it cannot unroll)', async () => {
+    const hw = await createWebGPUBackend();
+    Object.defineProperty(hw.ctx, 'isFallback', { value: false });
+    const saved = gpu;
+    gpu = hw;
+    try {
+      for (const [t, s, causal] of [[5, 7, true], [70, 9, false]] as const) {
+        const p = params({ t, s, hs: 8, hv: 4, causal, biasStrides: [0, 0, s, 1] });
+        await check({ p, buffers: contiguous(p), bias: random(t * s, 3) }, `hardware variant T=${t} S=${s}`);
+      }
+    } finally {
+      gpu = saved;
+    }
   });
 
   test('empty sizes: no queries, no keys (every row empty), no batch', async () => {

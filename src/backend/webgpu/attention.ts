@@ -171,16 +171,30 @@ function forwardShape(ctx: GpuContext, p: AttentionParams, HS4: number, HV4: num
   return { R: rowsPerGroup(p.t), KS: 1, BC: tileRows(ctx, HS4 + HV4, 0, p) };
 }
 
+/** A loop bound as WGSL: the constant, or on a software adapter the same value hidden behind a zero parameter slot. */
+type Bound = (n: string) => string;
+
+/** Parameter slot that is always 0 (kernels here use fewer than 62 slots). */
+const ZERO_SLOT = 62;
+
+/**
+ * Constant loop bounds on GPUs (rows then live in registers). Software adapters (lavapipe, SwiftShader: LLVM) unroll
+ * such loops and spend minutes allocating registers for the unrolled rows; a bound they cannot see keeps them rolled.
+ */
+function loopBound(ctx: GpuContext): Bound {
+  return ctx.isFallback ? (n) => `(${n} + pu(${ZERO_SLOT}u))` : (n) => n;
+}
+
 /**
  * WGSL of `fn name(x, at) -> f32`: the dot product of a private row x (n vec4) with row `at` of a workgroup tile,
  * over two accumulators (two independent fma chains). Every kernel uses it, so a score recomputed by the backward
  * rounds as the forward's did.
  */
-function dotTile(name: string, tile: string, n: number): string {
+function dotTile(name: string, tile: string, n: number, L: Bound): string {
   return /* wgsl */ `fn ${name}(x: ptr<function, array<vec4<f32>, ${n}>>, at: u32) -> f32 {
   var a0 = vec4<f32>(0.0);
   var a1 = vec4<f32>(0.0);
-  for (var c = 0u; c < ${n >> 1}u; c++) {
+  for (var c = 0u; c < ${L(`${n >> 1}u`)}; c++) {
     a0 = fma((*x)[2u * c], ${tile}[at + 2u * c], a0);
     a1 = fma((*x)[2u * c + 1u], ${tile}[at + 2u * c + 1u], a1);
   }
@@ -191,14 +205,15 @@ function dotTile(name: string, tile: string, n: number): string {
 
 export function attention(ctx: GpuContext, q: B, k: B, v: B, bias: B | null, p: AttentionParams): { out: B; lse: B } {
   validate(p, 'attention');
-  const L = layoutsOf(p);
+  const lay = layoutsOf(p);
   const bh = p.batch * p.heads;
   // out holds B * H * T * hv elements in any layout (as on the cpu backend): its regions cover it.
   const out = ctx.alloc('float32', bh * p.t * p.hv), lse = ctx.alloc('float32', bh * p.t);
   if (bh === 0 || p.t === 0) return { out, lse };
-  const vec = aligned(p, L);
+  const vec = aligned(p, lay);
   const HS4 = Math.max(1, Math.ceil(p.hs / 4)), HV4 = Math.max(1, Math.ceil(p.hv / 4));
   const { R, KS, BC } = forwardShape(ctx, p, HS4, HV4);
+  const L = loopBound(ctx);
   const threads = R * KS, NK = BC / KS;
   const el = vec ? 'vec4<f32>' : 'f32';
   const bd = new Bindings();
@@ -209,24 +224,24 @@ export function attention(ctx: GpuContext, q: B, k: B, v: B, bias: B | null, p: 
   if (!live) { return; }
   // A row with no key left: out 0, lse -Infinity.
   let inv = select(1.0 / l, 0.0, l == 0.0);
-  for (var c = 0u; c < HV4; c++) { st_${no}(oBase + i * oRow, c, hv, o[c] * inv); }
+  for (var c = 0u; c < ${L('HV4')}; c++) { st_${no}(oBase + i * oRow, c, hv, o[c] * inv); }
   ${nl}[bh * T + i] = select(m + log(l), ninf, m == ninf);`;
   // The split threads of a row merge their (max, sum, output) states through workgroup memory.
   const merge = /* wgsl */ `
   workgroupBarrier();
   Ms[lid.x] = m;
   Ls[lid.x] = l;
-  for (var c = 0u; c < HV4; c++) { Os[lid.x * HV4 + c] = o[c]; }
+  for (var c = 0u; c < ${L('HV4')}; c++) { Os[lid.x * HV4 + c] = o[c]; }
   workgroupBarrier();
   if (split != 0u) { return; }
-  for (var t = 1u; t < ${KS}u; t++) { m = max(m, Ms[lid.x + t]); }
+  for (var t = 1u; t < ${L(`${KS}u`)}; t++) { m = max(m, Ms[lid.x + t]); }
   if (m != ninf) {
     l = 0.0;
-    for (var c = 0u; c < HV4; c++) { o[c] = vec4<f32>(0.0); }
-    for (var t = 0u; t < ${KS}u; t++) {
+    for (var c = 0u; c < ${L('HV4')}; c++) { o[c] = vec4<f32>(0.0); }
+    for (var t = 0u; t < ${L(`${KS}u`)}; t++) {
       let a = select(exp(Ms[lid.x + t] - m), 0.0, Ms[lid.x + t] == ninf);
       l += a * Ls[lid.x + t];
-      for (var c = 0u; c < HV4; c++) { o[c] = fma(vec4<f32>(a), Os[(lid.x + t) * HV4 + c], o[c]); }
+      for (var c = 0u; c < ${L('HV4')}; c++) { o[c] = fma(vec4<f32>(a), Os[(lid.x + t) * HV4 + c], o[c]); }
     }
   }`;
   const source = /* wgsl */ `
@@ -238,7 +253,7 @@ const HV4: u32 = ${HV4}u;
 const BC: u32 = ${BC}u;
 var<workgroup> Ks: array<vec4<f32>, ${BC * HS4}>;
 var<workgroup> Vs: array<vec4<f32>, ${BC * HV4}>;
-${dotTile('dot4', 'Ks', HS4)}
+${dotTile('dot4', 'Ks', HS4, L)}
 ${KS > 1 ? `var<workgroup> Ms: array<f32, ${threads}>;
 var<workgroup> Ls: array<f32, ${threads}>;
 var<workgroup> Os: array<vec4<f32>, ${threads * HV4}>;` : ''}
@@ -252,7 +267,7 @@ ${COMMON_LETS}
   let live = i < T;
   let last = i32(i) + shift; // the last key row i may attend when causal
   var qr: array<vec4<f32>, HS4>;
-  if (live) { for (var c = 0u; c < HS4; c++) { qr[c] = ld_${nq}(qBase + i * qRow, c, hs); } }
+  if (live) { for (var c = 0u; c < ${L('HS4')}; c++) { qr[c] = ld_${nq}(qBase + i * qRow, c, hs); } }
   // Keys past the last one any row of the block attends are never loaded.
   var kEnd = S;
   if (causal) { kEnd = u32(clamp(i32(r0) + ${R - 1} + shift + 1, 0, i32(S))); }
@@ -265,7 +280,7 @@ ${COMMON_LETS}
     ${tileLoad('Vs', `ld_${nv}`, BC, HV4, threads, 'j0', 'S', 'vBase', 'vRow', 'hv')}
     workgroupBarrier();
     if (live) { // (not an early continue: barriers need uniform control flow)
-      for (var w = 0u; w < ${NK}u; w++) {
+      for (var w = 0u; w < ${L(`${NK}u`)}; w++) {
         let u = split + ${KS}u * w;
         let j = j0 + u;
         if (j >= S || (causal && i32(j) > last)) { break; }
@@ -275,13 +290,13 @@ ${COMMON_LETS}
         if (sv > m) {
           let a = select(exp(m - sv), 0.0, m == ninf);
           l *= a;
-          for (var c = 0u; c < HV4; c++) { o[c] *= a; }
+          for (var c = 0u; c < ${L('HV4')}; c++) { o[c] *= a; }
           m = sv;
         }
         let e = exp(sv - m);
         if (e != 0.0) { // a key of probability 0 adds nothing, even where its values are infinite (as on the cpu)
           l += e;
-          for (var c = 0u; c < HV4; c++) { o[c] = fma(vec4<f32>(e), Vs[u * HV4 + c], o[c]); }
+          for (var c = 0u; c < ${L('HV4')}; c++) { o[c] = fma(vec4<f32>(e), Vs[u * HV4 + c], o[c]); }
         }
       }
     }
@@ -290,13 +305,13 @@ ${KS > 1 ? merge : ''}
 ${write}
 }
 `;
-  ctx.run(source, commonParams(p, L), bd.buffers, [Math.ceil(p.t / R), bh]);
+  ctx.run(source, commonParams(p, lay), bd.buffers, [Math.ceil(p.t / R), bh]);
   return { out, lse };
 }
 
 export function attentionGrad(ctx: GpuContext, q: B, k: B, v: B, bias: B | null, out: B, lse: B, dOut: B, p: AttentionParams): { dq: B; dk: B; dv: B } {
   validate(p, 'attentionGrad');
-  const L = layoutsOf(p);
+  const lay = layoutsOf(p);
   const bh = p.batch * p.heads;
   // One gradient buffer per distinct input buffer, zeroed where the regions do not cover it.
   const grads = new Map<B, B>();
@@ -310,13 +325,13 @@ export function attentionGrad(ctx: GpuContext, q: B, k: B, v: B, bias: B | null,
   for (const [x, g] of grads) if (empty || covered.get(x) !== x.size) zero(ctx, g);
   const dq = grads.get(q)!, dk = grads.get(k)!, dv = grads.get(v)!;
   if (empty) return { dq, dk, dv };
-  const vec = aligned(p, L);
+  const vec = aligned(p, lay);
   const HS4 = Math.max(1, Math.ceil(p.hs / 4)), HV4 = Math.max(1, Math.ceil(p.hv / 4));
   const el = vec ? 'vec4<f32>' : 'f32';
-  const params = commonParams(p, L);
+  const params = commonParams(p, lay);
   const stats = ctx.alloc('float32', 2 * bh * p.t);
   try {
-    rowStats(ctx, out, lse, dOut, stats, p, L, vec, HV4);
+    rowStats(ctx, out, lse, dOut, stats, p, lay, vec, HV4);
     gradQ(ctx, q, k, v, bias, dOut, stats, dq, p, params, vec, el, HS4, HV4);
     gradKV(ctx, q, k, v, bias, dOut, stats, dk, dv, p, params, vec, el, HS4, HV4);
   } finally {
@@ -339,8 +354,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 
 /** stats[2 r] = lse[r], stats[2 r + 1] = D[r] = dO_r . O_r (the row term of dS = P * (dP - D)). */
-function rowStats(ctx: GpuContext, out: B, lse: B, dOut: B, stats: B, p: AttentionParams, L: Layouts, vec: boolean, HV4: number): void {
+function rowStats(ctx: GpuContext, out: B, lse: B, dOut: B, stats: B, p: AttentionParams, lay: Layouts, vec: boolean, HV4: number): void {
   const el = vec ? 'vec4<f32>' : 'f32';
+  const L = loopBound(ctx);
   const bd = new Bindings();
   const [no, ng, nl] = [bd.bind(out, el), bd.bind(dOut, el), bd.bind(lse, 'f32')];
   const ns = bd.bind(stats, 'vec2<f32>', true);
@@ -356,16 +372,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let bh = r / T; let i = r % T; let b = bh / pu(1u); let h = bh % pu(1u);
   let base = pu(4u) + b * pu(5u) + h * pu(6u) + i * pu(7u);
   var acc = vec4<f32>(0.0);
-  for (var c = 0u; c < ${HV4}u; c++) { acc = fma(ld_${no}(base, c, hv), ld_${ng}(base, c, hv), acc); }
+  for (var c = 0u; c < ${L(`${HV4}u`)}; c++) { acc = fma(ld_${no}(base, c, hv), ld_${ng}(base, c, hv), acc); }
   ${ns}[r] = vec2<f32>(${nl}[r], ${sum4('acc')});
 }
 `;
-  ctx.run(source, [n, p.heads, p.t, p.hv, ...layoutParams(L.out)], bd.buffers, ctx.groups1d(n));
+  ctx.run(source, [n, p.heads, p.t, p.hv, ...layoutParams(lay.out)], bd.buffers, ctx.groups1d(n));
 }
 
 /** dq: one thread per query row, keys and values streamed in tiles (the forward's walk). */
 function gradQ(ctx: GpuContext, q: B, k: B, v: B, bias: B | null, dOut: B, stats: B, dq: B, p: AttentionParams, params: Param[], vec: boolean, el: string, HS4: number, HV4: number): void {
   const BR = rowsPerGroup(p.t), BC = tileRows(ctx, HS4 + HV4, 0, p);
+  const L = loopBound(ctx);
   const bd = new Bindings();
   const [nq, nk, nv, ng] = [bd.bind(q, el), bd.bind(k, el), bd.bind(v, el), bd.bind(dOut, el)];
   const nb = bias && p.biasStrides ? bd.bind(bias, 'f32') : null;
@@ -380,8 +397,8 @@ const HV4: u32 = ${HV4}u;
 const BC: u32 = ${BC}u;
 var<workgroup> Ks: array<vec4<f32>, ${BC * HS4}>;
 var<workgroup> Vs: array<vec4<f32>, ${BC * HV4}>;
-${dotTile('dotK', 'Ks', HS4)}
-${dotTile('dotV', 'Vs', HV4)}
+${dotTile('dotK', 'Ks', HS4, L)}
+${dotTile('dotV', 'Vs', HV4, L)}
 
 @compute @workgroup_size(${BR})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -397,9 +414,9 @@ ${COMMON_LETS}
   var gr: array<vec4<f32>, HV4>;
   var dqr: array<vec4<f32>, HS4>;
   if (rowOn) {
-    for (var c = 0u; c < HS4; c++) { qr[c] = ld_${nq}(qBase + i * qRow, c, hs); }
+    for (var c = 0u; c < ${L('HS4')}; c++) { qr[c] = ld_${nq}(qBase + i * qRow, c, hs); }
     let gBase = oBase + i * oRow;
-    for (var c = 0u; c < HV4; c++) { gr[c] = ld_${ng}(gBase, c, hv); }
+    for (var c = 0u; c < ${L('HV4')}; c++) { gr[c] = ld_${ng}(gBase, c, hv); }
   }
   var kEnd = S;
   if (causal) { kEnd = u32(clamp(i32(r0) + ${BR - 1} + shift + 1, 0, i32(S))); }
@@ -409,20 +426,20 @@ ${COMMON_LETS}
     ${tileLoad('Vs', `ld_${nv}`, BC, HV4, BR, 'j0', 'S', 'vBase', 'vRow', 'hv')}
     workgroupBarrier();
     if (rowOn) {
-      for (var u = 0u; u < BC; u++) {
+      for (var u = 0u; u < ${L('BC')}; u++) {
         let j = j0 + u;
         if (j >= S || (causal && i32(j) > last)) { break; }
         let s = dotK(&qr, u * HS4) * scale${nb ? ` + ${nb}[biasBase + i * biasRow + j * biasCol]` : ''};
         let pr = exp(s - st.x);
         if (pr != 0.0) {
           let ds = vec4<f32>(pr * (dotV(&gr, u * HV4) - st.y) * scale);
-          for (var c = 0u; c < HS4; c++) { dqr[c] = fma(ds, Ks[u * HS4 + c], dqr[c]); }
+          for (var c = 0u; c < ${L('HS4')}; c++) { dqr[c] = fma(ds, Ks[u * HS4 + c], dqr[c]); }
         }
       }
     }
   }
   if (!live) { return; }
-  for (var c = 0u; c < HS4; c++) { st_${nd}(qBase + i * qRow, c, hs, dqr[c]); }
+  for (var c = 0u; c < ${L('HS4')}; c++) { st_${nd}(qBase + i * qRow, c, hs, dqr[c]); }
 }
 `;
   ctx.run(source, params, bd.buffers, [Math.ceil(p.t / BR), p.batch * p.heads]);
@@ -431,6 +448,7 @@ ${COMMON_LETS}
 /** dk and dv: one thread per key row, queries, output gradients and row stats streamed in tiles. */
 function gradKV(ctx: GpuContext, q: B, k: B, v: B, bias: B | null, dOut: B, stats: B, dk: B, dv: B, p: AttentionParams, params: Param[], vec: boolean, el: string, HS4: number, HV4: number): void {
   const BK = rowsPerGroup(p.s), BQ = tileRows(ctx, HS4 + HV4, 8, p);
+  const L = loopBound(ctx);
   const bd = new Bindings();
   const [nq, nk, nv, ng] = [bd.bind(q, el), bd.bind(k, el), bd.bind(v, el), bd.bind(dOut, el)];
   const nb = bias && p.biasStrides ? bd.bind(bias, 'f32') : null;
@@ -446,8 +464,8 @@ const BQ: u32 = ${BQ}u;
 var<workgroup> Qs: array<vec4<f32>, ${BQ * HS4}>;
 var<workgroup> Gs: array<vec4<f32>, ${BQ * HV4}>;
 var<workgroup> Ss: array<vec2<f32>, ${BQ}>;
-${dotTile('dotQ', 'Qs', HS4)}
-${dotTile('dotG', 'Gs', HV4)}
+${dotTile('dotQ', 'Qs', HS4, L)}
+${dotTile('dotG', 'Gs', HV4, L)}
 
 @compute @workgroup_size(${BK})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -460,8 +478,8 @@ ${COMMON_LETS}
   var dkr: array<vec4<f32>, HS4>;
   var dvr: array<vec4<f32>, HV4>;
   if (live) {
-    for (var c = 0u; c < HS4; c++) { kr[c] = ld_${nk}(kBase + j * kRow, c, hs); }
-    for (var c = 0u; c < HV4; c++) { vr[c] = ld_${nv}(vBase + j * vRow, c, hv); }
+    for (var c = 0u; c < ${L('HS4')}; c++) { kr[c] = ld_${nk}(kBase + j * kRow, c, hs); }
+    for (var c = 0u; c < ${L('HV4')}; c++) { vr[c] = ld_${nv}(vBase + j * vRow, c, hv); }
   }
   // Causal: query i sees key j when i >= j - shift; queries before the block's first key's first viewer are skipped.
   var iStart = 0u;
@@ -477,7 +495,7 @@ ${COMMON_LETS}
     }
     workgroupBarrier();
     if (live) {
-      for (var u = 0u; u < BQ; u++) {
+      for (var u = 0u; u < ${L('BQ')}; u++) {
         let i = i0 + u;
         if (i >= T) { break; }
         let st = Ss[u];
@@ -486,15 +504,15 @@ ${COMMON_LETS}
         let pr = exp(s - st.x);
         if (pr != 0.0) {
           let ds = vec4<f32>(pr * (dotG(&vr, u * HV4) - st.y) * scale);
-          for (var c = 0u; c < HV4; c++) { dvr[c] = fma(vec4<f32>(pr), Gs[u * HV4 + c], dvr[c]); }
-          for (var c = 0u; c < HS4; c++) { dkr[c] = fma(ds, Qs[u * HS4 + c], dkr[c]); }
+          for (var c = 0u; c < ${L('HV4')}; c++) { dvr[c] = fma(vec4<f32>(pr), Gs[u * HV4 + c], dvr[c]); }
+          for (var c = 0u; c < ${L('HS4')}; c++) { dkr[c] = fma(ds, Qs[u * HS4 + c], dkr[c]); }
         }
       }
     }
   }
   if (!live) { return; }
-  for (var c = 0u; c < HS4; c++) { st_${ndk}(kBase + j * kRow, c, hs, dkr[c]); }
-  for (var c = 0u; c < HV4; c++) { st_${ndv}(vBase + j * vRow, c, hv, dvr[c]); }
+  for (var c = 0u; c < ${L('HS4')}; c++) { st_${ndk}(kBase + j * kRow, c, hs, dkr[c]); }
+  for (var c = 0u; c < ${L('HV4')}; c++) { st_${ndv}(vBase + j * vRow, c, hv, dvr[c]); }
 }
 `;
   ctx.run(source, params, bd.buffers, [Math.ceil(p.s / BK), p.batch * p.heads]);

@@ -63,8 +63,10 @@ function sizeClass(bytes: number): number {
 export class GpuContext {
   readonly features: GpuFeatures;
   readonly maxBufferBytes: number;
-  /** Set once the device is lost or raised an error outside a call: every later call throws it. */
+  /** Set once the device is lost: every later call throws it. */
   private failure: Error | null = null;
+  /** A validation or out-of-memory error the device reported since the last call: thrown once, by the next call. */
+  private reported: Error | null = null;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private pending = 0;
@@ -89,7 +91,7 @@ export class GpuContext {
       this.failure ??= new Error(`webgpu: the device was lost (${info.reason}: ${info.message || 'no message'}); start a new one with initWebGPU()`);
     });
     device.addEventListener('uncapturederror', (ev) => {
-      this.failure ??= new Error(`webgpu: ${(ev as GPUUncapturedErrorEvent).error.message}`);
+      this.reported ??= new Error(`webgpu: ${(ev as GPUUncapturedErrorEvent).error.message}`);
     });
     this.errors = device.createBuffer({ size: 256, usage: STORAGE | COPY_SRC | COPY_DST });
   }
@@ -97,6 +99,9 @@ export class GpuContext {
   /** Throws the error the device reported since the last call, if any. */
   check(): void {
     if (this.failure) throw this.failure;
+    const e = this.reported;
+    this.reported = null;
+    if (e) throw e;
   }
 
   // ---- buffers ----

@@ -16,6 +16,9 @@ fn is_inf(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000
 fn nonzero(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) != 0u; }
 fn nan_f() -> f32 { let u = 0x7fc00000u; return bitcast<f32>(u); }
 fn inf_f() -> f32 { let u = 0x7f800000u; return bitcast<f32>(u); }
+// m (>= 0) with the sign bit set where neg: signs on the bits, as float selects may lose the sign of zero.
+fn signed(m: f32, neg: bool) -> f32 { return bitcast<f32>(bitcast<u32>(m) | select(0u, 0x80000000u, neg)); }
+fn pick(f: f32, t: f32, c: bool) -> f32 { return bitcast<f32>(select(bitcast<u32>(f), bitcast<u32>(t), c)); }
 `;
 
 /** float16 / bfloat16 bits <-> float32 bits, exactly as dtype.ts (round to nearest even, NaN payloads kept). */
@@ -131,9 +134,8 @@ fn erfc_pos(z: f32) -> f32 {
 fn erf_f(x: f32) -> f32 {
   let a = abs(x);
   if (a < 1.0) { return erf_series(x); }
-  if (a > 6.0) { return select(1.0, -1.0, x < 0.0); }
-  let r = 1.0 - erfc_pos(a);
-  return select(r, -r, x < 0.0);
+  if (a > 6.0) { return signed(1.0, x < 0.0); }
+  return signed(1.0 - erfc_pos(a), x < 0.0);
 }
 fn erfc_f(x: f32) -> f32 {
   let a = abs(x);
@@ -157,7 +159,7 @@ fn tanh_f(x: f32) -> f32 {
   } else {
     t = 1.0;
   }
-  return select(t, -t, x < 0.0);
+  return signed(t, (bitcast<u32>(x) & 0x80000000u) != 0u);
 }
 fn sigmoid_f(x: f32) -> f32 {
   if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
@@ -167,10 +169,12 @@ fn sigmoid_f(x: f32) -> f32 {
 // gelu through erfc, so that the far negative side keeps its relative accuracy.
 fn gelu_f(x: f32) -> f32 { return 0.5 * x * erfc_f(-x * SQRT1_2); }
 fn gelu_grad(x: f32) -> f32 { return 0.5 * erfc_f(-x * SQRT1_2) + x * INV_SQRT_2PI * exp(-0.5 * x * x); }
-fn gelu_tanh_f(x: f32) -> f32 { return 0.5 * x * (1.0 + tanh_f(K_TANH * (x + C_TANH * x * x * x))); }
+// gelu (tanh): 0.5 (1 + tanh u) = sigmoid(2u) and 1 - tanh^2 u = 4 sigmoid(2u) sigmoid(-2u), free of cancellation.
+fn gelu_tanh_f(x: f32) -> f32 { return x * sigmoid_f(2.0 * K_TANH * (x + C_TANH * x * x * x)); }
 fn gelu_tanh_grad(x: f32) -> f32 {
-  let t = tanh_f(K_TANH * (x + C_TANH * x * x * x));
-  return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * K_TANH * (1.0 + 3.0 * C_TANH * x * x);
+  let u2 = 2.0 * K_TANH * (x + C_TANH * x * x * x);
+  let s = sigmoid_f(u2);
+  return s + 2.0 * x * s * sigmoid_f(-u2) * K_TANH * (1.0 + 3.0 * C_TANH * x * x);
 }
 fn silu_f(x: f32) -> f32 { return x * sigmoid_f(x); }
 fn silu_grad(x: f32) -> f32 {
@@ -189,11 +193,11 @@ fn sqrt_f(x: f32) -> f32 {
 }
 fn max_f(a: f32, b: f32) -> f32 {
   if (is_nan(a) || is_nan(b)) { return nan_f(); }
-  return select(b, a, a > b);
+  return pick(b, a, a > b);
 }
 fn min_f(a: f32, b: f32) -> f32 {
   if (is_nan(a) || is_nan(b)) { return nan_f(); }
-  return select(b, a, a < b);
+  return pick(b, a, a < b);
 }
 // JavaScript's Math.pow (the reference): x^0 = 1, (+-1)^+-inf = NaN, signs of zeros and infinities by odd exponents.
 fn pow_f(a: f32, b: f32) -> f32 {
@@ -229,7 +233,7 @@ fn pow_f(a: f32, b: f32) -> f32 {
   } else {
     r = exp2(b * log2(m));
   }
-  return select(r, -r, negative);
+  return signed(r, negative);
 }
 `;
 
@@ -346,7 +350,8 @@ ${main1d(`  let w = x[i];\n  ${from.code}\n  ${store}`)}`;
 const UNARY_F: Record<UnaryOp, (x: string) => string> = {
   neg: (x) => `-${x}`,
   abs: (x) => `bitcast<f32>(bitcast<u32>(${x}) & 0x7fffffffu)`,
-  sign: (x) => `select(select(0.0, -1.0, ${x} < 0.0), 1.0, ${x} > 0.0)`, // NaN -> 0, as the reference
+  // Selects on the bits: compilers may fold a float select of constants into a negation (giving -0).
+  sign: (x) => `bitcast<f32>(select(select(0u, 0xbf800000u, ${x} < 0.0), 0x3f800000u, ${x} > 0.0))`, // NaN -> 0, as the reference
   exp: (x) => `exp(${x})`,
   log: (x) => `log_f(${x})`,
   sqrt: (x) => `sqrt_f(${x})`,
@@ -355,7 +360,7 @@ const UNARY_F: Record<UnaryOp, (x: string) => string> = {
   cos: (x) => `cos(${x})`,
   tanh: (x) => `tanh_f(${x})`,
   sigmoid: (x) => `sigmoid_f(${x})`,
-  relu: (x) => `select(${x}, 0.0, ${x} < 0.0)`, // NaN and -0 stay
+  relu: (x) => `bitcast<f32>(select(bitcast<u32>(${x}), 0u, ${x} < 0.0))`, // NaN and -0 stay
   erf: (x) => `erf_f(${x})`,
   gelu: (x) => `gelu_f(${x})`,
   geluTanh: (x) => `gelu_tanh_f(${x})`,
@@ -363,7 +368,7 @@ const UNARY_F: Record<UnaryOp, (x: string) => string> = {
   floor: (x) => `floor(${x})`,
   ceil: (x) => `ceil(${x})`,
   round: (x) => `round(${x})`, // WGSL rounds halves to even, as the reference
-  not: (x) => `select(0.0, 1.0, !nonzero(${x}))`,
+  not: (x) => `bitcast<f32>(select(0u, 0x3f800000u, !nonzero(${x})))`,
 };
 
 /** Integer unary ops that stay integer; the others compute in float32 and truncate, as the reference's typed arrays. */
@@ -397,7 +402,7 @@ ${main1d(`  let v = x0[i];\n  out[i] = ${value};`)}`;
 }
 
 const ACTIVATION_GRAD: Record<ActivationOp, string> = {
-  relu: 'select(1.0, 0.0, v <= 0.0)', // NaN passes the gradient
+  relu: 'bitcast<f32>(select(0x3f800000u, 0u, v <= 0.0))', // NaN passes the gradient
   gelu: 'gelu_grad(v)',
   geluTanh: 'gelu_tanh_grad(v)',
   silu: 'silu_grad(v)',

@@ -110,9 +110,9 @@ export function gather(ctx: GpuContext, x: GpuBuffer, idx: GpuBuffer, outer: num
 
 /**
  * The sum kernels of indexAdd (`perIndex` false: one index per row j) and scatterAdd (true: one per element), in two
- * shapes: one invocation per (o, i) column, which zeroes its column and adds the m rows into it in order (work
- * size + m each, outer * inner invocations); or one per output element, which scans the m rows for the ones aimed at
- * it (work m each, outer * size * inner invocations). Both add in row order from 0, as the CPU backend does.
+ * shapes: one invocation per (o, i) column, which adds the m rows into its zeroed column in order (work m each,
+ * outer * inner invocations); or one per output element, which scans the m rows for the ones aimed at it (work m
+ * each, outer * size * inner invocations). Both add in row order from 0, as the CPU backend does.
  * Params: n (invocations), size, inner, m.
  */
 function addKernel(dtype: string, perIndex: boolean, perColumn: boolean): string {
@@ -128,7 +128,6 @@ function addKernel(dtype: string, perIndex: boolean, perColumn: boolean): string
   ${head}
   let i_ = i % inner; let o = i / inner;
   let base = o * size * inner + i_;
-  for (var r = 0u; r < size; r++) { out[base + r * inner] = ${t}(0); }
   for (var j = 0u; j < m; j++) {
     let v = ${at};
     if (v >= 0 && u32(v) < size) {
@@ -149,12 +148,19 @@ function addKernel(dtype: string, perIndex: boolean, perColumn: boolean): string
   out[i] = ${wrapped(t, 'acc')};`);
 }
 
-/** Runs the cheaper of the two sum shapes (estimated time: loop length x waves of LANES invocations). */
+// Zeroes n words (0 is 0.0, 0 and false in every dtype's words): the per-column sums add into it.
+const ZERO = kernel1d('@group(0) @binding(1) var<storage, read_write> out: array<u32>;', '  out[i] = 0u;');
+
+/**
+ * Runs the cheaper of the two sum shapes. Estimated time: loop length times the waves of LANES invocations, plus
+ * one wave per LANES elements zeroed for the per-column shape.
+ */
 function addInto(ctx: GpuContext, src: GpuBuffer, idx: GpuBuffer, outer: number, size: number, inner: number, m: number, perIndex: boolean): GpuBuffer {
-  const out = ctx.alloc(src.dtype, outer * size * inner);
   const columns = outer * inner, elements = outer * size * inner;
-  const columnTime = (size + m) * Math.max(1, columns / LANES), elementTime = m * Math.max(1, elements / LANES);
-  const perColumn = columnTime <= elementTime;
+  const out = ctx.alloc(src.dtype, elements);
+  const columnTime = m * Math.max(1, columns / LANES) + elements / LANES, elementTime = m * Math.max(1, elements / LANES);
+  const perColumn = columnTime < elementTime;
+  if (perColumn) ctx.run(ZERO, [elements], [out], ctx.groups1d(elements));
   const n = perColumn ? columns : elements;
   ctx.run(addKernel(src.dtype, perIndex, perColumn), [n, size, inner, m], [src, idx, out], ctx.groups1d(n));
   return out;
