@@ -5,6 +5,7 @@ import { describe, expect, test } from 'vitest';
 import '../index.js';
 import { listDevices } from '../tensor/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { canReadSync, hasFloat64 } from '../test-util/devices.js';
 import * as E from './ops/elementwise.js';
 import { decode, describeCall, familyTable, formatTable, inputValues, loadDiffFixtures, OPS, replay, specValues, type Outcome } from '../test-util/diff.js';
 
@@ -41,7 +42,9 @@ describe('differential suite (test/data/diff, scripts/gen_diff_fixtures.py)', ()
   for (const device of listDevices()) {
     test(`no silent mismatch on ${device}`, async () => {
       const outcomes: Outcome[] = [];
-      for (const c of fixtures.calls) outcomes.push(await replay(c, fixtures.ops[c.op]!.tol, device));
+      // A device without float64 (webgpu) replays the calls whose inputs it can hold.
+      const calls = hasFloat64(device) ? fixtures.calls : fixtures.calls.filter((c) => c.in.every((s) => s.d !== 'float64'));
+      for (const c of calls) outcomes.push(await replay(c, fixtures.ops[c.op]!.tol, device));
       console.log(formatTable(device, familyTable(outcomes, fixtures.ops)));
       const silent = outcomes.filter((o) => o.verdict === 'silent');
       // DIFF_REPORT=path writes every mismatch (silent and one-sided raises) with its repro, for whoever fixes them.
@@ -51,6 +54,6 @@ describe('differential suite (test/data/diff, scripts/gen_diff_fixtures.py)', ()
         writeFileSync(`${report}.${device}.tsv`, lines.join('\n') + '\n');
       }
       expect(silent.map((o) => `${describeCall(o.call)}: ${o.detail}`)).toEqual([]);
-    });
+    }, canReadSync(device) ? undefined : 900_000); // a queued device (webgpu on software Vulkan) submits and reads back once per call
   }
 });

@@ -5,6 +5,7 @@
 // browser bundles never see); URLs and in-memory files through ./source.ts.
 
 import { fs, type FileHandle } from '#platform';
+import { getBackend } from '../tensor/backend.js';
 import { encodeHalf, isFloat, type DType, type FloatDType, type TypedArray } from '../tensor/dtype.js';
 import { fmtShape, sizeOf } from '../tensor/shape.js';
 import { fromArray, Tensor } from '../tensor/tensor.js';
@@ -224,7 +225,13 @@ function loadPlan(header: SafetensorsHeader, file: string): LoadItem[] {
 
 function toTensor(bytes: Uint8Array, item: LoadItem, file: string, opts: LoadSafetensorsOptions): Tensor {
   const { entry, dtype, key } = item;
-  const t = fromArray(decode(bytes, dtype, sizeOf(entry.shape), key, file), entry.shape, LOAD_AS[dtype], opts.device);
+  const values = decode(bytes, dtype, sizeOf(entry.shape), key, file);
+  if (LOAD_AS[dtype] === 'float64' && getBackend(opts.device).float64 === false) {
+    // A device without float64 (webgpu): convert on the host when a float dtype was asked for, else say so.
+    if (opts.dtype === undefined || opts.dtype === 'float64') fail(file, `tensor '${key}' is F64 and device '${getBackend(opts.device).name}' has no float64: load it with dtype 'float32'`);
+    return fromArray(Float32Array.from(values), entry.shape, 'float32', opts.device).to(opts.dtype);
+  }
+  const t = fromArray(values, entry.shape, LOAD_AS[dtype], opts.device);
   if (opts.dtype === undefined || !isFloat(t.dtype) || t.dtype === opts.dtype) return t;
   const cast = Tensor.fromBuffer(t.backend, t.backend.cast(t.buffer, opts.dtype), t.shape);
   t.dispose();

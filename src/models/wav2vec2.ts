@@ -483,11 +483,13 @@ export class Wav2Vec2ForCTC extends PreTrainedModel {
 
   /**
    * inputValues [B, S] (normalised audio), attentionMask [B, S] optional -> logits [B, frames, vocab] and the encoder's
-   * last hidden state. labels [B, L] (negative = padding, as HF's -100) add the CTC loss, blank = pad_token_id.
+   * last hidden state. labels [B, L] (negative = padding, as HF's -100) add the CTC loss, blank = pad_token_id; on a
+   * device that cannot be read synchronously (webgpu) pass labels and attentionMask as cpu tensors.
    */
   forward({ inputValues, attentionMask, labels }: ModelInputs): ModelOutput {
     const x = requireInput(inputValues, 'inputValues', 'wav2vec2');
-    const hidden = this.wav2vec2.forward(x, attentionMask);
+    // A cpu mask is welcome on any device: the loss reads it on the host, the encoder on x's device.
+    const hidden = this.wav2vec2.forward(x, attentionMask && attentionMask.device !== x.device ? attentionMask.to(x.device) : attentionMask);
     const logits = this.lm_head.forward(this.dropout.forward(hidden));
     if (!labels) return { logits, lastHiddenState: hidden };
     return { logits, lastHiddenState: hidden, loss: this.ctcLossFor(logits, x, attentionMask ?? null, labels) };
@@ -497,11 +499,17 @@ export class Wav2Vec2ForCTC extends PreTrainedModel {
   private ctcLossFor(logits: Tensor, x: Tensor, attentionMask: Tensor | null, labels: Tensor): Tensor {
     const [B, S] = x.shape as [number, number];
     if (labels.ndim !== 2 || labels.shape[0] !== B) throw new Error(`wav2vec2: labels must be [${B}, length] (negative = padding), got ${fmtShape(labels.shape)}`);
-    const samples = attentionMask ? sum(cast(attentionMask, 'int32'), -1) : full([B], S, { dtype: 'int32', device: x.device });
+    // Lengths and targets size the loss by their values: they are worked out on the host (cpu).
+    const host = (t: Tensor, name: string): Tensor => {
+      if (!t.backend.readSync) throw new Error(`wav2vec2: the CTC loss reads ${name} on the host, and device '${t.device}' cannot be read synchronously: pass ${name} as a cpu tensor`);
+      return t.to('cpu');
+    };
+    const samples = attentionMask ? sum(cast(host(attentionMask, 'attentionMask'), 'int32'), -1) : full([B], S, { dtype: 'int32', device: 'cpu' });
     const inputLengths = featureLengthsTensor(this.config, samples);
-    const keep = ge(labels, 0); // [B, L]: negative labels (-100) are padding, wherever they are
+    const hostLabels = host(labels, 'labels');
+    const keep = ge(hostLabels, 0); // [B, L]: negative labels (-100) are padding, wherever they are
     const targetLengths = sum(cast(keep, 'int32'), -1); // [B]
-    const targets = cast(labels, 'int32').at([keep]); // labels.masked_select(labels >= 0): 1-D, concatenated
+    const targets = cast(hostLabels, 'int32').at([keep]); // labels.masked_select(labels >= 0): 1-D, concatenated
     const logProbs = transpose(logSoftmax(cast(logits, 'float32'), -1), 0, 1); // [B, F, V] -> [F, B, V]
     return ctcLoss(logProbs, targets, inputLengths, targetLengths, { blank: this.config.pad_token_id, reduction: this.config.ctc_loss_reduction, zeroInfinity: this.config.ctc_zero_infinity });
   }

@@ -82,6 +82,12 @@ describe('the recipe', () => {
     const results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as Record<string, unknown> & { stages: { stage: string; accuracy: number }[]; model: { folder: string } };
     expect(results.stages.map((s) => s.stage)).toEqual(['initial (random weights)', 'pretrained (base, plain prompt)', 'SFT', 'DPO', 'GRPO']);
     for (const s of results.stages) expect(s.accuracy).toBeGreaterThanOrEqual(0);
+    // --dpo-rejected own (the default): an untrained model gets every pair wrong, so every pair rejects its own answer
+    // unless the answer was empty (then a generated mistake).
+    const dpo = results['dpoPairs'] as { pairs: number; ownRejected: number };
+    expect(dpo.pairs).toBe(8);
+    expect(dpo.ownRejected).toBeGreaterThan(0);
+    expect(dpo.ownRejected).toBeLessThanOrEqual(8);
     expect(results['table']).toContain('| GRPO |');
     for (const f of ['accuracy.md', 'reward.svg', 'kl.svg', 'pretrain/metrics.jsonl', 'sft/metrics.jsonl', 'dpo/metrics.jsonl', 'grpo/metrics.jsonl', 'sft/stage.json', 'model/config.json', 'model/model.safetensors', 'model/tokenizer.json', 'model/tokenizer_config.json']) {
       expect(existsSync(join(dir, f)), f).toBe(true);
@@ -123,6 +129,8 @@ describe('the recipe', () => {
     await expect(run(['--rl', 'sac'])).rejects.toThrow("instruct: --rl must be 'grpo' or 'ppo', got sac");
     await expect(run(['--heads', '3'])).rejects.toThrow('instruct: --heads must be a divisor of --hidden-size 16 giving an even head size, got 3');
     await expect(run(['--num-generations', '1'])).rejects.toThrow('--num-generations must be at least 2');
+    await expect(run(['--rl-reward', 'close'])).rejects.toThrow("instruct: --rl-reward must be 'exact' or 'partial', got close");
+    await expect(run(['--dpo-rejected', 'random'])).rejects.toThrow("instruct: --dpo-rejected must be 'own' or 'plausible', got random");
     await expect(run(['--held-out-fraction', '1'])).rejects.toThrow('--held-out-fraction must be in (0, 1), got 1');
     expect(() => parseRecipeArgs(instructRecipe, ['--sft-lr', 'fast'], false)).toThrow("--sft-lr must be a number, got 'fast'");
   }, 120_000);

@@ -334,12 +334,14 @@ async function run(opts: InstructOptions, ctx: RecipeContext): Promise<Record<st
   }));
   // The generated mistakes; with --dpo-rejected own, DPO's pairs reject the SFT model's own wrong greedy answer instead.
   let pairs = pairsFrom(plausible);
+  let ownRejected: number | null = null;
   if (!(await resumed('dpo'))) {
     await timed('dpo', async () => {
       if (opts.dpoRejected === 'own') {
         const own = await answerTasks(model, tok, pairTasks, { ...evalOpts, mode: 'chat' });
         const mine = own.map((o, i) => (o.trim() !== '' && checkAnswer(o, pairTasks[i]!.answer) === 0 ? o.trim() : null));
-        ctx.log(`instruct: DPO pairs: ${mine.filter((m) => m !== null).length} of ${pairTasks.length} reject the SFT model's own wrong answer, the rest a generated plausible one`);
+        ownRejected = mine.filter((m) => m !== null).length;
+        ctx.log(`instruct: DPO pairs: ${ownRejected} of ${pairTasks.length} reject the SFT model's own wrong answer, the rest a generated plausible one`);
         pairs = pairsFrom(mine.map((m, i) => m ?? plausible[i]!));
       }
       await dpoTrain(model, tok, pairs, {
@@ -410,6 +412,8 @@ async function run(opts: InstructOptions, ctx: RecipeContext): Promise<Record<st
     rlGainOverSft: sftAcc !== null && rlAcc !== null ? rlAcc - sftAcc : null,
     everyStageImproves: stages.every((s, i) => i === 0 || s.accuracy > stages[i - 1]!.accuracy),
     rewardModelAccuracy,
+    // DPO pairs whose rejected side is the SFT model's own wrong answer (--dpo-rejected own; null when DPO was resumed).
+    dpoPairs: { pairs: pairTasks.length, ownRejected },
     examples: stages.at(-1)?.examples ?? [],
     pictures,
     seconds: { ...seconds, total: Math.round((performance.now() - started) / 1000) },

@@ -24,7 +24,7 @@ import { LayerNorm } from '../nn/normalization.js';
 import { TransformerEncoder, TransformerEncoderLayer } from '../nn/transformer.js';
 import { loadAudio } from '../processors/audio.js';
 import { WhisperFeatureExtractor, type LogMel } from '../processors/whisper.js';
-import { getDefaultDevice } from '../tensor/backend.js';
+import { getBackend, getDefaultDevice, listDevices } from '../tensor/backend.js';
 import { tensor } from '../tensor/create.js';
 import { Generator, manualSeed } from '../tensor/random.js';
 import { tidy } from '../tensor/scope.js';
@@ -66,7 +66,9 @@ export function decodeTokens(ids: readonly number[]): string {
  * frames on the tensor backend: the extractor's direct DFT costs ~50 ms per 2 s clip, which at 13,000 clips is most
  * of the time budget. speech-digits.test.ts checks the two against each other.
  */
-export function logMelBatch(fe: WhisperFeatureExtractor, clips: readonly Float32Array[], device: string, framesPerChunk = 4096): LogMel[] {
+export function logMelBatch(fe: WhisperFeatureExtractor, clips: readonly Float32Array[], modelDevice: string, framesPerChunk = 4096): LogMel[] {
+  // The spectra are read back per chunk: on a device that reads only asynchronously (webgpu) they run on the CPU kernels.
+  const device = getBackend(modelDevice).readSync ? modelDevice : listDevices().includes('wasm') ? 'wasm' : 'cpu';
   const { n_fft: nFft, hop_length: hop, feature_size: nMels } = fe.config;
   const half = Math.floor(nFft / 2), bins = half + 1;
   // basis [nFft, 2 * bins]: window * cos | window * sin, so that frames @ basis = [re | im].

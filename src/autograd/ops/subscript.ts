@@ -21,8 +21,9 @@ import { broadcastShapes, fmtShape, shapeEq, sizeOf, sliceBounds, stridesOf, typ
 import { Tensor, type NestedArray } from '../../tensor/tensor.js';
 import { record } from '../engine.js';
 import { checkSameDevice, wrap, type TensorLike } from './base.js';
-import { add, cast, gt, lt, mul, where } from './elementwise.js';
+import { add, cast, eq, gt, lt, mul, where } from './elementwise.js';
 import { indexSelect, scatterAdd } from './indexing.js';
+import { sum } from './reduce.js';
 import { expand, permute, reshape, squeeze, toDevice } from './movement.js';
 
 /** Python's slice(start, stop, step); null takes the default (whole dimension, step 1). */
@@ -195,7 +196,8 @@ function wrapMasks(items: readonly IndexItem[], shape: Shape, op: string, read: 
 function readMaskSync(op: string): (m: Tensor) => ArrayLike<number> {
   return (m) => {
     if (!m.backend.readSync) {
-      throw new Error(`${op}: a boolean mask sizes the result by its values, and device '${m.device}' cannot be read synchronously; use await x.atAsync(spec)`);
+      const instead = op === 'at' ? 'use await x.atAsync(spec)' : 'pass the mask as a cpu tensor, or write with where(mask, value, x)';
+      throw new Error(`${op}: a boolean mask sizes the result by its values, and device '${m.device}' cannot be read synchronously; ${instead}`);
     }
     return m.backend.readSync(m.buffer);
   };
@@ -370,9 +372,25 @@ function stridedPut(x: Tensor, v: Tensor, p: Plan): Tensor {
   });
 }
 
-/** Where duplicate positions are written, the last write wins (as PyTorch on the CPU); returns the entries to keep, or null for all. */
-function lastWrites(pos: Tensor, n: number): Tensor | null {
-  if (!pos.backend.readSync) return null;
+/** Entries compared pairwise on a device that cannot be read synchronously (a k x k mask). */
+const MAX_DEVICE_REPEATS = 4096;
+
+/**
+ * Where duplicate positions are written, the last write wins (as PyTorch on the CPU); returns the entries to keep, or
+ * null for all. On a device without synchronous reads: a 0/1 int32 weight per entry instead (1: no later entry writes
+ * its position), found by comparing every pair on the device.
+ */
+function lastWrites(pos: Tensor, n: number, op: string): Tensor | { weights: Tensor } | null {
+  if (!pos.backend.readSync) {
+    const k = pos.numel();
+    if (k > MAX_DEVICE_REPEATS) {
+      throw new Error(`${op}: ${k} index positions that may repeat on device '${pos.device}', which cannot be read synchronously (at most ${MAX_DEVICE_REPEATS}); index a cpu tensor, or write the positions in smaller parts`);
+    }
+    const j = tensor(Int32Array.from({ length: k }, (_, i) => i), { dtype: 'int32', device: pos.device });
+    // overwritten[j] = sum over j' > j of (pos[j'] == pos[j])
+    const overwritten = sum(mul(cast(eq(reshape(pos, [k, 1]), reshape(pos, [1, k])), 'int32'), cast(gt(reshape(j, [1, k]), reshape(j, [k, 1])), 'int32')), 1);
+    return { weights: cast(eq(overwritten, 0), 'int32') };
+  }
   const p = pos.backend.readSync(pos.buffer);
   const last = new Int32Array(n).fill(-1);
   p.forEach((v, j) => { last[v] = j; });
@@ -407,12 +425,17 @@ export function indexPut(x: Tensor, spec: IndexSpec, value: TensorLike, /** @int
   let v = valueFor(x, value, pos.shape, op);
   pos = reshape(pos, [pos.numel()]);
   v = reshape(v, [v.numel()]);
-  const keep = p.repeats ? lastWrites(pos, n) : null;
-  if (keep) {
+  const keep = p.repeats ? lastWrites(pos, n, op) : null;
+  let weights = ones([pos.numel()], { dtype: 'int32', device: x.device });
+  if (keep instanceof Tensor) {
     pos = indexSelect(pos, 0, keep);
     v = indexSelect(v, 0, keep);
+    weights = ones([pos.numel()], { dtype: 'int32', device: x.device });
+  } else if (keep) {
+    weights = keep.weights;
+    v = where(gt(weights, 0), v, 0); // overwritten entries place nothing
   }
-  const hit = gt(scatterAdd(zeros([n], { dtype: 'int32', device: x.device }), 0, pos, ones([pos.numel()], { dtype: 'int32', device: x.device })), 0);
+  const hit = gt(scatterAdd(zeros([n], { dtype: 'int32', device: x.device }), 0, pos, weights), 0);
   const placed = scatterAdd(zeros([n], { dtype: x.dtype, device: x.device }), 0, pos, v);
   return reshape(where(hit, placed, reshape(x, [n])), x.shape);
 }

@@ -4,7 +4,7 @@
 // keys, when there are few queries as in generation); keys and values stream through workgroup memory in tiles, with
 // the online softmax. Backward (FlashAttention-2, deterministic, no atomics): a pass keeps lse and D = dO . O per row;
 // dq per query block (keys streamed), then dk and dv per key block (queries streamed), both recomputing the
-// probabilities from lse. Head sizes are limited by workgroup memory (a clear error past it: hs + hv <= 1024 at 32 KiB).
+// probabilities from lse. Head sizes are limited by workgroup memory (a clear error past it: hs + hv up to about 1000 with 32 KiB).
 
 import type { AttentionLayout, AttentionParams } from '../../tensor/backend.js';
 import type { GpuBuffer, GpuContext, Param } from './context.js';
@@ -106,7 +106,9 @@ function aligned(p: AttentionParams, L: Layouts): boolean {
   return [L.q, L.k, L.v, L.out].every((l) => [l.offset, l.batch, l.head, l.row].every((x) => x % 4 === 0));
 }
 
-function validate(p: AttentionParams, op: string): void {
+function validate(p: AttentionParams, op: string, q: B): void {
+  // Half inputs arrive widened (../half.ts); float64 never reaches a GPU buffer.
+  if (q.dtype !== 'float32') throw new Error(`webgpu ${op}: expected float32 operands, got ${q.dtype}`);
   for (const [name, x] of Object.entries({ batch: p.batch, heads: p.heads, t: p.t, s: p.s, hs: p.hs, hv: p.hv })) {
     if (!Number.isInteger(x) || x < 0) throw new Error(`webgpu ${op}: ${name} must be a non-negative integer, got ${x}`);
   }
@@ -204,7 +206,7 @@ function dotTile(name: string, tile: string, n: number, L: Bound): string {
 }
 
 export function attention(ctx: GpuContext, q: B, k: B, v: B, bias: B | null, p: AttentionParams): { out: B; lse: B } {
-  validate(p, 'attention');
+  validate(p, 'attention', q);
   const lay = layoutsOf(p);
   const bh = p.batch * p.heads;
   // out holds B * H * T * hv elements in any layout (as on the cpu backend): its regions cover it.
@@ -310,7 +312,7 @@ ${write}
 }
 
 export function attentionGrad(ctx: GpuContext, q: B, k: B, v: B, bias: B | null, out: B, lse: B, dOut: B, p: AttentionParams): { dq: B; dk: B; dv: B } {
-  validate(p, 'attentionGrad');
+  validate(p, 'attentionGrad', q);
   const lay = layoutsOf(p);
   const bh = p.batch * p.heads;
   // One gradient buffer per distinct input buffer, zeroed where the regions do not cover it.

@@ -4,7 +4,7 @@
 // rounding work on the bits (integer arithmetic), since GPU compilers may assume floats are never NaN.
 
 import type { ActivationOp, BinaryOp, UnaryOp } from '../../tensor/backend.js';
-import { isHalf, toStorage, type DType } from '../../tensor/dtype.js';
+import { toStorage, type DType } from '../../tensor/dtype.js';
 import { broadcastStrides, sizeOf, type Shape } from '../../tensor/shape.js';
 import type { GpuBuffer, GpuContext } from './context.js';
 import { collapseDims, indexer, main1d } from './movement.js';
@@ -262,6 +262,34 @@ fn pow_i(a: i32, b: i32) -> i32 {
 }
 `;
 
+/** The helpers above, one entry per top-level `fn` / `const` (with the comments before it), in dependency order. */
+const LIBRARY: { name: string; text: string }[] = [];
+{
+  let comments: string[] = [];
+  for (const line of [FLOAT_BITS, HALF_BITS, INT_BITS, MATH, INT_MATH].join('\n').split('\n')) {
+    const m = /^(?:fn|const) (\w+)/.exec(line);
+    if (m) {
+      LIBRARY.push({ name: m[1]!, text: [...comments, line].join('\n') });
+      comments = [];
+    } else if (line.startsWith('//')) comments.push(line);
+    else if (line.trim() && LIBRARY.length > 0) LIBRARY[LIBRARY.length - 1]!.text += `\n${line}`;
+  }
+}
+
+/** `code` preceded by the helpers it uses, directly or not: small shaders compile faster (software Vulkan compiles each). */
+function withLibrary(code: string): string {
+  const used: string[] = [];
+  let text = code;
+  for (let k = LIBRARY.length - 1; k >= 0; k--) {
+    const item = LIBRARY[k]!;
+    if (new RegExp(`\\b${item.name}\\b`).test(text)) {
+      used.unshift(item.text);
+      text += `\n${item.text}`;
+    }
+  }
+  return `${used.join('\n')}\n${code}`;
+}
+
 type Kind = 'f' | 'i' | 'u';
 
 /** How a dtype's words are viewed and computed: float32 as f32, int32 as i32, uint8 and bool as u32 computed in i32. */
@@ -335,12 +363,10 @@ export function cast(ctx: GpuContext, x: GpuBuffer, dtype: DType): GpuBuffer {
   const from = castFrom(x.dtype);
   const store = castTo(dtype, from.float);
   const out = ctx.alloc(dtype, x.size);
-  const source = /* wgsl */ `
+  const source = withLibrary(/* wgsl */ `
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
-${isHalf(x.dtype) || isHalf(dtype) ? HALF_BITS : ''}
-${INT_BITS}
-${main1d(`  let w = x[i];\n  ${from.code}\n  ${store}`)}`;
+${main1d(`  let w = x[i];\n  ${from.code}\n  ${store}`)}`);
   ctx.run(source, [x.size], [x, out], ctx.groups1d(x.size));
   return out;
 }
@@ -350,8 +376,8 @@ ${main1d(`  let w = x[i];\n  ${from.code}\n  ${store}`)}`;
 const UNARY_F: Record<UnaryOp, (x: string) => string> = {
   neg: (x) => `-${x}`,
   abs: (x) => `bitcast<f32>(bitcast<u32>(${x}) & 0x7fffffffu)`,
-  // Selects on the bits: compilers may fold a float select of constants into a negation (giving -0).
-  sign: (x) => `bitcast<f32>(select(select(0u, 0xbf800000u, ${x} < 0.0), 0x3f800000u, ${x} > 0.0))`, // NaN -> 0, as the reference
+  // Through an integer: Mesa folds a select of -1.0 and 0.0 (even as bits) into -b2f(c), which gives -0.
+  sign: (x) => `f32(select(select(0, -1, ${x} < 0.0), 1, ${x} > 0.0))`, // NaN -> 0, as the reference
   exp: (x) => `exp(${x})`,
   log: (x) => `log_f(${x})`,
   sqrt: (x) => `sqrt_f(${x})`,
@@ -391,12 +417,9 @@ export function unary(ctx: GpuContext, op: UnaryOp, x: GpuBuffer): GpuBuffer {
   else if (intOp) value = STORE[kind](intOp(LOAD[kind]('v')));
   else value = STORE[kind](`f32_to_i32(bitcast<u32>(${UNARY_F[op](`bitcast<f32>(i32_to_f32(${LOAD[kind]('v')}))`)}))`);
   const out = ctx.alloc(x.dtype, x.size);
-  const source = /* wgsl */ `
+  const source = withLibrary(/* wgsl */ `
 ${bindings([VIEW[kind]], VIEW[kind])}
-${FLOAT_BITS}
-${INT_BITS}
-${MATH}
-${main1d(`  let v = x0[i];\n  out[i] = ${value};`)}`;
+${main1d(`  let v = x0[i];\n  out[i] = ${value};`)}`);
   ctx.run(source, [x.size], [x, out], ctx.groups1d(x.size));
   return out;
 }
@@ -411,11 +434,9 @@ const ACTIVATION_GRAD: Record<ActivationOp, string> = {
 export function activationGrad(ctx: GpuContext, op: ActivationOp, x: GpuBuffer, dy: GpuBuffer): GpuBuffer {
   if (x.dtype !== 'float32') throw new Error(`webgpu: activationGrad (${op}) expects float32, got ${x.dtype}`);
   const out = ctx.alloc(x.dtype, x.size);
-  const source = /* wgsl */ `
+  const source = withLibrary(/* wgsl */ `
 ${bindings(['f32', 'f32'], 'f32')}
-${FLOAT_BITS}
-${MATH}
-${main1d(`  let v = x0[i];\n  out[i] = ${ACTIVATION_GRAD[op]} * x1[i];`)}`;
+${main1d(`  let v = x0[i];\n  out[i] = ${ACTIVATION_GRAD[op]} * x1[i];`)}`);
   ctx.run(source, [x.size], [x, dy, out], ctx.groups1d(x.size));
   return out;
 }
@@ -472,12 +493,10 @@ export function binary(ctx: GpuContext, op: BinaryOp, a: GpuBuffer, aShape: Shap
   const ix = indexer(ctx, layout, 1, 4);
   const expr = (kind === 'f' ? BINARY_F : BINARY_I)[op];
   const value = logic ? `select(0u, 1u, ${expr})` : STORE[kind](expr);
-  const source = /* wgsl */ `
+  const source = withLibrary(/* wgsl */ `
 ${bindings([VIEW[kind], VIEW[kind]], logic ? 'u32' : VIEW[kind])}
-${FLOAT_BITS}
-${kind === 'f' ? MATH : INT_MATH}
 ${ix.wgsl}
-${main1d(`  let o = offsets(i);\n  let a = ${LOAD[kind]('x0[o[0]]')};\n  let b = ${LOAD[kind]('x1[o[1]]')};\n  out[i] = ${value};`)}`;
+${main1d(`  let o = offsets(i);\n  let a = ${LOAD[kind]('x0[o[0]]')};\n  let b = ${LOAD[kind]('x1[o[1]]')};\n  out[i] = ${value};`)}`);
   ctx.run(source, [n, ...ix.params], ix.meta ? [a, b, out, ix.meta] : [a, b, out], ctx.groups1d(n));
   if (ix.meta) ctx.free(ix.meta);
   return out;

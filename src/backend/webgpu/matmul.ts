@@ -36,14 +36,13 @@ function stored(dtype: DType, v: string): string {
  * matrix. `alongMN`: the operand is contiguous along m (A^T) or n (B), else along k. `vec`: the source is bound as vec4
  * (contiguous length and batch stride multiples of 4).
  */
-function loadTile(dst: string, src: string, t: 'f32', tile: number, bk: number, alongMN: boolean, vec: boolean, base: string, mn: string): string {
-  const zero = `${t}(0)`;
+function loadTile(dst: string, src: string, tile: number, bk: number, alongMN: boolean, vec: boolean, base: string, mn: string): string {
   if (vec && alongMN) {
     // T/4 vec4 per k row, BK rows: one vec4 per thread. Source index (k0 + kk) * mn + r0 + 4 v.
     return `{
     let kk = li / ${tile / 4}u; let v = li % ${tile / 4}u;
     let q = k0 + kk; let r = ${base}Row0 + 4u * v;
-    var x = vec4<${t}>(${zero});
+    var x = vec4<f32>(0);
     if (q < K && r < ${mn}) { x = ${src}[(${base}Off + q * ${mn} + r) / 4u]; }
     ${dst}[kk * ${tile / 4}u + v] = x;
   }`;
@@ -53,7 +52,7 @@ function loadTile(dst: string, src: string, t: 'f32', tile: number, bk: number, 
     return `{
     let rr = li / ${bk / 4}u; let kq = li % ${bk / 4}u;
     let q = k0 + 4u * kq; let r = ${base}Row0 + rr;
-    var x = vec4<${t}>(${zero});
+    var x = vec4<f32>(0);
     if (q < K && r < ${mn}) { x = ${src}[(${base}Off + r * K + q) / 4u]; }
     for (var c = 0u; c < 4u; c++) { ${dst}[(4u * kq + c) * ${tile / 4}u + rr / 4u][rr % 4u] = x[c]; }
   }`;
@@ -66,7 +65,7 @@ function loadTile(dst: string, src: string, t: 'f32', tile: number, bk: number, 
       if (q < K && r < ${mn}) { x = ${src}[${base}Off + r * K + q]; }`;
   return `for (var s = 0u; s < 4u; s++) {
     let e = li + 256u * s;
-    var x = ${zero};
+    var x = 0.0;
     ${idx}
     ${dst}[kk * ${tile / 4}u + rr / 4u][rr % 4u] = x;
   }`;
@@ -110,8 +109,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   let aOff = bi * pu(3u); let bOff = bi * pu(4u);
   var acc: array<vec4<${t}>, ${tm * groups}>;
   for (var k0 = 0u; k0 < K; k0 += ${bk}u) {
-    ${loadTile('As', 'A', t, tile, bk, transA, vecA, 'a', 'M')}
-    ${loadTile('Bs', 'B', t, tile, bk, !transB, vecB, 'b', 'N')}
+    ${loadTile('As', 'A', tile, bk, transA, vecA, 'a', 'M')}
+    ${loadTile('Bs', 'B', tile, bk, !transB, vecB, 'b', 'N')}
     workgroupBarrier();
     for (var kk = 0u; kk < ${bk}u; kk++) {
       ${compute.join('\n      ')}

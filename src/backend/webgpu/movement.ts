@@ -46,12 +46,13 @@ export interface Indexer {
 }
 
 /**
- * The layout is stored as shape[r], then each operand's strides[r]. It goes in the parameter block from slot `base`
- * when it fits (any realistic rank after collapsing), else in a storage buffer at `binding` (any rank).
+ * The layout is stored as its rank r, shape[r], then each operand's strides[r]: the rank is a parameter, not part of
+ * the source, so that one pipeline serves every rank. It goes in the parameter block from slot `base` when it fits
+ * (any realistic rank after collapsing), else in a storage buffer at `binding` (any rank).
  */
 export function indexer(ctx: GpuContext, layout: StridedLayout, base: number, binding: number): Indexer {
-  const r = layout.shape.length, k = layout.strides.length;
-  const words = [...layout.shape, ...layout.strides.flat()];
+  const k = layout.strides.length;
+  const words = [layout.shape.length, ...layout.shape, ...layout.strides.flat()];
   const fits = base + words.length <= PARAM_SLOTS - 1;
   let meta: GpuBuffer | null = null;
   let md: string;
@@ -67,11 +68,12 @@ ${md}
 fn offsets(i: u32) -> array<i32, ${k}> {
   var o: array<i32, ${k}>;
   var rem = i;
-  for (var d = ${r}u; d > 0u; d--) {
-    let s = md(d - 1u);
+  let r = md(0u);
+  for (var d = r; d > 0u; d--) {
+    let s = md(d);
     let c = i32(rem % s);
     rem = rem / s;
-    for (var j = 0u; j < ${k}u; j++) { o[j] += c * bitcast<i32>(md(${r}u * (j + 1u) + d - 1u)); }
+    for (var j = 0u; j < ${k}u; j++) { o[j] += c * bitcast<i32>(md(r * (j + 1u) + d)); }
   }
   return o;
 }`;
