@@ -104,14 +104,14 @@ for (const device of listDevices().filter((d) => getBackend(d).quantMatmul)) {
       QuantLinear.int8Activations = true;
     }
     const got = await run();
-    // Logits within a few percent of their spread: the int8 activations' rounding, not a different computation.
+    // Logits within 1-2% of their spread (measured: 0.36%, 0.42%): the int8 activations' rounding, not a different computation.
     const spread = Math.max(...want.logits) - Math.min(...want.logits);
     const diff = maxDiff(got.logits, want.logits);
     expect(diff).toBeGreaterThan(0);
-    expect(diff / spread).toBeLessThan(type === 'q8_0' ? 0.02 : 0.05);
-    // The fixture's random weights give nearly flat logits: Q8_0's rounding keeps all 16 greedy tokens, Q4_0's (coarser
-    // weights, so larger activation terms) changes a close call after a few.
+    expect(diff / spread).toBeLessThan(type === 'q8_0' ? 0.01 : 0.02);
+    // The fixture's random weights give nearly flat logits: with Q8_0 all 16 greedy tokens stay the same; with Q4_0 the
+    // rounding changes a close call at the 4th new token, and the sequences part there.
     if (type === 'q8_0') expect(got.tokens).toEqual(want.tokens);
-    else expect(got.tokens.slice(0, 8 + 4)).toEqual(want.tokens.slice(0, 8 + 4));
+    else expect(got.tokens.slice(0, 8 + 3)).toEqual(want.tokens.slice(0, 8 + 3));
   });
 }

@@ -430,9 +430,9 @@ export const instructRecipe: Recipe<InstructOptions> = {
     seed: 0, splitSeed: 0, heldOutFraction: 0.1, evalTasks: 360, evalBatchSize: 60, maxNewTokens: 20,
     vocabSize: 261, hiddenSize: 128, layers: 4, heads: 4, intermediateSize: 352, context: 128,
     brownDocs: 50, pretrainTasks: 200000, pretrainSteps: 4000, pretrainBatchSize: 16, pretrainLr: 2e-3,
-    sftExamples: 4000, sftEpochs: 1, sftBatchSize: 16, sftLr: 2e-4,
-    dpoPairs: 1000, dpoEpochs: 1, dpoBatchSize: 16, dpoLr: 2e-5, dpoBeta: 0.1, dpoRejected: 'own',
-    rl: 'grpo', rlReward: 'partial', rlSteps: 300, rlPrompts: 8, rlLr: 1e-4, rlBeta: 0.04, rlTemperature: 1, numGenerations: 8, rewardEpochs: 1,
+    sftExamples: 10000, sftEpochs: 1, sftBatchSize: 16, sftLr: 3e-4,
+    dpoPairs: 1000, dpoEpochs: 1, dpoBatchSize: 16, dpoLr: 1e-5, dpoBeta: 0.1, dpoRejected: 'own',
+    rl: 'grpo', rlReward: 'exact', rlSteps: 300, rlPrompts: 8, rlLr: 5e-5, rlBeta: 0.04, rlTemperature: 0.6, numGenerations: 8, rewardEpochs: 1,
     logEvery: 10,
   },
   smoke: {

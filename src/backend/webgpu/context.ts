@@ -286,6 +286,11 @@ export class GpuContext {
 export const ERRORS_WGSL = /* wgsl */ `
 @group(0) @binding(1) var<storage, read_write> errors: array<atomic<i32>, ${ERROR_WORDS}>;
 fn fail(value: i32) {
-  if (atomicMax(&errors[0], i32(pu(63u))) == 0) { atomicStore(&errors[1], value); }
+  // The first failing check wins (dispatches run in order), with its own value; a weak exchange may fail spuriously.
+  loop {
+    let r = atomicCompareExchangeWeak(&errors[0], 0, i32(pu(63u)));
+    if (r.exchanged) { atomicStore(&errors[1], value); return; }
+    if (r.old_value != 0) { return; }
+  }
 }
 `;

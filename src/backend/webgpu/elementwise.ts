@@ -113,6 +113,23 @@ const SQRT1_2: f32 = 0.7071067811865476;
 const INV_SQRT_2PI: f32 = 0.3989422804014327;
 const K_TANH: f32 = 0.7978845608028654;
 const C_TANH: f32 = 0.044715;
+// 2^n for -126 <= n <= 127 from its bits, and x 2^n for -252 <= n <= 254 as two exact factors.
+fn pow2i(n: i32) -> f32 { return bitcast<f32>(u32(n + 127) << 23u); }
+fn scale2(x: f32, n: i32) -> f32 {
+  let h = n / 2;
+  return x * pow2i(h) * pow2i(n - h);
+}
+// exp to ~2 ulp: x = n ln2 + r (Cody-Waite, |r| <= ln2 / 2), e^r by its Taylor polynomial; builtins lose bits near 88.
+fn exp_f(x: f32) -> f32 {
+  if (is_nan(x)) { return x; }
+  if (x > 88.72284) { return inf_f(); }
+  if (x < -103.98) { return 0.0; }
+  let n = round(x * 1.4426950408889634);
+  let r = (x - n * 0.693145751953125) - n * 1.428606765330187e-6;
+  let p = 1.0 + r * (1.0 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333
+    + r * (0.001388888888888889 + r * 0.0001984126984126984))))));
+  return scale2(p, i32(n));
+}
 // Taylor series of erf for |x| < 1 (terms below 1e-9 after 13).
 fn erf_series(x: f32) -> f32 {
   let x2 = x * x;
@@ -129,7 +146,7 @@ fn erfc_pos(z: f32) -> f32 {
   let t = 1.0 / (1.0 + 0.5 * z);
   let p = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807
     + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
-  return t * exp(-z * z + p);
+  return t * exp_f(-z * z + p);
 }
 fn erf_f(x: f32) -> f32 {
   let a = abs(x);
@@ -152,7 +169,7 @@ fn tanh_f(x: f32) -> f32 {
     t = a * (1.0 + x2 * (-0.3333333333 + x2 * (0.1333333333 + x2 * (-0.0539682540 + x2 * (0.0218694885
       + x2 * (-0.0088632355 + x2 * 0.0035921280))))));
   } else if (a < 10.0) {
-    let e = exp(-2.0 * a);
+    let e = exp_f(-2.0 * a);
     t = (1.0 - e) / (1.0 + e);
   } else if (is_nan(x)) {
     return x;
@@ -162,13 +179,13 @@ fn tanh_f(x: f32) -> f32 {
   return signed(t, (bitcast<u32>(x) & 0x80000000u) != 0u);
 }
 fn sigmoid_f(x: f32) -> f32 {
-  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
-  let e = exp(x);
+  if (x >= 0.0) { return 1.0 / (1.0 + exp_f(-x)); }
+  let e = exp_f(x);
   return e / (1.0 + e);
 }
 // gelu through erfc, so that the far negative side keeps its relative accuracy.
 fn gelu_f(x: f32) -> f32 { return 0.5 * x * erfc_f(-x * SQRT1_2); }
-fn gelu_grad(x: f32) -> f32 { return 0.5 * erfc_f(-x * SQRT1_2) + x * INV_SQRT_2PI * exp(-0.5 * x * x); }
+fn gelu_grad(x: f32) -> f32 { return 0.5 * erfc_f(-x * SQRT1_2) + x * INV_SQRT_2PI * exp_f(-0.5 * x * x); }
 // gelu (tanh): 0.5 (1 + tanh u) = sigmoid(2u) and 1 - tanh^2 u = 4 sigmoid(2u) sigmoid(-2u), free of cancellation.
 fn gelu_tanh_f(x: f32) -> f32 { return x * sigmoid_f(2.0 * K_TANH * (x + C_TANH * x * x * x)); }
 fn gelu_tanh_grad(x: f32) -> f32 {
@@ -231,7 +248,20 @@ fn pow_f(a: f32, b: f32) -> f32 {
     }
     if (b < 0.0) { r = 1.0 / r; }
   } else {
-    r = exp2(b * log2(m));
+    // b log2 m with m's exponent split off and b split in two halves of 12 bits: the large parts multiply exactly,
+    // so that only a small remainder goes through exp2 (one rounding of b log2 m would cost bits on large results).
+    var mm = m;
+    var ex = -127;
+    if (m < 1.17549435e-38) { mm = m * pow2i(64); ex = ex - 64; }
+    ex = ex + i32((bitcast<u32>(mm) >> 23u) & 0xffu);
+    var f = bitcast<f32>((bitcast<u32>(mm) & 0x7fffffu) | 0x3f800000u);
+    if (f > 1.4142135) { f = f * 0.5; ex = ex + 1; }
+    let bh = bitcast<f32>(bitcast<u32>(b) & 0xfffff000u);
+    let k = bh * f32(ex);
+    let n = round(k);
+    let rest = (k - n) + (b - bh) * f32(ex) + b * log2(f);
+    let n2 = round(rest);
+    r = scale2(exp2(rest - n2), i32(clamp(n + n2, -250.0, 250.0)));
   }
   return signed(r, negative);
 }
@@ -378,7 +408,7 @@ const UNARY_F: Record<UnaryOp, (x: string) => string> = {
   abs: (x) => `bitcast<f32>(bitcast<u32>(${x}) & 0x7fffffffu)`,
   // Through an integer: Mesa folds a select of -1.0 and 0.0 (even as bits) into -b2f(c), which gives -0.
   sign: (x) => `f32(select(select(0, -1, ${x} < 0.0), 1, ${x} > 0.0))`, // NaN -> 0, as the reference
-  exp: (x) => `exp(${x})`,
+  exp: (x) => `exp_f(${x})`,
   log: (x) => `log_f(${x})`,
   sqrt: (x) => `sqrt_f(${x})`,
   rsqrt: (x) => `1.0 / sqrt_f(${x})`,
