@@ -54,6 +54,6 @@ describe('differential suite (test/data/diff, scripts/gen_diff_fixtures.py)', ()
         writeFileSync(`${report}.${device}.tsv`, lines.join('\n') + '\n');
       }
       expect(silent.map((o) => `${describeCall(o.call)}: ${o.detail}`)).toEqual([]);
-    }, canReadSync(device) ? undefined : 300_000); // webgpu on software Vulkan submits and reads back once per call: ~40 s
+    }, canReadSync(device) ? undefined : 900_000); // webgpu on software Vulkan reads back once per call: 40 s idle, over 300 s on a loaded machine
   }
 });

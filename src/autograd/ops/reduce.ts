@@ -129,27 +129,42 @@ export interface VarOptions {
 }
 
 /**
- * var in float64 (PyTorch accumulates float32 in double too: the squares of 1e30 do not overflow); on a device
- * without float64 (webgpu) in float32, two-pass, as PyTorch on MPS.
+ * The variance as v * scale^2: in float64 with scale 1 (PyTorch accumulates float32 in double too: the squares of 1e30
+ * do not overflow); on a device without float64 (webgpu) in float32, two-pass, with the deviations divided by their
+ * largest magnitude (scale, detached) so that squaring them cannot overflow either.
  */
-function variance64(x: Tensor, dim: Dims | undefined, opts: VarOptions): Tensor {
+function scaledVariance(x: Tensor, dim: Dims | undefined, opts: VarOptions): { v: Tensor; scale: Tensor | null } {
   checkFloat('var', x);
   const axes = reduceAxes(dim, x.ndim, 'var');
   const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
-  const xd = cast(x, x.backend.float64 === false ? 'float32' : 'float64');
-  const d = sub(xd, mean(xd, axes, true));
-  return div(sum(mul(d, d), axes, opts.keepdim ?? false), Math.max(0, n - (opts.correction ?? 1)));
+  const keepdim = opts.keepdim ?? false;
+  const denom = Math.max(0, n - (opts.correction ?? 1));
+  if (x.backend.float64 !== false) {
+    const xd = cast(x, 'float64');
+    const d = sub(xd, mean(xd, axes, true));
+    return { v: div(sum(mul(d, d), axes, keepdim), denom), scale: null };
+  }
+  const x32 = cast(x, 'float32');
+  const d = sub(x32, mean(x32, axes, true));
+  const m = noGrad(() => {
+    const a = reduceRaw(abs(d), 'max', axes);
+    return where(eq(a, 0), 1, a);
+  });
+  const r = div(d, m);
+  return { v: div(sum(mul(r, r), axes, keepdim), denom), scale: keepdim ? m : reshape(m, reducedShape(x.shape, axes, false)) };
 }
 
 export function variance(x: Tensor, dim?: Dims, opts: VarOptions = {}): Tensor {
-  return cast(variance64(x, dim, opts), x.dtype);
+  const { v, scale } = scaledVariance(x, dim, opts);
+  return cast(scale ? mul(v, mul(scale, scale)) : v, x.dtype);
 }
 
 /** sqrt(var); the gradient is 0 where std is 0 (a constant row), as in PyTorch, not g / 0 * 0 = NaN. */
 export function std(x: Tensor, dim?: Dims, opts: VarOptions = {}): Tensor {
-  const v = variance64(x, dim, opts);
+  const { v, scale } = scaledVariance(x, dim, opts);
   const out = wrap(v, v.backend.unary('sqrt', v.buffer), v.shape);
-  return cast(record('std', out, [v], [out], (g, [y]) => [where(eq(y!, 0), 0, div(g, mul(y!, 2)))]), x.dtype);
+  const s = record('std', out, [v], [out], (g, [y]) => [where(eq(y!, 0), 0, div(g, mul(y!, 2)))]);
+  return cast(scale ? mul(s, scale) : s, x.dtype);
 }
 
 /** log(sum(exp(x))) over dims, computed stably; integer and bool tensors compute in float32, as in PyTorch. */
