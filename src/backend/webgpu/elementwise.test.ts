@@ -1,6 +1,7 @@
 // Kernel tests of the webgpu elementwise kernels against the cpu backend: fill and every cast (bit-exact, all float16
-// bit patterns, random float32 bits), unary math and activation gradients (float32 within a few ulp, integers exact),
-// broadcasting binary ops on every dtype (int32 wrapping, division by 0, pow edges), where, size 0 and high ranks.
+// bit patterns, random float32 bits), unary math and activation gradients (float32 within a few ulp, integers exact;
+// sin / cos up to 3.4e38), broadcasting binary ops on every dtype (int32 wrapping, division by 0, pow edges), where,
+// size 0 and high ranks.
 
 import { beforeAll, describe, expect, test } from 'vitest';
 import type { ActivationOp, BackendBuffer, BinaryOp, UnaryOp } from '../../tensor/backend.js';
@@ -135,10 +136,32 @@ describe('webgpu unary and activation gradients', () => {
       if (EXACT.has(op)) expect(words(got), op).toEqual(words(want));
       else expectNear(got, want, 1e-7, 1e-6, `unary ${op}`);
     });
-    // sin / cos keep their accuracy over a wider range.
-    const wide = randomData('float32', 1000, 11, 200);
-    const trig = await runAll((['sin', 'cos'] as const).map((op) => ({ inputs: [[wide, 'float32']], fn: (b, [x]) => b.unary(op, x!) })));
-    trig.forEach(({ want, got }, i) => expectNear(got, want, 2e-6, 2e-6, `unary ${i ? 'cos' : 'sin'} on [-100, 100]`));
+  });
+
+  test('sin / cos of any float32: within 2 float32 steps of the reference, up to 3.4e38 and next to multiples of pi/2', async () => {
+    // Near multiples of pi/2 the result is tiny and all of its bits come from the argument reduction.
+    const nearPiHalves = [1, 2, 3, 7, 100, 5215, 1e6, 1e7, 3e9, 1e20].flatMap((k) => {
+      const bits = new Uint32Array(new Float32Array([Math.PI / 2 * k]).buffer)[0]!;
+      return [-2, -1, 0, 1, 2].map((d) => new Float32Array(new Uint32Array([bits + d]).buffer)[0]!);
+    });
+    const r = rng(11);
+    const magnitudes = Array.from({ length: 3000 }, () => (r() - 0.5) * 2 * 10 ** (r() * 39)); // 1e-39 .. 3.4e38, both signs
+    const x = Float32Array.from([
+      1e4, 12345.678, 3e9, -3e9, 1e20, -1e20, 3.4e38, -3.4e38, 8191.99, 8192, 0.7853982, 0.78539815, -0, 0, Infinity, -Infinity, NaN,
+      ...nearPiHalves, ...magnitudes,
+    ]);
+    const results = await runAll((['sin', 'cos'] as const).map((op) => ({ inputs: [[x, 'float32']], fn: (b, [v]) => b.unary(op, v!) })));
+    results.forEach(({ want, got }, i) => {
+      const op = i ? 'cos' : 'sin';
+      const w = words(want), g = words(got);
+      for (let k = 0; k < x.length; k++) {
+        if (w[k] === g[k] || (Number.isNaN(want[k]) && Number.isNaN(got[k]))) continue;
+        // Same sign and at most 2 float32 steps apart (measured: 1 step at most, on 25k arguments).
+        const steps = (w[k]! ^ g[k]!) >>> 31 ? Infinity : Math.abs(w[k]! - g[k]!);
+        if (!(steps <= 2)) expect.fail(`${op}(${x[k]}) is ${got[k]}, expected ${want[k]}`);
+      }
+    });
+    expect(Object.is(results[0]!.got[12], -0), 'sin(-0) is -0').toBe(true);
   });
 
   test('integer unary ops are exact (wrapping at the int32 minimum); not on bool', async () => {

@@ -198,6 +198,110 @@ fn silu_grad(x: f32) -> f32 {
   let s = sigmoid_f(x);
   return s * (1.0 + x * (1.0 - s));
 }
+// sin / cos to ~1 ulp at any argument: drivers' builtins may skip range reduction (lavapipe: cos(3e9) = 1).
+// The bits of 2/pi: floor(2^256 2/pi), computed with integers (pi by Machin's formula to 420 bits).
+const TWO_OVER_PI_BITS = array<u32, 8>(0xa2f9836eu, 0x4e441529u, 0xfc2757d1u, 0xf534ddc0u, 0xdb629599u, 0x3c439041u,
+  0xfe5163abu, 0xdebbc561u);
+// The 64-bit product a b as (low word, high word), from 16-bit halves.
+fn mul32(a: u32, b: u32) -> vec2<u32> {
+  let al = a & 0xffffu;
+  let ah = a >> 16u;
+  let bl = b & 0xffffu;
+  let bh = b >> 16u;
+  let ll = al * bl;
+  let hl = ah * bl;
+  let mid = al * bh + (ll >> 16u) + (hl & 0xffffu);
+  return vec2<u32>((mid << 16u) | (ll & 0xffffu), ah * bh + (hl >> 16u) + (mid >> 16u));
+}
+// The 32 bits of the 160-bit number w starting at bit p (p <= 96).
+fn bits32(w: ptr<function, array<u32, 5>>, p: u32) -> u32 {
+  let k = p / 32u;
+  let o = p % 32u;
+  return select(((*w)[k] >> o) | ((*w)[k + 1u] << (32u - o)), (*w)[k], o == 0u);
+}
+// Payne-Hanek: x = m 2^e (m the 24-bit mantissa, x >= pi/4) times the 96 bits of 2/pi from bit k0 = max(1, e - 1)
+// (earlier bits add multiples of 4) is exact to 2^-71; the quadrant is at bit s = k0 + 95 - e, the fraction below.
+// Returns (r, q mod 4) with x = q pi/2 + r, |r| <= pi/4, r to ~0.5 ulp however close x is to a multiple of pi/2.
+fn trig_reduce_big(x: f32) -> vec2<f32> {
+  let b = bitcast<u32>(x);
+  let m = (b & 0x7fffffu) | 0x800000u;
+  let e = i32(b >> 23u) - 150;
+  let k0 = max(1, e - 1);
+  let j = u32(k0 - 1) / 32u;
+  let sh = u32(k0 - 1) % 32u;
+  var t = TWO_OVER_PI_BITS;
+  let w0 = select((t[j] << sh) | (t[j + 1u] >> (32u - sh)), t[j], sh == 0u);
+  let w1 = select((t[j + 1u] << sh) | (t[j + 2u] >> (32u - sh)), t[j + 1u], sh == 0u);
+  let w2 = select((t[j + 2u] << sh) | (t[j + 3u] >> (32u - sh)), t[j + 2u], sh == 0u);
+  // m (w0 w1 w2): 120 bits in 4 words, carries by hand.
+  let p2 = mul32(m, w2);
+  let p1 = mul32(m, w1);
+  let p0 = mul32(m, w0);
+  var w: array<u32, 5>;
+  w[0] = p2.x;
+  w[1] = p2.y + p1.x;
+  let s2 = p1.y + p0.x;
+  w[2] = s2 + select(0u, 1u, w[1] < p2.y);
+  w[3] = p0.y + select(0u, 1u, s2 < p1.y) + select(0u, 1u, w[2] < s2);
+  w[4] = 0u;
+  let s = u32(k0 + 95 - e);
+  var q = bits32(&w, s);
+  var hi = bits32(&w, s - 32u);
+  var lo = bits32(&w, s - 64u);
+  // A fraction f >= 1/2 becomes f - 1 with q + 1: negate the 64 bits.
+  let up = (hi & 0x80000000u) != 0u;
+  if (up) {
+    q = q + 1u;
+    lo = 0u - lo;
+    hi = ~hi + select(0u, 1u, lo == 0u);
+  }
+  if ((hi | lo) == 0u) { return vec2<f32>(0.0, f32(q & 3u)); }
+  // f pi/2 from the top 32 bits of f (normalized) times pi/2 in 32 bits, rounded once to float32.
+  let z = select(countLeadingZeros(hi), 32u + countLeadingZeros(lo), hi == 0u);
+  var n = hi;
+  if (z >= 32u) { n = lo << (z - 32u); } else if (z > 0u) { n = (hi << z) | (lo >> (32u - z)); }
+  let p = mul32(n, 0xc90fdaa2u); // round(pi/2 2^31): f pi/2 = p 2^(-63 - z)
+  let cut = 8u - countLeadingZeros(p.y);
+  var mant = p.y >> cut;
+  let rest = p.y & ((1u << cut) - 1u);
+  let half = 1u << (cut - 1u);
+  if (rest > half || (rest == half && (p.x != 0u || (mant & 1u) != 0u))) { mant = mant + 1u; }
+  let r = f32(mant) * pow2i(i32(cut) - 31 - i32(z));
+  return vec2<f32>(select(r, -r, up), f32(q & 3u));
+}
+// (r, q mod 4) for |x| = q pi/2 + r: Cody-Waite below 2^13 (pi/2 in three parts; q P1 and q P2 are exact, the
+// error is ~2^-33), Payne-Hanek above, and also where |r| < 2^-6 (there 2^-33 would exceed a quarter ulp of r).
+fn trig_reduce(x: f32) -> vec2<f32> {
+  if (x <= 0.7853982) { return vec2<f32>(x, 0.0); }
+  if (x < 8192.0) {
+    let q = floor(x * 0.63661975 + 0.5);
+    let r = ((x - q * 1.5703125) - q * 4.837512969970703e-4) - q * 7.549790126404332e-8;
+    if (abs(r) >= 0.015625) { return vec2<f32>(r, f32(u32(q) & 3u)); }
+  }
+  return trig_reduce_big(x);
+}
+// Taylor polynomials on |r| <= pi/4 (the first omitted terms are below 3e-9 relative), z = r^2.
+fn sin_poly(r: f32, z: f32) -> f32 {
+  return r + r * z * (-0.16666666666666666 + z * (0.008333333333333333 + z * (-1.984126984126984e-4
+    + z * 2.7557319223985893e-6)));
+}
+fn cos_poly(z: f32) -> f32 {
+  return (1.0 - 0.5 * z) + z * z * (0.041666666666666664 + z * (-0.001388888888888889 + z * (2.48015873015873e-5
+    + z * -2.755731922398589e-7)));
+}
+// sin (shift 0) or cos (shift 1, a quarter turn on): the polynomial and sign by the quadrant; sin keeps -0.
+fn trig_f(x: f32, shift: u32) -> f32 {
+  if (is_nan(x) || is_inf(x)) { return nan_f(); }
+  let bits = bitcast<u32>(x);
+  let red = trig_reduce(bitcast<f32>(bits & 0x7fffffffu));
+  let j = u32(red.y) + shift;
+  let z = red.x * red.x;
+  let v = select(sin_poly(red.x, z), cos_poly(z), (j & 1u) == 1u);
+  let neg = ((j & 2u) != 0u) != (shift == 0u && (bits & 0x80000000u) != 0u);
+  return bitcast<f32>(bitcast<u32>(v) ^ select(0u, 0x80000000u, neg));
+}
+fn sin_f(x: f32) -> f32 { return trig_f(x, 0u); }
+fn cos_f(x: f32) -> f32 { return trig_f(x, 1u); }
 fn log_f(x: f32) -> f32 {
   if (x < 0.0) { return nan_f(); }
   if (x == 0.0) { return -inf_f(); }
@@ -412,8 +516,8 @@ const UNARY_F: Record<UnaryOp, (x: string) => string> = {
   log: (x) => `log_f(${x})`,
   sqrt: (x) => `sqrt_f(${x})`,
   rsqrt: (x) => `1.0 / sqrt_f(${x})`,
-  sin: (x) => `sin(${x})`,
-  cos: (x) => `cos(${x})`,
+  sin: (x) => `sin_f(${x})`,
+  cos: (x) => `cos_f(${x})`,
   tanh: (x) => `tanh_f(${x})`,
   sigmoid: (x) => `sigmoid_f(${x})`,
   relu: (x) => `bitcast<f32>(select(bitcast<u32>(${x}), 0u, ${x} < 0.0))`, // NaN and -0 stay

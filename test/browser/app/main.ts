@@ -18,7 +18,7 @@ async function maxAbsDiff(a: Tensor, b: Tensor): Promise<number> {
 /** device 'wasm': the CPU kernels (a failed start first, then the retry); 'webgpu': the GPU backend on the page's adapter. */
 async function runChecks(device: 'wasm' | 'webgpu'): Promise<Record<string, unknown>> {
   const started = performance.now();
-  let badStart = '', variant = '', threads = 0, adapter = '';
+  let badStart = '', variant = '', threads = 0, adapterName = '';
   if (device === 'wasm') {
     // A first start with a wrong wasm folder fails with a clear error; the next call (default location) succeeds.
     badStart = await ready({ wasmBase: '/no-such-folder/' }).then(() => 'started', (e: Error) => e.message);
@@ -26,7 +26,7 @@ async function runChecks(device: 'wasm' | 'webgpu'): Promise<Record<string, unkn
     ({ variant, threads } = (await initWasm()).info);
   } else {
     await ready({ device: 'webgpu' });
-    adapter = (await initWebGPU()).ctx.adapterInfo;
+    adapterName = (await initWebGPU()).ctx.adapterInfo;
   }
 
   const model = await AutoModelForCausalLM.fromPretrained('/gpt2');
@@ -68,7 +68,7 @@ async function runChecks(device: 'wasm' | 'webgpu'): Promise<Record<string, unkn
   const adapted = await loadLoraAdapter(fresh, adapter);
 
   return {
-    device: getDefaultDevice(), adapter, badStart, variant, threads, isolated: globalThis.crossOriginIsolated, logitsMaxDiff, droppedMaxDiff,
+    device: getDefaultDevice(), adapter: adapterName, badStart, variant, threads, isolated: globalThis.crossOriginIsolated, logitsMaxDiff, droppedMaxDiff,
     greedy, greedyRef, losses, adapterFiles: [...adapter.keys()], adapted: adapted.length, ms: Math.round(performance.now() - started),
   };
 }
