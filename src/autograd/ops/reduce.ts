@@ -128,43 +128,52 @@ export interface VarOptions {
   keepdim?: boolean;
 }
 
-/**
- * The variance as v * scale^2: in float64 with scale 1 (PyTorch accumulates float32 in double too: the squares of 1e30
- * do not overflow); on a device without float64 (webgpu) in float32, two-pass, with the deviations divided by their
- * largest magnitude (scale, detached) so that squaring them cannot overflow either.
- */
-function scaledVariance(x: Tensor, dim: Dims | undefined, opts: VarOptions): { v: Tensor; scale: Tensor | null } {
-  checkFloat('var', x);
+/** var (or std) in float64 (PyTorch accumulates float32 in double too: the squares of 1e30 do not overflow). */
+function variance64(x: Tensor, dim: Dims | undefined, opts: VarOptions, wantStd: boolean): Tensor {
+  checkFloat(wantStd ? 'std' : 'var', x);
   const axes = reduceAxes(dim, x.ndim, 'var');
   const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
-  const keepdim = opts.keepdim ?? false;
   const denom = Math.max(0, n - (opts.correction ?? 1));
-  if (x.backend.float64 !== false) {
-    const xd = cast(x, 'float64');
-    const d = sub(xd, mean(xd, axes, true));
-    return { v: div(sum(mul(d, d), axes, keepdim), denom), scale: null };
-  }
+  if (x.backend.float64 === false) return varianceScaled(x, axes, opts.keepdim ?? false, denom, wantStd);
+  const xd = cast(x, 'float64');
+  const d = sub(xd, mean(xd, axes, true));
+  const v = div(sum(mul(d, d), axes, opts.keepdim ?? false), denom);
+  if (!wantStd) return cast(v, x.dtype);
+  const out = wrap(v, v.backend.unary('sqrt', v.buffer), v.shape);
+  // The gradient is 0 where std is 0 (a constant row), as in PyTorch, not g / 0 * 0 = NaN.
+  return cast(record('std', out, [v], [out], (g, [y]) => [where(eq(y!, 0), 0, div(g, mul(y!, 2)))]), x.dtype);
+}
+
+/**
+ * var / std on a device without float64 (webgpu), in float32, two-pass: the deviations are divided by their largest
+ * magnitude m before squaring (var = m^2 sum((d / m)^2) / denom) so that 1e30s do not overflow, and the gradient is
+ * written out (2 d / denom for var, d / (denom std) for std, 0 where std is 0) so that an infinite var of huge
+ * values still has PyTorch's finite gradient.
+ */
+function varianceScaled(x: Tensor, axes: number[], keepdim: boolean, denom: number, wantStd: boolean): Tensor {
   const x32 = cast(x, 'float32');
-  const d = sub(x32, mean(x32, axes, true));
-  const m = noGrad(() => {
+  const d = noGrad(() => sub(x32, mean(x32, axes, true)));
+  const kept = noGrad(() => {
     const a = reduceRaw(abs(d), 'max', axes);
-    return where(eq(a, 0), 1, a);
+    const m = where(eq(a, 0), 1, a);
+    const r = div(d, m);
+    const v = div(sum(mul(r, r), axes, true), denom);
+    return wantStd ? mul(wrap(v, v.backend.unary('sqrt', v.buffer), v.shape), m) : mul(v, mul(m, m));
   });
-  const r = div(d, m);
-  return { v: div(sum(mul(r, r), axes, keepdim), denom), scale: keepdim ? m : reshape(m, reducedShape(x.shape, axes, false)) };
+  const out = keepdim ? kept : reshape(kept, reducedShape(x.shape, axes, false));
+  const y = record(wantStd ? 'std' : 'var', noGrad(() => cast(out, x.dtype)), [x32], [], (g) => {
+    const gk = reshape(cast(g, 'float32'), kept.shape);
+    return [wantStd ? where(eq(kept, 0), 0, div(mul(gk, d), mul(kept, denom))) : mul(gk, mul(d, 2 / denom))];
+  });
+  return y;
 }
 
 export function variance(x: Tensor, dim?: Dims, opts: VarOptions = {}): Tensor {
-  const { v, scale } = scaledVariance(x, dim, opts);
-  return cast(scale ? mul(v, mul(scale, scale)) : v, x.dtype);
+  return variance64(x, dim, opts, false);
 }
 
-/** sqrt(var); the gradient is 0 where std is 0 (a constant row), as in PyTorch, not g / 0 * 0 = NaN. */
 export function std(x: Tensor, dim?: Dims, opts: VarOptions = {}): Tensor {
-  const { v, scale } = scaledVariance(x, dim, opts);
-  const out = wrap(v, v.backend.unary('sqrt', v.buffer), v.shape);
-  const s = record('std', out, [v], [out], (g, [y]) => [where(eq(y!, 0), 0, div(g, mul(y!, 2)))]);
-  return cast(scale ? mul(s, scale) : s, x.dtype);
+  return variance64(x, dim, opts, true);
 }
 
 /** log(sum(exp(x))) over dims, computed stably; integer and bool tensors compute in float32, as in PyTorch. */
