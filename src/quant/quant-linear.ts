@@ -8,6 +8,7 @@
 import { add } from '../autograd/ops/elementwise.js';
 import { record } from '../autograd/engine.js';
 import { linear, matmul } from '../autograd/ops/matmul.js';
+import { indexSelect } from '../autograd/ops/indexing.js';
 import { cat, narrow, reshape } from '../autograd/ops/movement.js';
 import { tensor, zeros } from '../tensor/create.js';
 import { keep } from '../tensor/scope.js';
@@ -122,7 +123,22 @@ export class QuantEmbedding extends Module {
     this.reference = this.registerBuffer('reference', zeros([]), false);
   }
 
+  /** The whole table dequantized on a device that reads ids only asynchronously (webgpu), per device and dtype. */
+  private deviceTable: Tensor | null = null;
+
   forward(ids: Tensor): Tensor {
+    if (!ids.backend.readSync) {
+      // A GPU cannot hand the ids to the host within forward(): the table is dequantized once onto the device and
+      // looked up there (full-size on the device; the int8 saving stays on the CPU backends).
+      const t = this.deviceTable;
+      if (!t || t.isDisposed || t.device !== ids.device || t.dtype !== this.reference.dtype) {
+        t?.dispose();
+        const all = new Float32Array(this.numEmbeddings * this.embeddingDim);
+        dequantizeValues(this.weight, 0, all.length, all, 0);
+        this.deviceTable = keep(tensor(all, { shape: [this.numEmbeddings, this.embeddingDim], dtype: this.reference.dtype, device: ids.device }));
+      }
+      return reshape(indexSelect(this.deviceTable!, 0, reshape(ids, [ids.numel()])), [...ids.shape, this.embeddingDim]);
+    }
     // The ids are read on the host to pick the rows (CPU-side backends read synchronously).
     const idx = ids.dataSync();
     const D = this.embeddingDim, out = new Float32Array(idx.length * D);

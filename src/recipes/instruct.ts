@@ -142,6 +142,21 @@ export function accuracyTable(stages: readonly StageAccuracy[]): string {
 
 // ---- the recipe ----
 
+/**
+ * The rejected sides of DPO pairs with --dpo-rejected own: the model's own answer (trimmed) where it is wrong and not
+ * empty, else the generated plausible mistake. `own` counts the pairs that got the model's answer.
+ */
+export function rejectedAnswers(tasks: readonly InstructTask[], outputs: readonly string[], plausible: readonly string[]): { rejected: string[]; own: number } {
+  let own = 0;
+  const rejected = tasks.map((t, i) => {
+    const o = outputs[i]!.trim();
+    if (o === '' || checkAnswer(o, t.answer) === 1) return plausible[i]!;
+    own++;
+    return o;
+  });
+  return { rejected, own };
+}
+
 export type InstructOptions = {
   seed: number;
   splitSeed: number;
@@ -339,10 +354,10 @@ async function run(opts: InstructOptions, ctx: RecipeContext): Promise<Record<st
     await timed('dpo', async () => {
       if (opts.dpoRejected === 'own') {
         const own = await answerTasks(model, tok, pairTasks, { ...evalOpts, mode: 'chat' });
-        const mine = own.map((o, i) => (o.trim() !== '' && checkAnswer(o, pairTasks[i]!.answer) === 0 ? o.trim() : null));
-        ownRejected = mine.filter((m) => m !== null).length;
+        const r = rejectedAnswers(pairTasks, own, plausible);
+        ownRejected = r.own;
         ctx.log(`instruct: DPO pairs: ${ownRejected} of ${pairTasks.length} reject the SFT model's own wrong answer, the rest a generated plausible one`);
-        pairs = pairsFrom(mine.map((m, i) => m ?? plausible[i]!));
+        pairs = pairsFrom(r.rejected);
       }
       await dpoTrain(model, tok, pairs, {
         epochs: opts.dpoEpochs, batchSize: opts.dpoBatchSize, lr: opts.dpoLr, beta: opts.dpoBeta, maxLength: opts.context, seed: opts.seed,
