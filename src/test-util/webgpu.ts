@@ -2,6 +2,7 @@
 
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { createWebGPUBackend, type WebGPUBackend } from '../backend/webgpu/index.js';
 
 /** Where scripts/setup-lavapipe.sh puts the driver's ICD file. */
 export const LAVAPIPE_ICD = fileURLToPath(new URL('../../.lavapipe/lvp_icd.json', import.meta.url));
@@ -11,4 +12,19 @@ export function lavapipeIcd(): string {
   const icd = LAVAPIPE_ICD;
   if (!existsSync(icd)) throw new Error(`no software Vulkan driver at ${icd}: run \`sh scripts/setup-lavapipe.sh .lavapipe\` (as root: it apt-installs mesa-vulkan-drivers)`);
   return icd;
+}
+
+/** A webgpu backend of the test file's own, on lavapipe unless the environment names a driver: for kernel tests against the cpu oracle. */
+export async function testGpu(): Promise<WebGPUBackend> {
+  process.env.VK_ICD_FILENAMES ??= lavapipeIcd();
+  return createWebGPUBackend();
+}
+
+/** Deterministic pseudo-random numbers in [0, 1) (an LCG), so that failures reproduce. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
 }

@@ -1,7 +1,7 @@
 // Asynchronous start of the wasm backend: compile the best build this runtime validates, make the
 // memory (shared when threads are possible), start the worker pool, register the 'wasm' device.
 
-import { registerBackend, setDefaultDevice } from '../../tensor/backend.js';
+import { startOnce } from '../start.js';
 import { Allocator } from './allocator.js';
 import { WasmBackend, type WasmRuntime } from './backend.js';
 import { PARAM_SLOTS, SCRATCH_BYTES } from './kernels.js';
@@ -25,7 +25,7 @@ export interface WasmInitOptions {
 /** Linear memory limit in pages (4 GiB); a shared memory reserves it up front, so fall back to less. */
 const MAX_PAGES = [65536, 16384];
 
-let started: Promise<WasmBackend> | null = null;
+const start = startOnce(createWasmBackend);
 
 /**
  * Starts the wasm backend once and registers it as device 'wasm' (by default also the default device).
@@ -33,17 +33,7 @@ let started: Promise<WasmBackend> | null = null;
  * (a file that could not be fetched, say) is forgotten, so a later call tries again.
  */
 export function initWasm(opts: WasmInitOptions = {}): Promise<WasmBackend> {
-  started ??= createWasmBackend(opts).then((backend) => {
-    registerBackend(backend);
-    return backend;
-  }, (e: unknown) => {
-    started = null;
-    throw e;
-  });
-  return started.then((backend) => {
-    if (opts.setDefault ?? true) setDefaultDevice(backend.name);
-    return backend;
-  });
+  return start(opts, opts.setDefault ?? true);
 }
 
 /** Makes a memory of `initial` pages, shared if asked, with the largest maximum the runtime grants. */

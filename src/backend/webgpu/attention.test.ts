@@ -2,28 +2,18 @@
 // bias with -Infinity, strided layouts with q, k and v in one buffer, fully masked rows, head sizes 1..64, sizes 0.
 
 import { beforeAll, describe, expect, test } from 'vitest';
+import { rng, testGpu } from '../../test-util/webgpu.js';
 import { CpuBackend } from '../cpu/index.js';
 import type { AttentionLayout, AttentionParams, BackendBuffer } from '../../tensor/backend.js';
 import { expectClose } from '../../test-util/fixtures.js';
-import { lavapipeIcd } from '../../test-util/webgpu.js';
 import type { WebGPUBackend } from './backend.js';
-import { createWebGPUBackend } from './index.js';
 
 const cpu = new CpuBackend();
 let gpu: WebGPUBackend;
 beforeAll(async () => {
-  process.env.VK_ICD_FILENAMES ??= lavapipeIcd();
-  gpu = await createWebGPUBackend();
+  gpu = await testGpu();
 });
 
-/** Deterministic pseudo-random numbers (an LCG), so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 const random = (n: number, seed: number, scale = 2): Float32Array => {
   const r = rng(seed);
   return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
@@ -157,7 +147,7 @@ describe('webgpu attention kernels against the cpu backend', () => {
   });
 
   test('the kernels as compiled for hardware adapters (constant loop bounds; lavapipe gets bounds it cannot unroll)', async () => {
-    const hw = await createWebGPUBackend();
+    const hw = await testGpu();
     Object.defineProperty(hw.ctx, 'isFallback', { value: false });
     const saved = gpu;
     gpu = hw;

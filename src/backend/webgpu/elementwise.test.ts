@@ -4,10 +4,10 @@
 // size 0 and high ranks.
 
 import { beforeAll, describe, expect, test } from 'vitest';
+import { rng, testGpu } from '../../test-util/webgpu.js';
 import type { ActivationOp, BackendBuffer, BinaryOp, UnaryOp } from '../../tensor/backend.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
 import { broadcastShapes, type Shape } from '../../tensor/shape.js';
-import { lavapipeIcd } from '../../test-util/webgpu.js';
 import { CpuBackend } from '../cpu/index.js';
 import type { WebGPUBackend } from './backend.js';
 
@@ -15,19 +15,9 @@ const cpu = new CpuBackend();
 let gpu: WebGPUBackend;
 
 beforeAll(async () => {
-  process.env.VK_ICD_FILENAMES ??= lavapipeIcd();
-  const { createWebGPUBackend } = await import('./index.js');
-  gpu = await createWebGPUBackend();
+  gpu = await testGpu();
 });
 
-/** Deterministic pseudo-random numbers (an LCG), so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 function randomData(dtype: DType, n: number, seed: number, scale = 4): TypedArray {
   const r = rng(seed);
   switch (dtype) {

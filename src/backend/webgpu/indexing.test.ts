@@ -1,6 +1,7 @@
 // Kernel tests of the webgpu indexing (indexSelect, indexAdd, gather, scatterAdd) against the cpu backend.
 
 import { beforeAll, describe, expect, test } from 'vitest';
+import { rng, testGpu } from '../../test-util/webgpu.js';
 import type { BackendBuffer } from '../../tensor/backend.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
 import { CpuBackend } from '../cpu/index.js';
@@ -9,19 +10,9 @@ import type { WebGPUBackend } from './backend.js';
 const cpu = new CpuBackend();
 let gpu: WebGPUBackend;
 beforeAll(async () => {
-  process.env.VK_ICD_FILENAMES ??= '/work/main/.lavapipe/lvp_icd.json';
-  const { createWebGPUBackend } = await import('./index.js');
-  gpu = await createWebGPUBackend();
+  gpu = await testGpu();
 }, 60_000);
 
-/** Deterministic pseudo-random numbers (an LCG), so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 function randomData(dtype: DType, n: number, seed: number): TypedArray {
   const r = rng(seed);
   switch (dtype) {

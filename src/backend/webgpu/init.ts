@@ -2,7 +2,7 @@
 // limits and the features we use, register the 'webgpu' device.
 
 import { gpu } from '#platform';
-import { registerBackend, setDefaultDevice } from '../../tensor/backend.js';
+import { startOnce } from '../start.js';
 import { WebGPUBackend } from './backend.js';
 import { GpuContext } from './context.js';
 
@@ -17,7 +17,7 @@ const WANTED: readonly GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp
 const LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup',
   'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupsPerDimension'] as const;
 
-let started: Promise<WebGPUBackend> | null = null;
+const start = startOnce(createWebGPUBackend);
 
 /**
  * Starts the webgpu backend once and registers it as device 'webgpu' (by default also the default device). Throws a
@@ -25,17 +25,7 @@ let started: Promise<WebGPUBackend> | null = null;
  * failed start is forgotten, so a later call tries again.
  */
 export function initWebGPU(opts: WebGPUInitOptions = {}): Promise<WebGPUBackend> {
-  started ??= createWebGPUBackend(opts).then((backend) => {
-    registerBackend(backend);
-    return backend;
-  }, (e: unknown) => {
-    started = null;
-    throw e;
-  });
-  return started.then((backend) => {
-    if (opts.setDefault ?? true) setDefaultDevice(backend.name);
-    return backend;
-  });
+  return start(opts, opts.setDefault ?? true);
 }
 
 /** The adapter WebGPU offers here, with a readable name; throws naming what is missing (WebGPU itself, or an adapter). */

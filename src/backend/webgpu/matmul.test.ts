@@ -2,6 +2,7 @@
 // tiles and the vec4 alignment, batch strides (0 = broadcast), bias, k = 0, GEMV rows and n = 1, integer dtypes.
 
 import { beforeAll, describe, expect, test } from 'vitest';
+import { rng, testGpu } from '../../test-util/webgpu.js';
 import { CpuBackend } from '../cpu/index.js';
 import type { BackendBuffer, MatmulParams } from '../../tensor/backend.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
@@ -10,19 +11,9 @@ import type { WebGPUBackend } from './backend.js';
 const cpu = new CpuBackend();
 let gpu: WebGPUBackend;
 beforeAll(async () => {
-  process.env.VK_ICD_FILENAMES ??= '/work/main/.lavapipe/lvp_icd.json';
-  const { createWebGPUBackend } = await import('./index.js');
-  gpu = await createWebGPUBackend();
+  gpu = await testGpu();
 });
 
-/** Deterministic pseudo-random numbers (an LCG), so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 function randomData(dtype: DType, n: number, seed: number): TypedArray {
   const r = rng(seed);
   switch (dtype) {

@@ -2,10 +2,10 @@
 // and steps, every dtype's raw words, size 0, sizes off the workgroup, ranks beyond the parameter block, last-write-wins.
 
 import { beforeAll, describe, expect, test } from 'vitest';
+import { testGpu } from '../../test-util/webgpu.js';
 import type { BackendBuffer } from '../../tensor/backend.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
 import { sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
-import { lavapipeIcd } from '../../test-util/webgpu.js';
 import { CpuBackend } from '../cpu/index.js';
 import type { WebGPUBackend } from './backend.js';
 
@@ -13,9 +13,7 @@ const cpu = new CpuBackend();
 let gpu: WebGPUBackend;
 
 beforeAll(async () => {
-  process.env.VK_ICD_FILENAMES ??= lavapipeIcd();
-  const { createWebGPUBackend } = await import('./index.js');
-  gpu = await createWebGPUBackend();
+  gpu = await testGpu();
 });
 
 /** Distinct values per element (so that a wrong index shows), of each dtype; float16 as bits with NaN / Inf / subnormals. */

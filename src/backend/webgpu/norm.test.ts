@@ -3,9 +3,9 @@
 // (ignored rows, NaN rows, the out-of-range target error) and its gradient; rows off the workgroup size, empty rows.
 
 import { beforeAll, describe, expect, test } from 'vitest';
+import { testGpu } from '../../test-util/webgpu.js';
 import type { BackendBuffer } from '../../tensor/backend.js';
 import type { TypedArray } from '../../tensor/dtype.js';
-import { lavapipeIcd } from '../../test-util/webgpu.js';
 import { CpuBackend } from '../cpu/index.js';
 import type { WebGPUBackend } from './backend.js';
 
@@ -13,9 +13,7 @@ const cpu = new CpuBackend();
 let gpu: WebGPUBackend;
 
 beforeAll(async () => {
-  process.env.VK_ICD_FILENAMES ??= lavapipeIcd();
-  const { createWebGPUBackend } = await import('./index.js');
-  gpu = await createWebGPUBackend();
+  gpu = await testGpu();
 });
 
 /** Deterministic pseudo-random float32 in [-scale, scale) (an LCG), so failures reproduce. */

@@ -2,9 +2,9 @@
 // positions and lengths around the workgroup and serial thresholds, NaN / Inf, ties, int32 / uint8 / bool, size 0.
 
 import { beforeAll, describe, expect, test } from 'vitest';
+import { rng, testGpu } from '../../test-util/webgpu.js';
 import type { ArgReduceOp, BackendBuffer, ReduceOp } from '../../tensor/backend.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
-import { lavapipeIcd } from '../../test-util/webgpu.js';
 import { CpuBackend } from '../cpu/index.js';
 import type { WebGPUBackend } from './backend.js';
 
@@ -12,19 +12,8 @@ const cpu = new CpuBackend();
 let gpu: WebGPUBackend;
 
 beforeAll(async () => {
-  process.env.VK_ICD_FILENAMES ??= lavapipeIcd();
-  const { createWebGPUBackend } = await import('./index.js');
-  gpu = await createWebGPUBackend();
+  gpu = await testGpu();
 });
-
-/** Deterministic pseudo-random numbers (an LCG), so failures reproduce. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** Random data of a dtype; integers from a small range, so that ties are common. */
 function randomData(dtype: DType, n: number, seed: number): TypedArray {

@@ -2,6 +2,7 @@
 // overlapping and skipped taps, 1 x 1 and whole-image windows, integer dtypes; col2im must equal im2col's adjoint.
 
 import { beforeAll, describe, expect, test } from 'vitest';
+import { rng, testGpu } from '../../test-util/webgpu.js';
 import { CpuBackend } from '../cpu/index.js';
 import type { WindowParams } from '../../tensor/backend.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
@@ -10,18 +11,9 @@ import type { WebGPUBackend } from './backend.js';
 const cpu = new CpuBackend();
 let gpu: WebGPUBackend;
 beforeAll(async () => {
-  process.env.VK_ICD_FILENAMES ??= '/work/main/.lavapipe/lvp_icd.json';
-  const { createWebGPUBackend } = await import('./index.js');
-  gpu = await createWebGPUBackend();
+  gpu = await testGpu();
 });
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 function randomData(dtype: DType, n: number, seed: number): TypedArray {
   const r = rng(seed);
   switch (dtype) {
