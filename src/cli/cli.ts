@@ -69,7 +69,7 @@ export async function runCli(argv: readonly string[], out: Out = (t) => { proces
     err(`attend: unknown command '${name}'\n\n${help()}\n`);
     return 2;
   }
-  // The fast CPU backend becomes the default device; a command given --device webgpu starts the GPU too.
+  // The fast CPU backend becomes the default device; a command given --device webgpu starts the GPU instead.
   const d = rest.indexOf('--device');
   await ready({ device: d >= 0 && rest[d + 1] === 'webgpu' ? 'webgpu' : 'wasm' });
   await cmd.run(rest, out);
