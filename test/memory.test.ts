@@ -30,10 +30,14 @@ describe.each(listDevices())('memory on %s', (device) => {
     }
     // It trains (memorises one batch) ...
     expect(losses[1999]!).toBeLessThan(losses[0]! * 0.5);
-    // ... the peak of live bytes over the last 1,000 steps does not grow (< 5% from their first half to their second) ...
-    const peak = (a: number[]) => Math.max(...a);
-    const early = peak(live.slice(1000, 1500)), late = peak(live.slice(1500));
-    expect(late).toBeLessThan(early * 1.05);
+    // ... the floor of live bytes over the last 1,000 steps (what is left after each reclamation) does not grow, and
+    // neither does the peak (< 5% from their first half to their second). On webgpu a read resolves after the GPU's
+    // work, in a later macrotask, so where the collector runs between reclamations varies more: its peaks may swing by
+    // a few tens of percent while the floor stays put (a leak raises the floor).
+    const peak = (a: number[]) => Math.max(...a), floor = (a: number[]) => Math.min(...a);
+    const early = live.slice(1000, 1500), late = live.slice(1500);
+    expect(floor(late)).toBeLessThan(floor(early) * 1.05);
+    expect(peak(late)).toBeLessThan(peak(early) * (device === 'webgpu' ? 1.5 : 1.05));
     // ... because reclamation ran (the loop itself never disposes anything).
     expect(memory().reclaims).toBeGreaterThan(0);
     // A tensor still held from step 0 was never freed under us.
