@@ -138,13 +138,6 @@ export class GpuContext {
     this.pooledBytes += buffer.size;
   }
 
-  /** Returns every pooled buffer to the driver. */
-  trim(): void {
-    for (const list of this.pool.values()) for (const b of list) b.destroy();
-    this.pool.clear();
-    this.pooledBytes = 0;
-  }
-
   /** Writes 32-bit words into a buffer (in queue order: after every submitted dispatch, before the recorded ones). */
   write(b: GpuBuffer, words: Uint32Array | Int32Array | Float32Array): void {
     this.check();
@@ -217,14 +210,6 @@ export class GpuContext {
     this.device.queue.writeBuffer(u, 0, this.paramBytes);
     this.uniformsUsed.push(u);
     return u;
-  }
-
-  /** Copies `src` into `dst` (bytes), recorded in order with the dispatches. */
-  copy(src: GpuBuffer, dst: GpuBuffer, bytes: number): void {
-    this.check();
-    this.endPass();
-    this.encoder ??= this.device.createCommandEncoder();
-    if (bytes > 0) this.encoder.copyBufferToBuffer(src.buffer, 0, dst.buffer, 0, bytes);
   }
 
   private endPass(): void {
