@@ -1,6 +1,8 @@
 // Where the tests find software Vulkan for WebGPU: the lavapipe that scripts/setup-lavapipe.sh fetched into .lavapipe/.
 
 import { existsSync } from 'node:fs';
+import { expect } from 'vitest';
+import type { TypedArray } from '../tensor/dtype.js';
 import { fileURLToPath } from 'node:url';
 import { createWebGPUBackend, type WebGPUBackend } from '../backend/webgpu/index.js';
 
@@ -27,4 +29,14 @@ export function rng(seed: number): () => number {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return s / 2 ** 32;
   };
+}
+
+/** Elementwise closeness of a kernel's result to the oracle's: |got - want| <= atol + rtol |want|; NaN matches NaN, infinities must be equal. */
+export function expectNear(got: TypedArray, want: TypedArray, atol: number, rtol: number, label: string): void {
+  expect(got.length, label).toBe(want.length);
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i]!, e = want[i]!;
+    if (Object.is(g, e) || g === e || (Number.isNaN(e) && Number.isNaN(g))) continue;
+    if (!(Math.abs(g - e) <= atol + rtol * Math.abs(e))) expect.fail(`${label}: element ${i} is ${g}, expected ${e}`);
+  }
 }

@@ -4,7 +4,7 @@
 // size 0 and high ranks.
 
 import { beforeAll, describe, expect, test } from 'vitest';
-import { rng, testGpu } from '../../test-util/webgpu.js';
+import { expectNear, rng, testGpu } from '../../test-util/webgpu.js';
 import type { ActivationOp, BackendBuffer, BinaryOp, UnaryOp } from '../../tensor/backend.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
 import { broadcastShapes, type Shape } from '../../tensor/shape.js';
@@ -61,15 +61,6 @@ async function both(inputs: [TypedArray, DType][], fn: Kernel): Promise<[TypedAr
 /** Bit patterns: float results must match to the bit (NaN payloads and -0 included). */
 function words(a: TypedArray): number[] {
   return Array.from(a instanceof Float32Array ? new Uint32Array(a.buffer, a.byteOffset, a.length) : a);
-}
-
-function expectNear(got: TypedArray, want: TypedArray, atol: number, rtol: number, label: string): void {
-  expect(got.length, label).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const g = got[i]!, e = want[i]!;
-    if (Object.is(g, e) || (Number.isNaN(e) && Number.isNaN(g))) continue;
-    if (!(Math.abs(g - e) <= atol + rtol * Math.abs(e))) expect.fail(`${label}: element ${i} is ${g}, expected ${e}`);
-  }
 }
 
 const DTYPES = ['float32', 'float16', 'bfloat16', 'int32', 'uint8', 'bool'] as const;

@@ -3,7 +3,7 @@
 // (ignored rows, NaN rows, the out-of-range target error) and its gradient; rows off the workgroup size, empty rows.
 
 import { beforeAll, describe, expect, test } from 'vitest';
-import { testGpu } from '../../test-util/webgpu.js';
+import { expectNear, testGpu } from '../../test-util/webgpu.js';
 import type { BackendBuffer } from '../../tensor/backend.js';
 import type { TypedArray } from '../../tensor/dtype.js';
 import { CpuBackend } from '../cpu/index.js';
@@ -38,15 +38,6 @@ async function both(inputs: (Input | null)[], fn: (b: Be, xs: (BackendBuffer | n
   for (const o of outs) got.push(await gpu.read(o));
   for (const b of [...xs, ...outs]) if (b) gpu.free(b);
   return [want, got];
-}
-
-function expectNear(got: TypedArray, want: TypedArray, atol: number, rtol: number, label: string): void {
-  expect(got.length, label).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const g = got[i]!, e = want[i]!;
-    if (g === e || (Number.isNaN(e) && Number.isNaN(g))) continue;
-    if (!(Math.abs(g - e) <= atol + rtol * Math.abs(e))) expect.fail(`${label}: element ${i} is ${g}, expected ${e}`);
-  }
 }
 
 function expectAll(got: TypedArray[], want: TypedArray[], atol: number, label: string): void {

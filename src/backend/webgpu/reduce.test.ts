@@ -2,7 +2,7 @@
 // positions and lengths around the workgroup and serial thresholds, NaN / Inf, ties, int32 / uint8 / bool, size 0.
 
 import { beforeAll, describe, expect, test } from 'vitest';
-import { rng, testGpu } from '../../test-util/webgpu.js';
+import { expectNear, rng, testGpu } from '../../test-util/webgpu.js';
 import type { ArgReduceOp, BackendBuffer, ReduceOp } from '../../tensor/backend.js';
 import type { DType, TypedArray } from '../../tensor/dtype.js';
 import { CpuBackend } from '../cpu/index.js';
@@ -35,16 +35,6 @@ async function both(data: TypedArray, dtype: DType, fn: (b: CpuBackend | WebGPUB
   gpu.free(x);
   gpu.free(out);
   return [want, got];
-}
-
-/** Elementwise closeness; NaN matches NaN, infinities must be equal. */
-function expectNear(got: TypedArray, want: TypedArray, atol: number, rtol: number, label: string): void {
-  expect(got.length, label).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const g = got[i]!, e = want[i]!;
-    if (g === e || (Number.isNaN(e) && Number.isNaN(g))) continue;
-    if (!(Math.abs(g - e) <= atol + rtol * Math.abs(e))) expect.fail(`${label}: element ${i} is ${g}, expected ${e}`);
-  }
 }
 
 /** [outer, size, inner] shapes: inner 1 (rows), narrow and wide inner, sizes around SERIAL (16) and the lanes (256 / C). */
