@@ -108,8 +108,8 @@ describe('attend grpo', () => {
     expect(await readdir(out)).toEqual(expect.arrayContaining(['reward.svg', 'kl.svg', 'metrics.jsonl', 'model.safetensors']));
   }, 30_000);
 
-  test('--resume gives the same statistics as an uninterrupted run (the rollout generator is checkpointed)', async () => {
-    const args = (out: string) => ['grpo', '--model', modelDir, '--data', promptsFile, '--reward', 'contains-answer', '--out', out, '--num-generations', '3', '--prompts-per-step', '2', '--max-new-tokens', '3', '--lr', '1e-2', '--schedule', 'constant', '--log-every', '1'];
+  test('--resume gives the same statistics as an uninterrupted run (the rollout generator is checkpointed), dynamic sampling included', async () => {
+    const args = (out: string) => ['grpo', '--model', modelDir, '--data', promptsFile, '--reward', 'contains-answer', '--out', out, '--num-generations', '3', '--prompts-per-step', '2', '--max-new-tokens', '3', '--lr', '1e-2', '--schedule', 'constant', '--log-every', '1', '--dynamic-sampling'];
     const whole = join(root, 'grpo-whole'), split = join(root, 'grpo-split');
     await cli([...args(whole), '--max-steps', '3']);
     await cli([...args(split), '--max-steps', '2']);
@@ -118,6 +118,7 @@ describe('attend grpo', () => {
     expect(b.map((r) => r['step'])).toEqual([1, 2, 3]);
     expect(b).toEqual(a);
     expect(b[2]!['reward']).toBeTypeOf('number');
+    expect(b.every((r) => (r['prompts_sampled'] as number) >= 2)).toBe(true);
   }, 30_000);
 
   test('bad input: unknown reward, k < 2, a line without "answer"', async () => {

@@ -225,7 +225,7 @@ scored by a built-in reward, and trained on with advantages relative to their gr
 clipped surrogate and a per-token KL penalty (k3) to the reference. One prompt record a line:
   {"prompt": "...", "answer": "..."}          (prompt: a string, or a list of messages for the chat template)
 Writes checkpoints, metrics.jsonl (loss, lr, reward, reward_std, kl, clip_ratio, entropy, completion_length,
-reward_group_std, frac_reward_zero_std: averages over each --log-every interval), reward.svg, kl.svg, loss.svg and
+reward_group_std, frac_reward_zero_std, prompts_sampled: averages over each --log-every interval), reward.svg, kl.svg, loss.svg and
 results.json to --out, and at the end the model (or, with --lora / --qlora, a PEFT adapter) with the tokenizer.
 
 Rewards (--reward):
@@ -248,6 +248,8 @@ ${Object.entries(BUILTIN_REWARDS).map(([k, r]) => `  ${k.padEnd(22)} ${r.descrip
   --num-iterations N     updates per batch of completions (default 1)
   --loss-type T          grpo (per-completion token mean, default) or dapo (mean over all tokens)
   --no-scale-rewards     advantages r - mean, not divided by the group's std
+  --dynamic-sampling     replace groups whose completions all score the same (zero advantages) by other prompts'
+                         groups, up to 4 x --prompts-per-step prompts a step (DAPO; default off)
 ${LORA_USAGE}
   --epochs N             passes over the prompts (default 1)
   --max-steps N          stop after N updates (default: the epochs' worth)
@@ -259,7 +261,7 @@ ${COMMON_USAGE}
 export const GRPO_OPTIONS: Record<string, 'string' | 'boolean'> = {
   ...COMMON_OPTIONS, ...LORA_OPTIONS, reward: 'string', 'num-generations': 'string', 'prompts-per-step': 'string', 'max-new-tokens': 'string',
   'max-prompt-length': 'string', temperature: 'string', 'top-p': 'string', 'top-k': 'string', beta: 'string', epsilon: 'string', 'epsilon-high': 'string',
-  'num-iterations': 'string', 'loss-type': 'string', 'no-scale-rewards': 'boolean',
+  'num-iterations': 'string', 'loss-type': 'string', 'no-scale-rewards': 'boolean', 'dynamic-sampling': 'boolean',
 };
 
 export const grpoCommand: CliCommand = {
@@ -299,14 +301,14 @@ export const grpoCommand: CliCommand = {
       const model = await AutoModelForCausalLM.fromPretrained(modelDir, c.device !== undefined ? { device: c.device } : {});
       const result = await grpoTrain(model, tokenizer, records, reward, {
         numGenerations: k, promptsPerStep: perStep, maxNewTokens: maxNew, beta, epsilon, numIterations: iterations, lossType,
-        scaleRewards: values['no-scale-rewards'] !== true, lora, qlora, seed: c.seed, outDir, baseDir: modelDir, log, resume: c.resume,
+        scaleRewards: values['no-scale-rewards'] !== true, dynamicSampling: values['dynamic-sampling'] === true, lora, qlora, seed: c.seed, outDir, baseDir: modelDir, log, resume: c.resume,
         ...(c.smoke ? { maxSteps: Math.min(c.maxSteps ?? 2, 2) } : given({ maxSteps: c.maxSteps })),
         ...given({ maxPromptLength: maxPrompt, temperature, topP: p, topK, epsilonHigh, epochs: c.epochs, lr: c.lr, schedule: c.schedule, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, logEvery: c.logEvery, checkpointEvery: c.checkpointEvery }),
       });
       const rewards = result.stats.map((s) => s['reward'] ?? NaN);
       const results = {
         command: 'grpo', model: modelDir, data: dataFile, reward: rewardName, smoke: c.smoke,
-        options: { numGenerations: k, promptsPerStep: perStep, maxNewTokens: maxNew, beta, epsilon, numIterations: iterations, lossType, lora, qlora, epochs: c.epochs ?? null, maxSteps: c.maxSteps ?? null, lr: c.lr ?? null, seed: c.seed },
+        options: { numGenerations: k, promptsPerStep: perStep, maxNewTokens: maxNew, beta, epsilon, numIterations: iterations, lossType, dynamicSampling: values['dynamic-sampling'] === true, lora, qlora, epochs: c.epochs ?? null, maxSteps: c.maxSteps ?? null, lr: c.lr ?? null, seed: c.seed },
         prompts: records.length, skippedLines: data.skipped.length, steps: result.train.step, ...nf4Summary(result.qlora),
         firstReward: rewards[0] ?? null, finalReward: rewards.at(-1) ?? null, final: result.stats.at(-1) ?? {}, saved: result.saved,
         wallSeconds: Math.round((Date.now() - started) / 1000),

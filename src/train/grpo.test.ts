@@ -10,7 +10,7 @@ import { listDevices } from '../tensor/backend.js';
 import { tensor } from '../tensor/create.js';
 import { expectClose } from '../test-util/fixtures.js';
 import { chatTokenizer, COLORS, tinyLlama, VOCAB } from '../test-util/tiny-chat.js';
-import { BUILTIN_REWARDS, groupAdvantages, grpoLoss, grpoTrain, loadPromptJsonl, rewardFunction } from './grpo.js';
+import { BUILTIN_REWARDS, groupAdvantages, grpoLoss, grpoTrain, loadPromptJsonl, promptIds, rewardFunction, type PromptRecord } from './grpo.js';
 import { klK3, rolloutTokens } from './policy.js';
 
 describe('group advantages (by hand)', () => {
@@ -160,4 +160,53 @@ describe('grpoTrain', () => {
     expect(await readFile(join(dir, 'kl.svg'), 'utf8')).toContain('<svg');
     expect(VOCAB['blue']).toBeDefined();
   }, 60_000);
+
+  test('dynamic sampling: groups whose rewards are all equal are replaced by other prompts\' groups, up to 4 x promptsPerStep prompts', async () => {
+    // Prompts marked flat always score 0.5 (no spread); the others score by the completion's length, which varies.
+    const mixed: PromptRecord[] = records.map((r, i) => ({ ...r, flat: i % 2 === 0 }));
+    const run = async (dynamicSampling: boolean) => {
+      const calls: boolean[] = [], groups: boolean[][] = [];
+      const reward = (c: string, r: PromptRecord): number => {
+        calls.push(r['flat'] === true);
+        return r['flat'] === true ? 0.5 : c.length % 3;
+      };
+      const out = await grpoTrain(tinyLlama(7), tok, mixed, reward, {
+        numGenerations: 4, promptsPerStep: 3, maxNewTokens: 3, maxSteps: 4, lr: 1e-2, schedule: 'constant', seed: 1, dynamicSampling, progress: false, log: () => {},
+      });
+      // The reward is called k times per sampled prompt: one group per k consecutive calls.
+      for (let i = 0; i < calls.length; i += 4) groups.push(calls.slice(i, i + 4));
+      return { stats: out.stats, groups };
+    };
+    const plain = await run(false);
+    expect(plain.stats.map((s) => s['prompts_sampled'])).toEqual([3, 3, 3, 3]);
+    expect(plain.stats.some((s) => s['frac_reward_zero_std']! > 0)).toBe(true);
+    const dyn = await run(true);
+    let at = 0;
+    for (const s of dyn.stats) {
+      const n = s['prompts_sampled']!, flat = dyn.groups.slice(at, at + n).filter((g) => g[0]).length;
+      at += n;
+      // Enough groups with a spread (the flat ones were replaced), or the cap of 4 x 3 prompts reached.
+      expect(n - flat === 3 || n === 12).toBe(true);
+      expect(s['frac_reward_zero_std']).toBeCloseTo(flat / n, 6);
+      expect(s['reward_group_std']).toBeGreaterThan(0);
+    }
+    expect(at).toBe(dyn.groups.length);
+    expect(dyn.stats.some((s) => s['prompts_sampled']! > 3)).toBe(true);
+  }, 30_000);
+
+  test('completions are scored at the sampling temperature (TRL): the entropy is that of softmax(logits / T)', async () => {
+    const model = tinyLlama(9), T = 0.5;
+    const prompt = 'color of sky ?';
+    const ids = promptIds(tok, prompt);
+    const logits = model.forward({ inputIds: tensor([ids], { dtype: 'int32' }) }).logits;
+    const z = Array.from((await logits.data()).subarray((ids.length - 1) * logits.shape[2]!, ids.length * logits.shape[2]!)).map((v) => v / T);
+    const m = Math.max(...z), e = z.map((v) => Math.exp(v - m)), Z = e.reduce((a, b) => a + b, 0);
+    const entropy = -e.reduce((a, v) => a + (v / Z) * Math.log(v / Z), 0);
+    // One new token per completion: every completion's only scored position is the prompt's last.
+    const out = await grpoTrain(model, tok, [{ prompt, answer: 'blue' }], rewardFunction('exact-answer'), {
+      numGenerations: 4, promptsPerStep: 1, maxNewTokens: 1, maxSteps: 1, temperature: T, lr: 1e-3, progress: false, log: () => {},
+    });
+    expect(out.stats[0]!['entropy']).toBeCloseTo(entropy, 5);
+    await expect(grpoTrain(model, tok, [{ prompt, answer: 'blue' }], rewardFunction('exact-answer'), { temperature: 0, progress: false })).rejects.toThrow('grpo: temperature must be a positive number, got 0');
+  }, 20_000);
 });

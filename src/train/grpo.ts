@@ -252,6 +252,12 @@ export interface GrpoOptions extends RolloutRunOptions {
   epsilon?: number;
   epsilonHigh?: number;
   lossType?: 'grpo' | 'dapo';
+  /**
+   * DAPO's dynamic sampling (Yu et al. 2025, arXiv:2503.14476): a group whose rewards are all equal has zero
+   * advantages and teaches nothing, so it is dropped and replaced by the group of another prompt drawn at random, until
+   * the step has promptsPerStep groups with a spread or has tried 4 x promptsPerStep prompts (default false).
+   */
+  dynamicSampling?: boolean;
 }
 
 export interface GrpoResult {
@@ -271,11 +277,13 @@ interface GrpoBatch {
   advantages: number[];
   oldLogps: number[][] | null;
   refLogps: number[][] | null;
+  /** The rewards of every completion sampled for the step (with dynamic sampling, dropped groups too). */
   rewards: number[];
-  /** Mean of the groups' reward std, fraction of groups with zero std, mean completion length. */
+  /** Mean of the groups' reward std, fraction of sampled groups with zero std, mean completion length, prompts sampled. */
   groupStd: number;
   zeroStd: number;
   length: number;
+  sampled: number;
 }
 
 const rows = async (t: Tensor): Promise<number[][]> => {
@@ -300,6 +308,8 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
   for (const [name, v] of [['numIterations', mu], ['promptsPerStep', perStep], ['maxNewTokens', maxNew]] as const) {
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`grpo: ${name} must be a positive integer, got ${String(v)}`);
   }
+  const temperature = opts.temperature ?? 1;
+  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new Error(`grpo: temperature must be a positive number, got ${String(temperature)}`);
   const beta = opts.beta ?? 0.04;
   const lossOpts: GrpoLossOptions = { beta, epsilon: opts.epsilon ?? 0.2, ...(opts.epsilonHigh !== undefined ? { epsilonHigh: opts.epsilonHigh } : {}), lossType: opts.lossType ?? 'grpo' };
   checkGrpoLossOptions(lossOpts, 'grpo');
@@ -328,22 +338,56 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
   const sampler = new Generator(seed + 1);
   const order = new DataLoader(prompts.map((_, i) => i), { batchSize: perStep, shuffle: true, seed });
 
+  // TRL scores completions at the sampling temperature: the policy trained is the one that sampled.
+  const scaled = (logits: Tensor): Tensor => (temperature === 1 ? logits : div(logits, temperature));
+
+  /** k completions of prompt i with their rewards. */
+  async function group(i: number): Promise<{ completions: number[][]; rewards: number[] }> {
+    const completions = await sampleCompletions(model, prompts[i]!, k, { maxNewTokens: maxNew, generator: sampler, eosTokenId: eos, padTokenId: padId, temperature, ...(opts.topP !== undefined ? { topP: opts.topP } : {}), ...(opts.topK !== undefined ? { topK: opts.topK } : {}) });
+    const rewards: number[] = [];
+    for (const c of completions) {
+      let r: number;
+      try {
+        r = await reward(tokenizer.decode(c, { skipSpecialTokens: true }), records[i]!);
+      } catch (e) {
+        throw new Error(`grpo: the reward failed on a completion of prompt ${i}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      if (typeof r !== 'number' || !Number.isFinite(r)) throw new Error(`grpo: the reward of a completion of prompt ${i} is ${String(r)}; rewards must be finite numbers`);
+      rewards.push(r);
+    }
+    return { completions, rewards };
+  }
+  const spread = (rs: readonly number[]): boolean => rs.some((r) => r !== rs[0]);
+
   async function rollout(indices: number[]): Promise<GrpoBatch> {
     const ps: number[][] = [], cs: number[][] = [], rewards: number[] = [];
+    const keep = (i: number, g: { completions: number[][]; rewards: number[] }): void => {
+      for (const c of g.completions) { ps.push(prompts[i]!); cs.push(c); }
+      rewards.push(...g.rewards);
+    };
+    let sampled = 0, flat = 0;
+    const all: number[] = [];
+    const groups: [number, { completions: number[][]; rewards: number[] }][] = [];
     for (const i of indices) {
-      const completions = await sampleCompletions(model, prompts[i]!, k, { maxNewTokens: maxNew, generator: sampler, eosTokenId: eos, padTokenId: padId, ...(opts.temperature !== undefined ? { temperature: opts.temperature } : {}), ...(opts.topP !== undefined ? { topP: opts.topP } : {}), ...(opts.topK !== undefined ? { topK: opts.topK } : {}) });
-      for (const c of completions) {
-        let r: number;
-        try {
-          r = await reward(tokenizer.decode(c, { skipSpecialTokens: true }), records[i]!);
-        } catch (e) {
-          throw new Error(`grpo: the reward failed on a completion of prompt ${i}: ${e instanceof Error ? e.message : String(e)}`);
-        }
-        if (typeof r !== 'number' || !Number.isFinite(r)) throw new Error(`grpo: the reward of a completion of prompt ${i} is ${String(r)}; rewards must be finite numbers`);
-        ps.push(prompts[i]!);
-        cs.push(c);
-        rewards.push(r);
+      const g = await group(i);
+      sampled++;
+      all.push(...g.rewards);
+      if (!spread(g.rewards)) flat++;
+      groups.push([i, g]);
+    }
+    if (opts.dynamicSampling) {
+      const useful = groups.filter(([, g]) => spread(g.rewards));
+      while (useful.length < indices.length && sampled < 4 * indices.length) {
+        const i = sampler.integers(0, prompts.length, 1)[0]!;
+        const g = await group(i);
+        sampled++;
+        all.push(...g.rewards);
+        if (spread(g.rewards)) useful.push([i, g]); else flat++;
       }
+      // Not one group with a spread: the step keeps the flat groups (zero advantages; only the KL term acts).
+      for (const [i, g] of useful.length > 0 ? useful : groups) keep(i, g);
+    } else {
+      for (const [i, g] of groups) keep(i, g);
     }
     const adv = groupAdvantages(rewards, k, { scaleRewards: opts.scaleRewards ?? true });
     const tok = rolloutTokens(ps, cs, padId);
@@ -353,12 +397,12 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
     try {
       const ids = ints(tok.ids), attn = ints(tok.attention);
       if (mu > 1) {
-        const t = noGrad(() => tidy(() => tokenLogps(model.forward({ inputIds: ids, attentionMask: attn }).logits, ids)));
+        const t = noGrad(() => tidy(() => tokenLogps(scaled(model.forward({ inputIds: ids, attentionMask: attn }).logits), ids)));
         oldLogps = await rows(t);
         t.dispose();
       }
       if (reference) {
-        const t = tidy(() => tokenLogps(reference({ inputIds: ids, attentionMask: attn }), ids));
+        const t = tidy(() => tokenLogps(scaled(reference({ inputIds: ids, attentionMask: attn })), ids));
         refLogps = await rows(t);
         t.dispose();
       }
@@ -367,14 +411,12 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
     } finally {
       model.train(wasTraining);
     }
-    let groupStd = 0, zeroStd = 0;
+    let groupStd = 0;
     for (let g = 0; g < rewards.length; g += k) {
       const grp = rewards.slice(g, g + k), m = grp.reduce((a, b) => a + b, 0) / k;
-      const sd = Math.sqrt(grp.reduce((a, b) => a + (b - m) ** 2, 0) / (k - 1));
-      groupStd += sd / (rewards.length / k);
-      if (sd === 0) zeroStd += 1 / (rewards.length / k);
+      groupStd += Math.sqrt(grp.reduce((a, b) => a + (b - m) ** 2, 0) / (k - 1)) / (rewards.length / k);
     }
-    return { ...tok, advantages: adv, oldLogps, refLogps, rewards, groupStd, zeroStd, length: cs.reduce((a, c) => a + c.length, 0) / cs.length };
+    return { ...tok, advantages: adv, oldLogps, refLogps, rewards: all, groupStd, zeroStd: flat / sampled, length: cs.reduce((a, c) => a + c.length, 0) / cs.length, sampled };
   }
 
   const source: BatchSource<GrpoBatch> = {
@@ -392,7 +434,7 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
   const stats: StepRecord[] = [];
   const loss = (m: PreTrainedModel, b: GrpoBatch): LossOutput => {
     const ids = ints(b.ids);
-    const logits = m.forward({ inputIds: ids, attentionMask: ints(b.attention) }).logits;
+    const logits = scaled(m.forward({ inputIds: ids, attentionMask: ints(b.attention) }).logits);
     const logps = tokenLogps(logits, ids);
     const mask = floats(b.completionMask);
     const out = grpoLoss({ logps, oldLogps: b.oldLogps ? floats(b.oldLogps) : detach(logps), refLogps: b.refLogps ? floats(b.refLogps) : null, advantages: floats(b.advantages), mask }, lossOpts);
@@ -400,7 +442,7 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
       loss: out.loss, tokens: b.completionMask.reduce((a, r) => a + r.reduce((x, y) => x + y, 0), 0),
       metrics: {
         ...meanStd('reward', b.rewards), kl: out.kl, clip_ratio: out.clipFraction, entropy: div(sum(mul(tokenEntropy(logits), mask)), clamp(sum(mask), 1)),
-        reward_group_std: b.groupStd, frac_reward_zero_std: b.zeroStd, completion_length: b.length,
+        reward_group_std: b.groupStd, frac_reward_zero_std: b.zeroStd, completion_length: b.length, prompts_sampled: b.sampled,
       },
     };
   };
