@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { saveSafetensors } from '../io/safetensors.js';
 import { ConfigReader } from '../models/base.js';
 import { LlamaForCausalLM, llamaConfig } from '../models/llama.js';
+import { tensor } from '../tensor/create.js';
 import { manualSeed } from '../tensor/random.js';
 import { Tokenizer } from '../tokenizers/tokenizer.js';
 
@@ -43,6 +44,15 @@ export const LLAMA_CONFIG = {
 export function tinyLlama(seed = 0, config: Record<string, unknown> = LLAMA_CONFIG): LlamaForCausalLM {
   manualSeed(seed);
   return new LlamaForCausalLM(llamaConfig(new ConfigReader(config, 'config.json'))).eval();
+}
+
+/** The entropy of softmax(logits / T) at the last position of `ids`: what an RL trainer should log for one-token completions. */
+export async function nextTokenEntropy(model: LlamaForCausalLM, ids: readonly number[], T: number): Promise<number> {
+  const logits = model.forward({ inputIds: tensor([[...ids]], { dtype: 'int32' }) }).logits; // [1, L, V]
+  const V = logits.shape[2]!;
+  const z = Array.from((await logits.data()).subarray((ids.length - 1) * V, ids.length * V)).map((v) => v / T);
+  const m = Math.max(...z), e = z.map((v) => Math.exp(v - m)), Z = e.reduce((a, b) => a + b, 0);
+  return -e.reduce((a, v) => a + (v / Z) * Math.log(v / Z), 0);
 }
 
 /** The toy SFT set in TRL's messages format. */

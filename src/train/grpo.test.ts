@@ -9,7 +9,7 @@ import '../index.js';
 import { listDevices } from '../tensor/backend.js';
 import { tensor } from '../tensor/create.js';
 import { expectClose } from '../test-util/fixtures.js';
-import { chatTokenizer, COLORS, tinyLlama, VOCAB } from '../test-util/tiny-chat.js';
+import { chatTokenizer, COLORS, nextTokenEntropy, tinyLlama, VOCAB } from '../test-util/tiny-chat.js';
 import { BUILTIN_REWARDS, groupAdvantages, grpoLoss, grpoTrain, loadPromptJsonl, promptIds, rewardFunction, type PromptRecord } from './grpo.js';
 import { klK3, rolloutTokens } from './policy.js';
 
@@ -197,11 +197,7 @@ describe('grpoTrain', () => {
   test('completions are scored at the sampling temperature (TRL): the entropy is that of softmax(logits / T)', async () => {
     const model = tinyLlama(9), T = 0.5;
     const prompt = 'color of sky ?';
-    const ids = promptIds(tok, prompt);
-    const logits = model.forward({ inputIds: tensor([ids], { dtype: 'int32' }) }).logits;
-    const z = Array.from((await logits.data()).subarray((ids.length - 1) * logits.shape[2]!, ids.length * logits.shape[2]!)).map((v) => v / T);
-    const m = Math.max(...z), e = z.map((v) => Math.exp(v - m)), Z = e.reduce((a, b) => a + b, 0);
-    const entropy = -e.reduce((a, v) => a + (v / Z) * Math.log(v / Z), 0);
+    const entropy = await nextTokenEntropy(model, promptIds(tok, prompt), T);
     // One new token per completion: every completion's only scored position is the prompt's last.
     const out = await grpoTrain(model, tok, [{ prompt, answer: 'blue' }], rewardFunction('exact-answer'), {
       numGenerations: 4, promptsPerStep: 1, maxNewTokens: 1, maxSteps: 1, temperature: T, lr: 1e-3, progress: false, log: () => {},

@@ -20,7 +20,7 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkMessages, type ChatMessage } from '../tokenizers/chat-template.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
-import { addTrainableAdapter, klK3, meanStd, modelDevice, referenceForward, rolloutTokens, rolloutTrainerSettings, sampleCompletions, tokenEntropy, tokenLogps, type RolloutRunOptions, type StepRecord } from './policy.js';
+import { addTrainableAdapter, atTemperature, checkTemperature, klK3, meanStd, modelDevice, referenceForward, rolloutTokens, rolloutTrainerSettings, sampleCompletions, tokenEntropy, tokenLogps, type RolloutRunOptions, type StepRecord } from './policy.js';
 import { saveSftModel } from './sft.js';
 import { Trainer, type LossOutput, type TrainResult } from './trainer.js';
 
@@ -308,8 +308,7 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
   for (const [name, v] of [['numIterations', mu], ['promptsPerStep', perStep], ['maxNewTokens', maxNew]] as const) {
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`grpo: ${name} must be a positive integer, got ${String(v)}`);
   }
-  const temperature = opts.temperature ?? 1;
-  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new Error(`grpo: temperature must be a positive number, got ${String(temperature)}`);
+  const temperature = checkTemperature(opts.temperature, 'grpo');
   const beta = opts.beta ?? 0.04;
   const lossOpts: GrpoLossOptions = { beta, epsilon: opts.epsilon ?? 0.2, ...(opts.epsilonHigh !== undefined ? { epsilonHigh: opts.epsilonHigh } : {}), lossType: opts.lossType ?? 'grpo' };
   checkGrpoLossOptions(lossOpts, 'grpo');
@@ -338,8 +337,7 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
   const sampler = new Generator(seed + 1);
   const order = new DataLoader(prompts.map((_, i) => i), { batchSize: perStep, shuffle: true, seed });
 
-  // TRL scores completions at the sampling temperature: the policy trained is the one that sampled.
-  const scaled = (logits: Tensor): Tensor => (temperature === 1 ? logits : div(logits, temperature));
+  const scaled = (logits: Tensor): Tensor => atTemperature(logits, temperature);
 
   /** k completions of prompt i with their rewards. */
   async function group(i: number): Promise<{ completions: number[][]; rewards: number[] }> {

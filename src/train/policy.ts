@@ -2,7 +2,7 @@
 // reference model (adapters disabled, or a frozen copy), sampling completions, the adapter, and per-step statistics.
 
 import { noGrad } from '../autograd/engine.js';
-import { exp, mul, neg, sub } from '../autograd/ops/elementwise.js';
+import { div, exp, mul, neg, sub } from '../autograd/ops/elementwise.js';
 import { gather } from '../autograd/ops/indexing.js';
 import { detach, reshape, slice } from '../autograd/ops/movement.js';
 import { logSoftmax, softmax } from '../autograd/ops/nn.js';
@@ -57,6 +57,21 @@ export function tokenLogps(logits: Tensor, ids: Tensor): Tensor {
   const lp = logSoftmax(slice(logits, 1, 0, T - 1), -1); // [B, T-1, V]
   const next = reshape(slice(ids, 1, 1, T), [B, T - 1, 1]); // [B, T-1, 1]
   return reshape(gather(lp, 2, next), [B, T - 1]); // [B, T-1]
+}
+
+/**
+ * The logits of the policy that sampled at `temperature`: logits / T (TRL's GRPO and PPO score completions this way, so
+ * the policy trained and the KL measured are those of the sampling distribution).
+ */
+export function atTemperature(logits: Tensor, temperature: number): Tensor {
+  return temperature === 1 ? logits : div(logits, temperature);
+}
+
+/** A sampling temperature: a positive finite number (default 1); anything else is an error naming `where`. */
+export function checkTemperature(temperature: number | undefined, where: string): number {
+  const t = temperature ?? 1;
+  if (!(t > 0) || !Number.isFinite(t)) throw new Error(`${where}: temperature must be a positive number, got ${String(t)}`);
+  return t;
 }
 
 /** The entropy of each next-token distribution, without gradient: logits [B, T, V] -> [B, T-1]. */

@@ -6,7 +6,8 @@ import '../index.js';
 import { listDevices } from '../tensor/backend.js';
 import { tensor } from '../tensor/create.js';
 import { expectClose } from '../test-util/fixtures.js';
-import { chatTokenizer, tinyLlama } from '../test-util/tiny-chat.js';
+import { chatTokenizer, nextTokenEntropy, tinyLlama } from '../test-util/tiny-chat.js';
+import { promptIds } from './grpo.js';
 import { gae, PolicyWithValueHead, ppoPolicyLoss, ppoTrain, ppoValueLoss, tokenRewards, whiten } from './ppo.js';
 import { RewardModel, trainRewardModel } from './reward.js';
 
@@ -105,4 +106,14 @@ describe('ppoTrain on a tiny LLaMA', () => {
     const first = score.slice(0, 6).reduce((a, b) => a + b) / 6, last = score.slice(-6).reduce((a, b) => a + b) / 6;
     expect(last).toBeGreaterThan(first + 0.5);
   }, 60_000);
+
+  test('completions are scored at the sampling temperature (TRL): the entropy is that of softmax(logits / T)', async () => {
+    const tok = chatTokenizer(), policy = tinyLlama(9), T = 0.5, prompt = 'color of sky ?';
+    const entropy = await nextTokenEntropy(policy, promptIds(tok, prompt), T);
+    // One new token: the completion's only scored position is the prompt's last.
+    const out = await ppoTrain(policy, new RewardModel(tinyLlama(4)), tok, [{ prompt }], { promptsPerStep: 1, maxNewTokens: 1, ppoEpochs: 1, maxSteps: 1, temperature: T, lr: 1e-3, progress: false, log: () => {} });
+    expect(out.stats[0]!['entropy']).toBeCloseTo(entropy, 5);
+    expect(out.stats[0]!['kl']).toBeCloseTo(0, 6); // the policy and the reference, both at T
+    await expect(ppoTrain(policy, new RewardModel(tinyLlama(4)), tok, [{ prompt }], { temperature: -1, progress: false })).rejects.toThrow('ppo: temperature must be a positive number, got -1');
+  }, 20_000);
 });

@@ -23,7 +23,7 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { promptIds, type PromptRecord } from './grpo.js';
-import { addTrainableAdapter, meanStd, modelDevice, referenceForward, rolloutTokens, rolloutTrainerSettings, sampleCompletions, tokenEntropy, tokenLogps, type RolloutRunOptions, type StepRecord } from './policy.js';
+import { addTrainableAdapter, atTemperature, checkTemperature, meanStd, modelDevice, referenceForward, rolloutTokens, rolloutTrainerSettings, sampleCompletions, tokenEntropy, tokenLogps, type RolloutRunOptions, type StepRecord } from './policy.js';
 import { hiddenSize, scoreSequences, type RewardModel } from './reward.js';
 import { saveSftModel } from './sft.js';
 import { Trainer, type LossOutput, type TrainResult } from './trainer.js';
@@ -212,6 +212,7 @@ export async function ppoTrain(policy: PreTrainedModel, rewardModel: RewardModel
   const gamma = opts.gamma ?? 1, lambda = opts.lambda ?? 0.95, klCoef = opts.klCoef ?? 0.05, vfCoef = opts.vfCoef ?? 0.1;
   const cliprange = opts.cliprange ?? 0.2, cliprangeValue = opts.cliprangeValue ?? 0.2;
   gae([0], [0], gamma, lambda); // range checks before any work
+  const temperature = checkTemperature(opts.temperature, 'ppo');
   if (!(klCoef >= 0) || !(vfCoef >= 0)) throw new Error(`ppo: klCoef and vfCoef must be >= 0, got ${klCoef} and ${vfCoef}`);
   const limit = policy.positionLimit();
   const prompts = records.map((r, i) => {
@@ -238,7 +239,7 @@ export async function ppoTrain(policy: PreTrainedModel, rewardModel: RewardModel
   async function rollout(indices: number[]): Promise<PpoBatch> {
     const ps: number[][] = [], cs: number[][] = [];
     for (const i of indices) {
-      const [c] = await sampleCompletions(policy, prompts[i]!, 1, { maxNewTokens: maxNew, generator: sampler, eosTokenId: eos, padTokenId: padId, ...(opts.temperature !== undefined ? { temperature: opts.temperature } : {}), ...(opts.topP !== undefined ? { topP: opts.topP } : {}), ...(opts.topK !== undefined ? { topK: opts.topK } : {}) });
+      const [c] = await sampleCompletions(policy, prompts[i]!, 1, { maxNewTokens: maxNew, generator: sampler, eosTokenId: eos, padTokenId: padId, temperature, ...(opts.topP !== undefined ? { topP: opts.topP } : {}), ...(opts.topK !== undefined ? { topK: opts.topK } : {}) });
       ps.push(prompts[i]!);
       cs.push(c!);
     }
@@ -252,9 +253,9 @@ export async function ppoTrain(policy: PreTrainedModel, rewardModel: RewardModel
       const [lp, v] = noGrad(() => tidy(() => {
         const out = model.forward({ inputIds: ids, attentionMask: attn });
         const T = tok.ids[0]!.length;
-        return [tokenLogps(out.logits, ids), slice(out.values, 1, 0, T - 1)]; // values at the positions that predict each token
+        return [tokenLogps(atTemperature(out.logits, temperature), ids), slice(out.values, 1, 0, T - 1)]; // values at the positions that predict each token
       }));
-      const r = tidy(() => tokenLogps(reference({ inputIds: ids, attentionMask: attn }), ids));
+      const r = tidy(() => tokenLogps(atTemperature(reference({ inputIds: ids, attentionMask: attn }), temperature), ids));
       [logps, values, ref] = [await rows(lp!), await rows(v!), await rows(r)];
       for (const t of [lp!, v!, r, ids, attn]) t.dispose();
     } finally {
@@ -301,15 +302,16 @@ export async function ppoTrain(policy: PreTrainedModel, rewardModel: RewardModel
   const loss = (m: PolicyWithValueHead, b: PpoBatch): LossOutput => {
     const ids = ints(b.ids);
     const out = m.forward({ inputIds: ids, attentionMask: ints(b.attention) });
+    const logits = atTemperature(out.logits, temperature); // scored at the sampling temperature, as TRL
     const T = b.ids[0]!.length;
     const mask = floats(b.mask);
-    const pg = ppoPolicyLoss({ logps: tokenLogps(out.logits, ids), oldLogps: floats(b.oldLogps), advantages: floats(b.advantages), mask }, cliprange);
+    const pg = ppoPolicyLoss({ logps: tokenLogps(logits, ids), oldLogps: floats(b.oldLogps), advantages: floats(b.advantages), mask }, cliprange);
     const vf = ppoValueLoss({ values: slice(out.values, 1, 0, T - 1), oldValues: floats(b.oldValues), returns: floats(b.returns), mask }, cliprangeValue);
     return {
       loss: add(pg.loss, mul(vf.loss, vfCoef)), tokens: b.mask.reduce((a, r) => a + r.reduce((x, y) => x + y, 0), 0),
       metrics: {
         ...meanStd('score', b.scores), kl: b.kl, non_score_reward: b.nonScore, policy_loss: pg.loss, value_loss: vf.loss, pg_clipfrac: pg.clipFraction,
-        vf_clipfrac: vf.clipFraction, approxkl: pg.approxKl, entropy: maskedMean(tokenEntropy(out.logits), mask), response_length: b.length,
+        vf_clipfrac: vf.clipFraction, approxkl: pg.approxKl, entropy: maskedMean(tokenEntropy(logits), mask), response_length: b.length,
       },
     };
   };
