@@ -2,7 +2,7 @@
 // cases, determinism, the held-out split's disjointness (instances and phrasings), plausible wrong answers, bad input.
 
 import { describe, expect, test } from 'vitest';
-import { checkAnswer, differenceWithoutBorrow, InstructTasks, partialCredit, Rng, sumWithoutCarry, TASK_FAMILIES, taskPartialReward, taskReward, type InstructTask } from './instruct-tasks.js';
+import { carelessAnswers, checkAnswer, differenceWithoutBorrow, InstructTasks, partialCredit, Rng, sumWithoutCarry, TASK_FAMILIES, taskPartialReward, taskReward, type InstructTask } from './instruct-tasks.js';
 
 const FACTORS: Record<string, number> = {
   kilometer: 1000, kilogram: 1000, meter: 100, centimeter: 10, hour: 60, minute: 60, day: 24, foot: 12, week: 7, dollar: 100,
@@ -146,6 +146,26 @@ describe('the checker', () => {
     expect(partialCredit('83 and more text', '83')).toBe(0); // more edits than characters: clamped at 0
     expect(taskPartialReward('12', { answer: '128' })).toBeCloseTo(1 / 3, 12);
     expect(() => taskPartialReward('12', {})).toThrow('needs a string "answer" in the prompt record');
+  });
+});
+
+describe('a careless writer', () => {
+  const tasks = new InstructTasks().training(4000, 9);
+  test('a share of the answers carry the family\'s typical slip, the rest are right; seeded', () => {
+    const answers = carelessAnswers(tasks, 0.4, 1);
+    const slipped = answers.filter((a, i) => a !== tasks[i]!.answer);
+    // 4000 draws at 0.4: the share is 0.4 within 4 standard deviations (0.031).
+    expect(Math.abs(slipped.length / tasks.length - 0.4)).toBeLessThan(0.031);
+    answers.forEach((a, i) => expect([tasks[i]!.answer, tasks[i]!.wrong[0]]).toContain(a));
+    // The slips are the systematic ones: the word left unreversed, the list sorted the wrong way, one too many.
+    const of = (family: string) => tasks.map((t, i) => [t, answers[i]!] as const).filter(([t, a]) => t.family === family && a !== t.answer);
+    for (const [t, a] of of('reverse')) expect(a).toBe(/'([a-z]+)'/.exec(t.prompt)![1]);
+    for (const [t, a] of of('sort')) expect(a).toBe(t.answer.split(', ').reverse().join(', '));
+    for (const [t, a] of of('count')) expect(Number(a)).toBe(Number(t.answer) + 1);
+    expect(carelessAnswers(tasks, 0.4, 1)).toEqual(answers);
+    expect(carelessAnswers(tasks, 0.4, 2)).not.toEqual(answers);
+    expect(carelessAnswers(tasks, 0, 1)).toEqual(tasks.map((t) => t.answer));
+    expect(() => carelessAnswers(tasks, 1, 1)).toThrow('the slip rate must be in [0, 1), got 1');
   });
 });
 

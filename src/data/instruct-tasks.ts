@@ -303,6 +303,20 @@ function checkCount(n: number, what: string): void {
   if (!Number.isSafeInteger(n) || n < 1) throw new Error(`instruct-tasks: ${what}: the count must be a positive integer, got ${String(n)}`);
 }
 
+// ---- a careless writer ----
+
+/**
+ * The answers a careless writer gives to `tasks`: with probability `rate` (seeded) the family's typical slip, its first
+ * plausible mistake (the sum off by one, the list sorted the wrong way round, the word left unreversed or without its
+ * dashes, a zero too many), else the right answer. Demonstrations written this way carry a systematic error that
+ * imitation learns and a checker or a preference does not.
+ */
+export function carelessAnswers(tasks: readonly InstructTask[], rate: number, seed: number): string[] {
+  if (!(rate >= 0 && rate < 1)) throw new Error(`instruct-tasks: the slip rate must be in [0, 1), got ${String(rate)}`);
+  const rng = new Rng(seed);
+  return tasks.map((t) => (rng.next() < rate ? t.wrong[0]! : t.answer));
+}
+
 // ---- checking ----
 
 /**

@@ -135,6 +135,7 @@ describe('the recipe', () => {
     await expect(run(['--rl-reward', 'close'])).rejects.toThrow("instruct: --rl-reward must be 'exact' or 'partial', got close");
     await expect(run(['--dpo-rejected', 'random'])).rejects.toThrow("instruct: --dpo-rejected must be 'own' or 'plausible', got random");
     await expect(run(['--held-out-fraction', '1'])).rejects.toThrow('--held-out-fraction must be in (0, 1), got 1');
+    await expect(run(['--sft-slip-rate', '1'])).rejects.toThrow('instruct: --sft-slip-rate must be in [0, 1), got 1');
     expect(() => parseRecipeArgs(instructRecipe, ['--sft-lr', 'fast'], false)).toThrow("--sft-lr must be a number, got 'fast'");
   }, 120_000);
 });

@@ -4,7 +4,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { reshape } from '../autograd/ops/movement.js';
 import { loadBrown } from '../data/brown.js';
-import { checkAnswer, InstructTasks, taskPartialReward, taskReward, type InstructTask } from '../data/instruct-tasks.js';
+import { carelessAnswers, checkAnswer, InstructTasks, taskPartialReward, taskReward, type InstructTask } from '../data/instruct-tasks.js';
 import type { PreferenceRecord, SftRecord } from '../data/sft.js';
 import { generate } from '../generation/generate.js';
 import { loadSafetensors } from '../io/safetensors.js';
@@ -172,6 +172,8 @@ export type InstructOptions = {
   context: number;
   brownDocs: number;
   pretrainTasks: number;
+  corpusSlipRate: number;
+  sftSlipRate: number;
   pretrainSteps: number;
   pretrainBatchSize: number;
   pretrainLr: number;
@@ -192,6 +194,7 @@ export type InstructOptions = {
   rlLr: number;
   rlBeta: number;
   rlTemperature: number;
+  rlDynamicSampling: boolean;
   numGenerations: number;
   rewardEpochs: number;
   logEvery: number;
@@ -207,6 +210,7 @@ function checkOptions(o: InstructOptions): void {
   for (const k of ['pretrainLr', 'sftLr', 'dpoLr', 'rlLr', 'dpoBeta', 'rlTemperature'] as const) if (!(o[k] > 0 && Number.isFinite(o[k]))) bad(k, 'a positive number');
   if (!(o.rlBeta >= 0)) bad('rlBeta', 'a number >= 0');
   if (!(o.heldOutFraction > 0 && o.heldOutFraction < 1)) bad('heldOutFraction', 'in (0, 1)');
+  for (const k of ['corpusSlipRate', 'sftSlipRate'] as const) if (!(o[k] >= 0 && o[k] < 1)) bad(k, 'in [0, 1)');
   if (o.vocabSize < 261) bad('vocabSize', 'at least 261 (5 special tokens and 256 bytes)');
   if (o.hiddenSize % o.heads !== 0 || (o.hiddenSize / o.heads) % 2 !== 0) bad('heads', `a divisor of --hidden-size ${o.hiddenSize} giving an even head size`);
   if (o.rl !== 'grpo' && o.rl !== 'ppo') bad('rl', "'grpo' or 'ppo'");
@@ -255,10 +259,15 @@ async function run(opts: InstructOptions, ctx: RecipeContext): Promise<Record<st
   const heldOut = tasks.heldOut(opts.evalTasks, opts.seed + 1000);
   // Each stage's training tasks come from a stream of its own; none is held out (instances or phrasings).
   const stream = (stage: number, n: number): InstructTask[] => (n > 0 ? tasks.training(n, opts.seed * 10 + stage) : []);
+  // The corpus and the demonstrations come from careless writers: a share of their answers carry the family's slip.
+  const written = (ts: InstructTask[], stage: number, rate: number): InstructTask[] => {
+    const answers = carelessAnswers(ts, rate, opts.seed * 10 + stage + 5);
+    return ts.map((t, i) => ({ ...t, answer: answers[i]! }));
+  };
 
   // ---- data, tokenizer, model ----
   const brown = opts.brownDocs > 0 ? (await loadBrown()).slice(0, opts.brownDocs).map(documentText) : [];
-  const corpusTasks = stream(1, opts.pretrainTasks);
+  const corpusTasks = written(stream(1, opts.pretrainTasks), 1, opts.corpusSlipRate);
   const tok = instructTokenizer(opts.vocabSize > 261 ? [...brown, ...corpusTasks.map(plainText)] : [], opts.vocabSize);
   const config = {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: tok.vocabSize, hidden_size: opts.hiddenSize,
@@ -329,7 +338,7 @@ async function run(opts: InstructOptions, ctx: RecipeContext): Promise<Record<st
   // ---- 2. SFT: chat-formatted demonstrations, loss on the answers only ----
   if (!(await resumed('sft'))) {
     await timed('sft', async () => {
-      const records: SftRecord[] = stream(2, opts.sftExamples).map((t) => ({ kind: 'messages', messages: [...userTurn(t), { role: 'assistant', content: t.answer }] }));
+      const records: SftRecord[] = written(stream(2, opts.sftExamples), 2, opts.sftSlipRate).map((t) => ({ kind: 'messages', messages: [...userTurn(t), { role: 'assistant', content: t.answer }] }));
       await sft(model, tok, records, {
         epochs: opts.sftEpochs, batchSize: opts.sftBatchSize, lr: opts.sftLr, maxLength: opts.context, warmupSteps: Math.min(10, Math.floor((Math.ceil(opts.sftExamples / opts.sftBatchSize) * opts.sftEpochs) / 10)), seed: opts.seed,
         logEvery: opts.logEvery, outDir: stageDir('sft'), resume: await midway('sft'), baseDir, log: ctx.log, skipNonfinite: ctx.skipNonfinite,
@@ -380,7 +389,7 @@ async function run(opts: InstructOptions, ctx: RecipeContext): Promise<Record<st
         lr: opts.rlLr, seed: opts.seed, logEvery: opts.logEvery, outDir: stageDir('rl'), resume: await midway('rl'), baseDir, log: ctx.log, schedule: 'constant' as const,
       };
       if (opts.rl === 'grpo') {
-        const r = await grpoTrain(model, tok, rlRecords, opts.rlReward === 'partial' ? taskPartialReward : taskReward, { ...common, numGenerations: opts.numGenerations, beta: opts.rlBeta });
+        const r = await grpoTrain(model, tok, rlRecords, opts.rlReward === 'partial' ? taskPartialReward : taskReward, { ...common, numGenerations: opts.numGenerations, beta: opts.rlBeta, dynamicSampling: opts.rlDynamicSampling });
         curves = { reward: r.stats.map((s) => [s.step, s['reward'] ?? NaN]), kl: r.stats.map((s) => [s.step, s['kl'] ?? NaN]) };
       } else {
         // The reward model starts from the current policy's weights and learns the pairs with the generated mistakes.
@@ -444,10 +453,10 @@ export const instructRecipe: Recipe<InstructOptions> = {
   defaults: {
     seed: 0, splitSeed: 0, heldOutFraction: 0.1, evalTasks: 360, evalBatchSize: 60, maxNewTokens: 20,
     vocabSize: 261, hiddenSize: 128, layers: 4, heads: 4, intermediateSize: 352, context: 128,
-    brownDocs: 50, pretrainTasks: 200000, pretrainSteps: 4000, pretrainBatchSize: 16, pretrainLr: 2e-3,
+    brownDocs: 50, pretrainTasks: 200000, corpusSlipRate: 0.4, sftSlipRate: 0.33, pretrainSteps: 4000, pretrainBatchSize: 16, pretrainLr: 2e-3,
     sftExamples: 10000, sftEpochs: 1, sftBatchSize: 16, sftLr: 3e-4,
     dpoPairs: 1000, dpoEpochs: 1, dpoBatchSize: 16, dpoLr: 1e-5, dpoBeta: 0.1, dpoRejected: 'own',
-    rl: 'grpo', rlReward: 'exact', rlSteps: 300, rlPrompts: 8, rlLr: 5e-5, rlBeta: 0.04, rlTemperature: 0.6, numGenerations: 8, rewardEpochs: 1,
+    rl: 'grpo', rlReward: 'exact', rlSteps: 300, rlPrompts: 8, rlLr: 5e-5, rlBeta: 0.02, rlTemperature: 1, rlDynamicSampling: true, numGenerations: 8, rewardEpochs: 1,
     logEvery: 10,
   },
   smoke: {
@@ -470,6 +479,8 @@ export const instructRecipe: Recipe<InstructOptions> = {
     context: 'context length (max_position_embeddings; pretraining windows)',
     brownDocs: 'the first N of the 500 Brown documents in the pretraining corpus',
     pretrainTasks: 'synthetic task documents (prompt, new line, answer) in the pretraining corpus',
+    corpusSlipRate: "share of the task corpus's answers written with the family's typical slip (a careless writer: the sum off by one, the list sorted the wrong way, the word unreversed); 0 = a perfect corpus",
+    sftSlipRate: "the same for the SFT demonstrations (0 = perfect demonstrations)",
     pretrainSteps: 'pretraining steps',
     pretrainBatchSize: 'pretraining windows per batch',
     pretrainLr: 'pretraining peak learning rate (cosine to a tenth)',
@@ -490,6 +501,7 @@ export const instructRecipe: Recipe<InstructOptions> = {
     rlLr: 'RL learning rate (constant)',
     rlBeta: 'KL weight: GRPO beta, or PPO\'s per-token KL coefficient',
     rlTemperature: 'sampling temperature of the RL rollouts',
+    rlDynamicSampling: "GRPO: replace groups whose samples all score the same (no signal) by other prompts' groups (DAPO's dynamic sampling)",
     numGenerations: 'GRPO samples per prompt',
     rewardEpochs: 'reward-model passes over the pairs (--rl ppo)',
     logEvery: 'steps between log records',
