@@ -358,35 +358,20 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
   const spread = (rs: readonly number[]): boolean => rs.some((r) => r !== rs[0]);
 
   async function rollout(indices: number[]): Promise<GrpoBatch> {
-    const ps: number[][] = [], cs: number[][] = [], rewards: number[] = [];
-    const keep = (i: number, g: { completions: number[][]; rewards: number[] }): void => {
-      for (const c of g.completions) { ps.push(prompts[i]!); cs.push(c); }
-      rewards.push(...g.rewards);
-    };
-    let sampled = 0, flat = 0;
-    const all: number[] = [];
-    const groups: [number, { completions: number[][]; rewards: number[] }][] = [];
-    for (const i of indices) {
-      const g = await group(i);
-      sampled++;
-      all.push(...g.rewards);
-      if (!spread(g.rewards)) flat++;
-      groups.push([i, g]);
-    }
+    const drawn: [number, { completions: number[][]; rewards: number[] }][] = [];
+    for (const i of indices) drawn.push([i, await group(i)]);
+    const useful = () => drawn.filter(([, g]) => spread(g.rewards));
+    let kept = drawn;
     if (opts.dynamicSampling) {
-      const useful = groups.filter(([, g]) => spread(g.rewards));
-      while (useful.length < indices.length && sampled < 4 * indices.length) {
+      while (useful().length < indices.length && drawn.length < 4 * indices.length) {
         const i = sampler.integers(0, prompts.length, 1)[0]!;
-        const g = await group(i);
-        sampled++;
-        all.push(...g.rewards);
-        if (spread(g.rewards)) useful.push([i, g]); else flat++;
+        drawn.push([i, await group(i)]);
       }
       // Not one group with a spread: the step keeps the flat groups (zero advantages; only the KL term acts).
-      for (const [i, g] of useful.length > 0 ? useful : groups) keep(i, g);
-    } else {
-      for (const [i, g] of groups) keep(i, g);
+      if (useful().length > 0) kept = useful();
     }
+    const ps = kept.flatMap(([i, g]) => g.completions.map(() => prompts[i]!)), cs = kept.flatMap(([, g]) => g.completions);
+    const rewards = kept.flatMap(([, g]) => g.rewards);
     const adv = groupAdvantages(rewards, k, { scaleRewards: opts.scaleRewards ?? true });
     const tok = rolloutTokens(ps, cs, padId);
     let oldLogps: number[][] | null = null, refLogps: number[][] | null = null;
@@ -414,7 +399,10 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
       const grp = rewards.slice(g, g + k), m = grp.reduce((a, b) => a + b, 0) / k;
       groupStd += Math.sqrt(grp.reduce((a, b) => a + (b - m) ** 2, 0) / (k - 1)) / (rewards.length / k);
     }
-    return { ...tok, advantages: adv, oldLogps, refLogps, rewards: all, groupStd, zeroStd: flat / sampled, length: cs.reduce((a, c) => a + c.length, 0) / cs.length, sampled };
+    return {
+      ...tok, advantages: adv, oldLogps, refLogps, rewards: drawn.flatMap(([, g]) => g.rewards), groupStd, zeroStd: 1 - useful().length / drawn.length,
+      length: cs.reduce((a, c) => a + c.length, 0) / cs.length, sampled: drawn.length,
+    };
   }
 
   const source: BatchSource<GrpoBatch> = {
