@@ -337,8 +337,6 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
   const sampler = new Generator(seed + 1);
   const order = new DataLoader(prompts.map((_, i) => i), { batchSize: perStep, shuffle: true, seed });
 
-  const scaled = (logits: Tensor): Tensor => atTemperature(logits, temperature);
-
   /** k completions of prompt i with their rewards. */
   async function group(i: number): Promise<{ completions: number[][]; rewards: number[] }> {
     const completions = await sampleCompletions(model, prompts[i]!, k, { maxNewTokens: maxNew, generator: sampler, eosTokenId: eos, padTokenId: padId, temperature, ...(opts.topP !== undefined ? { topP: opts.topP } : {}), ...(opts.topK !== undefined ? { topK: opts.topK } : {}) });
@@ -380,12 +378,12 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
     try {
       const ids = ints(tok.ids), attn = ints(tok.attention);
       if (mu > 1) {
-        const t = noGrad(() => tidy(() => tokenLogps(scaled(model.forward({ inputIds: ids, attentionMask: attn }).logits), ids)));
+        const t = noGrad(() => tidy(() => tokenLogps(atTemperature(model.forward({ inputIds: ids, attentionMask: attn }).logits, temperature), ids)));
         oldLogps = await rows(t);
         t.dispose();
       }
       if (reference) {
-        const t = tidy(() => tokenLogps(scaled(reference({ inputIds: ids, attentionMask: attn })), ids));
+        const t = tidy(() => tokenLogps(atTemperature(reference({ inputIds: ids, attentionMask: attn }), temperature), ids));
         refLogps = await rows(t);
         t.dispose();
       }
@@ -394,11 +392,7 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
     } finally {
       model.train(wasTraining);
     }
-    let groupStd = 0;
-    for (let g = 0; g < rewards.length; g += k) {
-      const grp = rewards.slice(g, g + k), m = grp.reduce((a, b) => a + b, 0) / k;
-      groupStd += Math.sqrt(grp.reduce((a, b) => a + (b - m) ** 2, 0) / (k - 1)) / (rewards.length / k);
-    }
+    const groupStd = kept.reduce((a, [, g]) => a + meanStd('r', g.rewards)['r_std']!, 0) / kept.length;
     return {
       ...tok, advantages: adv, oldLogps, refLogps, rewards: drawn.flatMap(([, g]) => g.rewards), groupStd, zeroStd: 1 - useful().length / drawn.length,
       length: cs.reduce((a, c) => a + c.length, 0) / cs.length, sampled: drawn.length,
@@ -420,7 +414,7 @@ export async function grpoTrain(model: PreTrainedModel, tokenizer: Tokenizer, re
   const stats: StepRecord[] = [];
   const loss = (m: PreTrainedModel, b: GrpoBatch): LossOutput => {
     const ids = ints(b.ids);
-    const logits = scaled(m.forward({ inputIds: ids, attentionMask: ints(b.attention) }).logits);
+    const logits = atTemperature(m.forward({ inputIds: ids, attentionMask: ints(b.attention) }).logits, temperature);
     const logps = tokenLogps(logits, ids);
     const mask = floats(b.completionMask);
     const out = grpoLoss({ logps, oldLogps: b.oldLogps ? floats(b.oldLogps) : detach(logps), refLogps: b.refLogps ? floats(b.refLogps) : null, advantages: floats(b.advantages), mask }, lossOpts);

@@ -128,8 +128,11 @@ export interface VarOptions {
   keepdim?: boolean;
 }
 
-/** var (or std) in float64 (PyTorch accumulates float32 in double too: the squares of 1e30 do not overflow). */
-function variance64(x: Tensor, dim: Dims | undefined, opts: VarOptions, wantStd: boolean): Tensor {
+/**
+ * var (or std) in float64 (PyTorch accumulates float32 in double too: the squares of 1e30 do not overflow); on a device
+ * without float64, varianceScaled.
+ */
+function varOrStd(x: Tensor, dim: Dims | undefined, opts: VarOptions, wantStd: boolean): Tensor {
   checkFloat(wantStd ? 'std' : 'var', x);
   const axes = reduceAxes(dim, x.ndim, 'var');
   const n = axes.reduce((acc, a) => acc * x.shape[a]!, 1);
@@ -161,19 +164,18 @@ function varianceScaled(x: Tensor, axes: number[], keepdim: boolean, denom: numb
     return wantStd ? mul(wrap(v, v.backend.unary('sqrt', v.buffer), v.shape), m) : mul(v, mul(m, m));
   });
   const out = keepdim ? kept : reshape(kept, reducedShape(x.shape, axes, false));
-  const y = record(wantStd ? 'std' : 'var', noGrad(() => cast(out, x.dtype)), [x32], [], (g) => {
+  return record(wantStd ? 'std' : 'var', noGrad(() => cast(out, x.dtype)), [x32], [], (g) => {
     const gk = reshape(cast(g, 'float32'), kept.shape);
     return [wantStd ? where(eq(kept, 0), 0, div(mul(gk, d), mul(kept, denom))) : mul(gk, mul(d, 2 / denom))];
   });
-  return y;
 }
 
 export function variance(x: Tensor, dim?: Dims, opts: VarOptions = {}): Tensor {
-  return variance64(x, dim, opts, false);
+  return varOrStd(x, dim, opts, false);
 }
 
 export function std(x: Tensor, dim?: Dims, opts: VarOptions = {}): Tensor {
-  return variance64(x, dim, opts, true);
+  return varOrStd(x, dim, opts, true);
 }
 
 /** log(sum(exp(x))) over dims, computed stably; integer and bool tensors compute in float32, as in PyTorch. */
