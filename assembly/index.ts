@@ -12,6 +12,7 @@ import { hmatmulNTile, hmatmulTTile, initHalfKernels } from './half';
 import { initQuantKernels, qmatmulTile, quantActTile } from './quant';
 import { crossEntropyGradTile, crossEntropyTile, normGradTile, normTile, softmaxGradTile, softmaxTile, sumPartialsTile } from './norm';
 import { argReduceTile, cumsumTile, reduceTile } from './reduce';
+import { ropeTile } from './rotary';
 import { col2imTile, im2colTile } from './window';
 
 // Kernel ids: the same numbers as K in src/backend/wasm/kernels.ts.
@@ -20,7 +21,7 @@ const K_PACKB = 8, K_GEMM = 9, K_MATMUL_INT = 10, K_STRIDED = 11, K_INDEX_SELECT
 const K_SCATTER_ADD = 15, K_SOFTMAX = 16, K_SOFTMAX_GRAD = 17, K_NORM = 18, K_NORM_GRAD = 19, K_SUM_PARTIALS = 20;
 const K_IM2COL = 21, K_COL2IM = 22, K_GEMV = 23, K_ATTENTION = 24, K_ATTENTION_GRAD = 25, K_ADAM = 26, K_SGD = 27, K_PACKA = 28;
 const K_CROSS_ENTROPY = 29, K_CROSS_ENTROPY_GRAD = 30;
-const K_QUANT_ACT = 40, K_QMATMUL = 41, K_HMATMUL_T = 42, K_HMATMUL_N = 43;
+const K_QUANT_ACT = 40, K_QMATMUL = 41, K_HMATMUL_T = 42, K_HMATMUL_N = 43, K_ROPE = 44;
 
 function runTile(kernel: i32, p: usize, t: i32, scratch: usize): void {
   switch (kernel) {
@@ -59,6 +60,7 @@ function runTile(kernel: i32, p: usize, t: i32, scratch: usize): void {
     case K_QMATMUL: qmatmulTile(p, t, scratch); break;
     case K_HMATMUL_T: hmatmulTTile(p, t, scratch); break;
     case K_HMATMUL_N: hmatmulNTile(p, t); break;
+    case K_ROPE: ropeTile(p, t); break;
     default: unreachable();
   }
 }

@@ -193,6 +193,11 @@ def attention_packed(qkv, heads, causal):
     return attention(q, k, v, causal).transpose(1, 2).reshape(b, t, c3 // 3)
 
 
+def rotary(x, cos, sin):
+    x1, x2 = x.chunk(2, -1)
+    return x * cos + torch.cat((-x2, x1), -1) * sin
+
+
 # Cases added later: built after the ones above and from their own seed, so that every earlier case (inputs
 # and probes) stays exactly as it was.
 torch.manual_seed(1)
@@ -203,6 +208,17 @@ EXTRA = {
     'cross_entropy_ignore': (lambda x, t: F.cross_entropy(x, t, ignore_index=-100), [rn(5, 7) * 3, torch.tensor([3, -100, 0, 6, -100])]),
 }
 for name, (fn, inputs) in EXTRA.items():
+    out[name] = make_case(fn, inputs)
+
+torch.manual_seed(2)
+EXTRA2 = {
+    # transformers' apply_rotary_pos_emb on one tensor; cos / sin are inputs without a gradient (as a model's are) and
+    # of any values (the two halves differ, so the backward's transposed rotation is checked in full).
+    'rotary': (lambda x, c, s: rotary(x, c.detach(), s.detach()), [rn(2, 3, 4, 6), rn(1, 1, 4, 6), rn(1, 1, 4, 6)]),
+    # a projection [B, T, H * hs] split into heads first: the reshape and transpose before apply_rotary_pos_emb
+    'rotary_heads': (lambda x, c, s: rotary(x.reshape(2, 4, 3, 6).transpose(1, 2), c.detach(), s.detach()), [rn(2, 4, 18), rn(2, 1, 4, 6), rn(2, 1, 4, 6)]),
+}
+for name, (fn, inputs) in EXTRA2.items():
     out[name] = make_case(fn, inputs)
 
 with open('test/data/ops.json', 'w') as f:

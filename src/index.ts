@@ -31,6 +31,7 @@ export * from './autograd/ops/einsum.js';
 export * from './autograd/ops/indexing.js';
 export * from './autograd/ops/subscript.js';
 export * from './autograd/ops/nn.js';
+export * from './autograd/ops/rotary.js';
 export * from './autograd/ops/window.js';
 export type { TensorLike } from './autograd/ops/base.js';
 export * as F from './nn/functional.js';

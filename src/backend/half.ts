@@ -14,7 +14,8 @@ import { isHalf, type HalfDType } from '../tensor/dtype.js';
 const WIDENED_KERNELS = {
   unary: 1, activationGrad: 1, binary: 1, where: 2, reduce: 1, argReduce: 1, cumsum: 0, matmul: 0, matmulColSums: 0,
   indexSelect: 0, indexAdd: 0, gather: 0, scatterAdd: 0, softmax: 0, softmaxGrad: 0, layerNorm: 0, layerNormGrad: 0, rmsNorm: 0,
-  rmsNormGrad: 0, crossEntropy: 0, crossEntropyGrad: 0, attention: 0, attentionGrad: 0, adamStep: 0, sgdStep: 0, im2col: 0, col2im: 0,
+  rmsNormGrad: 0, crossEntropy: 0, crossEntropyGrad: 0, attention: 0, attentionGrad: 0, rope: 0, adamStep: 0, sgdStep: 0, im2col: 0,
+  col2im: 0,
 } as const satisfies Partial<Record<keyof Backend, 0 | 1 | 2>>;
 
 type Kernel = (...args: unknown[]) => unknown;

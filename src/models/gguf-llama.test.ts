@@ -16,7 +16,7 @@ import { Generator } from '../tensor/random.js';
 import { listDevices } from '../tensor/backend.js';
 import { memory, reclaimMemory } from '../tensor/memory.js';
 import { hfDir, loadRef } from '../test-util/hf-fixtures.js';
-import { mergesFromScores, tokenizerFromGguf } from '../tokenizers/gguf.js';
+import { mergesFromScores, tokenizerFromGguf, tokenizerToGguf } from '../tokenizers/gguf.js';
 import type { JsonObject } from '../tokenizers/json.js';
 import { Tokenizer } from '../tokenizers/tokenizer.js';
 import { AutoModelForCausalLM } from './auto.js';
@@ -202,6 +202,10 @@ describe('the tokenizer in GGUF metadata', () => {
     expect(() => tokenizerFromGguf({ ...base, 'tokenizer.ggml.model': gguf.str('gpt2'), 'tokenizer.ggml.merges': gguf.strs(['a b']), 'tokenizer.ggml.pre': gguf.str('deepseek') }, 'm.gguf')).toThrow('"tokenizer.ggml.pre" is "deepseek"');
     expect(() => tokenizerFromGguf({ ...base, 'tokenizer.ggml.scores': gguf.f32s([0]) }, 'm.gguf')).toThrow('"tokenizer.ggml.scores" must be an array of 2 numbers');
     expect(() => tokenizerFromGguf({ ...base, 'tokenizer.ggml.scores': gguf.f32s([0, 0]), 'tokenizer.ggml.bos_token_id': gguf.u32(7) }, 'm.gguf')).toThrow('"tokenizer.ggml.bos_token_id" must be a token id below 2, got 7');
+  });
+  test('a byte-level tokenizer.json without a pre_tokenizer is refused by name, not with a crash', () => {
+    const json = { model: { type: 'BPE', vocab: { a: 0, b: 1 }, merges: [] } } as unknown as JsonObject;
+    expect(() => tokenizerToGguf(json, {}, 'tok.json')).toThrow("tok.json: this byte-level pre_tokenizer has no llama.cpp name (attend writes GPT-2's, llama-bpe's and qwen2's): null");
   });
 });
 

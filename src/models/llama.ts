@@ -4,8 +4,9 @@
 // Enhanced Transformer with Rotary Position Embedding" (2021); Ainslie et al., "GQA" (2023).
 // Reference: transformers/models/llama/modeling_llama.py (LlamaForCausalLM) and transformers/modeling_rope_utils.py.
 
-import { add, cast, cos, gelu, logicalAnd, mul, neg, relu, silu, sin } from '../autograd/ops/elementwise.js';
+import { add, cast, cos, gelu, logicalAnd, mul, relu, silu, sin } from '../autograd/ops/elementwise.js';
 import { cat, expand, reshape, slice, transpose, unsqueeze } from '../autograd/ops/movement.js';
+import { rotaryHeads } from '../autograd/ops/rotary.js';
 import { arange, full, tensor } from '../tensor/create.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -230,16 +231,6 @@ export class LlamaRotaryEmbedding extends Module {
   }
 }
 
-/** [x1, x2] -> [-x2, x1] over the last dimension (the 90-degree turn of each channel pair). */
-function rotateHalf(x: Tensor): Tensor {
-  const h = x.shape[x.ndim - 1]! / 2;
-  return cat([neg(slice(x, -1, h)), slice(x, -1, 0, h)], -1);
-}
-
-function applyRotary(x: Tensor, cosT: Tensor, sinT: Tensor): Tensor {
-  return add(mul(x, cosT), mul(rotateHalf(x), sinT));
-}
-
 // ---- attention / MLP / block ----
 
 export class LlamaAttention extends Module {
@@ -268,11 +259,10 @@ export class LlamaAttention extends Module {
   /** x [B, T, C]; cos, sin [B|1, 1, T, hs]; attend: bool [B|1, 1, 1|T, S] (true = may attend) or null. */
   forward(x: Tensor, cosT: Tensor, sinT: Tensor, attend: Tensor | null, cache?: KVCache): Tensor {
     const [B, T] = x.shape as [number, number];
-    // [B, T, n * hs] -> [B, n, T, hs]
-    const heads = (t: Tensor, n: number) => transpose(reshape(t, [B, T, n, this.hs]), 1, 2);
-    const q = applyRotary(heads(this.q_proj.forward(x), this.nHead), cosT, sinT);
-    const k0 = applyRotary(heads(this.k_proj.forward(x), this.nKv), cosT, sinT);
-    const v0 = heads(this.v_proj.forward(x), this.nKv);
+    // [B, T, n * hs] -> [B, n, T, hs], rotated (x cos + rotate_half(x) sin) in the same pass
+    const q = rotaryHeads(this.q_proj.forward(x), this.nHead, cosT, sinT);
+    const k0 = rotaryHeads(this.k_proj.forward(x), this.nKv, cosT, sinT);
+    const v0 = transpose(reshape(this.v_proj.forward(x), [B, T, this.nKv, this.hs]), 1, 2);
     // The cache holds the rotated keys of the kv heads only; each serves nHead / nKv query heads.
     const [k, v] = cache ? cache.update(k0, v0) : [k0, v0];
     const y = scaledDotProductAttention(q, this.repeatKv(k), this.repeatKv(v), {

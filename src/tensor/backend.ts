@@ -112,6 +112,26 @@ export interface AttentionParams {
 }
 
 /**
+ * Rotary position embedding over rows of `hs` values (Backend.rope), one row per (batch, head, position):
+ * out = x cos + rotate_half(x) sin with rotate_half([x1, x2]) = [-x2, x1] (halves of the row), or with `inverse`
+ * (the backward) out = x cos + rotate_half^T(x sin), rotate_half^T([v1, v2]) = [v2, -v1]. Every product is rounded to
+ * the dtype before the sum, as the composed ops round them.
+ */
+export interface RopeParams {
+  batch: number;
+  heads: number;
+  t: number;
+  hs: number;
+  /** Where x's rows are (GPT-style [B, T, H * hs] projections are read in place). */
+  x: AttentionLayout;
+  /** Where out's rows go, in a fresh buffer of batch * heads * t * hs elements (the rows fill it). */
+  out: AttentionLayout;
+  /** Element strides of cos and sin (one shape, contiguous rows of hs) over batch, head, position; 0 = broadcast. */
+  cosStrides: readonly [number, number, number];
+  inverse: boolean;
+}
+
+/**
  * One Adam / AdamW step on one parameter (Backend.adamStep), in PyTorch's order with every constant and every
  * intermediate rounded to the parameter's dtype, so that it equals the composed elementwise ops exactly:
  * p' = p * (1 - lr * wd) when decoupled (AdamW), or g' = g + wd * p (Adam's L2); m = m * b1 + g' * (1 - b1);
@@ -234,6 +254,9 @@ export interface Backend {
   /** probs: what the forward returned for p.saveProbs (or null / absent: recompute). */
   attentionGrad?(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, out: BackendBuffer, lse: BackendBuffer, dOut: BackendBuffer, p: AttentionParams,
     probs?: BackendBuffer | null): { dq: BackendBuffer; dk: BackendBuffer; dv: BackendBuffer };
+
+  // ---- fused rotary position embedding (optional: without it the op is composed from slices, cat, mul and add) ----
+  rope?(x: BackendBuffer, cos: BackendBuffer, sin: BackendBuffer, p: RopeParams): BackendBuffer;
 
   // ---- fused optimizer updates (optional: without them the optimizers compose elementwise ops) ----
   /** New parameter and moment buffers (the inputs are left as they were); expAvg / expAvgSq null = zeros (first step). */

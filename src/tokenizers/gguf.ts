@@ -190,7 +190,7 @@ function preName(json: JsonObject, source: string): string {
     const found = Object.entries(PRE_REGEX).find(([, r]) => r === regex);
     if (parts[0].type === 'Split' && found) return found[0];
   }
-  throw new Error(`${source}: this byte-level pre_tokenizer has no llama.cpp name (attend writes GPT-2's, llama-bpe's and qwen2's): ${JSON.stringify(pre).slice(0, 120)}`);
+  throw new Error(`${source}: this byte-level pre_tokenizer has no llama.cpp name (attend writes GPT-2's, llama-bpe's and qwen2's): ${JSON.stringify(pre ?? null).slice(0, 120)}`);
 }
 
 /**

@@ -1,7 +1,7 @@
 // The TypeScript reference backend ('cpu'): plain loops over typed arrays, the oracle for every other backend.
 // float16 / bfloat16 buffers hold bits (Uint16Array); their kernels compute in float32 (../half.ts).
 
-import type { ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, ReduceOp, SgdStepParams, UnaryOp, WindowParams } from '../../tensor/backend.js';
+import type { ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, ReduceOp, RopeParams, SgdStepParams, UnaryOp, WindowParams } from '../../tensor/backend.js';
 import { allocArray, castStorage, decodeHalf, isHalf, toStorage, type DType, type HalfDType, type TypedArray } from '../../tensor/dtype.js';
 import type { Shape } from '../../tensor/shape.js';
 import { installHalfKernels } from '../half.js';
@@ -15,6 +15,7 @@ import { stridedCopy, stridedWrite } from './movement.js';
 import * as norm from './norm.js';
 import * as optim from './optim.js';
 import * as red from './reduce.js';
+import { rope } from './rotary.js';
 import { col2im, im2col } from './window.js';
 
 export class CpuBuffer implements BackendBuffer {
@@ -156,6 +157,9 @@ export class CpuBackend implements Backend {
     return buf(logits.dtype, norm.crossEntropyGrad(arr(logits), arr(target), arr(lse), arr(dloss), rows, cols, ignoreIndex, logits.dtype));
   }
 
+  rope(x: BackendBuffer, cos: BackendBuffer, sin: BackendBuffer, p: RopeParams) {
+    return buf(x.dtype, rope(arr(x), arr(cos), arr(sin), p, x.dtype));
+  }
   attention(q: BackendBuffer, k: BackendBuffer, v: BackendBuffer, bias: BackendBuffer | null, p: AttentionParams) {
     const r = att.attention(arr(q), arr(k), arr(v), bias && arr(bias), p, q.dtype);
     return { out: buf(q.dtype, r.out), lse: buf(q.dtype, r.lse) };

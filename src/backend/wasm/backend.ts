@@ -4,7 +4,7 @@
 // handed an integer dtype. float16 / bfloat16 buffers hold bits; their kernels compute in float32 (../half.ts).
 
 import type {
-  ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, ReduceOp, SgdStepParams, UnaryOp, WindowParams,
+  ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, ReduceOp, RopeParams, SgdStepParams, UnaryOp, WindowParams,
 } from '../../tensor/backend.js';
 import { bytesPerElement, castStorage, decodeHalf, isHalf, toStorage, type DType, type TypedArray } from '../../tensor/dtype.js';
 import { broadcastStrides, fmtShape, sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
@@ -18,6 +18,7 @@ import { stridedCopy as stridedCopyRef, stridedWrite as stridedWriteRef } from '
 import * as normRef from '../cpu/norm.js';
 import * as optimRef from '../cpu/optim.js';
 import * as redRef from '../cpu/reduce.js';
+import { rope as ropeRef } from '../cpu/rotary.js';
 import { col2im as col2imRef, im2col as im2colRef } from '../cpu/window.js';
 import { installHalfKernels } from '../half.js';
 import type { Allocator, AllocatorStats } from './allocator.js';
@@ -682,6 +683,19 @@ export class WasmBackend implements Backend {
     }
     const r = this.normBackward(x, w, null, rstd, dy, rows, cols);
     return { dx: r.dx, dweight: r.dweight };
+  }
+
+  // ---- rotary position embedding (float32; other dtypes through the reference) ----
+
+  rope(x: BackendBuffer, cos: BackendBuffer, sin: BackendBuffer, p: RopeParams): BackendBuffer {
+    if (x.dtype !== 'float32') return this.fromRef(x.dtype, ropeRef(this.view(x), this.view(cos), this.view(sin), p, x.dtype));
+    const rows = p.batch * p.heads * p.t;
+    const out = this.alloc('float32', rows * p.hs);
+    const rpt = WasmBackend.rowsPerTile(p.hs), { x: xl, out: ol, cosStrides: c } = p;
+    this.args(this.p(x) + 4 * xl.offset, this.p(cos), this.p(sin), out.ptr + 4 * ol.offset, p.heads, p.t, p.hs, rows, rpt,
+      xl.batch, xl.head, xl.row, ol.batch, ol.head, ol.row, c[0], c[1], c[2], p.inverse ? 1 : 0);
+    this.exec(K.rope, Math.ceil(rows / rpt), rows * p.hs);
+    return out;
   }
 
   // ---- fused attention (float32; other dtypes through the reference) ----

@@ -9,7 +9,7 @@ export const K = {
   packB: 8, gemm: 9, matmulInt: 10, strided: 11, indexSelect: 12, indexAdd: 13, gather: 14,
   scatterAdd: 15, softmax: 16, softmaxGrad: 17, norm: 18, normGrad: 19, sumPartials: 20,
   im2col: 21, col2im: 22, gemv: 23, attention: 24, attentionGrad: 25, adam: 26, sgd: 27, packA: 28, crossEntropy: 29, crossEntropyGrad: 30,
-  quantAct: 40, qmatmul: 41, hmatmulT: 42, hmatmulN: 43,
+  quantAct: 40, qmatmul: 41, hmatmulT: 42, hmatmulN: 43, rope: 44,
 } as const;
 
 /** Dtype codes (assembly/common.ts); bool shares uint8's code except as a cast target. */
