@@ -199,14 +199,25 @@ export class Tensor {
   }
 }
 
+/** Frozen shapes by their sizes: tensors of one shape share one (building it costs ~1 us; a program has few shapes). */
+const shapes = new Map<string, Shape>();
+const MAX_SHAPES = 4096;
+
 /**
  * A frozen copy of a shape that also answers negative indices as Python does (shape[-1] is the last size):
  * PyTorch code ported line by line reads x.shape[-1], which on a plain array is silently undefined.
  */
 function frozenShape(shape: Shape): Shape {
-  const s = [...shape];
-  for (let i = 1; i <= s.length; i++) Object.defineProperty(s, -i, { value: s[s.length - i], enumerable: false });
-  return Object.freeze(s);
+  const key = shape.join(',');
+  let s = shapes.get(key);
+  if (s !== undefined) return s;
+  const copy = [...shape];
+  for (let i = 1; i <= copy.length; i++) Object.defineProperty(copy, -i, { value: copy[copy.length - i], enumerable: false });
+  s = Object.freeze(copy);
+  // A run whose shapes keep changing (a growing sequence) starts over rather than grow without bound.
+  if (shapes.size >= MAX_SHAPES) shapes.clear();
+  shapes.set(key, s);
+  return s;
 }
 
 export function isTensor(x: unknown): x is Tensor {
