@@ -169,6 +169,8 @@ export interface Backend {
   // ---- memory ----
   upload(data: TypedArray, dtype: DType): BackendBuffer;
   fill(dtype: DType, size: number, value: number): BackendBuffer;
+  /** Optional: a buffer whose contents are unspecified, for a caller that writes every element (cat); else fill(0). */
+  empty?(dtype: DType, size: number): BackendBuffer;
   /** A fresh copy of the buffer's contents, typed by its dtype (bool reads as Uint8Array). */
   read(buf: BackendBuffer): Promise<TypedArray>;
   /** Synchronous read where the backend can do it (CPU-side backends); undefined otherwise. */

@@ -226,7 +226,9 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   if (tensors.length === 1) return first;
   const shape = first.shape.map((v, i) => (i === d ? tensors.reduce((acc, t) => acc + t.shape[d]!, 0) : v));
   const st = stridesOf(shape);
-  const buf = first.backend.fill(first.dtype, sizeOf(shape), 0);
+  // The parts cover the result: no zeros needed first.
+  const backend = first.backend;
+  const buf = backend.empty ? backend.empty(first.dtype, sizeOf(shape)) : backend.fill(first.dtype, sizeOf(shape), 0);
   const offsets: number[] = [];
   let at = 0;
   for (const t of tensors) {

@@ -203,6 +203,9 @@ export class WasmBackend implements Backend {
     this.view(b).set(isHalf(dtype) || dtype === 'bool' ? toStorage(data, dtype) : data);
     return b;
   }
+  empty(dtype: DType, size: number): BackendBuffer {
+    return this.alloc(dtype, size);
+  }
   fill(dtype: DType, size: number, value: number): BackendBuffer {
     const b = this.alloc(dtype, size);
     this.view(b).fill(toStorage([value], dtype)[0]!);
