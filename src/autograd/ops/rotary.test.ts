@@ -62,9 +62,9 @@ for (const device of listDevices()) {
           const fused = await run((p) => rotaryHeads(p, H, c, s));
           // [B, T, H * hs] -> [B, T, H, hs] -> [B, H, T, hs]
           const ref = await run((p) => composed(transpose(reshape(p, [B, T, H, hs]), 1, 2), c, s));
-          // float32 / float64: the same roundings in the same order. float16: the fused op rounds once, the composition
-          // after every op.
-          const tol = dtype === 'float16' ? 2e-3 : 0;
+          // float32 / float64: the same roundings in the same order (a GPU compiler may contract a product and a sum into
+          // one fma). float16: the fused op rounds once, the composition after every op.
+          const tol = dtype === 'float16' ? 2e-3 : device === 'webgpu' ? 1e-6 : 0;
           fused.forEach((a, i) => expectClose(a, ref[i]!, tol, tol, `${dtype} tensor ${i}`));
           const viaHeads = await run((p) => applyRotary(transpose(reshape(p, [B, T, H, hs]), 1, 2), c, s));
           viaHeads.forEach((a, i) => expectClose(a, ref[i]!, tol, tol, `applyRotary ${dtype} tensor ${i}`));
@@ -72,7 +72,7 @@ for (const device of listDevices()) {
       }
     }
 
-    test.skipIf(!getBackend(device).rope)('a model-shaped call runs the kernel: one rope forward, one backward', () => {
+    test('a model-shaped call runs the kernel: one rope forward, one backward', () => {
       const spy = vi.spyOn(getBackend(device), 'rope');
       const [c, s] = llamaCosSin(1, 3, 8, device);
       rotaryHeads(randn([2, 3, 16], { device, requiresGrad: true }), 2, c, s).sum().backward();

@@ -3,7 +3,7 @@
 // float32 (../half.ts), as on the CPU backends. float64 is refused (context.ts).
 
 import type {
-  ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, SgdStepParams, UnaryOp, WindowParams,
+  ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, ReduceOp, RopeParams, SgdStepParams, UnaryOp, WindowParams,
 } from '../../tensor/backend.js';
 import { decodeHalf, isHalf, toStorage, type DType, type TypedArray } from '../../tensor/dtype.js';
 import type { Shape } from '../../tensor/shape.js';
@@ -17,6 +17,7 @@ import { stridedCopy, stridedWrite } from './movement.js';
 import * as norm from './norm.js';
 import * as optim from './optim.js';
 import * as red from './reduce.js';
+import { rope } from './rotary.js';
 import { col2im, im2col } from './window.js';
 
 export interface WebGPUMemoryStats {
@@ -154,6 +155,9 @@ export class WebGPUBackend implements Backend {
   }
   layerNormGrad(x: BackendBuffer, w: BackendBuffer | null, mean: BackendBuffer, rstd: BackendBuffer, dy: BackendBuffer, rows: number, cols: number) {
     return norm.layerNormGrad(this.ctx, g(x), w && g(w), g(mean), g(rstd), g(dy), rows, cols);
+  }
+  rope(x: BackendBuffer, cos: BackendBuffer, sin: BackendBuffer, p: RopeParams) {
+    return rope(this.ctx, g(x), g(cos), g(sin), p);
   }
   rmsNorm(x: BackendBuffer, w: BackendBuffer | null, rows: number, cols: number, eps: number) {
     return norm.rmsNorm(this.ctx, g(x), w && g(w), rows, cols, eps);
