@@ -76,35 +76,35 @@ export function initQuantKernels(): void {
 }
 
 /**
- * Integer dot of a Q8_0 block (at wb) with x's block widened to int16 (at xp; the quantizing job writes that copy):
- * the weights sign-extended to int16 as they are loaded, 8 at a time; 4 partial sums. No relaxed path: both operands
- * use all 8 bits. (Moving w's sign onto x to make |w| the 7-bit operand was tried: no faster here, and its sums
- * differed from the reference under Node 20; not pursued.)
+ * Integer dot of a Q8_0 block (at wb) with x's block widened to int16 (x0..x3: its four vectors, loaded once for every
+ * weight row that uses them; the quantizing job writes that copy): the weights sign-extended to int16 as they are
+ * loaded, 8 at a time; 4 partial sums. No relaxed path: both operands use all 8 bits. (Moving w's sign onto x to make
+ * |w| the 7-bit operand was tried: no faster here, and its sums differed from the reference under Node 20; not pursued.)
  */
-@inline function blockQ8(wb: usize, xp: usize): v128 {
-  let s = i32x4.dot_i16x8_s(v128.load8x8_s(wb, 2), v128.load(xp));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(wb, 10), v128.load(xp, 16)));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(wb, 18), v128.load(xp, 32)));
-  return i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(wb, 26), v128.load(xp, 48)));
+@inline function blockQ8(wb: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  let s = i32x4.dot_i16x8_s(v128.load8x8_s(wb, 2), x0);
+  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(wb, 10), x1));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(wb, 18), x2));
+  return i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(wb, 26), x3));
 }
 
 /**
  * The same for a Q4_0 block: weight j is (low nibble of byte j) - 8, weight j + 16 the high nibble - 8. Relaxed SIMD:
- * x's int8 block (x8: its 32 values) dotted with the nibbles (0..15, top bit clear: the 7-bit operand) into int16
+ * x's int8 block (a, b: its 32 values) dotted with the nibbles (0..15, top bit clear: the 7-bit operand) into int16
  * pairs, both halves added in int16 (each lane at most 4 * 127 * 15), then widened; the caller subtracts 8 * sum(x).
- * Plain SIMD: nibbles - 8 widened to int16, dotted with x's int16 copy (x16).
+ * Plain SIMD: nibbles - 8 widened to int16, dotted with x's int16 copy (a..d).
  */
-@inline function blockQ4(wb: usize, x8: usize, x16: usize, low4: v128, eight: v128): v128 {
+@inline function blockQ4(wb: usize, a: v128, b: v128, c: v128, d: v128, low4: v128, eight: v128): v128 {
   const bytes = v128.load(wb, 2);
   const lo = v128.and(bytes, low4), hi = v128.and(i16x8.shr_u(bytes, 4), low4);
   if (ASC_FEATURE_RELAXED_SIMD) {
-    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8), lo), i16x8.relaxed_dot_i8x16_i7x16_s(v128.load(x8, 16), hi)));
+    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(a, lo), i16x8.relaxed_dot_i8x16_i7x16_s(b, hi)));
   }
   const l = i8x16.sub(lo, eight), h = i8x16.sub(hi, eight);
-  let s = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(l), v128.load(x16));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(l), v128.load(x16, 16)));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(h), v128.load(x16, 32)));
-  return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(h), v128.load(x16, 48)));
+  let s = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(l), a);
+  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(l), b));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(h), c));
+  return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(h), d));
 }
 
 /** [a0 + a2, b0 + b2, a1 + a3, b1 + b3]: half of a horizontal sum of two i32x4. */
@@ -126,72 +126,108 @@ export function initQuantKernels(): void {
 
 /** Blocks of a weight row taken per pass through the thread's scratch (a multiple of 4: the passes keep the order). */
 const CHUNK_BLOCKS: i32 = 1024;
+/** Scratch bytes of one row's pass (4 int32 partial sums per block). */
+const CHUNK_BYTES: usize = <usize>CHUNK_BLOCKS << 4;
 
 /**
- * One output: sum over blocks of float32(isum_b) * float32(d_w,b * d_x,b). Blocks go four at a time into the lanes of
- * one accumulator (lane l: blocks 4i + l), which are added as (l0 + l1) + (l2 + l3); the last nb % 4 blocks follow one
- * by one. src/backend/cpu/quant.ts keeps the same order.
- *
- * Two passes over each run of blocks: the first takes one block at a time (its 4 partial integer sums into the
- * thread's scratch `sc`), the second four at a time from there (the horizontal sums, the scales, the float
- * accumulation). Unrolled by four in one loop, V8 (11.3) hoists the loads of all four blocks, runs out of registers and
- * spills; one block per iteration stays in registers. Measured, one thread, [2048, 768]: Q4_0 7.0 -> 9.0 GB/s of
- * weights, Q8_0 12.0 -> 13.7 (relaxed build).
+ * Pass 1 over blocks [c, e) of one weight row (w1 = 0) or of two rows at once (w0, w1): each block's 4 partial integer
+ * sums into the thread's scratch (row 0 at sc, row 1 at sc + CHUNK_BYTES). Two rows share each load of x's block. One
+ * block per iteration: unrolled by four, V8 (11.3) hoists the loads of all four blocks, runs out of registers and
+ * spills; one block (of two rows) stays in registers.
  */
-@inline function dotRow(q4: bool, w: usize, q8: usize, q16: usize, xd: usize, xs: usize, nb: i32, sc: usize): f32 {
+@inline function blockSums(q4: bool, w0: usize, w1: usize, q8: usize, q16: usize, c: i32, e: i32, sc: usize): void {
   const rs: usize = q4 ? Q4_BYTES : Q8_BYTES;
-  let acc = f32x4.splat(0);
-  let y: f32 = 0;
-  for (let c = 0; c < nb; c += CHUNK_BLOCKS) {
-    const e = min(nb, c + CHUNK_BLOCKS);
-    // Pointers stepped per block (V8 does not strength-reduce b * 18), the constants in locals (a global is loaded at
-    // every use).
-    const low4 = Q_LOW4, eight = Q_EIGHT;
-    let wb = w + <usize>c * rs, x8 = q8 + (<usize>c << 5), x16 = q16 + (<usize>c << 6), sp = sc;
-    for (const se = sc + (<usize>(e - c) << 4); sp < se; sp += 16) {
-      v128.store(sp, q4 ? blockQ4(wb, x8, x16, low4, eight) : blockQ8(wb, x16));
-      wb += rs;
-      x8 += 32;
-      x16 += 64;
+  // Pointers stepped per block (V8 does not strength-reduce b * 18), the constants in locals (a global is loaded at
+  // every use).
+  const low4 = Q_LOW4, eight = Q_EIGHT;
+  let wa = w0 + <usize>c * rs, wb = w1 + <usize>c * rs, x8 = q8 + (<usize>c << 5), x16 = q16 + (<usize>c << 6), sp = sc;
+  for (const se = sc + (<usize>(e - c) << 4); sp < se; sp += 16) {
+    if (q4 && ASC_FEATURE_RELAXED_SIMD) {
+      const a = v128.load(x8), b = v128.load(x8, 16);
+      v128.store(sp, blockQ4(wa, a, b, a, b, low4, eight));
+      if (w1 != 0) v128.store(sp + CHUNK_BYTES, blockQ4(wb, a, b, a, b, low4, eight));
+    } else {
+      const a = v128.load(x16), b = v128.load(x16, 16), cc = v128.load(x16, 32), d = v128.load(x16, 48);
+      v128.store(sp, q4 ? blockQ4(wa, a, b, cc, d, low4, eight) : blockQ8(wa, a, b, cc, d));
+      if (w1 != 0) v128.store(sp + CHUNK_BYTES, q4 ? blockQ4(wb, a, b, cc, d, low4, eight) : blockQ8(wb, a, b, cc, d));
     }
-    let b = c;
-    let o = w + <usize>c * rs, pd = xd + (<usize>c << 2), ps = xs + (<usize>c << 2);
-    sp = sc;
-    for (; b + 4 <= e; b += 4) {
-      let isum = quadSum(pairSum(v128.load(sp), v128.load(sp, 16)), pairSum(v128.load(sp, 32), v128.load(sp, 48)));
-      if (q4 && ASC_FEATURE_RELAXED_SIMD) isum = i32x4.sub(isum, i32x4.shl(v128.load(ps), 3));
-      // The four scales from the weight rows (not from scratch: one load of four 2-byte stores just made would wait for
-      // them to retire instead of taking them from the store buffer), each moved to the top half of its lane.
-      let h = i32x4.splat(<i32>load<u16>(o) << 16);
-      h = i32x4.replace_lane(h, 1, <i32>load<u16>(o + rs) << 16);
-      h = i32x4.replace_lane(h, 2, <i32>load<u16>(o + 2 * rs) << 16);
-      h = i32x4.replace_lane(h, 3, <i32>load<u16>(o + 3 * rs) << 16);
-      // Shifted right by 3 with the sign: exponent and mantissa land in float32's fields (the exponent still biased by
-      // 15), the three copies of the sign are cleared, and a multiply by 2^112 rebiases the exponent (subnormals come out
-      // exact the same way), as in half.ts; infinities and NaN (exponent 31) take halfToF32x4.
-      const d = v128.any_true(i32x4.eq(v128.and(h, H_EXP32), H_EXP32))
-        ? halfToF32x4(i32x4.shr_u(h, 16))
-        : f32x4.mul(v128.and(i32x4.shr_s(h, 3), H_CLEAR), H_REBIAS);
-      acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(d, v128.load(pd))));
-      sp += 64;
-      o += 4 * rs;
-      pd += 16;
-      ps += 16;
-    }
-    if (e == nb) {
-      y = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
-      for (; b < nb; b++) {
-        const i = <usize>(b - c);
-        let isum = hsumI32(v128.load(sc + (i << 4)));
-        if (q4 && ASC_FEATURE_RELAXED_SIMD) isum -= 8 * load<i32>(xs + (<usize>b << 2));
-        y += <f32>isum * (halfToF32(load<u16>(w + <usize>b * rs)) * load<f32>(xd + (<usize>b << 2)));
-      }
-    }
+    wa += rs;
+    wb += rs;
+    x8 += 32;
+    x16 += 64;
+  }
+}
+
+/**
+ * Pass 2 over blocks [c, e) of row w: the partial sums from scratch four blocks at a time (the horizontal sums, the
+ * scales, the float accumulation into acc's lanes: lane l takes blocks 4i + l); returns acc and leaves the last
+ * (e - c) % 4 blocks to the caller.
+ */
+@inline function scaleSums(q4: bool, w: usize, xd: usize, xs: usize, c: i32, e: i32, sc: usize, acc: v128): v128 {
+  const rs: usize = q4 ? Q4_BYTES : Q8_BYTES;
+  let o = w + <usize>c * rs, pd = xd + (<usize>c << 2), ps = xs + (<usize>c << 2), sp = sc;
+  for (let b = c; b + 4 <= e; b += 4) {
+    let isum = quadSum(pairSum(v128.load(sp), v128.load(sp, 16)), pairSum(v128.load(sp, 32), v128.load(sp, 48)));
+    if (q4 && ASC_FEATURE_RELAXED_SIMD) isum = i32x4.sub(isum, i32x4.shl(v128.load(ps), 3));
+    // The four scales from the weight rows (not from scratch: one load of four 2-byte stores just made would wait for
+    // them to retire instead of taking them from the store buffer), each moved to the top half of its lane.
+    let h = i32x4.splat(<i32>load<u16>(o) << 16);
+    h = i32x4.replace_lane(h, 1, <i32>load<u16>(o + rs) << 16);
+    h = i32x4.replace_lane(h, 2, <i32>load<u16>(o + 2 * rs) << 16);
+    h = i32x4.replace_lane(h, 3, <i32>load<u16>(o + 3 * rs) << 16);
+    // Shifted right by 3 with the sign: exponent and mantissa land in float32's fields (the exponent still biased by
+    // 15), the three copies of the sign are cleared, and a multiply by 2^112 rebiases the exponent (subnormals come out
+    // exact the same way), as in half.ts; infinities and NaN (exponent 31) take halfToF32x4.
+    const d = v128.any_true(i32x4.eq(v128.and(h, H_EXP32), H_EXP32))
+      ? halfToF32x4(i32x4.shr_u(h, 16))
+      : f32x4.mul(v128.and(i32x4.shr_s(h, 3), H_CLEAR), H_REBIAS);
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(d, v128.load(pd))));
+    sp += 64;
+    o += 4 * rs;
+    pd += 16;
+    ps += 16;
+  }
+  return acc;
+}
+
+/** The last nb % 4 blocks of row w, one by one after acc's lanes are added (their partial sums at sc from block c). */
+@inline function rowTotal(q4: bool, w: usize, xd: usize, xs: usize, c: i32, nb: i32, sc: usize, acc: v128): f32 {
+  const rs: usize = q4 ? Q4_BYTES : Q8_BYTES;
+  let y = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
+  for (let b = nb & ~3; b < nb; b++) {
+    let isum = hsumI32(v128.load(sc + (<usize>(b - c) << 4)));
+    if (q4 && ASC_FEATURE_RELAXED_SIMD) isum -= 8 * load<i32>(xs + (<usize>b << 2));
+    y += <f32>isum * (halfToF32(load<u16>(w + <usize>b * rs)) * load<f32>(xd + (<usize>b << 2)));
   }
   return y;
 }
 
-/** Tile t of K_QMATMUL: weight rows (outputs) [t * rpt, ..) for every row of x; each weight row is read once. */
+/**
+ * Outputs of weight rows w0 and (w1 != 0) w1: for each, the sum over blocks of float32(isum_b) * float32(d_w,b * d_x,b).
+ * Blocks go four at a time into the lanes of one accumulator (lane l: blocks 4i + l), which are added as
+ * (l0 + l1) + (l2 + l3); the last nb % 4 blocks follow one by one. src/backend/cpu/quant.ts keeps the same order.
+ * Two passes over each run of blocks: the integer sums of both rows (blockSums), then the float accumulation of each
+ * (scaleSums). Measured, one thread, [2048, 768] (one row per call): Q4_0 7.0 -> 9.0 GB/s of weights, Q8_0 12.0 -> 13.7
+ * (relaxed build) against one loop unrolled by four.
+ */
+@inline function dotRows(q4: bool, w0: usize, w1: usize, q8: usize, q16: usize, xd: usize, xs: usize, nb: i32, sc: usize, out: usize): void {
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+  for (let c = 0; c < nb; c += CHUNK_BLOCKS) {
+    const e = min(nb, c + CHUNK_BLOCKS);
+    blockSums(q4, w0, w1, q8, q16, c, e, sc);
+    acc0 = scaleSums(q4, w0, xd, xs, c, e, sc, acc0);
+    if (w1 != 0) acc1 = scaleSums(q4, w1, xd, xs, c, e, sc + CHUNK_BYTES, acc1);
+    if (e == nb) {
+      store<f32>(out, rowTotal(q4, w0, xd, xs, c, nb, sc, acc0));
+      if (w1 != 0) store<f32>(out, rowTotal(q4, w1, xd, xs, c, nb, sc + CHUNK_BYTES, acc1), 4);
+    }
+  }
+}
+
+/**
+ * Tile t of K_QMATMUL: weight rows (outputs) [t * rpt, ..) for every row of x, two weight rows at a time; each weight
+ * row is read once.
+ */
 export function qmatmulTile(p: usize, t: i32, scratch: usize): void {
   const type = pi(p, ARG), w = pu(p, ARG + 1), q8 = pu(p, ARG + 2), q16 = pu(p, ARG + 3), xd = pu(p, ARG + 4), xs = pu(p, ARG + 5);
   const out = pu(p, ARG + 6), bias = pu(p, ARG + 7);
@@ -199,15 +235,17 @@ export function qmatmulTile(p: usize, t: i32, scratch: usize): void {
   const nb = k / QK;
   const rowBytes = <usize>nb * (type == 0 ? Q8_BYTES : Q4_BYTES);
   const j0 = t * rpt, j1 = min(n, j0 + rpt);
-  for (let j = j0; j < j1; j++) {
-    const wr = w + <usize>j * rowBytes;
-    const bj: f32 = bias != 0 ? load<f32>(bias + (<usize>j << 2)) : 0;
+  for (let j = j0; j < j1; j += 2) {
+    // Two outputs per pass (the second: 0 = none), side by side in y; x's row i for each.
+    const wa = w + <usize>j * rowBytes, wb = j + 1 < j1 ? wa + rowBytes : 0;
     for (let i = 0; i < m; i++) {
-      const xb = <usize>i * <usize>nb;
-      const y = type == 0
-        ? dotRow(false, wr, q8 + (xb << 5), q16 + (xb << 6), xd + (xb << 2), 0, nb, scratch)
-        : dotRow(true, wr, q8 + (xb << 5), q16 + (xb << 6), xd + (xb << 2), xs + (xb << 2), nb, scratch);
-      store<f32>(out + ((<usize>i * <usize>n + <usize>j) << 2), bias != 0 ? y + bj : y);
+      const xb = <usize>i * <usize>nb, y = out + ((<usize>i * <usize>n + <usize>j) << 2);
+      if (type == 0) dotRows(false, wa, wb, q8 + (xb << 5), q16 + (xb << 6), xd + (xb << 2), 0, nb, scratch, y);
+      else dotRows(true, wa, wb, q8 + (xb << 5), q16 + (xb << 6), xd + (xb << 2), xs + (xb << 2), nb, scratch, y);
+      if (bias != 0) {
+        store<f32>(y, load<f32>(y) + load<f32>(bias + (<usize>j << 2)));
+        if (wb != 0) store<f32>(y, load<f32>(y, 4) + load<f32>(bias + (<usize>(j + 1) << 2)), 4);
+      }
     }
   }
 }
