@@ -122,7 +122,7 @@ export interface RopeParams {
   heads: number;
   t: number;
   hs: number;
-  /** Where x's rows are (GPT-style [B, T, H * hs] projections are read in place). */
+  /** Where x's rows are (LLaMA's [B, T, H * hs] q / k projections are read in place). */
   x: AttentionLayout;
   /** Where out's rows go, in a fresh buffer of batch * heads * t * hs elements (the rows fill it). */
   out: AttentionLayout;

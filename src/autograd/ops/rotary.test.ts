@@ -96,7 +96,7 @@ for (const device of listDevices()) {
       expect(() => rotaryHeads(randn([1, 2, 6], { device }), 2, c, s)).toThrow('rotaryHeads: [1, 2, 6] does not split into 2 heads of an even size');
       expect(() => applyRotary(randn([1, 1, 2, 4], { device }), c, s.reshape([2, 4]))).toThrow('applyRotary: cos [1, 1, 2, 4] and sin [2, 4] must have one shape');
       expect(() => applyRotary(randn([2, 4], { device }), c, s)).toThrow('applyRotary: expected x with 4 dimensions ([B, H, T, hs]), got [2, 4]');
-      expect(() => applyRotary(randn([1, 1, 3, 4], { device }), c, s)).toThrow(/cannot be broadcast/);
+      expect(() => applyRotary(randn([1, 1, 3, 4], { device }), c, s)).toThrow(/shapes \[1, 1, 2, 4\] and \[1, 1, 3, 4\] cannot be broadcast/);
     });
   });
 }

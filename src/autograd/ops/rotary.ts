@@ -30,7 +30,7 @@ export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   checkArgs('applyRotary', x, 4, cos, sin);
   const [B, H, T, hs] = x.shape as [number, number, number, number];
   const contiguous = { offset: 0, batch: H * T * hs, head: T * hs, row: hs };
-  return fused(x, cos, sin, B, H, T, hs, contiguous) ?? composed(x, cos, sin);
+  return fused('applyRotary', x, cos, sin, B, H, T, hs, contiguous) ?? composed(x, cos, sin);
 }
 
 /**
@@ -46,7 +46,7 @@ export function rotaryHeads(x: Tensor, heads: number, cos: Tensor, sin: Tensor):
   const hs = C / heads;
   const layout = { offset: 0, batch: T * C, head: hs, row: C };
   // [B, T, H * hs] -> [B, T, H, hs] -> [B, H, T, hs]
-  return fused(x, cos, sin, B, heads, T, hs, layout) ?? composed(transpose(reshape(x, [B, T, heads, hs]), 1, 2), cos, sin);
+  return fused('rotaryHeads', x, cos, sin, B, heads, T, hs, layout) ?? composed(transpose(reshape(x, [B, T, heads, hs]), 1, 2), cos, sin);
 }
 
 function checkArgs(op: string, x: Tensor, ndim: number, cos: Tensor, sin: Tensor): void {
@@ -61,12 +61,12 @@ function checkArgs(op: string, x: Tensor, ndim: number, cos: Tensor, sin: Tensor
  * The fused kernel on x's rows at `layout` (out: contiguous [B, H, T, hs]), or null where it does not apply: no kernel,
  * cos / sin of another dtype, needing a gradient, or not broadcasting to [B, H, T, hs] with whole rows of hs.
  */
-function fused(x: Tensor, cos: Tensor, sin: Tensor, B: number, H: number, T: number, hs: number, layout: AttentionLayout): Tensor | null {
+function fused(op: string, x: Tensor, cos: Tensor, sin: Tensor, B: number, H: number, T: number, hs: number, layout: AttentionLayout): Tensor | null {
   const rope = x.backend.rope?.bind(x.backend);
   const shape = [B, H, T, hs];
   if (!rope || cos.dtype !== x.dtype || sin.dtype !== x.dtype || cos.shape[cos.ndim - 1] !== hs || cos.ndim > 4) return null;
   if (isGradEnabled() && (cos.requiresGrad || sin.requiresGrad)) return null;
-  if (fmtShape(broadcastShapes(cos.shape, shape, 'rotary cos')) !== fmtShape(shape)) return null;
+  if (fmtShape(broadcastShapes(cos.shape, shape, `${op} (cos, sin)`)) !== fmtShape(shape)) return null;
   const [cb, ch, ct] = broadcastStrides(cos.shape, shape) as [number, number, number];
   const out: AttentionLayout = { offset: 0, batch: H * T * hs, head: T * hs, row: hs };
   const p: RopeParams = { batch: B, heads: H, t: T, hs, x: layout, out, cosStrides: [cb, ch, ct], inverse: false };
