@@ -5,6 +5,7 @@ import '../../index.js';
 import { getBackend, listDevices } from '../../tensor/backend.js';
 import { randn, tensor } from '../../tensor/create.js';
 import { manualSeed } from '../../tensor/random.js';
+import { noGrad } from '../engine.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { supportsDtype } from '../../test-util/devices.js';
 import { expectClose } from '../../test-util/fixtures.js';
@@ -43,6 +44,27 @@ for (const device of listDevices().filter((d) => getBackend(d).attention)) {
         const fused = await run(attention), ref = await run(composed);
         fused.forEach((a, i) => expectClose(a, ref[i]!, 1e-5, 1e-4, `${name} tensor ${i}`));
         expect(fused[0]!.every(Number.isFinite)).toBe(true);
+      });
+    }
+  });
+}
+
+for (const device of listDevices().filter((d) => getBackend(d).attention)) {
+  describe(`fused attention of one or two query rows without a backward (generation) on ${device}`, () => {
+    // [T, S, hs, hv, options]: head sizes off the SIMD width, a causal row that sees one key, an empty row.
+    const few: [number, number, number, number, AttentionOpOptions | ((d: string) => AttentionOpOptions)][] = [
+      [1, 9, 5, 3, { causal: true }],
+      [2, 7, 8, 6, { causal: true, scale: 0.3 }],
+      [2, 2, 4, 4, { causal: true }],
+      [1, 4, 4, 4, (d) => ({ bias: tensor([[[[0, -Infinity, 0, 0]]], [[[-Infinity, -Infinity, -Infinity, -Infinity]]]], { device: d }) })],
+    ];
+    for (const [T, S, hs, hv, o] of few) {
+      test(`T ${T}, S ${S}, head sizes ${hs} / ${hv}`, async () => {
+        manualSeed(9);
+        const opts = typeof o === 'function' ? o(device) : o;
+        const [q, k, v] = [randn([2, 2, T, hs], { device }), randn([2, 2, S, hs], { device }), randn([2, 2, S, hv], { device })];
+        const [fused, ref] = noGrad(() => [attention(q, k, v, opts), composed(q, k, v, opts)]);
+        expectClose(await fused!.data(), Array.from(await ref!.data()), 1e-5, 1e-4, 'output');
       });
     }
   });
