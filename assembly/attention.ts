@@ -143,64 +143,8 @@ function expRow(row: usize, n: i32, shift: f32): f64 {
   return total;
 }
 
-/** Query rows up to which a tile without kept probabilities skips the GEMM (generation: one new token at a time). */
-const DIRECT_ROWS: i32 = 2;
-
-/** q . k over n values: four lanes, then their sum, then the rest. */
-@inline function dot(a: usize, b: usize, n: i32): f32 {
-  let acc = f32x4.splat(0);
-  let d = 0;
-  for (; d + 4 <= n; d += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + (<usize>d << 2)), v128.load(b + (<usize>d << 2))));
-  let r = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
-  for (; d < n; d++) r += load<f32>(a + (<usize>d << 2)) * load<f32>(b + (<usize>d << 2));
-  return r;
-}
-
-/**
- * The tile's few query rows without the GEMM: packing K and V for one or two rows costs as much as the products. Each
- * row's raw scores are dot products, its probabilities come from probRow as in the blocked path, and its output is the
- * sum of the value rows weighted by them (in key order, as the GEMM adds them), then scaled by 1 / sum.
- */
-function directRows(p: usize, bh: i32, row: usize, rowInfo: usize): void {
-  const t = pi(p, T_), s = pi(p, S_), hs = pi(p, HS), hv = pi(p, HV), causal = pi(p, CAUSAL) != 0;
-  const qB = base(p, Q, LQ, bh), kB = base(p, K_, LK, bh), vB = base(p, V, LV, bh), oB = base(p, OUT, LO, bh);
-  const qR = pi(p, LQ + 2), kR = pi(p, LK + 2), vR = pi(p, LV + 2), oR = pi(p, LO + 2);
-  const lB = pu(p, LSE) + (<usize>bh * <usize>t << 2);
-  for (let i = 0; i < t; i++) {
-    const q = qB + (<usize>i * <usize>qR << 2), o = oB + (<usize>i * <usize>oR << 2);
-    const nEff = visibleKeys(causal, i, 1, t, s);
-    for (let j = 0; j < nEff; j++) store<f32>(row + (<usize>j << 2), dot(q, kB + (<usize>j * <usize>kR << 2), hs));
-    const l = nEff > 0 ? probRow(p, row, bh, i, nEff, NaN, rowInfo) : -1;
-    if (l < 0) {
-      // Nothing to attend: output 0, lse -inf (PyTorch's safe softmax).
-      memory.fill(o, 0, <usize>hv << 2);
-      store<f32>(lB + (<usize>i << 2), -Infinity);
-      continue;
-    }
-    const m = load<f32>(rowInfo), nRow = load<i32>(rowInfo, 4);
-    store<f32>(lB + (<usize>i << 2), <f32>(<f64>m + Math.log(l)));
-    const w = <f32>(1.0 / l);
-    let d = 0;
-    for (; d + 4 <= hv; d += 4) {
-      let acc = f32x4.splat(0);
-      for (let j = 0; j < nRow; j++) acc = f32x4.add(acc, f32x4.mul(f32x4.splat(load<f32>(row + (<usize>j << 2))), v128.load(vB + ((<usize>j * <usize>vR + <usize>d) << 2))));
-      v128.store(o + (<usize>d << 2), f32x4.mul(acc, f32x4.splat(w)));
-    }
-    for (; d < hv; d++) {
-      let acc: f32 = 0;
-      for (let j = 0; j < nRow; j++) acc += load<f32>(row + (<usize>j << 2)) * load<f32>(vB + ((<usize>j * <usize>vR + <usize>d) << 2));
-      store<f32>(o + (<usize>d << 2), acc * w);
-    }
-  }
-}
-
 export function attentionTile(p: usize, bh: i32, scratch: usize): void {
   const t = pi(p, T_), s = pi(p, S_), hs = pi(p, HS), hv = pi(p, HV), causal = pi(p, CAUSAL) != 0;
-  if (t <= DIRECT_ROWS && pu(p, PROBS) == 0) {
-    const row = scratch + A_SCRATCH;
-    directRows(p, bh, row, row + (<usize>s << 2));
-    return;
-  }
   const qB = base(p, Q, LQ, bh), kB = base(p, K_, LK, bh), vB = base(p, V, LV, bh), oB = base(p, OUT, LO, bh);
   const qR = pi(p, LQ + 2), kR = pi(p, LK + 2), vR = pi(p, LV + 2), oR = pi(p, LO + 2);
   const lB = pu(p, LSE) + (<usize>bh * <usize>t << 2);
