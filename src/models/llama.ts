@@ -5,7 +5,7 @@
 // Reference: transformers/models/llama/modeling_llama.py (LlamaForCausalLM) and transformers/modeling_rope_utils.py.
 
 import { add, cast, cos, gelu, logicalAnd, mul, relu, silu, sin } from '../autograd/ops/elementwise.js';
-import { cat, expand, reshape, slice, transpose, unsqueeze } from '../autograd/ops/movement.js';
+import { cat, expand, narrow, reshape, slice, transpose, unsqueeze } from '../autograd/ops/movement.js';
 import { rotaryHeads } from '../autograd/ops/rotary.js';
 import { arange, full, tensor } from '../tensor/create.js';
 import { fmtShape } from '../tensor/shape.js';
@@ -263,21 +263,24 @@ export class LlamaAttention extends Module {
     const q = rotaryHeads(this.q_proj.forward(x), this.nHead, cosT, sinT);
     const k0 = rotaryHeads(this.k_proj.forward(x), this.nKv, cosT, sinT);
     const v0 = transpose(reshape(this.v_proj.forward(x), [B, T, this.nKv, this.hs]), 1, 2);
-    // The cache holds the rotated keys of the kv heads only; each serves nHead / nKv query heads.
-    const [k, v] = cache ? cache.update(k0, v0) : [k0, v0];
-    const y = scaledDotProductAttention(q, this.repeatKv(k), this.repeatKv(v), {
-      attnMask: attend, isCausal: true, scale: 1 / Math.sqrt(this.hs), dropoutP: this.training ? this.dropoutP : 0,
+    // The cache holds the rotated keys of the kv heads only, with room to grow: attention reads its first S positions.
+    const { key, value, length: S } = cache ? cache.append(k0, v0) : { key: k0, value: v0, length: T };
+    const y = scaledDotProductAttention(q, this.repeatKv(key, S), this.repeatKv(value, S), {
+      attnMask: attend, isCausal: true, scale: 1 / Math.sqrt(this.hs), dropoutP: this.training ? this.dropoutP : 0, kvLength: S,
     });
     // [B, nh, T, hs] -> [B, T, nh * hs]
     return this.o_proj.forward(reshape(transpose(y, 1, 2), [B, T, this.nHead * this.hs]));
   }
 
-  /** [B, nkv, S, hs] -> [B, nh, S, hs], kv head j repeated for query heads j * rep .. (j + 1) * rep - 1. */
-  private repeatKv(t: Tensor): Tensor {
+  /**
+   * The first S positions of t [B, nkv, capacity, hs] as [B, nh, S, hs], kv head j repeated for query heads j * rep ..
+   * (j + 1) * rep - 1; with one query head per kv head, t itself.
+   */
+  private repeatKv(t: Tensor, S: number): Tensor {
     const rep = this.nHead / this.nKv;
     if (rep === 1) return t;
-    const [B, , S] = t.shape as [number, number, number];
-    return reshape(expand(unsqueeze(t, 2), [B, this.nKv, rep, S, this.hs]), [B, this.nHead, S, this.hs]);
+    const B = t.shape[0]!;
+    return reshape(expand(unsqueeze(narrow(t, 2, 0, S), 2), [B, this.nKv, rep, S, this.hs]), [B, this.nHead, S, this.hs]);
   }
 }
 

@@ -2,6 +2,7 @@
 
 import { attentionProbs } from '../autograd/ops/attention.js';
 import { cast, logicalNot, logicalOr, maskedFill, where } from '../autograd/ops/elementwise.js';
+import { isGradEnabled } from '../autograd/engine.js';
 import { indexSelect } from '../autograd/ops/indexing.js';
 import { bmm, linear } from '../autograd/ops/matmul.js';
 import { cat, clone, reshape, slice, split, transpose } from '../autograd/ops/movement.js';
@@ -15,53 +16,105 @@ import { xavierUniform_, zeros_ } from './init.js';
 import { Linear } from './linear.js';
 import { Module, Parameter } from './module.js';
 
-/** Keys and values of earlier steps, [B, nh, S, hs] each, for incremental decoding. */
+/**
+ * Keys and values of earlier steps, [B, nh, S, hs] each, for incremental decoding. They live in buffers with room to
+ * grow (the capacity doubles when full), so that a step writes only its own positions instead of copying the cache:
+ * attention reads the first `length` positions in place (`append`, then `kvLength`), or takes them as tensors of their
+ * own (`update`, `key`, `value`).
+ */
 export class KVCache {
-  key: Tensor | null = null;
-  value: Tensor | null = null;
+  /** [B, nh, capacity, hs]; positions from `length` on are unused. */
+  private k: Tensor | null = null;
+  private v: Tensor | null = null;
+  private used = 0;
 
   /** Number of cached positions. */
   get length(): number {
-    return this.key?.shape[2] ?? 0;
+    return this.used;
+  }
+
+  /** The cached keys [B, nh, S, hs] (a copy of the used positions while the buffer has room left). */
+  get key(): Tensor | null {
+    return this.k && slice(this.k, 2, 0, this.used);
+  }
+
+  /** The cached values [B, nh, S, hs]. */
+  get value(): Tensor | null {
+    return this.v && slice(this.v, 2, 0, this.used);
   }
 
   /** Appends this step's keys and values (along the sequence axis) and returns all of them. */
   update(k: Tensor, v: Tensor): [Tensor, Tensor] {
-    const key = keep(this.key ? cat([this.key, k], 2) : clone(k));
-    const value = keep(this.value ? cat([this.value, v], 2) : clone(v));
-    this.dispose();
-    this.key = key;
-    this.value = value;
-    return [key, value];
+    this.append(k, v);
+    return [this.key!, this.value!];
+  }
+
+  /**
+   * Appends this step's keys and values [B, nh, T, hs]; returns the buffers [B, nh, capacity, hs] and the number of
+   * positions in use (attention's `kvLength`). Positions past it may change with the next append.
+   */
+  append(k: Tensor, v: Tensor): { key: Tensor; value: Tensor; length: number } {
+    if (isGradEnabled() && (k.requiresGrad || v.requiresGrad)) {
+      // Written in place, a buffer would cut the graph: with gradients the cache is rebuilt by cat, with no room left.
+      const key = keep(this.k ? cat([slice(this.k, 2, 0, this.used), k], 2) : clone(k));
+      const value = keep(this.v ? cat([slice(this.v, 2, 0, this.used), v], 2) : clone(v));
+      this.dispose();
+      [this.k, this.v, this.used] = [key, value, key.shape[2]!];
+    } else {
+      this.k = this.write(this.k, k, 'keys');
+      this.v = this.write(this.v, v, 'values');
+      this.used += k.shape[2]!;
+    }
+    return { key: this.k, value: this.v, length: this.used };
+  }
+
+  /** Writes x at positions used.. of buf (a new buffer, twice as long, when it is full); returns the buffer. */
+  private write(buf: Tensor | null, x: Tensor, what: string): Tensor {
+    const [B, H, T, hs] = x.shape as [number, number, number, number];
+    if (x.ndim !== 4 || (buf && (buf.shape[0] !== B || buf.shape[1] !== H || buf.shape[3] !== hs || buf.dtype !== x.dtype || buf.device !== x.device))) {
+      throw new Error(`KVCache: ${what} ${x.describe()} do not fit the cache's ${buf ? buf.describe() : ''} (expected [B, heads, T, head size])`);
+    }
+    let out = buf;
+    const capacity = buf?.shape[2] ?? 0;
+    if (this.used + T > capacity) {
+      // The first append takes exactly its positions (a cross-attention cache is written once), later ones double.
+      out = keep(zeros([B, H, Math.max(this.used + T, 2 * capacity), hs], { dtype: x.dtype, device: x.device }));
+      if (buf && this.used > 0) write(out, slice(buf, 2, 0, this.used), 0);
+      buf?.dispose();
+    }
+    write(out!, x, this.used);
+    return out!;
   }
 
   /** Keeps batch rows in the given order (beam search): row i becomes old row indices[i]. */
   reorder(indices: Tensor): void {
-    if (!this.key || !this.value) return;
-    const key = keep(indexSelect(this.key, 0, indices));
-    const value = keep(indexSelect(this.value, 0, indices));
-    this.dispose();
-    this.key = key;
-    this.value = value;
+    if (!this.k || !this.v) return;
+    const key = keep(indexSelect(this.k, 0, indices));
+    const value = keep(indexSelect(this.v, 0, indices));
+    this.k.dispose();
+    this.v.dispose();
+    [this.k, this.v] = [key, value];
   }
 
   /** Keeps the first `length` positions (HF's DynamicCache.crop): speculative decoding drops rejected tokens. */
   crop(length: number): void {
     if (!Number.isInteger(length) || length < 0) throw new Error(`KVCache.crop: length must be a non-negative integer, got ${length}`);
-    if (!this.key || !this.value || length >= this.length) return;
     if (length === 0) return this.dispose();
-    const key = keep(slice(this.key, 2, 0, length));
-    const value = keep(slice(this.value, 2, 0, length));
-    this.dispose();
-    this.key = key;
-    this.value = value;
+    this.used = Math.min(this.used, length);
   }
 
   dispose(): void {
-    this.key?.dispose();
-    this.value?.dispose();
-    this.key = this.value = null;
+    this.k?.dispose();
+    this.v?.dispose();
+    this.k = this.v = null;
+    this.used = 0;
   }
+}
+
+/** dst[:, :, at:at + T] = src [B, H, T, hs] in place (dst [B, H, capacity, hs], a cache buffer no one else holds). */
+function write(dst: Tensor, src: Tensor, at: number): void {
+  const [, H, cap, hs] = dst.shape as [number, number, number, number];
+  dst.backend.stridedWrite(dst.buffer, src.buffer, src.shape, [H * cap * hs, cap * hs, hs, 1], at * hs);
 }
 
 export interface MultiheadAttentionOptions {

@@ -5,7 +5,7 @@ import { abs, add, cast, div, eq, exp, ge, log, maximum, mul, ne, neg, sub, wher
 import { embedding, gather, indexSelect } from '../autograd/ops/indexing.js';
 import { attention, attentionProbs } from '../autograd/ops/attention.js';
 import { bmm, linear } from '../autograd/ops/matmul.js';
-import { detach, expand, flatten, movedim, reshape, squeeze, unsqueeze } from '../autograd/ops/movement.js';
+import { detach, expand, flatten, movedim, narrow, reshape, squeeze, unsqueeze } from '../autograd/ops/movement.js';
 import { record } from '../autograd/engine.js';
 import { crossEntropyRows, layerNorm, logSoftmax, rmsNorm, softmax } from '../autograd/ops/nn.js';
 import { argmax, mean, sum } from '../autograd/ops/reduce.js';
@@ -280,6 +280,8 @@ export interface AttentionOptions {
   /** Defaults to 1 / sqrt(head size). */
   scale?: number;
   generator?: Generator;
+  /** attend's: only the first kvLength positions of k and v take part (a KVCache's buffers, read in place). */
+  kvLength?: number;
 }
 
 /** softmax(q k^T * scale + mask) v for q [..., T, hs], k and v [..., S, hs] (and [..., S, hv]), up to 4 dimensions. */
@@ -302,12 +304,14 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   const a = { bias, causal: opts.isCausal ?? false, scale: opts.scale };
   let out: Tensor;
   if (opts.dropoutP) {
-    const [B, H, T, S] = [q4.shape[0]!, q4.shape[1]!, q4.shape[2]!, k4.shape[2]!];
-    const p = dropout(attentionProbs(q4, k4, a), opts.dropoutP, true, opts.generator);
+    const S = opts.kvLength ?? k4.shape[2]!;
+    const [B, H, T] = [q4.shape[0]!, q4.shape[1]!, q4.shape[2]!];
+    const [k5, v5] = S < k4.shape[2]! ? [narrow(k4, 2, 0, S), narrow(v4, 2, 0, S)] : [k4, v4];
+    const p = dropout(attentionProbs(q4, k5, a), opts.dropoutP, true, opts.generator);
     // [B*H, T, S] @ [B*H, S, hv] -> [B, H, T, hv]
-    out = reshape(bmm(reshape(p, [B * H, T, S]), reshape(v4, [B * H, S, v4.shape[3]!])), [B, H, T, v4.shape[3]!]);
+    out = reshape(bmm(reshape(p, [B * H, T, S]), reshape(v5, [B * H, S, v4.shape[3]!])), [B, H, T, v4.shape[3]!]);
   } else {
-    out = attention(q4, k4, v4, a);
+    out = attention(q4, k4, v4, { ...a, kvLength: opts.kvLength });
   }
   return reshape(out, [...q.shape.slice(0, -1), v.shape[nd - 1]!]);
 }

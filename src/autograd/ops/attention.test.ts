@@ -70,6 +70,23 @@ for (const device of listDevices().filter((d) => getBackend(d).attention)) {
   });
 }
 
+describe.each(listDevices())('attention over the first kvLength keys (a cache with room to grow) on %s', (device) => {
+  test('equal to attention on a copy of them, with a padding bias; with a gradient, the unused keys get 0', async () => {
+    manualSeed(12);
+    const q = randn([2, 2, 2, 4], { device, requiresGrad: true });
+    const k = randn([2, 2, 9, 4], { device, requiresGrad: true }), v = randn([2, 2, 9, 3], { device, requiresGrad: true });
+    const bias = tensor([0, -Infinity, 0, 0, 0], { device }).reshape([1, 1, 1, 5]);
+    const opts = { causal: true, bias };
+    const inPlace = noGrad(() => attention(q, k, v, { ...opts, kvLength: 5 }));
+    const copied = composed(q, k.narrow(2, 0, 5), v.narrow(2, 0, 5), opts);
+    expectClose(await inPlace.data(), Array.from(await copied.data()), 1e-5, 1e-4, 'forward');
+    attention(q, k, v, { ...opts, kvLength: 5 }).sum().backward();
+    const gk = await k.grad!.reshape([4, 9, 4]).tolist() as number[][][];
+    expect(gk.every((head) => head.slice(5).every((row) => row.every((x) => x === 0)))).toBe(true);
+    expect(gk.some((head) => head.slice(0, 5).some((row) => row.some((x) => x !== 0)))).toBe(true);
+  });
+});
+
 /** attentionPacked by hand: split the projection, heads forward, composed attention, heads back. */
 function packedComposed(qkv: Tensor, heads: number, o: AttentionOpOptions): Tensor {
   const [B, T, C3] = qkv.shape as [number, number, number];

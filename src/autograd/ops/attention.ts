@@ -9,7 +9,7 @@ import { isGradEnabled, record } from '../engine.js';
 import { checkFloat, checkSameDevice, wrap } from './base.js';
 import { add, cast, eq, gt, mul, where } from './elementwise.js';
 import { bmm } from './matmul.js';
-import { clone, detach, reshape, split, transpose } from './movement.js';
+import { clone, detach, narrow, reshape, split, transpose } from './movement.js';
 import { softmax } from './nn.js';
 import { max } from './reduce.js';
 
@@ -18,6 +18,11 @@ export interface AttentionOpOptions {
   bias?: Tensor | null;
   causal?: boolean;
   scale?: number;
+  /**
+   * Only the first kvLength positions of k and v take part (S = kvLength for the mask and the causal limit): a KV
+   * cache with room to grow (KVCache.append), read in place.
+   */
+  kvLength?: number;
 }
 
 function dims(q: Tensor, k: Tensor, v: Tensor): [number, number, number, number, number, number] {
@@ -52,11 +57,28 @@ export function attentionProbs(q: Tensor, k: Tensor, opts: AttentionOpOptions = 
 }
 
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOpOptions = {}): Tensor {
-  const [B, H, T, S, hs, hv] = dims(q, k, v);
+  const [B, H, T, rows, hs, hv] = dims(q, k, v);
   checkSameDevice('attention', q, k, v);
   checkFloat('attention', q);
   const backend = q.backend;
   const bias = opts.bias ? cast(opts.bias, q.dtype) : null;
+  const S = opts.kvLength ?? rows;
+  if (!Number.isInteger(S) || S < 0 || S > rows) throw new Error(`attention: kvLength must be an integer from 0 to ${rows} (the keys' length), got ${opts.kvLength}`);
+  if (S < rows) {
+    const inPlace = backend.attention && !bias?.requiresGrad && k.dtype === q.dtype && v.dtype === q.dtype && !willBackward(q, k, v);
+    if (!inPlace) return attention(q, narrow(k, 2, 0, S), narrow(v, 2, 0, S), { ...opts, kvLength: undefined });
+    if (bias) broadcastShapes(bias.shape, [B, H, T, S], 'attention bias');
+    // The first S rows of each (batch, head) of k and v, where they are.
+    const rowsOf = (n: number, w: number) => ({ offset: 0, batch: H * n * w, head: n * w, row: w });
+    const p: AttentionParams = {
+      batch: B, heads: H, t: T, s: S, hs, hv, scale: opts.scale ?? 1 / Math.sqrt(hs), causal: opts.causal ?? false,
+      biasStrides: bias ? (broadcastStrides(bias.shape, [B, H, T, S]) as [number, number, number, number]) : null,
+      layout: { q: rowsOf(T, hs), k: rowsOf(rows, hs), v: rowsOf(rows, hv), out: rowsOf(T, hv) },
+    };
+    const r = backend.attention!(q.buffer, k.buffer, v.buffer, bias && bias.buffer, p);
+    backend.free(r.lse); // no backward follows
+    return wrap(q, r.out, [B, H, T, hv]);
+  }
   if (!backend.attention || !backend.attentionGrad || bias?.requiresGrad || k.dtype !== q.dtype || v.dtype !== q.dtype) {
     // [B*H, T, S] @ [B*H, S, hv] -> [B, H, T, hv]
     const p = attentionProbs(q, k, opts);
