@@ -79,10 +79,10 @@ export class KVCache {
     if (this.used + T > capacity) {
       // The first append takes exactly its positions (a cross-attention cache is written once), later ones double.
       out = keep(zeros([B, H, Math.max(this.used + T, 2 * capacity), hs], { dtype: x.dtype, device: x.device }));
-      if (buf && this.used > 0) write(out, slice(buf, 2, 0, this.used), 0);
+      if (buf && this.used > 0) writeAt(out, slice(buf, 2, 0, this.used), 0);
       buf?.dispose();
     }
-    write(out!, x, this.used);
+    writeAt(out!, x, this.used);
     return out!;
   }
 
@@ -112,7 +112,7 @@ export class KVCache {
 }
 
 /** dst[:, :, at:at + T] = src [B, H, T, hs] in place (dst [B, H, capacity, hs], a cache buffer no one else holds). */
-function write(dst: Tensor, src: Tensor, at: number): void {
+function writeAt(dst: Tensor, src: Tensor, at: number): void {
   const [, H, cap, hs] = dst.shape as [number, number, number, number];
   dst.backend.stridedWrite(dst.buffer, src.buffer, src.shape, [H * cap * hs, cap * hs, hs, 1], at * hs);
 }
