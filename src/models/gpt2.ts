@@ -132,8 +132,9 @@ export class GPT2Attention extends Module {
     // [B, T, 3C] -> 3 x [B, T, C] -> [B, nh, T, hs]
     const heads = (t: Tensor) => transpose(reshape(t, [B, T, this.nHead, hs]), 1, 2);
     const [q, k0, v0] = split(qkv, C, 2).map(heads) as [Tensor, Tensor, Tensor];
-    const [k, v] = cache ? cache.update(k0, v0) : [k0, v0];
-    const y = scaledDotProductAttention(q, k, v, { attnMask: attend, isCausal: true, scale, dropoutP });
+    // The cache has room to grow: attention reads its first S positions in place.
+    const { key, value, length: S } = cache ? cache.append(k0, v0) : { key: k0, value: v0, length: T };
+    const y = scaledDotProductAttention(q, key, value, { attnMask: attend, isCausal: true, scale, dropoutP, kvLength: S });
     // [B, nh, T, hs] -> [B, T, C]
     return this.resid_dropout.forward(this.c_proj.forward(reshape(transpose(y, 1, 2), [B, T, C])));
   }
