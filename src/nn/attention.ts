@@ -56,8 +56,8 @@ export class KVCache {
   append(k: Tensor, v: Tensor): { key: Tensor; value: Tensor; length: number } {
     if (isGradEnabled() && (k.requiresGrad || v.requiresGrad)) {
       // Written in place, a buffer would cut the graph: with gradients the cache is rebuilt by cat, with no room left.
-      const key = keep(this.k ? cat([slice(this.k, 2, 0, this.used), k], 2) : clone(k));
-      const value = keep(this.v ? cat([slice(this.v, 2, 0, this.used), v], 2) : clone(v));
+      const key = keep(this.k ? cat([this.key!, k], 2) : clone(k));
+      const value = keep(this.v ? cat([this.value!, v], 2) : clone(v));
       this.dispose();
       [this.k, this.v, this.used] = [key, value, key.shape[2]!];
     } else {

@@ -1,7 +1,7 @@
 // Attention softmax(q k^T * scale + bias) v: a fused primitive with its own backward where the backend has the
 // kernel, composed from bmm and softmax otherwise. Queries are the last T of S positions when causal.
 
-import type { AttentionParams } from '../../tensor/backend.js';
+import type { AttentionLayout, AttentionParams } from '../../tensor/backend.js';
 import { arange } from '../../tensor/create.js';
 import { broadcastShapes, broadcastStrides, fmtShape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -64,25 +64,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOpOpti
   const bias = opts.bias ? cast(opts.bias, q.dtype) : null;
   const S = opts.kvLength ?? rows;
   if (!Number.isInteger(S) || S < 0 || S > rows) throw new Error(`attention: kvLength must be an integer from 0 to ${rows} (the keys' length), got ${opts.kvLength}`);
-  if (S < rows) {
-    const inPlace = backend.attention && !bias?.requiresGrad && k.dtype === q.dtype && v.dtype === q.dtype && !willBackward(q, k, v);
-    if (!inPlace) return attention(q, narrow(k, 2, 0, S), narrow(v, 2, 0, S), { ...opts, kvLength: undefined });
-    if (bias) broadcastShapes(bias.shape, [B, H, T, S], 'attention bias');
-    // The first S rows of each (batch, head) of k and v, where they are.
-    const rowsOf = (n: number, w: number) => ({ offset: 0, batch: H * n * w, head: n * w, row: w });
-    const p: AttentionParams = {
-      batch: B, heads: H, t: T, s: S, hs, hv, scale: opts.scale ?? 1 / Math.sqrt(hs), causal: opts.causal ?? false,
-      biasStrides: bias ? (broadcastStrides(bias.shape, [B, H, T, S]) as [number, number, number, number]) : null,
-      layout: { q: rowsOf(T, hs), k: rowsOf(rows, hs), v: rowsOf(rows, hv), out: rowsOf(T, hv) },
-    };
-    const r = backend.attention!(q.buffer, k.buffer, v.buffer, bias && bias.buffer, p);
-    backend.free(r.lse); // no backward follows
-    return wrap(q, r.out, [B, H, T, hv]);
-  }
   if (!backend.attention || !backend.attentionGrad || bias?.requiresGrad || k.dtype !== q.dtype || v.dtype !== q.dtype) {
+    const [k1, v1] = S < rows ? [narrow(k, 2, 0, S), narrow(v, 2, 0, S)] : [k, v];
     // [B*H, T, S] @ [B*H, S, hv] -> [B, H, T, hv]
-    const p = attentionProbs(q, k, opts);
-    return reshape(bmm(reshape(p, [B * H, T, S]), reshape(v, [B * H, S, hv])), [B, H, T, hv]);
+    const p = attentionProbs(q, k1, opts);
+    return reshape(bmm(reshape(p, [B * H, T, S]), reshape(v1, [B * H, S, hv])), [B, H, T, hv]);
   }
   if (bias) broadcastShapes(bias.shape, [B, H, T, S], 'attention bias');
   // One tensor as q, k and v (self-attention on x): the kernel's gradients come back one buffer per distinct input
@@ -92,6 +78,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOpOpti
   const p: AttentionParams = {
     batch: B, heads: H, t: T, s: S, hs, hv, scale: opts.scale ?? 1 / Math.sqrt(hs), causal: opts.causal ?? false,
     biasStrides: bias ? (broadcastStrides(bias.shape, [B, H, T, S]) as [number, number, number, number]) : null,
+    // Keys past kvLength: the kernel reads (and the backward writes) the first S rows of each (batch, head) in place.
+    ...(S < rows ? { layout: { q: rowsOf(H, T, hs), k: rowsOf(H, rows, hs), v: rowsOf(H, rows, hv), out: rowsOf(H, T, hv) } } : {}),
     saveProbs: willBackward(q, k, v),
   };
   const r = backend.attention(q.buffer, k.buffer, v.buffer, bias && bias.buffer, p);
@@ -105,6 +93,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOpOpti
     const gr = attentionGrad(sq.buffer, sk.buffer, sv.buffer, sb ? sb.buffer : null, so.buffer, sl.buffer, g.buffer, p, sp ? sp.buffer : null);
     return [wrap(g, gr.dq, sq.shape), wrap(g, gr.dk, sk.shape), wrap(g, gr.dv, sv.shape)];
   });
+}
+
+/** Contiguous [B, H, n, w] rows as an attention layout (n: the rows each (batch, head) holds). */
+export function rowsOf(H: number, n: number, w: number): AttentionLayout {
+  return { offset: 0, batch: H * n * w, head: n * w, row: w };
 }
 
 /** Whether the op's result will be recorded for a backward (then the forward may keep what it needs). */

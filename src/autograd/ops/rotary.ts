@@ -7,6 +7,7 @@ import type { AttentionLayout, RopeParams } from '../../tensor/backend.js';
 import { broadcastShapes, broadcastStrides, fmtShape } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { isGradEnabled, record } from '../engine.js';
+import { rowsOf } from './attention.js';
 import { checkFloat, checkSameDevice, wrap } from './base.js';
 import { add, mul, neg } from './elementwise.js';
 import { cat, reshape, slice, transpose } from './movement.js';
@@ -29,8 +30,7 @@ function composed(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
 export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   checkArgs('applyRotary', x, 4, cos, sin);
   const [B, H, T, hs] = x.shape as [number, number, number, number];
-  const contiguous = { offset: 0, batch: H * T * hs, head: T * hs, row: hs };
-  return fused('applyRotary', x, cos, sin, B, H, T, hs, contiguous) ?? composed(x, cos, sin);
+  return fused('applyRotary', x, cos, sin, B, H, T, hs, rowsOf(H, T, hs)) ?? composed(x, cos, sin);
 }
 
 /**
@@ -68,7 +68,7 @@ function fused(op: string, x: Tensor, cos: Tensor, sin: Tensor, B: number, H: nu
   if (isGradEnabled() && (cos.requiresGrad || sin.requiresGrad)) return null;
   if (fmtShape(broadcastShapes(cos.shape, shape, `${op} (cos, sin)`)) !== fmtShape(shape)) return null;
   const [cb, ch, ct] = broadcastStrides(cos.shape, shape) as [number, number, number];
-  const out: AttentionLayout = { offset: 0, batch: H * T * hs, head: T * hs, row: hs };
+  const out = rowsOf(H, T, hs);
   const p: RopeParams = { batch: B, heads: H, t: T, hs, x: layout, out, cosStrides: [cb, ch, ct], inverse: false };
   const y = wrap(x, rope(x.buffer, cos.buffer, sin.buffer, p), shape);
   return record('rotary', y, [x], [cos, sin], (g, [c, s]) => [
