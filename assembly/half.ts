@@ -3,7 +3,14 @@
 // float32 copy of the matrix. Accumulation in float32. Reference: src/backend/cpu/matmul-half.ts.
 
 import { ARG, fma4, pi, pu } from './common';
-import { halfToF32x4 } from './quant';
+
+/** Four IEEE half values (zero-extended in i32 lanes) -> float32, exact (subnormals by a power-of-two scale, inf / NaN kept). */
+@inline function halfToF32x4(h: v128): v128 {
+  const mag = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
+  const special = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
+  const v = v128.bitselect(v128.or(mag, i32x4.splat(0x7f800000)), f32x4.mul(mag, f32x4.splat(reinterpret<f32>(0x77800000))), special); // 2^112
+  return v128.or(v, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}
 
 /** Weight rows widened together (the products of a row of x with four rows of W share x's loads). */
 const RB: i32 = 4;

@@ -57,7 +57,7 @@ function runTile(kernel: i32, p: usize, t: i32, scratch: usize): void {
     case K_CROSS_ENTROPY: crossEntropyTile(p, t); break;
     case K_CROSS_ENTROPY_GRAD: crossEntropyGradTile(p, t); break;
     case K_QUANT_ACT: quantActTile(p, t); break;
-    case K_QMATMUL: qmatmulTile(p, t, scratch); break;
+    case K_QMATMUL: qmatmulTile(p, t); break;
     case K_HMATMUL_T: hmatmulTTile(p, t, scratch); break;
     case K_HMATMUL_N: hmatmulNTile(p, t); break;
     case K_ROPE: ropeTile(p, t); break;

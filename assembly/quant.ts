@@ -1,7 +1,8 @@
 // Products with weights in ggml's Q8_0 / Q4_0 blocks, never dequantized: y[M, N] = x[M, K] W^T + b, as llama.cpp
 // computes them. x is first quantized per block of 32 to int8 with a float32 scale (quantizeActTile); each output is
-// then a sum over blocks of (integer dot of the block) * d_w * d_x, the integer dot in SIMD, four blocks' scales at a
-// time. Twin of the reference src/backend/cpu/quant.ts: the same rounding and order of float operations (bit-equal).
+// then a sum over blocks of (integer dot of the block) * d_w * d_x, the integer dots in SIMD, four weight rows at a time
+// (interleaved by WasmBackend.uploadQuant, src/backend/wasm/quant-layout.ts). Twin of the reference
+// src/backend/cpu/quant.ts: the same rounding and order of float operations (bit-equal).
 
 import { ARG, pi, pu } from './common';
 
@@ -65,42 +66,48 @@ export function quantActTile(p: usize, t: i32): void {
 }
 
 // Vector constants as globals set once (see common.ts: a v128.const inside a loop is rebuilt at every use by V8).
-let Q_LOW4 = i8x16.splat(0), Q_EIGHT = i8x16.splat(0), H_CLEAR = i32x4.splat(0), H_REBIAS = f32x4.splat(0), H_EXP32 = i32x4.splat(0);
+let Q_LOW4 = i8x16.splat(0), Q_EIGHT = i8x16.splat(0), H_CLEAR = i32x4.splat(0), H_REBIAS = f32x4.splat(0);
 /** Sets this file's vector constants (initKernels calls it). */
 export function initQuantKernels(): void {
   Q_LOW4 = i8x16.splat(0x0f);
   Q_EIGHT = i8x16.splat(8);
   H_CLEAR = i32x4.splat(0x8fffffff);
   H_REBIAS = f32x4.splat(reinterpret<f32>(0x77800000)); // 2^112
-  H_EXP32 = i32x4.splat(0x7c000000);
 }
 
 /**
- * Integer dot of a Q8_0 block (at wb) with x's block widened to int16 (x0..x3: its four vectors, loaded once for every
- * weight row that uses them; the quantizing job writes that copy): the weights sign-extended to int16 as they are
- * loaded, 8 at a time; 4 partial sums. No relaxed path: both operands use all 8 bits. (Moving w's sign onto x to make
- * |w| the 7-bit operand was tried: no faster here, and its sums differed from the reference under Node 20; not pursued.)
+ * Integer dot of a Q8_0 block's 32 weights (at qp) with x's block widened to int16 (x0..x3: its four vectors, loaded
+ * once for every weight row that uses them; the quantizing job writes that copy): the weights sign-extended to int16 as
+ * they are loaded, 8 at a time; 4 partial sums. No relaxed path: both operands use all 8 bits. (Moving w's sign onto x
+ * to make |w| the 7-bit operand was tried: no faster here, and its sums differed from the reference under Node 20.)
  */
-@inline function blockQ8(wb: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
-  let s = i32x4.dot_i16x8_s(v128.load8x8_s(wb, 2), x0);
-  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(wb, 10), x1));
-  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(wb, 18), x2));
-  return i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(wb, 26), x3));
+@inline function blockQ8(qp: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  let s = i32x4.dot_i16x8_s(v128.load8x8_s(qp), x0);
+  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(qp, 8), x1));
+  s = i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(qp, 16), x2));
+  return i32x4.add(s, i32x4.dot_i16x8_s(v128.load8x8_s(qp, 24), x3));
 }
 
 /**
- * The same for a Q4_0 block: weight j is (low nibble of byte j) - 8, weight j + 16 the high nibble - 8. Relaxed SIMD:
- * x's int8 block (a, b: its 32 values) dotted with the nibbles (0..15, top bit clear: the 7-bit operand) into int16
- * pairs, both halves added in int16 (each lane at most 4 * 127 * 15), then widened; the caller subtracts 8 * sum(x).
+ * Relaxed SIMD, a Q4_0 block's 16 bytes (at qp; weight j is the low nibble of byte j minus 8, weight j + 16 the high
+ * nibble minus 8): x's int8 block (a, c: its 32 values) dotted with the nibbles (0..15, top bit clear: the 7-bit
+ * operand) into int16 pairs, both halves added in int16: eight partial sums, each at most 4 * 127 * 15 = 7,620 in
+ * magnitude. The caller subtracts 8 * sum(x).
+ */
+@inline function nibbleDot(qp: usize, a: v128, c: v128, low4: v128): v128 {
+  const bytes = v128.load(qp);
+  const lo = v128.and(bytes, low4), hi = v128.and(i16x8.shr_u(bytes, 4), low4);
+  return i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(a, lo), i16x8.relaxed_dot_i8x16_i7x16_s(c, hi));
+}
+
+/**
+ * A Q4_0 block's integer dot as 4 partial int32 sums. Relaxed SIMD: nibbleDot widened (8 * sum(x) left to the caller).
  * Plain SIMD: nibbles - 8 widened to int16, dotted with x's int16 copy (a..d).
  */
-@inline function blockQ4(wb: usize, a: v128, b: v128, c: v128, d: v128, low4: v128, eight: v128): v128 {
-  const bytes = v128.load(wb, 2);
-  const lo = v128.and(bytes, low4), hi = v128.and(i16x8.shr_u(bytes, 4), low4);
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    return i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(a, lo), i16x8.relaxed_dot_i8x16_i7x16_s(b, hi)));
-  }
-  const l = i8x16.sub(lo, eight), h = i8x16.sub(hi, eight);
+@inline function blockQ4(qp: usize, a: v128, b: v128, c: v128, d: v128, low4: v128, eight: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.extadd_pairwise_i16x8_s(nibbleDot(qp, a, b, low4));
+  const bytes = v128.load(qp);
+  const l = i8x16.sub(v128.and(bytes, low4), eight), h = i8x16.sub(v128.and(i16x8.shr_u(bytes, 4), low4), eight);
   let s = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(l), a);
   s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(l), b));
   s = i32x4.add(s, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(h), c));
@@ -116,136 +123,115 @@ export function initQuantKernels(): void {
   return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
 }
 
-/** Four IEEE half values (zero-extended in i32 lanes) -> float32, exact (subnormals by a power-of-two scale, inf / NaN kept). */
-@inline export function halfToF32x4(h: v128): v128 {
-  const mag = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
-  const special = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
-  const v = v128.bitselect(v128.or(mag, i32x4.splat(0x7f800000)), f32x4.mul(mag, f32x4.splat(reinterpret<f32>(0x77800000))), special); // 2^112
-  return v128.or(v, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+/** Integer dot of one block with x's block (at x8 / x16) as 4 partial int32 sums (T: i8 = Q8_0, u8 = Q4_0). */
+@inline function blockDot<T>(qp: usize, x8: usize, x16: usize, low4: v128, eight: v128): v128 {
+  if (!isSigned<T>() && ASC_FEATURE_RELAXED_SIMD) return blockQ4(qp, v128.load(x8), v128.load(x8, 16), low4, low4, low4, eight);
+  const a = v128.load(x16), c = v128.load(x16, 16), e = v128.load(x16, 32), f = v128.load(x16, 48);
+  return isSigned<T>() ? blockQ8(qp, a, c, e, f) : blockQ4(qp, a, c, e, f, low4, eight);
 }
 
-/** Blocks of a weight row taken per pass through the thread's scratch (a multiple of 4: the passes keep the order). */
-const CHUNK_BLOCKS: i32 = 1024;
-/** Scratch bytes of one row's pass (4 int32 partial sums per block). */
-const CHUNK_BYTES: usize = <usize>CHUNK_BLOCKS << 4;
-
 /**
- * Pass 1 over blocks [c, e) of one weight row (w1 = 0) or of two rows at once (w0, w1): each block's 4 partial integer
- * sums into the thread's scratch (row 0 at sc, row 1 at sc + CHUNK_BYTES). Two rows share each load of x's block. One
- * block per iteration: unrolled by four, V8 (11.3) hoists the loads of all four blocks, runs out of registers and
- * spills; one block (of two rows) stays in registers.
+ * One weight row in ggml's own layout (w: its first block), block by block: the sum over blocks, in order, of
+ * float32(isum_b) * float32(d_w,b * d_x,b), the scale converted exactly (infinities and NaN included). The path of rows
+ * that are not in a group of four, and of whole matrices with a non-finite scale (see WasmBackend.uploadQuant).
  */
-@inline function blockSums(q4: bool, w0: usize, w1: usize, q8: usize, q16: usize, c: i32, e: i32, sc: usize): void {
-  const rs: usize = q4 ? Q4_BYTES : Q8_BYTES;
-  // Pointers stepped per block (V8 does not strength-reduce b * 18), the constants in locals (a global is loaded at
-  // every use).
+function rowDot<T>(w: usize, x8: usize, x16: usize, xd: usize, xs: usize, nb: i32): f32 {
+  const q4 = !isSigned<T>(), rs: usize = q4 ? Q4_BYTES : Q8_BYTES;
   const low4 = Q_LOW4, eight = Q_EIGHT;
-  let wa = w0 + <usize>c * rs, wb = w1 + <usize>c * rs, x8 = q8 + (<usize>c << 5), x16 = q16 + (<usize>c << 6), sp = sc;
-  for (const se = sc + (<usize>(e - c) << 4); sp < se; sp += 16) {
-    if (q4 && ASC_FEATURE_RELAXED_SIMD) {
-      const a = v128.load(x8), b = v128.load(x8, 16);
-      v128.store(sp, blockQ4(wa, a, b, a, b, low4, eight));
-      if (w1 != 0) v128.store(sp + CHUNK_BYTES, blockQ4(wb, a, b, a, b, low4, eight));
-    } else {
-      const a = v128.load(x16), b = v128.load(x16, 16), cc = v128.load(x16, 32), d = v128.load(x16, 48);
-      v128.store(sp, q4 ? blockQ4(wa, a, b, cc, d, low4, eight) : blockQ8(wa, a, b, cc, d));
-      if (w1 != 0) v128.store(sp + CHUNK_BYTES, q4 ? blockQ4(wb, a, b, cc, d, low4, eight) : blockQ8(wb, a, b, cc, d));
-    }
-    wa += rs;
-    wb += rs;
+  let y: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    let isum = hsumI32(blockDot<T>(w + 2, x8, x16, low4, eight));
+    if (q4 && ASC_FEATURE_RELAXED_SIMD) isum -= 8 * load<i32>(xs);
+    y += <f32>isum * (halfToF32(load<u16>(w)) * load<f32>(xd));
+    w += rs;
     x8 += 32;
     x16 += 64;
-  }
-}
-
-/**
- * Pass 2 over blocks [c, e) of row w: the partial sums from scratch four blocks at a time (the horizontal sums, the
- * scales, the float accumulation into acc's lanes: lane l takes blocks 4i + l); returns acc and leaves the last
- * (e - c) % 4 blocks to the caller.
- */
-@inline function scaleSums(q4: bool, w: usize, xd: usize, xs: usize, c: i32, e: i32, sc: usize, acc: v128): v128 {
-  const rs: usize = q4 ? Q4_BYTES : Q8_BYTES;
-  let o = w + <usize>c * rs, pd = xd + (<usize>c << 2), ps = xs + (<usize>c << 2), sp = sc;
-  for (let b = c; b + 4 <= e; b += 4) {
-    let isum = quadSum(pairSum(v128.load(sp), v128.load(sp, 16)), pairSum(v128.load(sp, 32), v128.load(sp, 48)));
-    if (q4 && ASC_FEATURE_RELAXED_SIMD) isum = i32x4.sub(isum, i32x4.shl(v128.load(ps), 3));
-    // The four scales from the weight rows (not from scratch: one load of four 2-byte stores just made would wait for
-    // them to retire instead of taking them from the store buffer), each moved to the top half of its lane.
-    let h = i32x4.splat(<i32>load<u16>(o) << 16);
-    h = i32x4.replace_lane(h, 1, <i32>load<u16>(o + rs) << 16);
-    h = i32x4.replace_lane(h, 2, <i32>load<u16>(o + 2 * rs) << 16);
-    h = i32x4.replace_lane(h, 3, <i32>load<u16>(o + 3 * rs) << 16);
-    // Shifted right by 3 with the sign: exponent and mantissa land in float32's fields (the exponent still biased by
-    // 15), the three copies of the sign are cleared, and a multiply by 2^112 rebiases the exponent (subnormals come out
-    // exact the same way), as in half.ts; infinities and NaN (exponent 31) take halfToF32x4.
-    const d = v128.any_true(i32x4.eq(v128.and(h, H_EXP32), H_EXP32))
-      ? halfToF32x4(i32x4.shr_u(h, 16))
-      : f32x4.mul(v128.and(i32x4.shr_s(h, 3), H_CLEAR), H_REBIAS);
-    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.mul(d, v128.load(pd))));
-    sp += 64;
-    o += 4 * rs;
-    pd += 16;
-    ps += 16;
-  }
-  return acc;
-}
-
-/** The last nb % 4 blocks of row w, one by one after acc's lanes are added (their partial sums at sc from block c). */
-@inline function rowTotal(q4: bool, w: usize, xd: usize, xs: usize, c: i32, nb: i32, sc: usize, acc: v128): f32 {
-  const rs: usize = q4 ? Q4_BYTES : Q8_BYTES;
-  let y = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
-  for (let b = nb & ~3; b < nb; b++) {
-    let isum = hsumI32(v128.load(sc + (<usize>(b - c) << 4)));
-    if (q4 && ASC_FEATURE_RELAXED_SIMD) isum -= 8 * load<i32>(xs + (<usize>b << 2));
-    y += <f32>isum * (halfToF32(load<u16>(w + <usize>b * rs)) * load<f32>(xd + (<usize>b << 2)));
+    xd += 4;
+    xs += 4;
   }
   return y;
 }
 
 /**
- * Outputs of weight rows w0 and (w1 != 0) w1: for each, the sum over blocks of float32(isum_b) * float32(d_w,b * d_x,b).
- * Blocks go four at a time into the lanes of one accumulator (lane l: blocks 4i + l), which are added as
- * (l0 + l1) + (l2 + l3); the last nb % 4 blocks follow one by one. src/backend/cpu/quant.ts keeps the same order.
- * Two passes over each run of blocks: the integer sums of both rows (blockSums), then the float accumulation of each
- * (scaleSums). Measured, one thread, [2048, 768] (one row per call): Q4_0 7.0 -> 9.0 GB/s of weights, Q8_0 12.0 -> 13.7
- * (relaxed build) against one loop unrolled by four.
+ * Outputs of one group of four weight rows (g: the group, interleaved by uploadQuant: per block, the four f16 scales,
+ * then the four rows' quants) for one row of x, as the lanes of one float32 vector: row r's output is the sum over
+ * blocks, in order, of float32(isum_b) * float32(d_w,b * d_x,b), as rowDot computes it. The weights are read in
+ * order (four rows side by side defeat the hardware prefetcher otherwise: Q8_0 fell from 14 to 4.6 GB/s), each block
+ * of x once for the four rows; the four integer dots are reduced to four exact sums with shuffles, and the scales and
+ * the float accumulation are done four rows at a time (no horizontal sum of floats). Measured, one thread, the decode's
+ * matrices out of cache: Q4_0 9.0 -> 14.0 GB/s of weights, Q8_0 14.0 -> 17.5 GB/s (against two rows per pass, in
+ * ggml's layout, through scratch).
  */
-@inline function dotRows(q4: bool, w0: usize, w1: usize, q8: usize, q16: usize, xd: usize, xs: usize, nb: i32, sc: usize, out: usize): void {
-  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
-  for (let c = 0; c < nb; c += CHUNK_BLOCKS) {
-    const e = min(nb, c + CHUNK_BLOCKS);
-    blockSums(q4, w0, w1, q8, q16, c, e, sc);
-    acc0 = scaleSums(q4, w0, xd, xs, c, e, sc, acc0);
-    if (w1 != 0) acc1 = scaleSums(q4, w1, xd, xs, c, e, sc + CHUNK_BYTES, acc1);
-    if (e == nb) {
-      store<f32>(out, rowTotal(q4, w0, xd, xs, c, nb, sc, acc0));
-      if (w1 != 0) store<f32>(out, rowTotal(q4, w1, xd, xs, c, nb, sc + CHUNK_BYTES, acc1), 4);
+@inline function dot4<T>(g: usize, q8: usize, q16: usize, xd: usize, xs: usize, nb: i32): v128 {
+  const q4 = !isSigned<T>(), qs: usize = q4 ? 16 : 32, gb: usize = 8 + 4 * qs;
+  // Constants in locals, not globals (a global is loaded at every use); pointers stepped per block (V8 does not
+  // strength-reduce b * 72).
+  const low4 = Q_LOW4, eight = Q_EIGHT, clear = H_CLEAR, rebias = H_REBIAS;
+  let acc = f32x4.splat(0);
+  let p = g, x8 = q8, x16 = q16, pd = xd, ps = xs;
+  for (let b = 0; b < nb; b++) {
+    let isum: v128;
+    if (q4 && ASC_FEATURE_RELAXED_SIMD) {
+      // Eight int16 partial sums per row; rows paired word by word and added in int16 (at most 4 * 7,620 after both
+      // steps), then widened: [sum row 0, .., sum row 3].
+      const a = v128.load(x8), c = v128.load(x8, 16);
+      const r0 = nibbleDot(p + 8, a, c, low4), r1 = nibbleDot(p + 24, a, c, low4);
+      const r2 = nibbleDot(p + 40, a, c, low4), r3 = nibbleDot(p + 56, a, c, low4);
+      const v01 = i16x8.add(v128.shuffle<i32>(r0, r1, 0, 4, 1, 5), v128.shuffle<i32>(r0, r1, 2, 6, 3, 7));
+      const v23 = i16x8.add(v128.shuffle<i32>(r2, r3, 0, 4, 1, 5), v128.shuffle<i32>(r2, r3, 2, 6, 3, 7));
+      const u = i16x8.add(v128.shuffle<i64>(v01, v23, 0, 2), v128.shuffle<i64>(v01, v23, 1, 3));
+      isum = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(u), i32x4.shl(v128.load32_splat(ps), 3));
+    } else {
+      isum = quadSum(pairSum(blockDot<T>(p + 8, x8, x16, low4, eight), blockDot<T>(p + 8 + qs, x8, x16, low4, eight)),
+        pairSum(blockDot<T>(p + 8 + 2 * qs, x8, x16, low4, eight), blockDot<T>(p + 8 + 3 * qs, x8, x16, low4, eight)));
     }
+    // The four scales, each f16 moved to the top half of its lane and shifted right by 3 with the sign: exponent and
+    // mantissa land in float32's fields (the exponent still biased by 15), the three copies of the sign are cleared,
+    // and a multiply by 2^112 rebiases the exponent (subnormals come out exact the same way), as in half.ts. No
+    // infinity or NaN here: uploadQuant leaves such matrices in ggml's layout, for rowDot.
+    const h = v128.shuffle<i16>(i32x4.splat(0), v128.load64_zero(p), 0, 8, 1, 9, 2, 10, 3, 11);
+    const d = f32x4.mul(f32x4.mul(v128.and(i32x4.shr_s(h, 3), clear), rebias), v128.load32_splat(pd));
+    acc = f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), d));
+    p += gb;
+    x8 += 32;
+    x16 += 64;
+    pd += 4;
+    ps += 4;
   }
+  return acc;
 }
 
 /**
- * Tile t of K_QMATMUL: weight rows (outputs) [t * rpt, ..) for every row of x, two weight rows at a time; each weight
- * row is read once.
+ * Tile t of K_QMATMUL: weight rows (outputs) [t * rpt, ..) for every row of x (rpt is a multiple of 4), each weight
+ * row read once: groups of four (dot4) where uploadQuant interleaved them (plain = 0), the rest one by one (rowDot).
  */
-export function qmatmulTile(p: usize, t: i32, scratch: usize): void {
+export function qmatmulTile(p: usize, t: i32): void {
   const type = pi(p, ARG), w = pu(p, ARG + 1), q8 = pu(p, ARG + 2), q16 = pu(p, ARG + 3), xd = pu(p, ARG + 4), xs = pu(p, ARG + 5);
   const out = pu(p, ARG + 6), bias = pu(p, ARG + 7);
-  const m = pi(p, ARG + 8), n = pi(p, ARG + 9), k = pi(p, ARG + 10), rpt = pi(p, ARG + 11);
+  const m = pi(p, ARG + 8), n = pi(p, ARG + 9), k = pi(p, ARG + 10), rpt = pi(p, ARG + 11), plain = pi(p, ARG + 12);
   const nb = k / QK;
   const rowBytes = <usize>nb * (type == 0 ? Q8_BYTES : Q4_BYTES);
-  const j0 = t * rpt, j1 = min(n, j0 + rpt);
-  for (let j = j0; j < j1; j += 2) {
-    // Two outputs per pass (the second: 0 = none), side by side in y; x's row i for each.
-    const wa = w + <usize>j * rowBytes, wb = j + 1 < j1 ? wa + rowBytes : 0;
+  const j0 = t * rpt, j1 = min(n, j0 + rpt), grouped = plain != 0 ? j0 : min(j1, n & ~3);
+  for (let j = j0; j < grouped; j += 4) {
+    const g = w + <usize>j * rowBytes;
     for (let i = 0; i < m; i++) {
       const xb = <usize>i * <usize>nb, y = out + ((<usize>i * <usize>n + <usize>j) << 2);
-      if (type == 0) dotRows(false, wa, wb, q8 + (xb << 5), q16 + (xb << 6), xd + (xb << 2), 0, nb, scratch, y);
-      else dotRows(true, wa, wb, q8 + (xb << 5), q16 + (xb << 6), xd + (xb << 2), xs + (xb << 2), nb, scratch, y);
-      if (bias != 0) {
-        store<f32>(y, load<f32>(y) + load<f32>(bias + (<usize>j << 2)));
-        if (wb != 0) store<f32>(y, load<f32>(y, 4) + load<f32>(bias + (<usize>(j + 1) << 2)), 4);
-      }
+      let v = type == 0
+        ? dot4<i8>(g, q8 + (xb << 5), q16 + (xb << 6), xd + (xb << 2), 0, nb)
+        : dot4<u8>(g, q8 + (xb << 5), q16 + (xb << 6), xd + (xb << 2), xs + (xb << 2), nb);
+      if (bias != 0) v = f32x4.add(v, v128.load(bias + (<usize>j << 2)));
+      v128.store(y, v);
+    }
+  }
+  for (let j = grouped; j < j1; j++) {
+    const r = w + <usize>j * rowBytes;
+    for (let i = 0; i < m; i++) {
+      const xb = <usize>i * <usize>nb, y = out + ((<usize>i * <usize>n + <usize>j) << 2);
+      let v = type == 0
+        ? rowDot<i8>(r, q8 + (xb << 5), q16 + (xb << 6), xd + (xb << 2), 0, nb)
+        : rowDot<u8>(r, q8 + (xb << 5), q16 + (xb << 6), xd + (xb << 2), xs + (xb << 2), nb);
+      if (bias != 0) v += load<f32>(bias + (<usize>j << 2));
+      store<f32>(y, v);
     }
   }
 }

@@ -100,8 +100,8 @@ for (const [n, k] of [[2048, 768], [768, 2048], [32000, 768]] as const) {
       be.free(wb);
     } else {
       const q = quantizeValues(w, [n, k], type).data;
-      const wb = be.upload(q, 'uint8');
       const p: QuantMatmulParams = { type, m: 1, n, k };
+      const wb = be.uploadQuant(q, p);
       ms = timeBest(() => be.free(be.quantMatmul(x, wb, p)));
       bytes = q.byteLength;
       be.free(wb);

@@ -34,7 +34,7 @@ for (const device of listDevices().filter((d) => getBackend(d).quantMatmul)) {
     const y = layer.forward(x);
     expect(y.shape).toEqual([2, 3, outF]);
     const be = getBackend(device);
-    const xb = be.upload(await x.data(), 'float32'), wb = be.upload(q.data, 'uint8');
+    const xb = be.upload(await x.data(), 'float32'), wb = be.uploadQuant!(q.data, { type, n: outF, k: inF });
     const want = await be.read(be.quantMatmul!(xb, wb, { type, m: 6, n: outF, k: inF }, bias.buffer));
     expect(Array.from(await y.data())).toEqual(Array.from(want));
     // The backward goes through the float32 weights, panel by panel: the same gradient as linear() on them.

@@ -12,6 +12,7 @@ import { indexSelect } from '../autograd/ops/indexing.js';
 import { cat, narrow, reshape } from '../autograd/ops/movement.js';
 import { tensor, zeros } from '../tensor/create.js';
 import { keep } from '../tensor/scope.js';
+import { getBackend } from '../tensor/backend.js';
 import { bytesPerElement } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -52,15 +53,19 @@ export class QuantLinear extends Module {
 
   forward(x: Tensor): Tensor {
     if (x.shape[x.ndim - 1] !== this.inFeatures) throw new Error(`QuantLinear: input ${fmtShape(x.shape)} does not fit weight ${fmtShape(this.weight.shape)} (expected last dimension ${this.inFeatures})`);
-    if (QuantLinear.int8Activations && this.weight.type !== 'nf4' && x.dtype === 'float32' && x.backend.quantMatmul) return this.forwardBlocks(x);
+    if (QuantLinear.int8Activations && this.weight.type !== 'nf4' && x.dtype === 'float32' && x.backend.quantMatmul && x.backend.uploadQuant) return this.forwardBlocks(x);
     return this.forwardPanels(x);
   }
 
-  /** The quantized blocks on `device` as a uint8 tensor, uploaded once per device. */
+  /** The quantized blocks on `device` in its kernel's layout (Backend.uploadQuant), uploaded once per device. */
   private blocksOn(device: string): Tensor {
     let t = this.deviceBlocks.get(device);
-    // kept: a tidy() around the first forward must not free the layer's copy.
-    if (!t) this.deviceBlocks.set(device, (t = keep(tensor(this.weight.data, { dtype: 'uint8', device }))));
+    if (!t) {
+      const be = getBackend(device), p = { type: this.weight.type as 'q8_0' | 'q4_0', n: this.outFeatures, k: this.inFeatures };
+      // kept: a tidy() around the first forward must not free the layer's copy.
+      t = keep(Tensor.fromBuffer(be, be.uploadQuant!(this.weight.data, p), [this.weight.data.length]));
+      this.deviceBlocks.set(device, t);
+    }
     return t;
   }
   private readonly deviceBlocks = new Map<string, Tensor>();

@@ -51,6 +51,9 @@ export interface QuantMatmulParams {
   k: number;
 }
 
+/** A quantized weight W [n, k] in ggml blocks (k / 32 blocks per row). */
+export type QuantWeightParams = Omit<QuantMatmulParams, 'm'>;
+
 /** Geometry of a 2-d sliding window over x [batch, channels, height, width]. */
 export interface WindowParams {
   batch: number;
@@ -199,10 +202,15 @@ export interface Backend {
    */
   matmulColSums?(a: BackendBuffer, b: BackendBuffer, p: MatmulParams): { out: BackendBuffer; sums: BackendBuffer };
   /**
-   * Optional: a product with quantized weights that never dequantizes them (x float32, w the uint8 block bytes, bias [n]
+   * Optional: a product with quantized weights that never dequantizes them (x float32, w from uploadQuant, bias [n]
    * float32): x is quantized per block of 32 to int8, as llama.cpp does, and blocks multiply as integers.
    */
   quantMatmul?(x: BackendBuffer, w: BackendBuffer, p: QuantMatmulParams, bias?: BackendBuffer | null): BackendBuffer;
+  /**
+   * With quantMatmul: W [n, k]'s block bytes in ggml's layout (row after row), uploaded in the layout this backend's
+   * quantMatmul reads (the wasm backend interleaves rows four by four).
+   */
+  uploadQuant?(blocks: Uint8Array, p: QuantWeightParams): BackendBuffer;
   /**
    * Optional: op(a) op(b) with `a` float32 and `b` float16 / bfloat16, read as stored (widened a few values at a time,
    * never a float32 copy of b); float32 result, float32 accumulation; bias [n] float32. `p.transA` must be false.

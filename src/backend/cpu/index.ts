@@ -1,7 +1,7 @@
 // The TypeScript reference backend ('cpu'): plain loops over typed arrays, the oracle for every other backend.
 // float16 / bfloat16 buffers hold bits (Uint16Array); their kernels compute in float32 (../half.ts).
 
-import type { ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, ReduceOp, RopeParams, SgdStepParams, UnaryOp, WindowParams } from '../../tensor/backend.js';
+import type { ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, QuantWeightParams, ReduceOp, RopeParams, SgdStepParams, UnaryOp, WindowParams } from '../../tensor/backend.js';
 import { allocArray, castStorage, decodeHalf, isHalf, toStorage, type DType, type HalfDType, type TypedArray } from '../../tensor/dtype.js';
 import type { Shape } from '../../tensor/shape.js';
 import { installHalfKernels } from '../half.js';
@@ -10,7 +10,7 @@ import * as ew from './elementwise.js';
 import * as idx from './indexing.js';
 import { colSums, matmul } from './matmul.js';
 import { checkMatmulHalf, matmulHalf } from './matmul-half.js';
-import { checkQuantMatmul, quantMatmul } from './quant.js';
+import { checkQuantMatmul, checkQuantWeight, quantMatmul } from './quant.js';
 import { stridedCopy, stridedWrite } from './movement.js';
 import * as norm from './norm.js';
 import * as optim from './optim.js';
@@ -104,6 +104,11 @@ export class CpuBackend implements Backend {
   quantMatmul(x: BackendBuffer, w: BackendBuffer, p: QuantMatmulParams, bias?: BackendBuffer | null): BackendBuffer {
     checkQuantMatmul(x, w, p, bias);
     return buf('float32', quantMatmul(arr(x), arr(w) as Uint8Array, p, bias ? arr(bias) : null));
+  }
+  /** ggml's layout as it is. */
+  uploadQuant(blocks: Uint8Array, p: QuantWeightParams): BackendBuffer {
+    checkQuantWeight(`uploadQuant: ${p.type} weight [${p.n}, ${p.k}]`, blocks.length, 'uint8', p);
+    return buf('uint8', blocks.slice());
   }
 
   stridedCopy(x: BackendBuffer, shape: Shape, strides: readonly number[], offset: number): BackendBuffer {

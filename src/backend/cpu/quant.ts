@@ -1,9 +1,9 @@
 // Reference product with ggml Q8_0 / Q4_0 weights, the oracle of assembly/quant.ts: x quantized per block of 32 to int8
 // (as llama.cpp's quantize_row_q8_0, rounding to nearest even like its SIMD paths), exact integer dots per block, then
-// float32(isum) * float32(d_w * d_x) summed in float32 in the kernel's order (four lanes, then the rest): bit-equal to
-// the wasm kernel.
+// float32(isum) * float32(d_w * d_x) summed in float32 block after block (the kernel's order): bit-equal to the wasm
+// kernel.
 
-import type { BackendBuffer, QuantMatmulParams } from '../../tensor/backend.js';
+import type { BackendBuffer, QuantMatmulParams, QuantWeightParams } from '../../tensor/backend.js';
 import { float16ToFloat32 } from '../../tensor/dtype.js';
 import { fmtShape } from '../../tensor/shape.js';
 
@@ -11,15 +11,20 @@ import { fmtShape } from '../../tensor/shape.js';
 export const QBLOCK = 32;
 export const QBLOCK_BYTES = { q8_0: 34, q4_0: 18 } as const;
 
+/** Checks a quantized weight's block bytes against W [n, k] before any work; errors start with `what`. */
+export function checkQuantWeight(what: string, bytes: number, dtype: string, p: QuantWeightParams): void {
+  if (!(p.type in QBLOCK_BYTES)) throw new Error(`${what}: unknown block type ${JSON.stringify(p.type)} (known: q8_0, q4_0)`);
+  if (p.k % QBLOCK !== 0) throw new Error(`${what}: ${p.type} needs in_features to be a multiple of ${QBLOCK}, got ${p.k}`);
+  const want = (p.n * p.k / QBLOCK) * QBLOCK_BYTES[p.type];
+  if (dtype !== 'uint8' || bytes !== want) throw new Error(`${what}: the weight must be ${want} uint8 block bytes, got ${bytes} ${dtype}`);
+}
+
 /** Checks a quantized product's shapes before any work; errors name the shapes. */
 export function checkQuantMatmul(x: BackendBuffer, w: BackendBuffer, p: QuantMatmulParams, bias: BackendBuffer | null = null): void {
   const what = `quantMatmul: x [${p.m}, ${p.k}] @ ${p.type} weight [${p.n}, ${p.k}]^T`;
-  if (!(p.type in QBLOCK_BYTES)) throw new Error(`quantMatmul: unknown block type ${JSON.stringify(p.type)} (known: q8_0, q4_0)`);
-  if (p.k % QBLOCK !== 0) throw new Error(`${what}: ${p.type} needs in_features to be a multiple of ${QBLOCK}, got ${p.k}`);
+  checkQuantWeight(what, w.size, w.dtype, p);
   if (x.dtype !== 'float32') throw new Error(`${what}: x must be float32, got ${x.dtype}`);
   if (x.size !== p.m * p.k) throw new Error(`${what}: x holds ${x.size} values, expected ${fmtShape([p.m, p.k])}`);
-  const bytes = (p.n * p.k / QBLOCK) * QBLOCK_BYTES[p.type];
-  if (w.dtype !== 'uint8' || w.size !== bytes) throw new Error(`${what}: the weight must be ${bytes} uint8 block bytes, got ${w.size} ${w.dtype}`);
   if (bias && (bias.dtype !== 'float32' || bias.size !== p.n)) throw new Error(`${what}: bias must be [${p.n}] float32, got ${bias.size} ${bias.dtype}`);
 }
 
@@ -59,7 +64,7 @@ export function quantMatmul(x: ArrayLike<number>, w: Uint8Array, p: QuantMatmulP
   const out = new Float32Array(m * n);
   for (let j = 0; j < n; j++) {
     for (let i = 0; i < m; i++) {
-      const terms = new Float32Array(nb); // float32(isum_b) * float32(d_w * d_x) of each block
+      let acc = 0; // the kernel's order: block after block
       for (let b = 0; b < nb; b++) {
         const o = (j * nb + b) * bytes, xq = (i * nb + b) * QBLOCK;
         let isum = 0;
@@ -71,14 +76,8 @@ export function quantMatmul(x: ArrayLike<number>, w: Uint8Array, p: QuantMatmulP
             isum += ((byte & 0x0f) - 8) * q[xq + t]! + ((byte >> 4) - 8) * q[xq + t + QBLOCK / 2]!;
           }
         }
-        terms[b] = isum * f(halfAt(w, o) * d[i * nb + b]!);
+        acc = f(acc + f(isum * f(halfAt(w, o) * d[i * nb + b]!)));
       }
-      // The kernel's order: block b into lane b % 4 of an accumulator, the lanes added as (l0 + l1) + (l2 + l3), then
-      // the last nb % 4 blocks one by one.
-      const lanes = [0, 0, 0, 0], full = nb - (nb % 4);
-      for (let b = 0; b < full; b++) lanes[b % 4] = f(lanes[b % 4]! + terms[b]!);
-      let acc = f(f(lanes[0]! + lanes[1]!) + f(lanes[2]! + lanes[3]!));
-      for (let b = full; b < nb; b++) acc = f(acc + terms[b]!);
       out[i * n + j] = bias ? f(acc + bias[j]!) : acc;
     }
   }

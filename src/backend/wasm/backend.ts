@@ -4,7 +4,7 @@
 // handed an integer dtype. float16 / bfloat16 buffers hold bits; their kernels compute in float32 (../half.ts).
 
 import type {
-  ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, ReduceOp, RopeParams, SgdStepParams, UnaryOp, WindowParams,
+  ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, QuantWeightParams, ReduceOp, RopeParams, SgdStepParams, UnaryOp, WindowParams,
 } from '../../tensor/backend.js';
 import { bytesPerElement, castStorage, decodeHalf, isHalf, toStorage, type DType, type TypedArray } from '../../tensor/dtype.js';
 import { broadcastStrides, fmtShape, sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
@@ -13,7 +13,7 @@ import * as ew from '../cpu/elementwise.js';
 import * as idxRef from '../cpu/indexing.js';
 import { colSums as colSumsRef, matmul as matmulRef } from '../cpu/matmul.js';
 import { checkMatmulHalf } from '../cpu/matmul-half.js';
-import { checkQuantMatmul, QBLOCK } from '../cpu/quant.js';
+import { checkQuantMatmul, checkQuantWeight, QBLOCK } from '../cpu/quant.js';
 import { stridedCopy as stridedCopyRef, stridedWrite as stridedWriteRef } from '../cpu/movement.js';
 import * as normRef from '../cpu/norm.js';
 import * as optimRef from '../cpu/optim.js';
@@ -26,6 +26,7 @@ import {
   ACTIVATION_CODE, ARG, attentionScratchBytes, BINARY_CODE, CHUNK, DT_BOOL_CAST, DT_F32, DT_I32, DT_U8, GEMM_KC, GEMM_MC, GEMM_NR, K, MAXDIM, PARAM_SLOTS, REDUCE_CODE, UNARY_CODE,
 } from './kernels.js';
 import type { WorkerPool } from './pool.js';
+import { hasNonFiniteScale, interleaveQuantRows } from './quant-layout.js';
 
 export class WasmBuffer implements BackendBuffer {
   /** Set by free(): a freed buffer must never reach a kernel again. */
@@ -417,11 +418,32 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * y = x W^T + b with W in Q8_0 / Q4_0 blocks (assembly/quant.ts): x quantized per block to int8 (int16 and the block
-   * sums alongside) by one job, then a job over runs of output rows, each weight row read once for all rows of x.
+   * W's blocks with rows interleaved four by four (quant-layout.ts), the layout of assembly/quant.ts; a matrix with a
+   * non-finite scale stays in ggml's layout and takes the kernel's row-by-row path.
+   */
+  uploadQuant(blocks: Uint8Array, p: QuantWeightParams): BackendBuffer {
+    checkQuantWeight(`uploadQuant: ${p.type} weight [${p.n}, ${p.k}]`, blocks.length, 'uint8', p);
+    const b = this.alloc('uint8', blocks.length), plain = hasNonFiniteScale(blocks, p.type);
+    if (plain) this.view(b).set(blocks);
+    else interleaveQuantRows(blocks, this.view(b) as Uint8Array, p);
+    this.quantWeights.set(b, { type: p.type, n: p.n, k: p.k, plain });
+    return b;
+  }
+  /** The weights uploadQuant wrote, with their shape and layout. */
+  private readonly quantWeights = new WeakMap<BackendBuffer, QuantWeightParams & { plain: boolean }>();
+
+  /**
+   * y = x W^T + b with W in Q8_0 / Q4_0 blocks from uploadQuant (assembly/quant.ts): x quantized per block to int8
+   * (int16 and the block sums alongside) by one job, then a job over runs of output rows, each weight row read once for
+   * all rows of x.
    */
   quantMatmul(x: BackendBuffer, w: BackendBuffer, p: QuantMatmulParams, bias: BackendBuffer | null = null): BackendBuffer {
     checkQuantMatmul(x, w, p, bias);
+    const lay = this.quantWeights.get(w);
+    if (!lay || lay.type !== p.type || lay.n !== p.n || lay.k !== p.k) {
+      const was = lay ? `uploadQuant's ${lay.type} [${lay.n}, ${lay.k}]` : 'not from uploadQuant';
+      throw new Error(`quantMatmul: x [${p.m}, ${p.k}] @ ${p.type} weight [${p.n}, ${p.k}]^T: the weight must come from uploadQuant with this type and shape (it is ${was})`);
+    }
     const { m, n, k } = p, blocks = (m * k) / QBLOCK;
     const out = this.alloc('float32', m * n);
     if (m * n === 0) return out;
@@ -433,11 +455,12 @@ export class WasmBackend implements Backend {
       const rowsPerTile = Math.max(1, Math.floor(CHUNK / Math.max(1, k)));
       this.args(this.p(x), q8, q16, xd, xs, m, k, rowsPerTile);
       this.exec(K.quantAct, Math.ceil(m / rowsPerTile), m * k * 2);
-      // About 8 runs of output rows per thread (a job waits for its slowest thread), at least 16 rows each. The
-      // product reads its weights once: a matrix-vector product is worth threads from a quarter of GEMM's threshold.
+      // About 8 runs of output rows per thread (a job waits for its slowest thread), at least 16 rows each and a
+      // multiple of 4 (the kernel's group). The product reads its weights once: a matrix-vector product is worth threads
+      // from a quarter of GEMM's threshold.
       const threads = (this.rt.pool?.size ?? 0) + 1;
-      const rows = Math.max(16, Math.ceil(n / (8 * threads)));
-      this.args(p.type === 'q8_0' ? 0 : 1, this.p(w), q8, q16, xd, xs, out.ptr, this.p(bias), m, n, k, rows);
+      const rows = Math.max(16, 4 * Math.ceil(n / (32 * threads)));
+      this.args(p.type === 'q8_0' ? 0 : 1, this.p(w), q8, q16, xd, xs, out.ptr, this.p(bias), m, n, k, rows, lay.plain ? 1 : 0);
       this.exec(K.qmatmul, Math.ceil(n / rows), m * n * k, PARALLEL_MIN_FLOPS / 4);
     } finally {
       this.rt.allocator.free(s.ptr, s.bytes);

@@ -10,6 +10,7 @@ import { CpuBackend } from '../cpu/index.js';
 import { quantizeActivations } from '../cpu/quant.js';
 import type { WasmBackend } from './backend.js';
 import { createWasmBackend } from './init.js';
+import { interleaveQuantRows } from './quant-layout.js';
 import { detectRelaxedSimd } from './loader.js';
 
 const wasmBase = process.env.ATTEND_WASM_OUT ? pathToFileURL(`${process.env.ATTEND_WASM_OUT}/`) : undefined;
@@ -37,12 +38,12 @@ function randomValues(n: number, seed: number): Float32Array {
 }
 
 type QType = QuantMatmulParams['type'];
-// K = 64, 96, 160, 1024: 2, 3, 5, 32 blocks (the kernel takes blocks four at a time, then the rest one by one). N = 257
-// splits into 16 runs of 17 rows over the threads, the last one short; M = 20 at K = 1024 quantizes x in two tiles.
-const SHAPES: [number, number, number][] = [[1, 77, 64], [1, 257, 2048], [5, 130, 96], [3, 41, 1024], [2, 33, 160], [20, 40, 1024]];
+// N = 77, 257, 130, 41, 35, 40: groups of four rows (interleaved by uploadQuant), then 1, 2, 3 or no rows one by one.
+// N = 257 splits into runs of 20 rows over two threads, the last one short; M = 20 at K = 1024 quantizes x in two tiles.
+const SHAPES: [number, number, number][] = [[1, 77, 64], [1, 257, 2048], [5, 130, 96], [3, 41, 1024], [2, 35, 160], [20, 40, 1024]];
 
 function run(b: CpuBackend | WasmBackend, x: Float32Array, w: Uint8Array, p: QuantMatmulParams, bias: Float32Array | null): Float32Array {
-  const xb = b.upload(x, 'float32'), wb = b.upload(w, 'uint8'), bb = bias && b.upload(bias, 'float32');
+  const xb = b.upload(x, 'float32'), wb = b.uploadQuant(w, p), bb = bias && b.upload(bias, 'float32');
   const out = b.quantMatmul(xb, wb, p, bb);
   const y = b.readSync(out) as Float32Array;
   for (const t of [xb, wb, bb, out]) if (t) b.free(t);
@@ -89,8 +90,8 @@ describe.each(['q8_0', 'q4_0'] as const)('quantMatmul %s', (type: QType) => {
     expect(worst).toBeGreaterThan(1e-3);
   });
 
-  test('a row longer than one pass through the scratch (1030 blocks: 1024, then 4 + 2) equals the reference on every build', () => {
-    const m = 2, n = 3, k = 32 * 1030;
+  test('long rows (1030 blocks; a group of four and one row alone) equal the reference on every build', () => {
+    const m = 2, n = 5, k = 32 * 1030;
     const x = randomValues(m * k, 5), w = quantizeValues(randomValues(n * k, 6), [n, k], type).data;
     const p = { type, m, n, k };
     const want = run(cpu, x, w, p, null);
@@ -98,10 +99,10 @@ describe.each(['q8_0', 'q4_0'] as const)('quantMatmul %s', (type: QType) => {
   });
 
   test('infinite and NaN float16 weight scales give the reference results (inf, NaN) on every build', () => {
-    const k = 160, n = 4, bytes = type === 'q8_0' ? 34 : 18;
+    const k = 160, n = 6, bytes = type === 'q8_0' ? 34 : 18;
     const w = quantizeValues(randomValues(n * k, 9), [n, k], type).data;
-    // Row 0: +inf in block 1 (of the first four, the vector path); row 1: NaN in block 4 (the tail); row 2: -inf in block
-    // 2 with every weight of that block zero (0 * inf = NaN); row 3 untouched.
+    // Row 0: +inf in block 1; row 1: NaN in block 4; row 2: -inf in block 2 with every weight of that block zero
+    // (0 * inf = NaN); rows 3-5 untouched. (uploadQuant leaves such a matrix in ggml's layout: the row-by-row path.)
     const setScale = (row: number, block: number, bits: number): void => {
       const o = (row * (k / 32) + block) * bytes;
       w[o] = bits & 0xff;
@@ -117,7 +118,7 @@ describe.each(['q8_0', 'q4_0'] as const)('quantMatmul %s', (type: QType) => {
     expect(Math.abs(want[0]!)).toBe(Infinity); // an infinite scale makes its output infinite
     expect(want[1]).toBeNaN();
     expect(want[2]).toBeNaN();
-    expect(Number.isFinite(want[3])).toBe(true);
+    expect(want.slice(3, n).every(Number.isFinite)).toBe(true);
     for (const [name, b] of builds) expect(Array.from(run(b, x, w, p, null)), name).toEqual(Array.from(want));
   });
 
@@ -167,4 +168,32 @@ test.each([['cpu', cpu], ['wasm', builds[0]![1]]] as const)('bad shapes are erro
   const bias = b.upload(new Float32Array(3), 'float32');
   expect(() => b.quantMatmul(x64, w, { type: 'q8_0', m: 1, n: 1, k: 64 }, bias)).toThrow(/bias must be \[1\] float32/);
   for (const t of [x, w, x64, bias]) b.free(t);
+});
+
+test.each([['cpu', cpu], ['wasm', builds[0]![1]]] as const)('uploadQuant checks the bytes against the shape (%s)', (_, b) => {
+  expect(() => b.uploadQuant(new Uint8Array(70), { type: 'q4_0', n: 2, k: 64 })).toThrow(/uploadQuant: q4_0 weight \[2, 64\]: the weight must be 72 uint8 block bytes, got 70 uint8/);
+  expect(() => b.uploadQuant(new Uint8Array(34), { type: 'q8_0', n: 1, k: 40 })).toThrow(/uploadQuant: q8_0 weight \[1, 40\]: q8_0 needs in_features to be a multiple of 32, got 40/);
+});
+
+test('wasm: a weight not from uploadQuant, or uploaded as another shape, is an error that says so', () => {
+  const b = builds[0]![1];
+  const x = b.upload(new Float32Array(64), 'float32'), p = { type: 'q8_0', m: 1, n: 4, k: 64 } as const;
+  const raw = b.upload(quantizeValues(randomValues(256, 1), [4, 64], 'q8_0').data, 'uint8');
+  expect(() => b.quantMatmul(x, raw, p)).toThrow(/q8_0 weight \[4, 64\]\^T: the weight must come from uploadQuant with this type and shape \(it is not from uploadQuant\)/);
+  const other = b.uploadQuant(quantizeValues(randomValues(256, 1), [8, 32], 'q8_0').data, { type: 'q8_0', n: 8, k: 32 });
+  expect(() => b.quantMatmul(x, other, p)).toThrow(/it is uploadQuant's q8_0 \[8, 32\]/);
+  for (const t of [x, raw, other]) b.free(t);
+});
+
+test('the interleaved layout: per block, the four rows\' scales, then their quants; the last n % 4 rows as ggml stores them', () => {
+  const n = 5, k = 64, w = quantizeValues(randomValues(n * k, 4), [n, k], 'q4_0').data, dst = new Uint8Array(w.length);
+  interleaveQuantRows(w, dst, { type: 'q4_0', n, k });
+  const block = (r: number, b: number) => w.subarray((r * 2 + b) * 18, (r * 2 + b + 1) * 18); // row r, block b in ggml's layout
+  for (let b = 0; b < 2; b++) {
+    for (let r = 0; r < 4; r++) {
+      expect(Array.from(dst.subarray(b * 72 + 2 * r, b * 72 + 2 * r + 2))).toEqual(Array.from(block(r, b).subarray(0, 2)));
+      expect(Array.from(dst.subarray(b * 72 + 8 + 16 * r, b * 72 + 24 + 16 * r))).toEqual(Array.from(block(r, b).subarray(2)));
+    }
+  }
+  expect(Array.from(dst.subarray(144))).toEqual(Array.from(w.subarray(144))); // row 4
 });
