@@ -81,60 +81,30 @@ export function hmatmulTTile(p: usize, t: i32, scratch: usize): void {
   const m = pi(p, ARG + 5), n = pi(p, ARG + 6), k = pi(p, ARG + 7), rpt = pi(p, ARG + 8), scratchBytes = pi(p, ARG + 9);
   const j0 = t * rpt, j1 = min(n, j0 + rpt);
   const staged = m > 1 && RB * k * 4 <= scratchBytes;
-  const k8 = k & ~7, k4 = k & ~3;
+  const k4 = k & ~3;
   const rowBytes = <usize>k << 1;
   let j = j0;
-  for (; j + RB <= j1; j += RB) {
-    const w0 = w + <usize>j * rowBytes, w1 = w0 + rowBytes, w2 = w1 + rowBytes, w3 = w2 + rowBytes;
-    if (staged) widenRows(w0, scratch, k, RB, bf16);
+  for (; staged && j + RB <= j1; j += RB) {
+    widenRows(w + <usize>j * rowBytes, scratch, k, RB, bf16);
     const s0 = scratch, s1 = s0 + (<usize>k << 2), s2 = s1 + (<usize>k << 2), s3 = s2 + (<usize>k << 2);
     for (let i = 0; i < m; i++) {
       const xr = x + (<usize>i * <usize>k << 2);
       let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
       let q = 0;
-      if (staged) {
-        for (; q < k4; q += 4) {
-          const o = <usize>q << 2, xv = v128.load(xr + o);
-          a0 = fma4(xv, v128.load(s0 + o), a0);
-          a1 = fma4(xv, v128.load(s1 + o), a1);
-          a2 = fma4(xv, v128.load(s2 + o), a2);
-          a3 = fma4(xv, v128.load(s3 + o), a3);
-        }
-      } else {
-        for (; q < k8; q += 8) {
-          const o = <usize>q << 2, h = <usize>q << 1;
-          const xl = v128.load(xr + o), xh = v128.load(xr + o, 16);
-          const h0 = v128.load(w0 + h), h1 = v128.load(w1 + h), h2 = v128.load(w2 + h), h3 = v128.load(w3 + h);
-          if (!bf16 && v128.any_true(v128.or(v128.or(i16x8.eq(v128.and(h0, V_EXP16), V_EXP16), i16x8.eq(v128.and(h1, V_EXP16), V_EXP16)),
-            v128.or(i16x8.eq(v128.and(h2, V_EXP16), V_EXP16), i16x8.eq(v128.and(h3, V_EXP16), V_EXP16))))) {
-            a0 = fma4(xh, hi(h0, false, true), fma4(xl, lo(h0, false, true), a0));
-            a1 = fma4(xh, hi(h1, false, true), fma4(xl, lo(h1, false, true), a1));
-            a2 = fma4(xh, hi(h2, false, true), fma4(xl, lo(h2, false, true), a2));
-            a3 = fma4(xh, hi(h3, false, true), fma4(xl, lo(h3, false, true), a3));
-          } else {
-            a0 = fma4(xh, hi(h0, bf16, false), fma4(xl, lo(h0, bf16, false), a0));
-            a1 = fma4(xh, hi(h1, bf16, false), fma4(xl, lo(h1, bf16, false), a1));
-            a2 = fma4(xh, hi(h2, bf16, false), fma4(xl, lo(h2, bf16, false), a2));
-            a3 = fma4(xh, hi(h3, bf16, false), fma4(xl, lo(h3, bf16, false), a3));
-          }
-        }
+      for (; q < k4; q += 4) {
+        const o = <usize>q << 2, xv = v128.load(xr + o);
+        a0 = fma4(xv, v128.load(s0 + o), a0);
+        a1 = fma4(xv, v128.load(s1 + o), a1);
+        a2 = fma4(xv, v128.load(s2 + o), a2);
+        a3 = fma4(xv, v128.load(s3 + o), a3);
       }
       let y0 = hsum(a0), y1 = hsum(a1), y2 = hsum(a2), y3 = hsum(a3);
       for (; q < k; q++) {
-        const xv = load<f32>(xr + (<usize>q << 2));
-        if (staged) {
-          const o = <usize>q << 2;
-          y0 += xv * load<f32>(s0 + o);
-          y1 += xv * load<f32>(s1 + o);
-          y2 += xv * load<f32>(s2 + o);
-          y3 += xv * load<f32>(s3 + o);
-        } else {
-          const h = <usize>q << 1;
-          y0 += xv * one(w0 + h, bf16);
-          y1 += xv * one(w1 + h, bf16);
-          y2 += xv * one(w2 + h, bf16);
-          y3 += xv * one(w3 + h, bf16);
-        }
+        const xv = load<f32>(xr + (<usize>q << 2)), o = <usize>q << 2;
+        y0 += xv * load<f32>(s0 + o);
+        y1 += xv * load<f32>(s1 + o);
+        y2 += xv * load<f32>(s2 + o);
+        y3 += xv * load<f32>(s3 + o);
       }
       const c = out + ((<usize>i * <usize>n + <usize>j) << 2);
       if (bias != 0) {
@@ -150,24 +120,58 @@ export function hmatmulTTile(p: usize, t: i32, scratch: usize): void {
       store<f32>(c, y3, 12);
     }
   }
-  // The last n % RB rows: one at a time, widened in registers.
+  // Unstaged (one row of x: decoding), every row; else the last n % RB rows: one weight row at a time, widened in
+  // registers as it is read in order (four rows side by side, 2k bytes apart, defeat the hardware prefetcher).
   for (; j < j1; j++) {
     const wr = w + <usize>j * rowBytes;
     for (let i = 0; i < m; i++) {
-      const xr = x + (<usize>i * <usize>k << 2);
-      let a = f32x4.splat(0);
-      let q = 0;
-      for (; q < k8; q += 8) {
-        const o = <usize>q << 2, h = <usize>q << 1;
-        const hv = v128.load(wr + h), special = hasSpecial(hv, bf16);
-        a = fma4(v128.load(xr + o, 16), hi(hv, bf16, special), fma4(v128.load(xr + o), lo(hv, bf16, special), a));
-      }
-      let y = hsum(a);
-      for (; q < k; q++) y += load<f32>(xr + (<usize>q << 2)) * one(wr + (<usize>q << 1), bf16);
+      let y = rowHalf(wr, x + (<usize>i * <usize>k << 2), k, bf16);
       if (bias != 0) y += load<f32>(bias + (<usize>j << 2));
       store<f32>(out + ((<usize>i * <usize>n + <usize>j) << 2), y);
     }
   }
+}
+
+/**
+ * One weight row (wr: k 2-byte values) times one row of x (xr), sixteen values per step into four accumulators (four
+ * independent chains of multiply-adds, not one chain that waits for each). f16 infinities and NaN are not converted on
+ * this path: the largest exponent field seen is kept, and a row that has one is redone by rowHalfChecked.
+ */
+@inline function rowHalf(wr: usize, xr: usize, k: i32, bf16: bool): f32 {
+  const exp16 = V_EXP16;
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0), ex = i16x8.splat(0);
+  let q = 0;
+  for (; q + 16 <= k; q += 16) {
+    const o = <usize>q << 2, h = <usize>q << 1;
+    const h0 = v128.load(wr + h), h1 = v128.load(wr + h, 16);
+    if (!bf16) ex = i16x8.max_u(ex, i16x8.max_u(v128.and(h0, exp16), v128.and(h1, exp16)));
+    a0 = fma4(v128.load(xr + o), lo(h0, bf16, false), a0);
+    a1 = fma4(v128.load(xr + o, 16), hi(h0, bf16, false), a1);
+    a2 = fma4(v128.load(xr + o, 32), lo(h1, bf16, false), a2);
+    a3 = fma4(v128.load(xr + o, 48), hi(h1, bf16, false), a3);
+  }
+  if (!bf16 && v128.any_true(i16x8.eq(ex, exp16))) return rowHalfChecked(wr, xr, k, bf16);
+  for (; q + 8 <= k; q += 8) {
+    const o = <usize>q << 2, hv = v128.load(wr + (<usize>q << 1)), special = hasSpecial(hv, bf16);
+    a0 = fma4(v128.load(xr + o), lo(hv, bf16, special), a0);
+    a1 = fma4(v128.load(xr + o, 16), hi(hv, bf16, special), a1);
+  }
+  let y = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  for (; q < k; q++) y += load<f32>(xr + (<usize>q << 2)) * one(wr + (<usize>q << 1), bf16);
+  return y;
+}
+
+/** rowHalf for a row with an f16 infinity or NaN: eight values at a time, each block of eight checked and converted exactly. */
+function rowHalfChecked(wr: usize, xr: usize, k: i32, bf16: bool): f32 {
+  let a = f32x4.splat(0);
+  let q = 0;
+  for (; q + 8 <= k; q += 8) {
+    const o = <usize>q << 2, hv = v128.load(wr + (<usize>q << 1)), special = hasSpecial(hv, bf16);
+    a = fma4(v128.load(xr + o, 16), hi(hv, bf16, special), fma4(v128.load(xr + o), lo(hv, bf16, special), a));
+  }
+  let y = hsum(a);
+  for (; q < k; q++) y += load<f32>(xr + (<usize>q << 2)) * one(wr + (<usize>q << 1), bf16);
+  return y;
 }
 
 /**

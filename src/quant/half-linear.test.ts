@@ -29,9 +29,10 @@ function rounded(n: number, dtype: HalfDType, seed: number): { bits: Uint16Array
 }
 
 const DTYPES = ['float16', 'bfloat16'] as const;
-// [m, n, k]: one row (widened in registers), several rows (four weight rows staged), n % 4 and k % 8 tails, and a k too
-// long for the thread's scratch (every row in registers), and one big enough for the worker threads (uneven runs of rows).
-const SHAPES: [number, number, number][] = [[1, 67, 70], [6, 80, 64], [9, 35, 203], [2, 6, 13000], [3, 301, 1000]];
+// [m, n, k]: one row of x (weight rows widened in registers one at a time, 16 values a step, then 8, then single
+// values: k % 16 < 8 and >= 8), several rows (four weight rows staged), n % 4 and k % 8 tails, and a k too long for the
+// thread's scratch (every row in registers), and one big enough for the worker threads (uneven runs of rows).
+const SHAPES: [number, number, number][] = [[1, 67, 70], [1, 9, 90], [6, 80, 64], [9, 35, 203], [2, 6, 13000], [3, 301, 1000]];
 
 // matmulHalf is optional (webgpu has none: HalfLinear refuses it, tested below); the tests need it.
 for (const device of listDevices().filter((d) => getBackend(d).matmulHalf)) {
@@ -94,7 +95,8 @@ for (const device of listDevices().filter((d) => getBackend(d).matmulHalf)) {
 
   test(`${device}: float16 infinities, NaN and subnormals widen exactly`, async () => {
     const k = 16, vals = [65504, -65504, 2 ** -24, -(2 ** -20), 1.5, 0, -0, 3, 2 ** -14, 1, 1, 1, 1, 1, 1, 1];
-    // Four rows (a group of four) and a fifth (the one-row tail).
+    // Five rows: with two rows of x, a group of four staged and one alone; with one, each alone (a special found in the
+    // 16-value steps sends its row to the checked path).
     const specials = [[...vals], [...vals.slice(0, 15), Infinity], [...vals.slice(0, 15), NaN], vals.map((v, i) => (i === 3 ? -Infinity : v)), [...vals.slice(0, 15), NaN]];
     const bits = encodeHalf(Float32Array.from(specials.flat()), 'float16');
     const x = be.upload(Float32Array.from({ length: k }, (_, i) => (i < 4 ? 2 ** -(i + 1) : 1)), 'float32');
