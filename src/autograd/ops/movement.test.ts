@@ -31,6 +31,16 @@ describe('movement errors and views', () => {
     expect(x.reshape([3, 2]).storage).toBe(x.storage);
     expect(x.transpose(0, 1).storage).not.toBe(x.storage);
   });
+  test('a permute that moves only size-1 dimensions is a reshape (same buffer), with values and gradient of a permute', async () => {
+    const x = tensor([[[[1, 2], [3, 4], [5, 6]]]], { requiresGrad: true }); // [1, 1, 3, 2]
+    const y = x.transpose(1, 2); // [1, 3, 1, 2]: the 1 moves past the 3, the data order stays
+    expect(y.shape).toEqual([1, 3, 1, 2]);
+    expect(y.storage).toBe(x.storage);
+    expect(await y.reshape([-1]).tolist()).toEqual([1, 2, 3, 4, 5, 6]);
+    y.mul(tensor([[[[1, 10]], [[100, 1000]], [[1e4, 1e5]]]])).sum().backward();
+    expect(await x.grad!.tolist()).toEqual([[[[1, 10], [100, 1000], [1e4, 1e5]]]]);
+    expect(x.permute([0, 3, 2, 1]).storage).not.toBe(x.storage); // 3 and 2 swap: a copy
+  });
   test('bad shapes give errors that name the op and shapes', () => {
     const x = zeros([2, 3]);
     expect(() => x.reshape([4, 2])).toThrow(/reshape: cannot reshape \[2, 3\] \(6 elements\) into \[4, 2\]/);

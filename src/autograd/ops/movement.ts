@@ -76,6 +76,10 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   const p = dims.map((d) => normAxis(d, x.ndim, 'permute'));
   if (new Set(p).size !== p.length) throw new Error(`permute: repeated dimension in [${dims.join(', ')}]`);
   if (p.every((d, i) => d === i)) return x;
+  // Moving only size-1 dimensions keeps every value in place (a decode step's [B, nh, 1, hs] -> [B, 1, nh, hs]): a
+  // reshape, no copy.
+  const kept = p.filter((d) => x.shape[d] !== 1);
+  if (kept.every((d, i) => i === 0 || d > kept[i - 1]!)) return reshape(x, p.map((d) => x.shape[d]!));
   const st = stridesOf(x.shape);
   const out = stridedCopy(x, p.map((d) => x.shape[d]!), p.map((d) => st[d]!), 0);
   const inverse = new Array<number>(p.length);
