@@ -201,17 +201,25 @@ function rowDot<T>(w: usize, x8: usize, x16: usize, xd: usize, xs: usize, nb: i3
   return acc;
 }
 
+/** Job parameter slots per weight of a K_QMATMUL job: w, out, bias, n, plain, first tile. */
+const QW_SLOTS: i32 = 6;
+
 /**
- * Tile t of K_QMATMUL: weight rows (outputs) [t * rpt, ..) for every row of x (rpt is a multiple of 4), each weight
- * row read once: groups of four (dot4) where uploadQuant interleaved them (plain = 0), the rest one by one (rowDot).
+ * Tile t of K_QMATMUL: y_w = x W^T + b_w for up to four weights W of one type that share x (quantized once), the
+ * tiles of each weight after those of the one before. A tile is rpt output rows (a multiple of 4) of one weight, for
+ * every row of x, each weight row read once: groups of four (dot4) where uploadQuant interleaved them (plain = 0), the
+ * rest one by one (rowDot).
  */
 export function qmatmulTile(p: usize, t: i32): void {
-  const type = pi(p, ARG), w = pu(p, ARG + 1), q8 = pu(p, ARG + 2), q16 = pu(p, ARG + 3), xd = pu(p, ARG + 4), xs = pu(p, ARG + 5);
-  const out = pu(p, ARG + 6), bias = pu(p, ARG + 7);
-  const m = pi(p, ARG + 8), n = pi(p, ARG + 9), k = pi(p, ARG + 10), rpt = pi(p, ARG + 11), plain = pi(p, ARG + 12);
+  const type = pi(p, ARG), q8 = pu(p, ARG + 1), q16 = pu(p, ARG + 2), xd = pu(p, ARG + 3), xs = pu(p, ARG + 4);
+  const m = pi(p, ARG + 5), k = pi(p, ARG + 6), rpt = pi(p, ARG + 7), count = pi(p, ARG + 8);
+  // The weight this tile belongs to: the last whose first tile is at or before t.
+  let o = ARG + 9;
+  for (let i = 1; i < count && pi(p, ARG + 9 + i * QW_SLOTS + 5) <= t; i++) o = ARG + 9 + i * QW_SLOTS;
+  const w = pu(p, o), out = pu(p, o + 1), bias = pu(p, o + 2), n = pi(p, o + 3), plain = pi(p, o + 4), lt = t - pi(p, o + 5);
   const nb = k / QK;
   const rowBytes = <usize>nb * (type == 0 ? Q8_BYTES : Q4_BYTES);
-  const j0 = t * rpt, j1 = min(n, j0 + rpt), grouped = plain != 0 ? j0 : min(j1, n & ~3);
+  const j0 = lt * rpt, j1 = min(n, j0 + rpt), grouped = plain != 0 ? j0 : min(j1, n & ~3);
   for (let j = j0; j < grouped; j += 4) {
     const g = w + <usize>j * rowBytes;
     for (let i = 0; i < m; i++) {

@@ -17,6 +17,7 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { RMSNorm } from '../nn/normalization.js';
+import { QuantLinear } from '../quant/quant-linear.js';
 import { ConfigReader, keyMask, PreTrainedModel, requireInput, type ModelInputs, type ModelOutput, type WeightSpec } from './base.js';
 
 // ---- config (Hugging Face's LlamaConfig field names) ----
@@ -259,10 +260,12 @@ export class LlamaAttention extends Module {
   /** x [B, T, C]; cos, sin [B|1, 1, T, hs]; attend: bool [B|1, 1, 1|T, S] (true = may attend) or null. */
   forward(x: Tensor, cosT: Tensor, sinT: Tensor, attend: Tensor | null, cache?: KVCache): Tensor {
     const [B, T] = x.shape as [number, number];
+    // One job for the three projections when they are quantized (x quantized once), else three products.
+    const [qp, kp, vp] = QuantLinear.forwardShared(x, [this.q_proj, this.k_proj, this.v_proj]) as [Tensor, Tensor, Tensor];
     // [B, T, n * hs] -> [B, n, T, hs], rotated (x cos + rotate_half(x) sin) in the same pass
-    const q = rotaryHeads(this.q_proj.forward(x), this.nHead, cosT, sinT);
-    const k0 = rotaryHeads(this.k_proj.forward(x), this.nKv, cosT, sinT);
-    const v0 = transpose(reshape(this.v_proj.forward(x), [B, T, this.nKv, this.hs]), 1, 2);
+    const q = rotaryHeads(qp, this.nHead, cosT, sinT);
+    const k0 = rotaryHeads(kp, this.nKv, cosT, sinT);
+    const v0 = transpose(reshape(vp, [B, T, this.nKv, this.hs]), 1, 2);
     // The cache holds the rotated keys of the kv heads only, with room to grow: attention reads its first S positions.
     const { key, value, length: S } = cache ? cache.append(k0, v0) : { key: k0, value: v0, length: T };
     const y = scaledDotProductAttention(q, this.repeatKv(key, S), this.repeatKv(value, S), {
@@ -301,7 +304,8 @@ export class LlamaMLP extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.down_proj.forward(mul(this.act(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+    const [gate, up] = QuantLinear.forwardShared(x, [this.gate_proj, this.up_proj]) as [Tensor, Tensor];
+    return this.down_proj.forward(mul(this.act(gate), up));
   }
 }
 

@@ -46,6 +46,27 @@ for (const device of listDevices().filter((d) => getBackend(d).quantMatmul)) {
   });
 }
 
+for (const device of listDevices().filter((d) => getBackend(d).quantMatmul)) {
+  test.each(['q8_0', 'q4_0'] as const)(`${device} %s: forwardShared (one quantMatmuls job for layers sharing x) equals each layer's forward, gradients too`, async (type) => {
+    const inF = 96, outs = [64, 33, 33], gen = new Generator(8);
+    const layers = outs.map((o, i) => new QuantLinear(quantizeValues(new Float32Array(gen.normal(o * inF)), [o, inF], type), i === 1 ? randn([o], { device }) : null));
+    const x = randn([1, 3, inF], { device, requiresGrad: true });
+    const ys = QuantLinear.forwardShared(x, layers);
+    const gs = outs.map((o) => randn([1, 3, o], { device }));
+    ys.reduce((acc, y, i) => acc.add(y.mul(gs[i]!).sum()), tensor(0, { device })).backward();
+    const x2 = x.detach().requiresGrad_();
+    const want = layers.map((l) => l.forward(x2));
+    want.reduce((acc, y, i) => acc.add(y.mul(gs[i]!).sum()), tensor(0, { device })).backward();
+    for (let i = 0; i < outs.length; i++) expect(Array.from(await ys[i]!.data()), `layer ${i}`).toEqual(Array.from(await want[i]!.data()));
+    expect(Array.from(await x.grad!.data())).toEqual(Array.from(await x2.grad!.data()));
+    // A mix (a float Linear among them) runs layer by layer, with the same results.
+    const mixed = QuantLinear.forwardShared(x2, [layers[0]!, new Linear(inF, 5, { device })]);
+    expect(Array.from(await mixed[0]!.data())).toEqual(Array.from(await want[0]!.data()));
+    expect(mixed[1]!.shape).toEqual([1, 3, 5]);
+    expect(() => QuantLinear.forwardShared(randn([2, 95], { device }), layers)).toThrow(/QuantLinear: input \[2, 95\] does not fit weight \[64, 96\]/);
+  });
+}
+
 test('the uploaded blocks outlive a tidy() around the first forward', async () => {
   const q = quantizeValues(new Float32Array(new Generator(5).normal(16 * 64)), [16, 64], 'q4_0');
   const layer = new QuantLinear(q);

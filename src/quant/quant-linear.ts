@@ -53,8 +53,28 @@ export class QuantLinear extends Module {
 
   forward(x: Tensor): Tensor {
     if (x.shape[x.ndim - 1] !== this.inFeatures) throw new Error(`QuantLinear: input ${fmtShape(x.shape)} does not fit weight ${fmtShape(this.weight.shape)} (expected last dimension ${this.inFeatures})`);
-    if (QuantLinear.int8Activations && this.weight.type !== 'nf4' && x.dtype === 'float32' && x.backend.quantMatmul && x.backend.uploadQuant) return this.forwardBlocks(x);
-    return this.forwardPanels(x);
+    return this.usesKernel(x) ? QuantLinear.forwardBlocks(x, [this])[0]! : this.forwardPanels(x);
+  }
+
+  /**
+   * Layers applied to the same x (a layer's q, k and v projections; gate and up): Q8_0 / Q4_0 layers of one type on
+   * the integer kernel run as one Backend.quantMatmuls job, x quantized once (outputs equal to each layer's forward);
+   * any other mix, one by one.
+   */
+  static forwardShared(x: Tensor, layers: readonly Module[]): Tensor[] {
+    const q = layers.filter((l): l is QuantLinear => l instanceof QuantLinear);
+    const shared = q.length === layers.length && q.length > 1 && x.backend.quantMatmuls !== undefined
+      && q.every((l) => l.usesKernel(x) && l.weight.type === q[0]!.weight.type && l.inFeatures === q[0]!.inFeatures);
+    if (shared) {
+      if (x.shape[x.ndim - 1] !== q[0]!.inFeatures) return [q[0]!.forward(x)]; // its shape error
+      return QuantLinear.forwardBlocks(x, q);
+    }
+    return layers.map((l) => (l as Module & { forward(x: Tensor): Tensor }).forward(x));
+  }
+
+  /** Whether forward(x) takes the backend's integer kernel. */
+  private usesKernel(x: Tensor): boolean {
+    return QuantLinear.int8Activations && this.weight.type !== 'nf4' && x.dtype === 'float32' && x.backend.quantMatmul !== undefined && x.backend.uploadQuant !== undefined;
   }
 
   /** The quantized blocks on `device` in its kernel's layout (Backend.uploadQuant), uploaded once per device. */
@@ -71,26 +91,33 @@ export class QuantLinear extends Module {
   private readonly deviceBlocks = new Map<string, Tensor>();
 
   /**
-   * The backend's integer kernel (x quantized per block to int8, as llama.cpp does; see Backend.quantMatmul): W is
-   * never dequantized. The gradient to x is g W, with W dequantized panel by panel (a straight-through estimate).
+   * The backend's integer kernel for layers of one type sharing x (x quantized per block to int8, as llama.cpp does;
+   * see Backend.quantMatmul / quantMatmuls): W is never dequantized. The gradient to x is g W, with W dequantized panel
+   * by panel (a straight-through estimate).
    */
-  private forwardBlocks(x: Tensor): Tensor {
-    const K = this.inFeatures, N = this.outFeatures, M = x.numel() / K;
-    const type = this.weight.type as 'q8_0' | 'q4_0';
-    const b = this.bias, fuse = b !== null && b.dtype === 'float32' && b.device === x.device && !b.requiresGrad;
-    const buf = x.backend.quantMatmul!(x.buffer, this.blocksOn(x.device).buffer, { type, m: M, n: N, k: K }, fuse ? b.buffer : null);
-    const y = record('quantLinear', Tensor.fromBuffer(x.backend, buf, [...x.shape.slice(0, -1), N]), [x], [], (g) => {
-      const g2 = reshape(g, [M, N]), rows = this.panelRows; // [M, N]
-      let gx: Tensor | null = null;
-      for (let r = 0; r < N; r += rows) {
-        const n = Math.min(rows, N - r);
-        const panel = tensor(dequantizeValues(this.weight, r * K, n * K), { shape: [n, K], dtype: g.dtype, device: g.device }); // [n, K]
-        const part = matmul(narrow(g2, 1, r, n), panel); // [M, K]
-        gx = gx ? add(gx, part) : part;
-      }
-      return [reshape(gx!, x.shape)];
+  private static forwardBlocks(x: Tensor, layers: readonly QuantLinear[]): Tensor[] {
+    const K = layers[0]!.inFeatures, M = x.numel() / K, be = x.backend;
+    const type = layers[0]!.weight.type as 'q8_0' | 'q4_0';
+    const ops = layers.map((l) => {
+      const b = l.bias, fuse = b !== null && b.dtype === 'float32' && b.device === x.device && !b.requiresGrad;
+      return { w: l.blocksOn(x.device).buffer, n: l.outFeatures, bias: fuse ? b.buffer : null, fuse };
     });
-    return b && !fuse ? add(y, b) : y;
+    const bufs = ops.length === 1 ? [be.quantMatmul!(x.buffer, ops[0]!.w, { type, m: M, n: ops[0]!.n, k: K }, ops[0]!.bias)] : be.quantMatmuls!(x.buffer, ops, { type, m: M, k: K });
+    return layers.map((l, i) => {
+      const N = l.outFeatures;
+      const y = record('quantLinear', Tensor.fromBuffer(be, bufs[i]!, [...x.shape.slice(0, -1), N]), [x], [], (g) => {
+        const g2 = reshape(g, [M, N]), rows = l.panelRows; // [M, N]
+        let gx: Tensor | null = null;
+        for (let r = 0; r < N; r += rows) {
+          const n = Math.min(rows, N - r);
+          const panel = tensor(dequantizeValues(l.weight, r * K, n * K), { shape: [n, K], dtype: g.dtype, device: g.device }); // [n, K]
+          const part = matmul(narrow(g2, 1, r, n), panel); // [M, K]
+          gx = gx ? add(gx, part) : part;
+        }
+        return [reshape(gx!, x.shape)];
+      });
+      return l.bias && !ops[i]!.fuse ? add(y, l.bias) : y;
+    });
   }
 
   /** The reference path: W dequantized one panel of output rows at a time into the backend's float matmul. */

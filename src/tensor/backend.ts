@@ -54,6 +54,13 @@ export interface QuantMatmulParams {
 /** A quantized weight W [n, k] in ggml blocks (k / 32 blocks per row). */
 export type QuantWeightParams = Omit<QuantMatmulParams, 'm'>;
 
+/** One of the weights that quantMatmuls multiplies with a shared x: W [n, k] from uploadQuant, bias [n] or none. */
+export interface QuantOperand {
+  w: BackendBuffer;
+  n: number;
+  bias?: BackendBuffer | null;
+}
+
 /** Geometry of a 2-d sliding window over x [batch, channels, height, width]. */
 export interface WindowParams {
   batch: number;
@@ -211,6 +218,11 @@ export interface Backend {
    * quantMatmul reads (the wasm backend interleaves rows four by four).
    */
   uploadQuant?(blocks: Uint8Array, p: QuantWeightParams): BackendBuffer;
+  /**
+   * With quantMatmul: one x times several weights of one type (a layer's q, k and v; gate and up), x quantized once
+   * and the products run as one job; out[i] equals quantMatmul(x, ws[i].w, { ...p, n: ws[i].n }, ws[i].bias).
+   */
+  quantMatmuls?(x: BackendBuffer, ws: readonly QuantOperand[], p: Omit<QuantMatmulParams, 'n'>): BackendBuffer[];
   /**
    * Optional: op(a) op(b) with `a` float32 and `b` float16 / bfloat16, read as stored (widened a few values at a time,
    * never a float32 copy of b); float32 result, float32 accumulation; bias [n] float32. `p.transA` must be false.

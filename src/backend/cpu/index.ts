@@ -1,7 +1,7 @@
 // The TypeScript reference backend ('cpu'): plain loops over typed arrays, the oracle for every other backend.
 // float16 / bfloat16 buffers hold bits (Uint16Array); their kernels compute in float32 (../half.ts).
 
-import type { ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, QuantWeightParams, ReduceOp, RopeParams, SgdStepParams, UnaryOp, WindowParams } from '../../tensor/backend.js';
+import type { ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, QuantOperand, QuantWeightParams, ReduceOp, RopeParams, SgdStepParams, UnaryOp, WindowParams } from '../../tensor/backend.js';
 import { allocArray, castStorage, decodeHalf, isHalf, toStorage, type DType, type HalfDType, type TypedArray } from '../../tensor/dtype.js';
 import type { Shape } from '../../tensor/shape.js';
 import { installHalfKernels } from '../half.js';
@@ -104,6 +104,9 @@ export class CpuBackend implements Backend {
   quantMatmul(x: BackendBuffer, w: BackendBuffer, p: QuantMatmulParams, bias?: BackendBuffer | null): BackendBuffer {
     checkQuantMatmul(x, w, p, bias);
     return buf('float32', quantMatmul(arr(x), arr(w) as Uint8Array, p, bias ? arr(bias) : null));
+  }
+  quantMatmuls(x: BackendBuffer, ws: readonly QuantOperand[], p: Omit<QuantMatmulParams, 'n'>): BackendBuffer[] {
+    return ws.map((o) => this.quantMatmul(x, o.w, { ...p, n: o.n }, o.bias));
   }
   /** ggml's layout as it is. */
   uploadQuant(blocks: Uint8Array, p: QuantWeightParams): BackendBuffer {

@@ -4,7 +4,7 @@
 // handed an integer dtype. float16 / bfloat16 buffers hold bits; their kernels compute in float32 (../half.ts).
 
 import type {
-  ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, QuantWeightParams, ReduceOp, RopeParams, SgdStepParams, UnaryOp, WindowParams,
+  ActivationOp, AdamStepParams, ArgReduceOp, AttentionParams, Backend, BackendBuffer, BinaryOp, MatmulParams, QuantMatmulParams, QuantOperand, QuantWeightParams, ReduceOp, RopeParams, SgdStepParams, UnaryOp, WindowParams,
 } from '../../tensor/backend.js';
 import { bytesPerElement, castStorage, decodeHalf, isHalf, toStorage, type DType, type TypedArray } from '../../tensor/dtype.js';
 import { broadcastStrides, fmtShape, sizeOf, stridesOf, type Shape } from '../../tensor/shape.js';
@@ -66,6 +66,8 @@ const PARALLEL_MIN_FLOPS = 1 << 20;
  * 12 heads of 64, one query row: threaded from about 40 keys, a LLaMA decode step at 150 keys took 5.8 instead of 6.3 ms.
  */
 const ATTENTION_PARALLEL_MIN = PARALLEL_MIN_FLOPS / 16;
+/** Weights per quantized-product job (assembly/quant.ts reads their slots). */
+const QMATMUL_MAX = 4;
 /** Most attention probabilities the forward keeps for the backward (floats: 64 MiB). */
 const MAX_KEPT_PROBS = 1 << 24;
 /** Cost weights per element: transcendental math vs a load-op-store. */
@@ -439,14 +441,25 @@ export class WasmBackend implements Backend {
    */
   quantMatmul(x: BackendBuffer, w: BackendBuffer, p: QuantMatmulParams, bias: BackendBuffer | null = null): BackendBuffer {
     checkQuantMatmul(x, w, p, bias);
-    const lay = this.quantWeights.get(w);
-    if (!lay || lay.type !== p.type || lay.n !== p.n || lay.k !== p.k) {
-      const was = lay ? `uploadQuant's ${lay.type} [${lay.n}, ${lay.k}]` : 'not from uploadQuant';
-      throw new Error(`quantMatmul: x [${p.m}, ${p.k}] @ ${p.type} weight [${p.n}, ${p.k}]^T: the weight must come from uploadQuant with this type and shape (it is ${was})`);
-    }
-    const { m, n, k } = p, blocks = (m * k) / QBLOCK;
-    const out = this.alloc('float32', m * n);
-    if (m * n === 0) return out;
+    return this.quantMatmuls(x, [{ w, n: p.n, bias }], p)[0]!;
+  }
+
+  /** Several weights with one x: x quantized once, then one job over the runs of rows of all of them (up to four). */
+  quantMatmuls(x: BackendBuffer, ws: readonly QuantOperand[], p: Omit<QuantMatmulParams, 'n'>): BackendBuffer[] {
+    const { m, k, type } = p;
+    const lays = ws.map(({ w, n, bias }) => {
+      const q = { ...p, n };
+      checkQuantMatmul(x, w, q, bias ?? null);
+      const lay = this.quantWeights.get(w);
+      if (!lay || lay.type !== type || lay.n !== n || lay.k !== k) {
+        const was = lay ? `uploadQuant's ${lay.type} [${lay.n}, ${lay.k}]` : 'not from uploadQuant';
+        throw new Error(`quantMatmul: x [${m}, ${k}] @ ${type} weight [${n}, ${k}]^T: the weight must come from uploadQuant with this type and shape (it is ${was})`);
+      }
+      return lay;
+    });
+    const outs = ws.map(({ n }) => this.alloc('float32', m * n));
+    if (m === 0 || ws.length === 0) return outs;
+    const blocks = (m * k) / QBLOCK;
     const pad = (bytes: number) => Math.ceil(bytes / 64) * 64;
     const q8Bytes = pad(m * k), q16Bytes = pad(2 * m * k), dBytes = pad(4 * blocks);
     const s = this.rt.allocator.alloc(Math.max(64, q8Bytes + q16Bytes + 2 * dBytes));
@@ -459,13 +472,22 @@ export class WasmBackend implements Backend {
       // multiple of 4 (the kernel's group). The product reads its weights once: a matrix-vector product is worth threads
       // from a quarter of GEMM's threshold.
       const threads = (this.rt.pool?.size ?? 0) + 1;
-      const rows = Math.max(16, 4 * Math.ceil(n / (32 * threads)));
-      this.args(p.type === 'q8_0' ? 0 : 1, this.p(w), q8, q16, xd, xs, out.ptr, this.p(bias), m, n, k, rows, lay.plain ? 1 : 0);
-      this.exec(K.qmatmul, Math.ceil(n / rows), m * n * k, PARALLEL_MIN_FLOPS / 4);
+      for (let first = 0; first < ws.length; first += QMATMUL_MAX) {
+        const part = ws.slice(first, first + QMATMUL_MAX), total = part.reduce((a, o) => a + o.n, 0);
+        const rows = Math.max(16, 4 * Math.ceil(total / (32 * threads)));
+        const slots: number[] = [];
+        let tiles = 0;
+        part.forEach((o, i) => {
+          slots.push(this.p(o.w), outs[first + i]!.ptr, this.p(o.bias ?? null), o.n, lays[first + i]!.plain ? 1 : 0, tiles);
+          tiles += Math.ceil(o.n / rows);
+        });
+        this.args(type === 'q8_0' ? 0 : 1, q8, q16, xd, xs, m, k, rows, part.length, ...slots);
+        this.exec(K.qmatmul, tiles, m * total * k, PARALLEL_MIN_FLOPS / 4);
+      }
     } finally {
       this.rt.allocator.free(s.ptr, s.bytes);
     }
-    return out;
+    return outs;
   }
 
   /**

@@ -142,6 +142,21 @@ describe.each(['q8_0', 'q4_0'] as const)('quantMatmul %s', (type: QType) => {
   });
 });
 
+test.each(['q8_0', 'q4_0'] as const)('quantMatmuls (%s): five weights sharing x (jobs of four, then one), each equal to its own quantMatmul on every build', (type) => {
+  const m = 3, k = 96, ns = [40, 0, 33, 130, 7];
+  const x = randomValues(m * k, 21);
+  const ws = ns.map((n, i) => (n === 0 ? new Uint8Array(0) : quantizeValues(randomValues(n * k, 30 + i), [n, k], type).data));
+  const biases = ns.map((n, i) => (i === 2 ? randomValues(n, 40) : null));
+  const want = ns.map((n, i) => run(cpu, x, ws[i]!, { type, m, n, k }, biases[i]!));
+  for (const [name, b] of [['cpu', cpu] as const, ...builds]) {
+    const xb = b.upload(x, 'float32');
+    const ops = ns.map((n, i) => ({ w: b.uploadQuant(ws[i]!, { type, n, k }), n, bias: biases[i] ? b.upload(biases[i]!, 'float32') : null }));
+    const outs = b.quantMatmuls(xb, ops, { type, m, k });
+    outs.forEach((o, i) => expect(Array.from(b.readSync(o) as Float32Array), `${name}, weight ${i}`).toEqual(Array.from(want[i]!)));
+    for (const t of [xb, ...outs, ...ops.flatMap((o) => [o.w, o.bias])]) if (t) b.free(t);
+  }
+});
+
 test('activation quantization: d = amax / 127, round half to even, block sums', () => {
   // amax 127 gives d = 1 and id = 1: 2.5 -> 2, 3.5 -> 4, -2.5 -> -2, 0.5 -> 0.
   const x = new Float32Array(32);
