@@ -2,7 +2,7 @@
 // every backend, tensors the program still holds are never freed, and the memory API reports what is live.
 
 import { describe, expect, test } from 'vitest';
-import { AdamW, GPT2LMHeadModel, listDevices, manualSeed, memory, randint, reclaimMemory, tensor, tidy, type Tensor } from '../src/index.js';
+import { AdamW, GPT2LMHeadModel, keep, listDevices, manualSeed, memory, randint, reclaimMemory, tensor, tidy, type Tensor } from '../src/index.js';
 
 /** A tiny GPT-2 (about 15k parameters): the loop's shape matters here, not the model's size (bench/memory.ts runs 3M). */
 function tinyGpt(device: string): GPT2LMHeadModel {
@@ -63,6 +63,25 @@ describe('memory API', () => {
     const freed = await reclaimMemory();
     expect(freed).toBeGreaterThan(0);
     expect(memory().devices.cpu!.bytes).toBe(before.devices.cpu?.bytes ?? 0);
+  });
+
+  test('tensors that leave tidy() (its result at the top level, keep() inside it) are reclaimed once dropped', async () => {
+    await reclaimMemory();
+    const before = memory();
+    let out: Tensor | null = tidy(() => tensor([1, 2, 3], { dtype: 'float32', device: 'cpu' }).mul(2));
+    let kept: Tensor | null = null;
+    tidy(() => {
+      kept = keep(tensor([4, 5], { dtype: 'float32', device: 'cpu' }).add(1));
+      tidy(() => tensor([6], { dtype: 'float32', device: 'cpu' }).neg()); // returned to the outer scope, disposed by it
+    });
+    expect(memory().tensors - before.tensors).toBe(2);
+    expect(await out.tolist()).toEqual([2, 4, 6]);
+    expect(await kept!.tolist()).toEqual([5, 6]);
+    out = null; // dropped without dispose()
+    kept = null;
+    expect(await reclaimMemory()).toBeGreaterThanOrEqual(2);
+    expect(memory().tensors).toBe(before.tensors);
+    expect(memory().devices.cpu?.bytes ?? 0).toBe(before.devices.cpu?.bytes ?? 0);
   });
 
   test('tidy accepts async functions: what the function made is freed when it settles, its result kept', async () => {

@@ -15,9 +15,13 @@ export interface Releasable {
   release(): void;
 }
 
-/** One live tensor: its weak handle and the storage reference it holds (null once released). */
+/**
+ * One live tensor: its weak handle (null while a tidy() scope owns the tensor: the scope holds it strongly, so it
+ * cannot be collected, and most such tensors are disposed by the scope) and the storage reference it holds (null once
+ * released).
+ */
 export class LiveEntry {
-  constructor(readonly ref: WeakRef<object>, public storage: Releasable | null) {}
+  constructor(public ref: WeakRef<object> | null, public storage: Releasable | null) {}
 }
 
 const live = new Set<LiveEntry>();
@@ -30,17 +34,28 @@ function releaseEntry(e: LiveEntry): void {
   s?.release();
 }
 
-/** Registers a new tensor holding a reference to `storage`. */
-export function registerTensor(t: object, storage: Releasable): LiveEntry {
-  const e = new LiveEntry(new WeakRef(t), storage);
+/**
+ * Registers a new tensor holding a reference to `storage`. A tensor a scope owns (`scoped`) gets its weak handle only
+ * when it leaves the last scope (watchTensor): a WeakRef and a finalizer registration cost about 1 us, more than a
+ * small op's own work, and most tensors made in a tidy() are disposed there.
+ */
+export function registerTensor(t: object, storage: Releasable, scoped: boolean): LiveEntry {
+  const e = new LiveEntry(null, storage);
   live.add(e);
-  finalizer.register(t, e, e);
+  if (!scoped) watchTensor(t, e);
   return e;
+}
+
+/** The tensor is no longer owned by any scope: from now on it is reclaimed when the program drops it. */
+export function watchTensor(t: object, e: LiveEntry): void {
+  if (e.ref !== null || e.storage === null) return;
+  e.ref = new WeakRef(t);
+  finalizer.register(t, e, e);
 }
 
 /** The tensor was disposed: release its storage reference now. */
 export function unregisterTensor(e: LiveEntry): void {
-  finalizer.unregister(e);
+  if (e.ref !== null) finalizer.unregister(e);
   releaseEntry(e);
 }
 
@@ -160,7 +175,7 @@ export async function reclaimMemory(): Promise<number> {
   gc?.();
   let freed = 0;
   for (const e of live) {
-    if (e.ref.deref() === undefined) {
+    if (e.ref !== null && e.ref.deref() === undefined) {
       finalizer.unregister(e);
       releaseEntry(e);
       freed++;

@@ -3,18 +3,23 @@
 /** What a scope needs of a tensor (kept structural so this file does not import tensor.ts). */
 export interface Disposable {
   dispose(): void;
+  /** Called when no open scope owns it any more (it outlived them, or keep() took it out). */
+  unscoped?(): void;
 }
 
 const scopes: Set<Disposable>[] = [];
 
-/** Called by every new tensor: the innermost open scope owns it. */
-export function track(t: Disposable): void {
-  scopes[scopes.length - 1]?.add(t);
+/** Called by every new tensor: the innermost open scope owns it. Returns whether one does. */
+export function track(t: Disposable): boolean {
+  const s = scopes[scopes.length - 1];
+  s?.add(t);
+  return s !== undefined;
 }
 
 /** Removes a tensor from every open scope so that it outlives them (parameters, gradients, optimizer state). */
 export function keep<T extends Disposable>(t: T): T {
   for (const s of scopes) s.delete(t);
+  t.unscoped?.();
   return t;
 }
 
@@ -36,8 +41,9 @@ function close<T>(scope: Set<Disposable>, result: T): T {
   collect(result, scope, kept, new Set());
   const parent = scopes[at - 1];
   for (const t of scope) {
-    if (kept.has(t)) parent?.add(t);
-    else t.dispose();
+    if (!kept.has(t)) t.dispose();
+    else if (parent) parent.add(t);
+    else t.unscoped?.();
   }
   return result;
 }

@@ -3,7 +3,7 @@
 
 import { getBackend, type Backend, type BackendBuffer } from './backend.js';
 import { bytesPerElement, isFloat, type DType, type TypedArray } from './dtype.js';
-import { accountAlloc, accountFree, maybeReclaim, registerTensor, unregisterTensor, type LiveEntry } from './memory.js';
+import { accountAlloc, accountFree, maybeReclaim, registerTensor, unregisterTensor, watchTensor, type LiveEntry } from './memory.js';
 import { fmtShape, sizeOf, type Shape } from './shape.js';
 import { track } from './scope.js';
 
@@ -61,8 +61,7 @@ export class Tensor {
     }
     this.#storage = storage;
     this.shape = frozenShape(shape);
-    track(this);
-    this.#entry = registerTensor(this, storage);
+    this.#entry = registerTensor(this, storage, track(this));
   }
 
   /** Wraps a fresh buffer (refcount 1) from `backend` as a tensor. */
@@ -177,6 +176,10 @@ export class Tensor {
   }
   [Symbol.dispose](): void {
     this.dispose();
+  }
+  /** @internal No scope owns this tensor any more: the memory registry watches it from now on. */
+  unscoped(): void {
+    watchTensor(this, this.#entry);
   }
   /**
    * @internal In-place update: this tensor takes `src`'s buffer (same size and dtype; another device
