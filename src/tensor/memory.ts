@@ -1,6 +1,7 @@
 // Memory without a manual: live-byte accounting per device, and reclamation of tensors the program no longer references.
 //
-// Every tensor is registered here with a WeakRef. A tensor that becomes unreachable without dispose() keeps its
+// Every tensor is registered here, with a WeakRef once no tidy() scope owns it (a scope holds its tensors strongly and
+// disposes most of them). A tensor that becomes unreachable without dispose() keeps its
 // buffer until its JS object is collected; backend buffers (wasm memory, GPU memory) put no pressure on the JS
 // heap, so V8 may never collect such objects in a tight training loop. So, once enough bytes have been allocated
 // since the last reclamation, the next await point (`await t.data()`, `item()`, `tolist()`) ends the current job
