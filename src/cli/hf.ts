@@ -7,6 +7,7 @@ import { generate, streamGenerate, type GenerateOptions } from '../generation/ge
 import { AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification } from '../models/auto.js';
 import { AutoTokenizer, Tokenizer, type BatchEncodingTensors } from '../tokenizers/tokenizer.js';
 import { generationOption, intOption, parseOptions, stringOption } from './args.js';
+import { QuantLinear } from '../quant/quant-linear.js';
 import { loadGgufForGenerate } from './quant.js';
 
 /** Where a command writes its output (stdout, or a test's collector). */
@@ -41,7 +42,8 @@ export const generateCommand: CliCommand = {
   usage: `attend generate --model DIR [options] "prompt"
 
 DIR is a Hugging Face folder (config.json, model.safetensors, tokenizer.json), or a .gguf file of a llama, mistral
-or qwen2 model with its tokenizer (attend quantize writes one; Q8_0 / Q4_0 weights stay quantized).
+or qwen2 model with its tokenizer (attend quantize writes one; Q8_0 / Q4_0 weights stay quantized and multiply
+as llama.cpp does, with x quantized to int8 per block).
   --max-new-tokens N   tokens to add (default 50)
   --sample             sample instead of greedy decoding (with --temperature, --top-k, --top-p, --min-p, --seed)
   --num-beams N        beam search (prints the best sequence at the end)
@@ -68,25 +70,32 @@ or qwen2 model with its tokenizer (attend quantize writes one; Q8_0 / Q4_0 weigh
     const seq2seq = gguf ? false : (await readConfig(dir)).json['is_encoder_decoder'] === true;
     const model = gguf ? gguf.model : await (seq2seq ? AutoModelForSeq2SeqLM : AutoModelForCausalLM).fromPretrained(dir);
     const ids = tok.encodeBatch([prompt]) as BatchEncodingTensors;
-    if ((opts.numBeams ?? 1) > 1) {
-      const seq = (await (await generate(model, ids.inputIds, opts)).tolist()) as number[][];
-      const generated = seq2seq ? seq[0]! : seq[0]!.slice(ids.inputIds.shape[1]);
-      return out(`${seq2seq ? '' : prompt}${tok.decode(generated, { skipSpecialTokens: true })}\n`);
-    }
-    // Decode everything generated so far and print what is new: tokens can end inside a character. The prompt is
-    // printed with the first token, so that an error from generate's checks comes before any output.
-    const generated: number[] = [];
-    let shown = '';
-    for await (const [t] of streamGenerate(model, ids.inputIds, opts)) {
-      if (generated.length === 0 && !seq2seq) out(prompt);
-      generated.push(t!);
-      const text = tok.decode(generated, { skipSpecialTokens: true });
-      if (!text.endsWith('\uFFFD')) {
-        out(text.slice(shown.length));
-        shown = text;
+    // A GGUF's Q8_0 / Q4_0 weights multiply as llama.cpp runs them: x quantized to int8 per block (int8Activations).
+    const was = QuantLinear.int8Activations;
+    QuantLinear.int8Activations = was || gguf !== null;
+    try {
+      if ((opts.numBeams ?? 1) > 1) {
+        const seq = (await (await generate(model, ids.inputIds, opts)).tolist()) as number[][];
+        const generated = seq2seq ? seq[0]! : seq[0]!.slice(ids.inputIds.shape[1]);
+        return out(`${seq2seq ? '' : prompt}${tok.decode(generated, { skipSpecialTokens: true })}\n`);
       }
+      // Decode everything generated so far and print what is new: tokens can end inside a character. The prompt is
+      // printed with the first token, so that an error from generate's checks comes before any output.
+      const generated: number[] = [];
+      let shown = '';
+      for await (const [t] of streamGenerate(model, ids.inputIds, opts)) {
+        if (generated.length === 0 && !seq2seq) out(prompt);
+        generated.push(t!);
+        const text = tok.decode(generated, { skipSpecialTokens: true });
+        if (!text.endsWith('\uFFFD')) {
+          out(text.slice(shown.length));
+          shown = text;
+        }
+      }
+      out('\n');
+    } finally {
+      QuantLinear.int8Activations = was;
     }
-    out('\n');
   },
 };
 

@@ -4,13 +4,14 @@
 import { copyFile, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import '../index.js';
 import { loadBrown } from '../data/brown.js';
 import { saveGgufLlama } from '../models/gguf-llama.js';
 import { AutoModelForCausalLM } from '../models/auto.js';
 import { LlamaForCausalLM } from '../models/llama.js';
 import { QuantLinear } from '../quant/quant-linear.js';
+import { getBackend } from '../tensor/backend.js';
 import { hfDir } from '../test-util/hf-fixtures.js';
 import { trainByteLevelBpe } from '../tokenizers/train-bpe.js';
 import { COMMANDS } from './cli.js';
@@ -64,8 +65,17 @@ describe('attend quantize', () => {
     const { model, tokenizer } = await loadGgufForGenerate(file);
     expect(model.modules().filter((x) => x instanceof QuantLinear).length).toBe(2 * 7 + 1); // 7 projections per layer, lm_head
     expect(tokenizer.encode(PROMPT).ids.length).toBeGreaterThan(0);
-    const text = await capture((out) => generateCommand.run(['--model', file, '--max-new-tokens', '8', PROMPT], out));
-    expect(text.startsWith(PROMPT)).toBe(true);
+    // The products run as llama.cpp's: the integer kernel (int8 activations), switched on for the command only.
+    const be = getBackend(), spy = vi.spyOn(be, 'quantMatmul'), spyShared = vi.spyOn(be, 'quantMatmuls');
+    try {
+      const text = await capture((out) => generateCommand.run(['--model', file, '--max-new-tokens', '8', PROMPT], out));
+      expect(text.startsWith(PROMPT)).toBe(true);
+      expect(spy.mock.calls.length + spyShared.mock.calls.length).toBeGreaterThan(0);
+    } finally {
+      spy.mockRestore();
+      spyShared.mockRestore();
+    }
+    expect(QuantLinear.int8Activations).toBe(false);
   });
 });
 
