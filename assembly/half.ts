@@ -150,21 +150,16 @@ export function hmatmulTTile(p: usize, t: i32, scratch: usize): void {
     a2 = fma4(v128.load(xr + o, 32), lo(h1, bf16, false), a2);
     a3 = fma4(v128.load(xr + o, 48), hi(h1, bf16, false), a3);
   }
-  if (!bf16 && v128.any_true(i16x8.eq(ex, exp16))) return rowHalfChecked(wr, xr, k, bf16);
-  for (; q + 8 <= k; q += 8) {
-    const o = <usize>q << 2, hv = v128.load(wr + (<usize>q << 1)), special = hasSpecial(hv, bf16);
-    a0 = fma4(v128.load(xr + o), lo(hv, bf16, special), a0);
-    a1 = fma4(v128.load(xr + o, 16), hi(hv, bf16, special), a1);
-  }
-  let y = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
-  for (; q < k; q++) y += load<f32>(xr + (<usize>q << 2)) * one(wr + (<usize>q << 1), bf16);
-  return y;
+  if (!bf16 && v128.any_true(i16x8.eq(ex, exp16))) return rowHalfChecked(wr, xr, k, bf16, 0, f32x4.splat(0));
+  return rowHalfChecked(wr, xr, k, bf16, q, f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
 }
 
-/** rowHalf for a row with an f16 infinity or NaN: eight values at a time, each block of eight checked and converted exactly. */
-function rowHalfChecked(wr: usize, xr: usize, k: i32, bf16: bool): f32 {
-  let a = f32x4.splat(0);
-  let q = 0;
+/**
+ * Values [q, k) of the row added to acc, eight at a time, each block of eight checked for f16 infinities and NaN and
+ * converted exactly (rowHalf's tail, and the whole of a row that holds one), then one by one.
+ */
+function rowHalfChecked(wr: usize, xr: usize, k: i32, bf16: bool, q: i32, acc: v128): f32 {
+  let a = acc;
   for (; q + 8 <= k; q += 8) {
     const o = <usize>q << 2, hv = v128.load(wr + (<usize>q << 1)), special = hasSpecial(hv, bf16);
     a = fma4(v128.load(xr + o, 16), hi(hv, bf16, special), fma4(v128.load(xr + o), lo(hv, bf16, special), a));

@@ -123,11 +123,15 @@ export function initQuantKernels(): void {
   return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
 }
 
-/** Integer dot of one block with x's block (at x8 / x16) as 4 partial int32 sums (T: i8 = Q8_0, u8 = Q4_0). */
+/** Integer dot of one block with x's int16 block (a, c, e, f) as 4 partial int32 sums (T: i8 = Q8_0, u8 = Q4_0). */
+@inline function blockDot16<T>(qp: usize, a: v128, c: v128, e: v128, f: v128, low4: v128, eight: v128): v128 {
+  return isSigned<T>() ? blockQ8(qp, a, c, e, f) : blockQ4(qp, a, c, e, f, low4, eight);
+}
+
+/** Integer dot of one block with x's block (at x8 / x16) as 4 partial int32 sums. */
 @inline function blockDot<T>(qp: usize, x8: usize, x16: usize, low4: v128, eight: v128): v128 {
   if (!isSigned<T>() && ASC_FEATURE_RELAXED_SIMD) return blockQ4(qp, v128.load(x8), v128.load(x8, 16), low4, low4, low4, eight);
-  const a = v128.load(x16), c = v128.load(x16, 16), e = v128.load(x16, 32), f = v128.load(x16, 48);
-  return isSigned<T>() ? blockQ8(qp, a, c, e, f) : blockQ4(qp, a, c, e, f, low4, eight);
+  return blockDot16<T>(qp, v128.load(x16), v128.load(x16, 16), v128.load(x16, 32), v128.load(x16, 48), low4, eight);
 }
 
 /**
@@ -182,8 +186,10 @@ function rowDot<T>(w: usize, x8: usize, x16: usize, xd: usize, xs: usize, nb: i3
       const u = i16x8.add(v128.shuffle<i64>(v01, v23, 0, 2), v128.shuffle<i64>(v01, v23, 1, 3));
       isum = i32x4.sub(i32x4.extadd_pairwise_i16x8_s(u), i32x4.shl(v128.load32_splat(ps), 3));
     } else {
-      isum = quadSum(pairSum(blockDot<T>(p + 8, x8, x16, low4, eight), blockDot<T>(p + 8 + qs, x8, x16, low4, eight)),
-        pairSum(blockDot<T>(p + 8 + 2 * qs, x8, x16, low4, eight), blockDot<T>(p + 8 + 3 * qs, x8, x16, low4, eight)));
+      // x's int16 block loaded once for the four rows.
+      const a = v128.load(x16), c = v128.load(x16, 16), e = v128.load(x16, 32), f = v128.load(x16, 48);
+      isum = quadSum(pairSum(blockDot16<T>(p + 8, a, c, e, f, low4, eight), blockDot16<T>(p + 8 + qs, a, c, e, f, low4, eight)),
+        pairSum(blockDot16<T>(p + 8 + 2 * qs, a, c, e, f, low4, eight), blockDot16<T>(p + 8 + 3 * qs, a, c, e, f, low4, eight)));
     }
     // The four scales, each f16 moved to the top half of its lane and shifted right by 3 with the sign: exponent and
     // mantissa land in float32's fields (the exponent still biased by 15), the three copies of the sign are cleared,
@@ -215,7 +221,7 @@ export function qmatmulTile(p: usize, t: i32): void {
   const m = pi(p, ARG + 5), k = pi(p, ARG + 6), rpt = pi(p, ARG + 7), count = pi(p, ARG + 8);
   // The weight this tile belongs to: the last whose first tile is at or before t.
   let o = ARG + 9;
-  for (let i = 1; i < count && pi(p, ARG + 9 + i * QW_SLOTS + 5) <= t; i++) o = ARG + 9 + i * QW_SLOTS;
+  while (o + QW_SLOTS < ARG + 9 + count * QW_SLOTS && pi(p, o + QW_SLOTS + 5) <= t) o += QW_SLOTS;
   const w = pu(p, o), out = pu(p, o + 1), bias = pu(p, o + 2), n = pi(p, o + 3), plain = pi(p, o + 4), lt = t - pi(p, o + 5);
   const nb = k / QK;
   const rowBytes = <usize>nb * (type == 0 ? Q8_BYTES : Q4_BYTES);

@@ -6,6 +6,7 @@ import { readJsonFile } from '../io/hf.js';
 import { loadText } from '../data/files.js';
 import { parseSftJsonl, tokenizeSft, type SftExample, type SftTokenizeStats } from '../data/sft.js';
 import { streamGenerate, type GenerateOptions } from '../generation/generate.js';
+import { TextStreamer } from '../generation/streamer.js';
 import { AutoModelForCausalLM } from '../models/auto.js';
 import type { PreTrainedModel } from '../models/base.js';
 import { loadLoraAdapter, mergeLora, qloraQuantize } from '../models/lora.js';
@@ -296,19 +297,13 @@ export async function chatRepl(model: PreTrainedModel, tokenizer: Tokenizer, inp
     if (dropped) err(`chat: the conversation no longer fits the model's context of ${limit} positions with ${maxNewTokens} new tokens; dropped the oldest ${dropped} message(s)\n`);
     const room = Math.min(maxNewTokens, limit - ids.length);
     if (room < maxNewTokens) err(`chat: only ${room} new tokens fit the context after this message\n`);
-    const generated: number[] = [];
-    let shown = '';
+    const stream = new TextStreamer(tokenizer);
     for await (const [t] of streamGenerate(model, tensor([ids], { dtype: 'int32', device: model.parameters()[0]?.device }), { ...gen, maxNewTokens: room })) {
       if (eos.has(t!)) continue; // generation stops there by itself
-      generated.push(t!);
-      const text = tokenizer.decode(generated, { skipSpecialTokens: true });
-      if (!text.endsWith('\uFFFD')) {
-        out(text.slice(shown.length));
-        shown = text;
-      }
+      out(stream.put(t!));
     }
     out('\n');
-    messages.push({ role: 'assistant', content: tokenizer.decode(generated, { skipSpecialTokens: true }).trim() });
+    messages.push({ role: 'assistant', content: tokenizer.decode(stream.tokens, { skipSpecialTokens: true }).trim() });
   }
 }
 

@@ -4,6 +4,7 @@ import { noGrad } from '../autograd/engine.js';
 import { softmax } from '../autograd/ops/nn.js';
 import { readConfig } from '../io/hf.js';
 import { generate, streamGenerate, type GenerateOptions } from '../generation/generate.js';
+import { TextStreamer } from '../generation/streamer.js';
 import { AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification } from '../models/auto.js';
 import { AutoTokenizer, Tokenizer, type BatchEncodingTensors } from '../tokenizers/tokenizer.js';
 import { generationOption, intOption, parseOptions, stringOption } from './args.js';
@@ -79,18 +80,11 @@ as llama.cpp does, with x quantized to int8 per block).
         const generated = seq2seq ? seq[0]! : seq[0]!.slice(ids.inputIds.shape[1]);
         return out(`${seq2seq ? '' : prompt}${tok.decode(generated, { skipSpecialTokens: true })}\n`);
       }
-      // Decode everything generated so far and print what is new: tokens can end inside a character. The prompt is
-      // printed with the first token, so that an error from generate's checks comes before any output.
-      const generated: number[] = [];
-      let shown = '';
+      // The prompt is printed with the first token, so that an error from generate's checks comes before any output.
+      const stream = new TextStreamer(tok);
       for await (const [t] of streamGenerate(model, ids.inputIds, opts)) {
-        if (generated.length === 0 && !seq2seq) out(prompt);
-        generated.push(t!);
-        const text = tok.decode(generated, { skipSpecialTokens: true });
-        if (!text.endsWith('\uFFFD')) {
-          out(text.slice(shown.length));
-          shown = text;
-        }
+        if (stream.tokens.length === 0 && !seq2seq) out(prompt);
+        out(stream.put(t!));
       }
       out('\n');
     } finally {

@@ -2,6 +2,7 @@
 
 import { ctcGreedyDecodeAsync } from '../generation/ctc.js';
 import { generate, type GenerateOptions } from '../generation/generate.js';
+import { TextStreamer } from '../generation/streamer.js';
 import { whisperInitTokens } from '../generation/whisper.js';
 import { readConfig } from '../io/hf.js';
 import { AutoModelForCTC, AutoModelForSpeechSeq2Seq } from '../models/auto.js';
@@ -49,17 +50,12 @@ export async function transcribe(dir: string, file: string, opts: TranscribeOpti
   const start = model.generationConfig.decoderStartTokenId ?? 0;
   const promptLen = whisperInitTokens(model.generationConfig, start, opts).tokens.length;
   const limit = model.positionLimit()?.value ?? promptLen + 447;
-  const generated: number[] = [];
-  let shown = '';
+  const stream = new TextStreamer(tok);
   const onToken = opts.onText && (opts.numBeams ?? 1) === 1
     ? ([t]: number[]) => {
-      generated.push(t!);
-      // Decode all so far and report what is new: a token can end inside a character.
-      const text = tok.decode(generated, { skipSpecialTokens: true });
-      if (!text.endsWith('\uFFFD') && text !== shown) {
-        shown = text;
-        opts.onText!(text);
-      }
+      const before = stream.text;
+      stream.put(t!);
+      if (stream.text !== before) opts.onText!(stream.text);
     }
     : undefined;
   const seq = await generate(model, { inputFeatures }, {

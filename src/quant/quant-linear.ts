@@ -52,24 +52,26 @@ export class QuantLinear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (x.shape[x.ndim - 1] !== this.inFeatures) throw new Error(`QuantLinear: input ${fmtShape(x.shape)} does not fit weight ${fmtShape(this.weight.shape)} (expected last dimension ${this.inFeatures})`);
+    this.checkInput(x);
     return this.usesKernel(x) ? QuantLinear.forwardBlocks(x, [this])[0]! : this.forwardPanels(x);
   }
 
   /**
    * Layers applied to the same x (a layer's q, k and v projections; gate and up): Q8_0 / Q4_0 layers of one type on
-   * the integer kernel run as one Backend.quantMatmuls job, x quantized once (outputs equal to each layer's forward);
-   * any other mix, one by one.
+   * the integer kernel run as one Backend.quantMatmuls job where the backend has it, x quantized once (outputs equal to
+   * each layer's forward); any other mix, one by one.
    */
   static forwardShared(x: Tensor, layers: readonly Module[]): Tensor[] {
     const q = layers.filter((l): l is QuantLinear => l instanceof QuantLinear);
-    const shared = q.length === layers.length && q.length > 1 && x.backend.quantMatmuls !== undefined
+    const shared = q.length === layers.length && q.length > 1
       && q.every((l) => l.usesKernel(x) && l.weight.type === q[0]!.weight.type && l.inFeatures === q[0]!.inFeatures);
-    if (shared) {
-      if (x.shape[x.ndim - 1] !== q[0]!.inFeatures) return [q[0]!.forward(x)]; // its shape error
-      return QuantLinear.forwardBlocks(x, q);
-    }
-    return layers.map((l) => (l as Module & { forward(x: Tensor): Tensor }).forward(x));
+    if (!shared) return layers.map((l) => (l as Module & { forward(x: Tensor): Tensor }).forward(x));
+    q[0]!.checkInput(x);
+    return QuantLinear.forwardBlocks(x, q);
+  }
+
+  private checkInput(x: Tensor): void {
+    if (x.shape[x.ndim - 1] !== this.inFeatures) throw new Error(`QuantLinear: input ${fmtShape(x.shape)} does not fit weight ${fmtShape(this.weight.shape)} (expected last dimension ${this.inFeatures})`);
   }
 
   /** Whether forward(x) takes the backend's integer kernel. */
@@ -102,7 +104,7 @@ export class QuantLinear extends Module {
       const b = l.bias, fuse = b !== null && b.dtype === 'float32' && b.device === x.device && !b.requiresGrad;
       return { w: l.blocksOn(x.device).buffer, n: l.outFeatures, bias: fuse ? b.buffer : null, fuse };
     });
-    const bufs = ops.length === 1 ? [be.quantMatmul!(x.buffer, ops[0]!.w, { type, m: M, n: ops[0]!.n, k: K }, ops[0]!.bias)] : be.quantMatmuls!(x.buffer, ops, { type, m: M, k: K });
+    const bufs = be.quantMatmuls?.(x.buffer, ops, { type, m: M, k: K }) ?? ops.map((o) => be.quantMatmul!(x.buffer, o.w, { type, m: M, n: o.n, k: K }, o.bias));
     return layers.map((l, i) => {
       const N = l.outFeatures;
       const y = record('quantLinear', Tensor.fromBuffer(be, bufs[i]!, [...x.shape.slice(0, -1), N]), [x], [], (g) => {

@@ -440,7 +440,6 @@ export class WasmBackend implements Backend {
    * all rows of x.
    */
   quantMatmul(x: BackendBuffer, w: BackendBuffer, p: QuantMatmulParams, bias: BackendBuffer | null = null): BackendBuffer {
-    checkQuantMatmul(x, w, p, bias);
     return this.quantMatmuls(x, [{ w, n: p.n, bias }], p)[0]!;
   }
 
@@ -448,8 +447,7 @@ export class WasmBackend implements Backend {
   quantMatmuls(x: BackendBuffer, ws: readonly QuantOperand[], p: Omit<QuantMatmulParams, 'n'>): BackendBuffer[] {
     const { m, k, type } = p;
     const lays = ws.map(({ w, n, bias }) => {
-      const q = { ...p, n };
-      checkQuantMatmul(x, w, q, bias ?? null);
+      checkQuantMatmul(x, w, { ...p, n }, bias ?? null);
       const lay = this.quantWeights.get(w);
       if (!lay || lay.type !== type || lay.n !== n || lay.k !== k) {
         const was = lay ? `uploadQuant's ${lay.type} [${lay.n}, ${lay.k}]` : 'not from uploadQuant';
