@@ -100,6 +100,7 @@ export { readImage, decodeImage, writePng, encodePng, checkImage, type RawImage 
 export { ViTImageProcessor, AutoImageProcessor, resizeImage, stackImages, PIL_RESAMPLE, type ViTImageProcessorConfig, type ImageProcessorOptions, type ProcessOptions, type ImageProcessorOutput, type PreprocessedImage, type ResampleFilter, type ResizeBackend, type ResizeOptions } from './processors/image.js';
 export { generate, generateWithScores, streamGenerate, type GenerateOptions, type GenerateOutput, type GenerateInput, type EncoderInputs } from './generation/generate.js';
 export { whisperInitTokens, languageTokenId, type WhisperPromptOptions } from './generation/whisper.js';
+export { TextStreamer } from './generation/streamer.js';
 export { assistedGenerate, type AssistedGenerateOptions, type AssistedGenerateOutput } from './generation/speculative.js';
 export { parseEmail, decodeHeaderValue, decodeCharset, decodeQuotedPrintable, decodeBase64, type ParsedEmail, type EmailHeader } from './data/email.js';
 export { htmlToText, decodeEntities } from './data/html.js';
