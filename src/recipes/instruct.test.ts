@@ -96,6 +96,9 @@ describe('the recipe', () => {
       expect(existsSync(join(dir, f)), f).toBe(true);
     }
     expect(readFileSync(join(dir, 'reward.svg'), 'utf8')).toContain('<svg');
+    // The RL learning rate decays linearly from --rl-lr (1e-4) to 0 over --rl-steps (2 in the smoke run).
+    const rlLrs = readFileSync(join(dir, 'grpo/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; lr?: number }).filter((r) => r.kind === 'train').map((r) => r.lr);
+    expect(rlLrs).toEqual([1e-4, 5e-5]);
 
     // --resume finds every stage finished: the stages are loaded, not trained again, and the final model is the same.
     const weights = readFileSync(join(dir, 'model/model.safetensors'));
@@ -133,6 +136,7 @@ describe('the recipe', () => {
     await expect(run(['--heads', '3'])).rejects.toThrow('instruct: --heads must be a divisor of --hidden-size 16 giving an even head size, got 3');
     await expect(run(['--num-generations', '1'])).rejects.toThrow('--num-generations must be at least 2');
     await expect(run(['--rl-reward', 'close'])).rejects.toThrow("instruct: --rl-reward must be 'exact' or 'partial', got close");
+    await expect(run(['--rl-schedule', 'step'])).rejects.toThrow("instruct: --rl-schedule must be 'constant', 'linear' or 'cosine', got step");
     await expect(run(['--dpo-rejected', 'random'])).rejects.toThrow("instruct: --dpo-rejected must be 'own' or 'plausible', got random");
     await expect(run(['--held-out-fraction', '1'])).rejects.toThrow('--held-out-fraction must be in (0, 1), got 1');
     await expect(run(['--sft-slip-rate', '1'])).rejects.toThrow('instruct: --sft-slip-rate must be in [0, 1), got 1');

@@ -192,6 +192,7 @@ export type InstructOptions = {
   rlSteps: number;
   rlPrompts: number;
   rlLr: number;
+  rlSchedule: string;
   rlBeta: number;
   rlTemperature: number;
   rlDynamicSampling: boolean;
@@ -214,6 +215,7 @@ function checkOptions(o: InstructOptions): void {
   if (o.vocabSize < 261) bad('vocabSize', 'at least 261 (5 special tokens and 256 bytes)');
   if (o.hiddenSize % o.heads !== 0 || (o.hiddenSize / o.heads) % 2 !== 0) bad('heads', `a divisor of --hidden-size ${o.hiddenSize} giving an even head size`);
   if (o.rl !== 'grpo' && o.rl !== 'ppo') bad('rl', "'grpo' or 'ppo'");
+  if (!['constant', 'linear', 'cosine'].includes(o.rlSchedule)) bad('rlSchedule', "'constant', 'linear' or 'cosine'");
   if (o.rlReward !== 'exact' && o.rlReward !== 'partial') bad('rlReward', "'exact' or 'partial'");
   if (o.dpoRejected !== 'own' && o.dpoRejected !== 'plausible') bad('dpoRejected', "'own' or 'plausible'");
   if (o.rl === 'grpo' && o.numGenerations < 2) bad('numGenerations', 'at least 2 (GRPO compares the samples of a prompt)');
@@ -386,7 +388,7 @@ async function run(opts: InstructOptions, ctx: RecipeContext): Promise<Record<st
     await timed('rl', async () => {
       const common = {
         maxSteps: opts.rlSteps, promptsPerStep: opts.rlPrompts, maxNewTokens: opts.maxNewTokens, temperature: opts.rlTemperature,
-        lr: opts.rlLr, seed: opts.seed, logEvery: opts.logEvery, outDir: stageDir('rl'), resume: await midway('rl'), baseDir, log: ctx.log, schedule: 'constant' as const,
+        lr: opts.rlLr, seed: opts.seed, logEvery: opts.logEvery, outDir: stageDir('rl'), resume: await midway('rl'), baseDir, log: ctx.log, schedule: opts.rlSchedule as 'constant' | 'linear' | 'cosine',
       };
       if (opts.rl === 'grpo') {
         const r = await grpoTrain(model, tok, rlRecords, opts.rlReward === 'partial' ? taskPartialReward : taskReward, { ...common, numGenerations: opts.numGenerations, beta: opts.rlBeta, dynamicSampling: opts.rlDynamicSampling });
@@ -453,10 +455,10 @@ export const instructRecipe: Recipe<InstructOptions> = {
   defaults: {
     seed: 0, splitSeed: 0, heldOutFraction: 0.1, evalTasks: 360, evalBatchSize: 60, maxNewTokens: 20,
     vocabSize: 261, hiddenSize: 128, layers: 4, heads: 4, intermediateSize: 352, context: 128,
-    brownDocs: 50, pretrainTasks: 200000, corpusSlipRate: 0.4, sftSlipRate: 0.33, pretrainSteps: 4000, pretrainBatchSize: 16, pretrainLr: 2e-3,
+    brownDocs: 50, pretrainTasks: 200000, corpusSlipRate: 0.6, sftSlipRate: 0.45, pretrainSteps: 4000, pretrainBatchSize: 16, pretrainLr: 2e-3,
     sftExamples: 10000, sftEpochs: 1, sftBatchSize: 16, sftLr: 3e-4,
     dpoPairs: 1000, dpoEpochs: 1, dpoBatchSize: 16, dpoLr: 1e-5, dpoBeta: 0.1, dpoRejected: 'own',
-    rl: 'grpo', rlReward: 'exact', rlSteps: 300, rlPrompts: 8, rlLr: 5e-5, rlBeta: 0.02, rlTemperature: 1, rlDynamicSampling: true, numGenerations: 8, rewardEpochs: 1,
+    rl: 'grpo', rlReward: 'exact', rlSteps: 300, rlPrompts: 8, rlLr: 1e-4, rlSchedule: 'linear', rlBeta: 0.02, rlTemperature: 1, rlDynamicSampling: true, numGenerations: 8, rewardEpochs: 1,
     logEvery: 10,
   },
   smoke: {
@@ -498,7 +500,8 @@ export const instructRecipe: Recipe<InstructOptions> = {
     rlReward: "GRPO's reward: 'exact' (the checker: 1 or 0) or 'partial' (1 when exact, else 0.5 x the share of the answer's characters right by edit distance)",
     rlSteps: 'RL updates',
     rlPrompts: 'prompts per RL update',
-    rlLr: 'RL learning rate (constant)',
+    rlLr: 'RL learning rate (the peak with --rl-schedule linear or cosine)',
+    rlSchedule: "RL learning-rate schedule: 'constant', 'linear' (to 0) or 'cosine'",
     rlBeta: 'KL weight: GRPO beta, or PPO\'s per-token KL coefficient',
     rlTemperature: 'sampling temperature of the RL rollouts',
     rlDynamicSampling: "GRPO: replace groups whose samples all score the same (no signal) by other prompts' groups (DAPO's dynamic sampling)",
