@@ -12,6 +12,7 @@ import { lockDir } from '../train/lock.js';
 import { ppoTrain } from '../train/ppo.js';
 import { loadRewardModel, RewardModel, saveRewardModel, trainRewardModel } from '../train/reward.js';
 import { manualSeed } from '../tensor/random.js';
+import { isScheduleKind } from '../train/trainer.js';
 import type { QloraReport } from '../models/lora.js';
 import type { SftLoraOptions } from '../train/sft.js';
 import { intOption, numberOption, parseOptions, stringOption, type ParsedArgs } from './args.js';
@@ -80,9 +81,9 @@ function loraOption(values: ParsedArgs['values'], command: string): SftLoraOptio
 /** The training options both commands share, checked before anything loads. */
 function commonOptions(values: ParsedArgs['values']) {
   const schedule = stringOption(values, 'schedule');
-  if (schedule !== undefined && schedule !== 'linear' && schedule !== 'cosine' && schedule !== 'constant') throw new Error(`--schedule must be linear, cosine or constant, got '${schedule}'`);
+  if (schedule !== undefined && !isScheduleKind(schedule)) throw new Error(`--schedule must be linear, cosine or constant, got '${schedule}'`);
   return {
-    schedule: schedule as 'linear' | 'cosine' | 'constant' | undefined,
+    schedule,
     maxSteps: intOption(values, 'max-steps', 1), epochs: intOption(values, 'epochs', 1), lr: numberOption(values, 'lr', positiveNumber),
     warmupSteps: intOption(values, 'warmup-steps', 0), weightDecay: numberOption(values, 'weight-decay', nonNegative),
     seed: intOption(values, 'seed', 0) ?? 0, logEvery: intOption(values, 'log-every', 1), checkpointEvery: intOption(values, 'checkpoint-every', 1),

@@ -24,7 +24,7 @@ import { lineChart, type Series } from '../train/plot.js';
 import { ppoTrain } from '../train/ppo.js';
 import { RewardModel, trainRewardModel } from '../train/reward.js';
 import { saveSftModel, sft } from '../train/sft.js';
-import { Trainer } from '../train/trainer.js';
+import { isScheduleKind, Trainer, type ScheduleKind } from '../train/trainer.js';
 import { documentText, planSource, trainPlan, type LmBatch } from './gpt-brown.js';
 import { optionError, type Recipe, type RecipeContext } from './recipe.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -192,7 +192,7 @@ export type InstructOptions = {
   rlSteps: number;
   rlPrompts: number;
   rlLr: number;
-  rlSchedule: string;
+  rlSchedule: ScheduleKind;
   rlBeta: number;
   rlTemperature: number;
   rlDynamicSampling: boolean;
@@ -215,7 +215,7 @@ function checkOptions(o: InstructOptions): void {
   if (o.vocabSize < 261) bad('vocabSize', 'at least 261 (5 special tokens and 256 bytes)');
   if (o.hiddenSize % o.heads !== 0 || (o.hiddenSize / o.heads) % 2 !== 0) bad('heads', `a divisor of --hidden-size ${o.hiddenSize} giving an even head size`);
   if (o.rl !== 'grpo' && o.rl !== 'ppo') bad('rl', "'grpo' or 'ppo'");
-  if (!['constant', 'linear', 'cosine'].includes(o.rlSchedule)) bad('rlSchedule', "'constant', 'linear' or 'cosine'");
+  if (!isScheduleKind(o.rlSchedule)) bad('rlSchedule', "'constant', 'linear' or 'cosine'");
   if (o.rlReward !== 'exact' && o.rlReward !== 'partial') bad('rlReward', "'exact' or 'partial'");
   if (o.dpoRejected !== 'own' && o.dpoRejected !== 'plausible') bad('dpoRejected', "'own' or 'plausible'");
   if (o.rl === 'grpo' && o.numGenerations < 2) bad('numGenerations', 'at least 2 (GRPO compares the samples of a prompt)');
@@ -388,7 +388,7 @@ async function run(opts: InstructOptions, ctx: RecipeContext): Promise<Record<st
     await timed('rl', async () => {
       const common = {
         maxSteps: opts.rlSteps, promptsPerStep: opts.rlPrompts, maxNewTokens: opts.maxNewTokens, temperature: opts.rlTemperature,
-        lr: opts.rlLr, seed: opts.seed, logEvery: opts.logEvery, outDir: stageDir('rl'), resume: await midway('rl'), baseDir, log: ctx.log, schedule: opts.rlSchedule as 'constant' | 'linear' | 'cosine',
+        lr: opts.rlLr, seed: opts.seed, logEvery: opts.logEvery, outDir: stageDir('rl'), resume: await midway('rl'), baseDir, log: ctx.log, schedule: opts.rlSchedule,
       };
       if (opts.rl === 'grpo') {
         const r = await grpoTrain(model, tok, rlRecords, opts.rlReward === 'partial' ? taskPartialReward : taskReward, { ...common, numGenerations: opts.numGenerations, beta: opts.rlBeta, dynamicSampling: opts.rlDynamicSampling });

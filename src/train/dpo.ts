@@ -19,7 +19,7 @@ import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { addTrainableAdapter, collectStepRecords, type StepRecord } from './policy.js';
 import type { ProgressStream } from './progress.js';
 import { saveSftModel, type SftLoraOptions } from './sft.js';
-import { definedFields, Trainer, type LossOutput, type StepInfo, type TrainResult } from './trainer.js';
+import { definedFields, Trainer, type LossOutput, type ScheduleKind, type StepInfo, type TrainResult } from './trainer.js';
 
 /** Summed log-probabilities of each chosen / rejected completion [B], under the policy and the frozen reference. */
 export interface DpoLogps {
@@ -169,7 +169,7 @@ export interface DpoTrainOptions extends DpoOptions, Omit<TokenizeSftOptions, 'c
   lr?: number;
   weightDecay?: number;
   warmupSteps?: number;
-  schedule?: 'linear' | 'cosine' | 'constant';
+  schedule?: ScheduleKind;
   clipGradNorm?: number;
   gradAccumSteps?: number;
   seed?: number;

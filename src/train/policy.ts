@@ -16,7 +16,7 @@ import { fmtShape } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { sftLoraOptions, type SftLoraOptions } from './sft.js';
 import type { ProgressStream } from './progress.js';
-import { definedFields, type StepInfo } from './trainer.js';
+import { definedFields, type ScheduleKind, type StepInfo } from './trainer.js';
 
 /** The run settings GRPO and PPO share: the adapter, the Trainer's optimisation and output settings. */
 export interface RolloutRunOptions {
@@ -28,7 +28,7 @@ export interface RolloutRunOptions {
   lr?: number;
   weightDecay?: number;
   warmupSteps?: number;
-  schedule?: 'linear' | 'cosine' | 'constant';
+  schedule?: ScheduleKind;
   clipGradNorm?: number;
   /** Updates to make (default: one pass over the prompts). */
   maxSteps?: number;

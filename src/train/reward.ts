@@ -29,7 +29,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { collectStepRecords, type StepRecord } from './policy.js';
 import { saveTokenizerFiles } from './sft.js';
 import type { ProgressStream } from './progress.js';
-import { definedFields, Trainer, type LossOutput, type StepInfo, type TrainResult } from './trainer.js';
+import { definedFields, Trainer, type LossOutput, type ScheduleKind, type StepInfo, type TrainResult } from './trainer.js';
 
 /** The width of a causal LM's hidden states, from its config (hidden_size, GPT-2's n_embd, T5's d_model). */
 export function hiddenSize(model: PreTrainedModel): number {
@@ -126,7 +126,7 @@ export interface RewardTrainOptions {
   lr?: number;
   weightDecay?: number;
   warmupSteps?: number;
-  schedule?: 'linear' | 'cosine' | 'constant';
+  schedule?: ScheduleKind;
   clipGradNorm?: number;
   /** Longest sequence; longer ones are cut (default 1024 or the model's context). */
   maxLength?: number;

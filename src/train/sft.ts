@@ -17,7 +17,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Tokenizer } from '../tokenizers/tokenizer.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { ProgressStream } from './progress.js';
-import { definedFields, Trainer, type LossOutput, type StepInfo, type TrainResult } from './trainer.js';
+import { definedFields, Trainer, type LossOutput, type ScheduleKind, type StepInfo, type TrainResult } from './trainer.js';
 
 /** A LoRA adapter to train instead of the whole model: PEFT's LoraConfig fields, with TRL-example defaults. */
 export interface SftLoraOptions {
@@ -59,7 +59,7 @@ export interface SftOptions extends TokenizeSftOptions {
   /** Linear warm-up steps (default 0). */
   warmupSteps?: number;
   /** Decay after warm-up (default 'linear', as Hugging Face's Trainer). */
-  schedule?: 'linear' | 'cosine' | 'constant';
+  schedule?: ScheduleKind;
   /** Gradient clipping to this total norm (default 1). */
   clipGradNorm?: number;
   gradAccumSteps?: number;

@@ -85,9 +85,15 @@ export interface OptimizerConfig {
   noDecay?: boolean | ((name: string, param: Parameter) => boolean);
 }
 
+/** How the learning rate decays after warm-up. */
+export type ScheduleKind = 'cosine' | 'linear' | 'constant';
+
+/** Whether `s` names a ScheduleKind (for options read as strings). */
+export const isScheduleKind = (s: unknown): s is ScheduleKind => s === 'cosine' || s === 'linear' || s === 'constant';
+
 export interface ScheduleConfig {
   /** Decay after warm-up (default 'cosine'); 'constant' keeps the peak. */
-  kind?: 'cosine' | 'linear' | 'constant';
+  kind?: ScheduleKind;
   /** Steps of linear warm-up from 0 (default 0). */
   warmupSteps?: number;
   /** Where the decay ends at the last step (default 0). */
