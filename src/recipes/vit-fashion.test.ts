@@ -15,7 +15,9 @@ import { AutoModelForImageClassification } from '../models/auto.js';
 import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { vitFashionRecipe } from './vit-fashion.js';
-import { attentionRollout, encodePngGray, makeBatch, mimeticInit, pixelStats, predict, scores, sincos2d, splitTrain, trainBatches, vitConfigJson, type Subset } from './vit-fashion.js';
+import { attentionRollout, encodePngGray, makeBatch, mimeticInit, pixelStats, predict, scores, sincos2d, splitTrain, teacherProbs, trainBatches, vitConfigJson, type Subset } from './vit-fashion.js';
+import { reshape, slice } from '../autograd/ops/movement.js';
+import { Module } from '../nn/module.js';
 import { ConfigReader } from '../models/base.js';
 import { ViTForImageClassification, vitConfig } from '../models/vit.js';
 
@@ -69,6 +71,39 @@ describe('data', () => {
     expect(e0.flatMap(([y]) => y).sort()).toEqual(Array.from({ length: 40 }, (_, i) => i % 10).sort());
     expect(e0.map(([y]) => y)).not.toEqual(e1.map(([y]) => y));
     expect(await epoch(1, 3)).toEqual(e1.slice(3));
+  });
+  test('distillation targets: the teacher probabilities of the view each image got (plain or mirrored), mixed with the smoothed label', async () => {
+    const s = all(synthetic(32));
+    // Teacher "probabilities" that say which image and view they belong to: class c of image i, view v = (i + 10 v + c) / 1000.
+    const probs = Float32Array.from({ length: 32 * 2 * 10 }, (_, k) => (Math.floor(k / 20) + 10 * (Math.floor(k / 10) % 2) + (k % 10)) / 1000);
+    const aug = { cropPadding: 0, flip: true, erasing: 0 };
+    const ids = [5, 17, 2, 30, 11, 8, 23, 0];
+    const b = makeBatch(s, ids, norm, 'cpu', aug, new Generator(4), { probs, weight: 0.25, labelSmoothing: 0.1 });
+    const [x, t] = [await b.pixelValues.data(), await b.targets!.data()];
+    const plain = await makeBatch(s, ids, norm, 'cpu').pixelValues.data();
+    const views = new Set<number>();
+    ids.forEach((id, r) => {
+      const mirrored = x[r * 784] !== plain[r * 784] ? 1 : 0; // pixel (0, 0) differs between the views of these images
+      views.add(mirrored);
+      for (let c = 0; c < 10; c++) {
+        const label = (c === id % 10 ? 0.9 : 0) + 0.01;
+        expect(t[r * 10 + c]).toBeCloseTo(0.25 * ((id + 10 * mirrored + c) / 1000) + 0.75 * label, 6);
+      }
+    });
+    expect(views.size).toBe(2);
+  });
+  test("the teacher's probabilities: softmax of its logits for each image and its mirror image, at [image, view, class]", async () => {
+    const s: Subset = { set: synthetic(6), indices: Int32Array.from([4, 1, 3]) };
+    // A "model" whose logits are the first 10 pixels of the top row.
+    const firstPixels = (_m: Module, x: Tensor) => slice(reshape(x, [x.shape[0]!, 784]), 1, 0, 10);
+    const p = await teacherProbs(new Module(), firstPixels, s, norm, 2, 'cpu');
+    const softmax = (v: number[]) => { const e = v.map((a) => Math.exp(a - Math.max(...v))); return e.map((a) => a / e.reduce((u, w) => u + w, 0)); };
+    const pixel = (i: number, col: number) => (((i + col) % 256) / 255 - 0.25) / 0.5;
+    for (const i of [4, 1, 3]) {
+      const want = [softmax(Array.from({ length: 10 }, (_, c) => pixel(i, c))), softmax(Array.from({ length: 10 }, (_, c) => pixel(i, 27 - c)))];
+      for (const v of [0, 1]) for (let c = 0; c < 10; c++) expect(p[(i * 2 + v) * 10 + c]).toBeCloseTo(want[v]![c]!, 6);
+    }
+    expect(p.subarray(0, 20).every((v) => v === 0)).toBe(true); // image 0 is not in the subset
   });
   test('random erasing sets one rectangle to 0 (the mean), leaving the rest', async () => {
     const s = all(synthetic(8));
@@ -198,6 +233,14 @@ describe('the recipe', () => {
     expect(pre).toMatchObject({ image_processor_type: 'ViTImageProcessor', do_resize: true, size: { height: 28, width: 28 }, do_rescale: true, rescale_factor: 1 / 255, do_normalize: true, image_mean: [norm.mean], image_std: [norm.std] });
   });
 
+  test('--resume of a finished run reloads the CNN teacher and gives the same results', async () => {
+    const lines: string[] = [];
+    const again = await vitFashionRecipe.run({ ...vitFashionRecipe.defaults, ...vitFashionRecipe.smoke }, { outDir: dir, resume: true, device: 'wasm', log: (l) => lines.push(l) });
+    expect(lines.join('\n')).toMatch(/CNN: finished earlier/);
+    expect((again['vit'] as { test: unknown }).test).toEqual((results['vit'] as { test: unknown }).test);
+    expect(again['cnn']).toEqual(results['cnn']);
+  }, 60_000);
+
   test('the saved folder reloads through AutoModelForImageClassification to the same test predictions', async () => {
     const { loadFashionMnist } = await import('../data/fashion-mnist.js');
     const model = await AutoModelForImageClassification.fromPretrained(dir, { device: 'wasm' });
@@ -243,5 +286,8 @@ describe('the recipe', () => {
     await expect(bad({ valSize: 60000 })).rejects.toThrow(/--val-size must be below the 60000 training images/);
     await expect(bad({ erasing: 1.5 })).rejects.toThrow(/--erasing must be a number in \[0, 1\)/);
     await expect(bad({ seed: 2e6 })).rejects.toThrow(/--seed must be an integer from 0 to 1000000/);
+    await expect(bad({ distill: 1.5 })).rejects.toThrow(/--distill must be a weight in \[0, 1\]/);
+    await expect(bad({ cnnEpochs: 0 })).rejects.toThrow(/--distill needs the CNN as its teacher: --cnn-epochs above 0/);
+    await expect(bad({ cropPadding: 2 })).rejects.toThrow(/--distill uses the CNN's probabilities of each training image and its mirror image, computed once: it cannot follow --crop-padding 2/);
   });
 });

@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { deflateSync, crc32 } from 'node:zlib';
 import { noGrad } from '../autograd/engine.js';
 import { relu } from '../autograd/ops/elementwise.js';
-import { flatten } from '../autograd/ops/movement.js';
+import { flatten, flip } from '../autograd/ops/movement.js';
+import { softmax } from '../autograd/ops/nn.js';
 import { argmax } from '../autograd/ops/reduce.js';
 import { FASHION_MNIST_CLASSES, loadFashionMnist, type ImageSet } from '../data/fashion-mnist.js';
 import type { BatchSource } from '../data/loader.js';
-import { saveSafetensors } from '../io/safetensors.js';
+import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { ConfigReader } from '../models/base.js';
 import { ViTForImageClassification, vitConfig } from '../models/vit.js';
 import { Dropout } from '../nn/activation.js';
@@ -57,6 +58,7 @@ export type VitFashionOptions = {
   cnnEpochs: number;
   cnnChannels: number;
   cnnLr: number;
+  distill: number;
   mimeticInit: boolean;
   attentionImages: number;
 };
@@ -82,6 +84,11 @@ function check(o: VitFashionOptions): void {
   if (o.valSize >= 60000) fail('valSize', 'below the 60000 training images');
   for (const k of ['lr', 'clipGradNorm', 'cnnLr'] as const) if (!(o[k] > 0)) fail(k, 'a positive number');
   for (const k of ['dropout', 'labelSmoothing', 'erasing'] as const) if (!(o[k] >= 0 && o[k] < 1)) fail(k, 'a number in [0, 1)');
+  if (!(o.distill >= 0 && o.distill <= 1)) fail('distill', 'a weight in [0, 1]');
+  if (o.distill > 0 && o.cnnEpochs === 0) throw new Error('vit-fashion: --distill needs the CNN as its teacher: --cnn-epochs above 0 (or --distill 0)');
+  if (o.distill > 0 && (o.cropPadding > 0 || o.erasing > 0)) {
+    throw new Error(`vit-fashion: --distill uses the CNN's probabilities of each training image and its mirror image, computed once: it cannot follow --crop-padding ${o.cropPadding} or --erasing ${o.erasing} (set them to 0, or --distill 0)`);
+  }
   if (!(o.warmup >= 0 && o.warmup < 1)) fail('warmup', 'a fraction of the steps in [0, 1)');
   if (!(o.weightDecay >= 0)) fail('weightDecay', 'a non-negative number');
   if (o.cropPadding >= SIZE / 2) fail('cropPadding', `below ${SIZE / 2}`);
@@ -116,6 +123,8 @@ export function pixelStats(s: Subset): { mean: number; std: number } {
   return { mean, std: Math.sqrt(sq / n - mean * mean) };
 }
 
+type Batch = { pixelValues: Tensor; labels: Tensor; targets?: Tensor };
+
 export interface Augment {
   /** Random crop after zero padding by this many pixels (a shift of up to that much). */
   cropPadding: number;
@@ -124,12 +133,22 @@ export interface Augment {
   erasing: number;
 }
 
+/** A teacher's class probabilities for the training images, seen plain and mirrored, mixed into the labels. */
+export interface SoftTargets {
+  /** [image of the set, plain | mirrored, class], as teacherProbs writes them. */
+  probs: Float32Array;
+  /** The teacher's share of each target; the rest is the label (smoothed). */
+  weight: number;
+  labelSmoothing: number;
+}
+
 /**
  * images [B, 1, 28, 28] as the image processor makes them ((x / 255 - mean) / std), augmented when `aug` and `gen`
- * are given, and their labels [B].
+ * are given, and their labels [B]; with `soft`, also each image's target distribution [B, 10]: the teacher's
+ * probabilities of the view it gets (plain or mirrored) mixed with the smoothed label.
  */
-export function makeBatch(s: Subset, ids: ArrayLike<number>, norm: { mean: number; std: number }, device: string, aug?: Augment, gen?: Generator): { pixelValues: Tensor; labels: Tensor } {
-  const B = ids.length, out = new Float32Array(B * PIXELS), labels = new Int32Array(B);
+export function makeBatch(s: Subset, ids: ArrayLike<number>, norm: { mean: number; std: number }, device: string, aug?: Augment, gen?: Generator, soft?: SoftTargets): Batch {
+  const B = ids.length, out = new Float32Array(B * PIXELS), labels = new Int32Array(B), targets = soft ? new Float32Array(B * CLASSES) : null;
   const scale = 1 / (255 * norm.std), shift = norm.mean / norm.std, background = -shift;
   const r = aug && gen ? gen.uniform(B * 8) : null;
   for (let b = 0; b < B; b++) {
@@ -141,6 +160,10 @@ export function makeBatch(s: Subset, ids: ArrayLike<number>, norm: { mean: numbe
       dx = Math.floor(r[8 * b]! * (2 * p + 1)) - p;
       dy = Math.floor(r[8 * b + 1]! * (2 * p + 1)) - p;
       flip = aug.flip && r[8 * b + 2]! < 0.5;
+    }
+    if (soft && targets) {
+      const w = soft.weight, eps = soft.labelSmoothing, from = (ids[b]! * 2 + (flip ? 1 : 0)) * CLASSES;
+      for (let c = 0; c < CLASSES; c++) targets[b * CLASSES + c] = w * soft.probs[from + c]! + (1 - w) * ((c === labels[b] ? 1 - eps : 0) + eps / CLASSES);
     }
     for (let y = 0; y < SIZE; y++) {
       const sy = y + dy;
@@ -157,13 +180,13 @@ export function makeBatch(s: Subset, ids: ArrayLike<number>, norm: { mean: numbe
       for (let y = y0; y < y0 + h; y++) out.fill(0, dst + y * SIZE + x0, dst + y * SIZE + x0 + w);
     }
   }
-  return { pixelValues: tensor(out, { shape: [B, 1, SIZE, SIZE], device }), labels: tensor(labels, { device }) };
+  const batch: Batch = { pixelValues: tensor(out, { shape: [B, 1, SIZE, SIZE], device }), labels: tensor(labels, { device }) };
+  if (targets) batch.targets = tensor(targets, { shape: [B, CLASSES], device });
+  return batch;
 }
 
-type Batch = { pixelValues: Tensor; labels: Tensor };
-
 /** Shuffled, augmented training batches: epoch e's order and batch b's augmentation come from seeds of their own, so a resumed run sees the same batches. */
-export function trainBatches(s: Subset, batchSize: number, seed: number, norm: { mean: number; std: number }, aug: Augment, device: string): BatchSource<Batch> {
+export function trainBatches(s: Subset, batchSize: number, seed: number, norm: { mean: number; std: number }, aug: Augment, device: string, soft?: SoftTargets): BatchSource<Batch> {
   const n = s.indices.length, length = Math.max(1, Math.floor(n / batchSize));
   return {
     length,
@@ -171,7 +194,7 @@ export function trainBatches(s: Subset, batchSize: number, seed: number, norm: {
       const perm = new Generator(seed * 1_000_003 + epoch + 1).permutation(n);
       for (let b = start; b < length; b++) {
         const ids = Array.from(perm.subarray(b * batchSize, Math.min(n, (b + 1) * batchSize)), (j) => s.indices[j]!);
-        yield makeBatch(s, ids, norm, device, aug, new Generator(seed * 2 ** 32 + epoch * 1_000_003 + b + 7));
+        yield makeBatch(s, ids, norm, device, aug, new Generator(seed * 2 ** 32 + epoch * 1_000_003 + b + 7), soft);
       }
     },
   };
@@ -194,6 +217,26 @@ export async function predict(model: Module, logitsOf: LogitsFn, s: Subset, norm
     for (const t of [loss, pred, batch.pixelValues, batch.labels]) t.dispose();
   }
   return { predictions, loss: total / s.indices.length };
+}
+
+/**
+ * A trained model's class probabilities for each image of the subset, plain and mirrored (the two views flips give),
+ * at [index in the set, plain | mirrored, class]: the teacher's part of the distillation targets (SoftTargets).
+ */
+export async function teacherProbs(model: Module, logitsOf: LogitsFn, s: Subset, norm: { mean: number; std: number }, batchSize: number, device: string): Promise<Float32Array> {
+  const probs = new Float32Array(s.set.count * 2 * CLASSES);
+  for (let at = 0; at < s.indices.length; at += batchSize) {
+    const ids = s.indices.subarray(at, at + batchSize), batch = makeBatch(s, ids, norm, device);
+    for (const mirrored of [0, 1]) {
+      const p = noGrad(() => tidy(() => softmax(logitsOf(model, mirrored ? flip(batch.pixelValues, [3]) : batch.pixelValues), 1)));
+      const d = await p.data();
+      ids.forEach((id, b) => probs.set(d.subarray(b * CLASSES, (b + 1) * CLASSES), (id * 2 + mirrored) * CLASSES));
+      p.dispose();
+    }
+    batch.pixelValues.dispose();
+    batch.labels.dispose();
+  }
+  return probs;
 }
 
 export interface Scores {
@@ -506,9 +549,9 @@ export function resultsTable(rows: readonly ModelResult[]): string {
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 
 /** Trains one model with the Trainer (checkpoints in dir), then scores it on validation and test. */
-async function fit(name: string, model: Module, logitsOf: LogitsFn, dir: string, epochs: number, lr: number, o: VitFashionOptions, data: { train: Subset; val: Subset; test: Subset; norm: { mean: number; std: number } }, ctx: RecipeContext, device: string): Promise<{ result: ModelResult; train: TrainResult }> {
+async function fit(name: string, model: Module, logitsOf: LogitsFn, dir: string, epochs: number, lr: number, o: VitFashionOptions, data: { train: Subset; val: Subset; test: Subset; norm: { mean: number; std: number } }, ctx: RecipeContext, device: string, soft?: SoftTargets): Promise<{ result: ModelResult; train: TrainResult }> {
   const aug: Augment = { cropPadding: o.cropPadding, flip: o.flip, erasing: o.erasing };
-  const source = trainBatches(data.train, o.batchSize, o.seed, data.norm, aug, device);
+  const source = trainBatches(data.train, o.batchSize, o.seed, data.norm, aug, device, soft);
   const totalSteps = source.length! * epochs;
   const evalScores = async (m: Module) => {
     const { predictions, loss } = await predict(m, logitsOf, data.val, data.norm, o.evalBatchSize, device);
@@ -518,7 +561,8 @@ async function fit(name: string, model: Module, logitsOf: LogitsFn, dir: string,
   const t0 = performance.now();
   const trainer = new Trainer({
     model, device, data: source, epochs,
-    loss: (m, b: Batch) => ({ loss: crossEntropy(logitsOf(m, b.pixelValues), b.labels, { labelSmoothing: o.labelSmoothing }), tokens: b.labels.shape[0]! }),
+    // Soft targets already hold the smoothed label.
+    loss: (m, b: Batch) => ({ loss: b.targets ? crossEntropy(logitsOf(m, b.pixelValues), b.targets) : crossEntropy(logitsOf(m, b.pixelValues), b.labels, { labelSmoothing: o.labelSmoothing }), tokens: b.labels.shape[0]! }),
     evaluate: async (m, { step }) => {
       const r = await evalScores(m);
       const elapsed = (performance.now() - t0) / 1000;
@@ -563,32 +607,45 @@ async function run(o: VitFashionOptions, ctx: RecipeContext): Promise<Record<str
   const data = { train, val, test, norm };
   ctx.log(`vit-fashion: Fashion-MNIST: train ${train.indices.length}, validation ${val.indices.length} (held out of the 60000 training images, seed ${o.seed}), test ${test.indices.length}; pixels normalised with mean ${norm.mean.toFixed(4)}, std ${norm.std.toFixed(4)}`);
 
+  // The CNN first: it is the comparison and, with --distill, the ViT's teacher.
+  let cnnResult: ModelResult | null = null;
+  let soft: SoftTargets | undefined;
+  if (o.cnnEpochs > 0) {
+    const dir = join(ctx.outDir, 'cnn'), done = join(dir, 'result.json'), weights = join(dir, 'model.safetensors');
+    manualSeed(o.seed);
+    const cnn = new SmallCnn(o.cnnChannels, 0.25);
+    const cnnLogits: LogitsFn = (m, x) => (m as SmallCnn).forward(x);
+    if (ctx.resume && (await exists(done))) {
+      cnnResult = JSON.parse(await readFile(done, 'utf8')) as ModelResult;
+      if (o.distill > 0) {
+        cnn.loadStateDict(await loadSafetensors(weights));
+        cnn.to(device);
+      }
+      ctx.log(`vit-fashion: CNN: finished earlier (${done})`);
+    } else {
+      await mkdir(dir, { recursive: true });
+      ctx.log(`vit-fashion: CNN: conv ${o.cnnChannels}, conv ${2 * o.cnnChannels}, each 3x3 with max-pool, dense 128: ${cnn.numParameters().toLocaleString('en-US')} parameters, ${o.cnnEpochs} epochs`);
+      cnnResult = (await fit('CNN', cnn, cnnLogits, dir, o.cnnEpochs, o.cnnLr, o, data, ctx, device)).result;
+      await saveSafetensors(weights, cnn.stateDict(), { format: 'pt' });
+      await writeFileAtomic(done, `${JSON.stringify(cnnResult, null, 2)}\n`);
+    }
+    if (o.distill > 0) {
+      cnn.eval();
+      const t0 = performance.now();
+      soft = { probs: await teacherProbs(cnn, cnnLogits, train, norm, o.evalBatchSize, device), weight: o.distill, labelSmoothing: o.labelSmoothing };
+      ctx.log(`vit-fashion: ViT targets: ${o.distill} x the CNN's probabilities of the image (or its mirror image) + ${1 - o.distill} x the label (smoothed by ${o.labelSmoothing}); the CNN's probabilities took ${formatDuration((performance.now() - t0) / 1000)}`);
+    }
+  }
+
   manualSeed(o.seed);
   const vit = new ViTForImageClassification(vitConfig(new ConfigReader(vitConfigJson(o), 'vit-fashion: config')));
   if (o.mimeticInit) mimeticInit(vit, o.patchSize, o.seed);
   const tokens = (SIZE / o.patchSize) ** 2 + 1;
   ctx.log(`vit-fashion: ViT: patch ${o.patchSize} (${tokens} tokens), hidden ${o.hidden}, ${o.layers} layers, ${o.heads} heads, MLP ${o.intermediate}: ${vit.numParameters().toLocaleString('en-US')} parameters, ${o.epochs} epochs of batches of ${o.batchSize} on ${device}`);
   const vitLogits: LogitsFn = (m, x) => (m as ViTForImageClassification).forward({ pixelValues: x }).logits;
-  const v = await fit('ViT', vit, vitLogits, ctx.outDir, o.epochs, o.lr, o, data, ctx, device);
+  const v = await fit('ViT', vit, vitLogits, ctx.outDir, o.epochs, o.lr, o, data, ctx, device, soft);
   await saveHfFolder(ctx.outDir, vit, o, norm);
-
-  const rows = [v.result];
-  let cnnResult: ModelResult | null = null;
-  if (o.cnnEpochs > 0) {
-    const dir = join(ctx.outDir, 'cnn'), done = join(dir, 'result.json');
-    if (ctx.resume && (await exists(done))) {
-      cnnResult = JSON.parse(await readFile(done, 'utf8')) as ModelResult;
-      ctx.log(`vit-fashion: CNN: finished earlier (${done})`);
-    } else {
-      await mkdir(dir, { recursive: true });
-      manualSeed(o.seed);
-      const cnn = new SmallCnn(o.cnnChannels, 0.25);
-      ctx.log(`vit-fashion: CNN: conv ${o.cnnChannels}, conv ${2 * o.cnnChannels}, each 3x3 with max-pool, dense 128: ${cnn.numParameters().toLocaleString('en-US')} parameters, ${o.cnnEpochs} epochs`);
-      cnnResult = (await fit('CNN', cnn, (m, x) => (m as SmallCnn).forward(x), dir, o.cnnEpochs, o.cnnLr, o, data, ctx, device)).result;
-      await writeFileAtomic(done, `${JSON.stringify(cnnResult, null, 2)}\n`);
-    }
-    rows.push(cnnResult);
-  }
+  const rows = cnnResult ? [v.result, cnnResult] : [v.result];
 
   const table = resultsTable(rows);
   ctx.log(`\n${table}\n`);
@@ -623,7 +680,7 @@ export const vitFashionRecipe: Recipe<VitFashionOptions> = {
     patchSize: 4, hidden: 96, layers: 4, heads: 3, intermediate: 192, dropout: 0,
     batchSize: 64, epochs: 22, lr: 1e-3, warmup: 0.05, weightDecay: 0.05, labelSmoothing: 0.1, clipGradNorm: 1,
     cropPadding: 0, flip: true, erasing: 0,
-    evalEvery: 0, checkpointEvery: 0, evalBatchSize: 500, cnnEpochs: 3, cnnChannels: 32, cnnLr: 1e-3, mimeticInit: true, attentionImages: 10,
+    evalEvery: 0, checkpointEvery: 0, evalBatchSize: 500, cnnEpochs: 3, cnnChannels: 32, cnnLr: 1e-3, distill: 0.5, mimeticInit: true, attentionImages: 10,
   },
   smoke: {
     valSize: 500, trainLimit: 1536, testLimit: 500, hidden: 32, layers: 2, heads: 2, intermediate: 64, patchSize: 7,
@@ -658,6 +715,7 @@ export const vitFashionRecipe: Recipe<VitFashionOptions> = {
     cnnEpochs: 'CNN passes over the training images (0 = no CNN)',
     cnnChannels: 'CNN channels of the first conv (the second has twice as many)',
     cnnLr: 'CNN peak learning rate (AdamW)',
+    distill: "ViT trained on this share of the CNN's probabilities and the rest of the label (DeiT-style soft distillation from the CNN trained first; 0 = labels only)",
     mimeticInit: "initialise attention mimetically (W_q = W_k, W_v W_o ~ -0.4 I) with 2-D sine-cosine positions (false: transformers' random init)",
     attentionImages: 'test images drawn with their attention maps (one per class, up to 10)',
   },
