@@ -96,7 +96,7 @@ describe('data', () => {
     const s: Subset = { set: synthetic(6), indices: Int32Array.from([4, 1, 3]) };
     // A "model" whose logits are the first 10 pixels of the top row.
     const firstPixels = (_m: Module, x: Tensor) => slice(reshape(x, [x.shape[0]!, 784]), 1, 0, 10);
-    const p = await teacherProbs(new Module(), firstPixels, s, norm, 2, 'cpu');
+    const p = await teacherProbs(new Module(), firstPixels, s, norm, 2, 'cpu', true);
     const softmax = (v: number[]) => { const e = v.map((a) => Math.exp(a - Math.max(...v))); return e.map((a) => a / e.reduce((u, w) => u + w, 0)); };
     const pixel = (i: number, col: number) => (((i + col) % 256) / 255 - 0.25) / 0.5;
     for (const i of [4, 1, 3]) {
@@ -104,6 +104,12 @@ describe('data', () => {
       for (const v of [0, 1]) for (let c = 0; c < 10; c++) expect(p[(i * 2 + v) * 10 + c]).toBeCloseTo(want[v]![c]!, 6);
     }
     expect(p.subarray(0, 20).every((v) => v === 0)).toBe(true); // image 0 is not in the subset
+    // Without flips only the plain view is needed.
+    const plainOnly = await teacherProbs(new Module(), firstPixels, s, norm, 2, 'cpu', false);
+    for (const i of [4, 1, 3]) {
+      expect(Array.from(plainOnly.subarray(i * 20, i * 20 + 10))).toEqual(Array.from(p.subarray(i * 20, i * 20 + 10)));
+      expect(plainOnly.subarray(i * 20 + 10, i * 20 + 20).every((v) => v === 0)).toBe(true);
+    }
   });
   test('random erasing sets one rectangle to 0 (the mean), leaving the rest', async () => {
     const s = all(synthetic(8));

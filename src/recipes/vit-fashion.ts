@@ -220,14 +220,14 @@ export async function predict(model: Module, logitsOf: LogitsFn, s: Subset, norm
 }
 
 /**
- * A trained model's class probabilities for each image of the subset, plain and mirrored (the two views flips give),
- * at [index in the set, plain | mirrored, class]: the teacher's part of the distillation targets (SoftTargets).
+ * A trained model's class probabilities for each image of the subset, plain and (with `mirror`, the other view flips
+ * give) mirrored, at [index in the set, plain | mirrored, class]: the teacher's part of the distillation targets.
  */
-export async function teacherProbs(model: Module, logitsOf: LogitsFn, s: Subset, norm: { mean: number; std: number }, batchSize: number, device: string): Promise<Float32Array> {
+export async function teacherProbs(model: Module, logitsOf: LogitsFn, s: Subset, norm: { mean: number; std: number }, batchSize: number, device: string, mirror: boolean): Promise<Float32Array> {
   const probs = new Float32Array(s.set.count * 2 * CLASSES);
   for (let at = 0; at < s.indices.length; at += batchSize) {
     const ids = s.indices.subarray(at, at + batchSize), batch = makeBatch(s, ids, norm, device);
-    for (const mirrored of [0, 1]) {
+    for (const mirrored of mirror ? [0, 1] : [0]) {
       const p = noGrad(() => tidy(() => softmax(logitsOf(model, mirrored ? flip(batch.pixelValues, [3]) : batch.pixelValues), 1)));
       const d = await p.data();
       ids.forEach((id, b) => probs.set(d.subarray(b * CLASSES, (b + 1) * CLASSES), (id * 2 + mirrored) * CLASSES));
@@ -632,8 +632,8 @@ async function run(o: VitFashionOptions, ctx: RecipeContext): Promise<Record<str
     if (o.distill > 0) {
       cnn.eval();
       const t0 = performance.now();
-      soft = { probs: await teacherProbs(cnn, cnnLogits, train, norm, o.evalBatchSize, device), weight: o.distill, labelSmoothing: o.labelSmoothing };
-      ctx.log(`vit-fashion: ViT targets: ${o.distill} x the CNN's probabilities of the image (or its mirror image) + ${1 - o.distill} x the label (smoothed by ${o.labelSmoothing}); the CNN's probabilities took ${formatDuration((performance.now() - t0) / 1000)}`);
+      soft = { probs: await teacherProbs(cnn, cnnLogits, train, norm, o.evalBatchSize, device, o.flip), weight: o.distill, labelSmoothing: o.labelSmoothing };
+      ctx.log(`vit-fashion: ViT targets: ${o.distill} x the CNN's probabilities of the image${o.flip ? ' (or its mirror image)' : ''} + ${1 - o.distill} x the label (smoothed by ${o.labelSmoothing}); the CNN's probabilities took ${formatDuration((performance.now() - t0) / 1000)}`);
     }
   }
 
