@@ -87,6 +87,13 @@ for (const device of listDevices()) {
       }
       expect(skipped).toBeLessThan(total / 500);
     });
+    test("logits(): the last layer for [CLS] alone gives transformers' logits and gradients", async () => {
+      const ref = await vitRef(device);
+      const model = await AutoModelForImageClassification.fromPretrained(hfDir('vit'), { device }) as ViTForImageClassification;
+      const logits = model.logits(ref['pixel_values']!);
+      await expectTensorClose(logits, ref['logits']!, 1e-4, 'logits');
+      await expectViTGradsMatch(model, logits, ref);
+    });
     test('attention maps: one [B, nh, T, T] per layer, rows summing to 1, the same logits as without them', async () => {
       const ref = await vitRef(device);
       const model = await AutoModelForImageClassification.fromPretrained(hfDir('vit'), { device });

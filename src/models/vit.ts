@@ -7,7 +7,7 @@
 import { attentionPacked, attentionProbs } from '../autograd/ops/attention.js';
 import { add } from '../autograd/ops/elementwise.js';
 import { bmm, linear } from '../autograd/ops/matmul.js';
-import { cat, expand, flatten, reshape, select, transpose } from '../autograd/ops/movement.js';
+import { cat, expand, flatten, narrow, reshape, select, transpose } from '../autograd/ops/movement.js';
 import { fmtShape } from '../tensor/shape.js';
 import { zeros } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -172,10 +172,19 @@ export class ViTSelfAttention extends Module {
     this.attnPdrop = cfg.attention_probs_dropout_prob;
   }
 
-  /** x [B, T, C] -> [B, T, C], and the probabilities [B, nh, T, T] when asked for. */
-  forward(x: Tensor, withProbs: boolean): [Tensor, Tensor | null] {
+  /**
+   * x [B, T, C] -> [B, T, C], and the probabilities [B, nh, T, T] when asked for. clsOnly: only [CLS]'s query,
+   * x [B, T, C] -> [B, 1, C] (keys and values of every token).
+   */
+  forward(x: Tensor, withProbs: boolean, clsOnly = false): [Tensor, Tensor | null] {
     const [B, T, C] = x.shape as [number, number, number];
     const hs = C / this.nHead, dropoutP = this.training ? this.attnPdrop : 0;
+    if (clsOnly) {
+      // [B, 1, C] -> [B, nh, 1, hs] against keys and values [B, nh, T, hs] -> [B, nh, 1, hs] -> [B, 1, C]
+      const q = transpose(reshape(this.query.forward(narrow(x, 1, 0, 1)), [B, 1, this.nHead, hs]), 1, 2);
+      const [k, v] = [this.key.forward(x), this.value.forward(x)].map((t) => transpose(reshape(t, [B, T, this.nHead, hs]), 1, 2)) as [Tensor, Tensor];
+      return [reshape(transpose(scaledDotProductAttention(q, k, v, { dropoutP }), 1, 2), [B, 1, C]), null];
+    }
     if (!withProbs && dropoutP === 0) {
       // One [B, T, 3C] projection with the three weights stacked, read in place by the fused kernel: no per-head copies.
       const bias = this.query.bias && cat([this.query.bias, this.key.bias!, this.value.bias!]);
@@ -223,8 +232,8 @@ export class ViTAttention extends Module {
     this.output = new ViTSelfOutput(cfg);
   }
 
-  forward(x: Tensor, withProbs: boolean): [Tensor, Tensor | null] {
-    const [h, probs] = this.attention.forward(x, withProbs);
+  forward(x: Tensor, withProbs: boolean, clsOnly = false): [Tensor, Tensor | null] {
+    const [h, probs] = this.attention.forward(x, withProbs, clsOnly);
     return [this.output.forward(h), probs];
   }
 }
@@ -277,9 +286,10 @@ export class ViTLayer extends Module {
     this.layernorm_after = new LayerNorm(cfg.hidden_size, { eps: cfg.layer_norm_eps });
   }
 
-  forward(x: Tensor, withProbs: boolean): [Tensor, Tensor | null] {
-    const [a, probs] = this.attention.forward(this.layernorm_before.forward(x), withProbs);
-    const h = add(a, x);
+  /** x [B, T, C] -> [B, T, C]; clsOnly: -> [B, 1, C], [CLS]'s row alone (the other rows still serve as keys and values). */
+  forward(x: Tensor, withProbs: boolean, clsOnly = false): [Tensor, Tensor | null] {
+    const [a, probs] = this.attention.forward(this.layernorm_before.forward(x), withProbs, clsOnly);
+    const h = add(a, clsOnly ? narrow(x, 1, 0, 1) : x);
     return [this.output.forward(this.intermediate.forward(this.layernorm_after.forward(h)), h), probs];
   }
 }
@@ -292,11 +302,14 @@ export class ViTEncoder extends Module {
     this.layer = Array.from({ length: cfg.num_hidden_layers }, () => new ViTLayer(cfg));
   }
 
-  /** [B, T, C] -> the last layer's output [B, T, C] (transformers' hidden_states[-1]) and each layer's maps if asked. */
-  forward(x: Tensor, outputAttentions = false): { hidden: Tensor; attentions: Tensor[] } {
+  /**
+   * [B, T, C] -> the last layer's output [B, T, C] (transformers' hidden_states[-1]) and each layer's maps if asked;
+   * clsOnly: the last layer computes [CLS]'s row alone, [B, 1, C].
+   */
+  forward(x: Tensor, outputAttentions = false, clsOnly = false): { hidden: Tensor; attentions: Tensor[] } {
     const attentions: Tensor[] = [];
-    for (const layer of this.layer) {
-      const [y, probs] = layer.forward(x, outputAttentions);
+    for (const [i, layer] of this.layer.entries()) {
+      const [y, probs] = layer.forward(x, outputAttentions, clsOnly && i === this.layer.length - 1);
       x = y;
       if (probs) attentions.push(probs);
     }
@@ -319,8 +332,8 @@ export class ViTModel extends Module {
   }
 
   /** images [B, C, H, W] -> hidden states [B, 1 + N, hidden] (after the final LayerNorm) and each layer's attention maps if asked. */
-  forward(pixelValues: Tensor, outputAttentions = false): { hidden: Tensor; attentions?: Tensor[] } {
-    const { hidden, attentions } = this.encoder.forward(this.embeddings.forward(pixelValues), outputAttentions);
+  forward(pixelValues: Tensor, outputAttentions = false, clsOnly = false): { hidden: Tensor; attentions?: Tensor[] } {
+    const { hidden, attentions } = this.encoder.forward(this.embeddings.forward(pixelValues), outputAttentions, clsOnly);
     return outputAttentions ? { hidden: this.layernorm.forward(hidden), attentions } : { hidden: this.layernorm.forward(hidden) };
   }
 }
@@ -348,5 +361,14 @@ export class ViTForImageClassification extends PreTrainedModel {
     if (!labels) return out;
     out.loss = sequenceClassificationLoss(logits, labels, this.config.problem_type);
     return out;
+  }
+
+  /**
+   * pixelValues [B, C, H, W] -> logits [B, num_labels] alone, forward's values with the last layer run for [CLS] only:
+   * no other row of it reaches the classifier, so training and evaluation skip that work (about 1/L of the layers').
+   */
+  logits(pixelValues: Tensor): Tensor {
+    const { hidden } = this.vit.forward(pixelValues, false, true); // [B, 1, hidden]
+    return this.classifier.forward(select(hidden, 1, 0));
   }
 }

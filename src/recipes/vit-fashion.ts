@@ -642,7 +642,8 @@ async function run(o: VitFashionOptions, ctx: RecipeContext): Promise<Record<str
   if (o.mimeticInit) mimeticInit(vit, o.patchSize, o.seed);
   const tokens = (SIZE / o.patchSize) ** 2 + 1;
   ctx.log(`vit-fashion: ViT: patch ${o.patchSize} (${tokens} tokens), hidden ${o.hidden}, ${o.layers} layers, ${o.heads} heads, MLP ${o.intermediate}: ${vit.numParameters().toLocaleString('en-US')} parameters, ${o.epochs} epochs of batches of ${o.batchSize} on ${device}`);
-  const vitLogits: LogitsFn = (m, x) => (m as ViTForImageClassification).forward({ pixelValues: x }).logits;
+  // logits(): forward's logits with the last layer run for [CLS] alone, 1.2x the images per second here.
+  const vitLogits: LogitsFn = (m, x) => (m as ViTForImageClassification).logits(x);
   const v = await fit('ViT', vit, vitLogits, ctx.outDir, o.epochs, o.lr, o, data, ctx, device, soft);
   await saveHfFolder(ctx.outDir, vit, o, norm);
   const rows = cnnResult ? [v.result, cnnResult] : [v.result];
