@@ -331,7 +331,10 @@ export class ViTModel extends Module {
     this.layernorm = new LayerNorm(config.hidden_size, { eps: config.layer_norm_eps });
   }
 
-  /** images [B, C, H, W] -> hidden states [B, 1 + N, hidden] (after the final LayerNorm) and each layer's attention maps if asked. */
+  /**
+   * images [B, C, H, W] -> hidden states [B, 1 + N, hidden] (after the final LayerNorm) and each layer's attention maps
+   * if asked; clsOnly: [B, 1, hidden], the last layer run for [CLS] alone.
+   */
   forward(pixelValues: Tensor, outputAttentions = false, clsOnly = false): { hidden: Tensor; attentions?: Tensor[] } {
     const { hidden, attentions } = this.encoder.forward(this.embeddings.forward(pixelValues), outputAttentions, clsOnly);
     return outputAttentions ? { hidden: this.layernorm.forward(hidden), attentions } : { hidden: this.layernorm.forward(hidden) };
