@@ -562,7 +562,7 @@ async function fit(name: string, model: Module, logitsOf: LogitsFn, dir: string,
   const trainer = new Trainer({
     model, device, data: source, epochs,
     // Soft targets already hold the smoothed label.
-    loss: (m, b: Batch) => ({ loss: b.targets ? crossEntropy(logitsOf(m, b.pixelValues), b.targets) : crossEntropy(logitsOf(m, b.pixelValues), b.labels, { labelSmoothing: o.labelSmoothing }), tokens: b.labels.shape[0]! }),
+    loss: (m, b: Batch) => ({ loss: crossEntropy(logitsOf(m, b.pixelValues), b.targets ?? b.labels, { labelSmoothing: b.targets ? 0 : o.labelSmoothing }), tokens: b.labels.shape[0]! }),
     evaluate: async (m, { step }) => {
       const r = await evalScores(m);
       const elapsed = (performance.now() - t0) / 1000;
