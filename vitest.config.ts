@@ -9,6 +9,7 @@ export default defineConfig({
     testTimeout: 60_000,
     // Hooks that load a whole corpus (SpamAssassin, CMUdict) take seconds, more on a busy CI machine.
     hookTimeout: 120_000,
+    globalSetup: ['src/test-util/tmpdir-setup.ts'],
     setupFiles: ['src/test-util/backends-setup.ts'],
   },
 });
