@@ -679,7 +679,7 @@ export const vitFashionRecipe: Recipe<VitFashionOptions> = {
   defaults: {
     seed: 0, dataDir: '', valSize: 5000, trainLimit: 0, testLimit: 0,
     patchSize: 4, hidden: 96, layers: 4, heads: 3, intermediate: 192, dropout: 0,
-    batchSize: 64, epochs: 22, lr: 1e-3, warmup: 0.05, weightDecay: 0.05, labelSmoothing: 0.1, clipGradNorm: 1,
+    batchSize: 64, epochs: 27, lr: 1e-3, warmup: 0.05, weightDecay: 0.05, labelSmoothing: 0.1, clipGradNorm: 1,
     cropPadding: 0, flip: true, erasing: 0,
     evalEvery: 0, checkpointEvery: 0, evalBatchSize: 500, cnnEpochs: 3, cnnChannels: 32, cnnLr: 1e-3, distill: 0.5, mimeticInit: true, attentionImages: 10,
   },
